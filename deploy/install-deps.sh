@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages kmr needs to build, test and run its demo.
+# As root: installs what is missing with apt-get. Otherwise: prints the exact
+# apt-get line and exits 1.
+set -euo pipefail
+
+packages=(
+  # build
+  bazel-bootstrap g++ clang libclang-rt-14-dev
+  libboost1.74-dev libssl-dev libarchive-dev libsqlite3-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libzstd-dev liblzma-dev zlib1g-dev liblz4-dev libbz2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # runtime tools: compressors, sandbox, OpenPGP verification, ELF tools
+  zstd xz-utils lz4 bzip2 gzip binutils bubblewrap sqv gpg gpgv openssl sqlite3 python3 curl
+  # distro tools that build the fixture repositories and run rebuild backends
+  makepkg pacman-package-manager libarchive-tools fakeroot nix-bin rpm createrepo-c
+  dpkg-dev apt-utils
+  # comparisons, browser tests and benchmarks
+  diffoscope chromium nodejs npm wrk nginx hyperfine
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "kmr needs these Debian packages; run as root:" >&2
+  echo "  apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "Installing ${#missing[@]} Debian package(s): ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,7 @@
+#pragma once
+
+namespace kmr {
+
+inline constexpr const char* kVersion = "0.1.0";
+
+}  // namespace kmr

@@ -1,0 +1,55 @@
+"""Project macros: one place for compiler flags and test/fuzz conventions."""
+
+# Warnings apply to our code only; system headers are not affected.
+KMR_COPTS = [
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wnon-virtual-dtor",
+    "-Woverloaded-virtual",
+    "-Wold-style-cast",
+    "-Wvla",
+    "-Wno-missing-field-initializers",
+]
+
+def kmr_cc_library(name, copts = [], **kwargs):
+    native.cc_library(name = name, copts = KMR_COPTS + copts, **kwargs)
+
+def kmr_cc_binary(name, copts = [], **kwargs):
+    native.cc_binary(name = name, copts = KMR_COPTS + copts, **kwargs)
+
+def kmr_cc_test(name, copts = [], deps = [], **kwargs):
+    native.cc_test(
+        name = name,
+        copts = KMR_COPTS + copts,
+        deps = deps + ["//third_party:gtest_main"],
+        **kwargs
+    )
+
+def kmr_cc_fuzz_test(name, srcs, deps = [], corpus = None, copts = [], **kwargs):
+    """A libFuzzer target.
+
+    `name` is an ordinary test that replays every file of `corpus` through
+    LLVMFuzzerTestOneInput (runs in `bazel test //...`). `name_fuzzer` is the
+    real libFuzzer binary, built only with --config=fuzz (clang) and tagged
+    manual so plain builds skip it.
+    """
+    corpus_files = native.glob([corpus + "/**"]) if corpus else []
+    native.cc_test(
+        name = name,
+        srcs = srcs,
+        copts = KMR_COPTS + copts,
+        deps = deps + ["//third_party/bazel:fuzz_corpus_main"],
+        data = corpus_files,
+        args = ["$(location %s)" % f for f in corpus_files],
+        **kwargs
+    )
+    native.cc_binary(
+        name = name + "_fuzzer",
+        srcs = srcs,
+        copts = KMR_COPTS + copts + ["-fsanitize=fuzzer,address,undefined"],
+        linkopts = ["-fsanitize=fuzzer,address,undefined"],
+        deps = deps,
+        tags = ["manual", "fuzzer"],
+        testonly = True,
+    )
