@@ -16,7 +16,7 @@ packages=(
   makepkg pacman-package-manager libarchive-tools fakeroot nix-bin rpm createrepo-c
   dpkg-dev apt-utils
   # comparisons, browser tests and benchmarks
-  diffoscope chromium nodejs npm wrk nginx hyperfine
+  diffoscope chromium wrk nginx hyperfine
 )
 
 missing=()
@@ -25,6 +25,12 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node.js: any installed node + npm will do (the machine image may carry a
+# newer one than Debian's, whose npm package would conflict with it).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 
 if ((${#missing[@]} == 0)); then
   exit 0
