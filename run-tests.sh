@@ -24,6 +24,7 @@ phase "bazel build"
 if ! bazel build //... >"$log_dir/build.log" 2>&1; then
   grep -E '^(ERROR|FAILED)|error:' "$log_dir/build.log" | head -40
   echo "bazel build failed; see $log_dir/build.log"
+  failed=$((failed + 1))
 fi
 
 phase "bazel test"
