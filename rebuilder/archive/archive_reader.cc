@@ -1,0 +1,435 @@
+#include "rebuilder/archive/archive_reader.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <unordered_set>
+
+#include "rebuilder/base/checked_math.h"
+
+namespace kmr::archive {
+
+Result<Bytes> MemoryStream::next() {
+  if (pos_ >= data_.size()) return Bytes();
+  const std::size_t n = std::min(chunk_, data_.size() - pos_);
+  Bytes out = data_.subspan(pos_, n);
+  pos_ += n;
+  return out;
+}
+
+Result<std::unique_ptr<FileStream>> FileStream::open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error(path + ": cannot open: " + std::strerror(errno));
+  return std::unique_ptr<FileStream>(new FileStream(fd, path));
+}
+
+FileStream::~FileStream() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<Bytes> FileStream::next() {
+  for (;;) {
+    const ssize_t n = ::read(fd_, buf_.data(), buf_.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return io_error(path_ + ": read failed: " + std::strerror(errno));
+    }
+    return Bytes(buf_.data(), static_cast<std::size_t>(n));
+  }
+}
+
+std::string_view entry_type_name(EntryType type) {
+  switch (type) {
+    case EntryType::kFile: return "file";
+    case EntryType::kDirectory: return "dir";
+    case EntryType::kSymlink: return "symlink";
+    case EntryType::kHardlink: return "hardlink";
+  }
+  return "?";
+}
+
+Result<ByteVector> MemberStream::read_all(std::uint64_t max_bytes) {
+  ByteVector out;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(Bytes b, next());
+    if (b.empty()) break;
+    if (out.size() + b.size() > max_bytes) {
+      return limit_exceeded("member larger than " + std::to_string(max_bytes) + " bytes");
+    }
+    out.insert(out.end(), b.begin(), b.end());
+  }
+  return out;
+}
+
+Result<std::string> normalise_member_path(std::string_view raw) {
+  if (raw.find('\0') != std::string_view::npos) return malformed("NUL in path");
+  if (raw.empty()) return malformed("empty path");
+  if (raw.front() == '/') return malformed("absolute path '" + std::string(raw) + "'");
+  std::string out;
+  std::size_t i = 0;
+  while (i <= raw.size()) {
+    std::size_t j = raw.find('/', i);
+    if (j == std::string_view::npos) j = raw.size();
+    const std::string_view comp = raw.substr(i, j - i);
+    if (comp == "..") return malformed("'..' component in path '" + std::string(raw) + "'");
+    if (!comp.empty() && comp != ".") {
+      if (!out.empty()) out += '/';
+      out += comp;
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+bool symlink_stays_inside(std::string_view link_path, std::string_view target) {
+  if (!target.empty() && target.front() == '/') return false;
+  // Depth of the link's directory.
+  std::int64_t depth = 0;
+  {
+    std::size_t i = 0;
+    std::int64_t comps = 0;
+    while (i < link_path.size()) {
+      std::size_t j = link_path.find('/', i);
+      if (j == std::string_view::npos) j = link_path.size();
+      if (j > i) ++comps;
+      i = j + 1;
+    }
+    depth = comps - 1;  // the link itself is not a directory
+    if (depth < 0) depth = 0;
+  }
+  std::size_t i = 0;
+  while (i <= target.size()) {
+    std::size_t j = target.find('/', i);
+    if (j == std::string_view::npos) j = target.size();
+    const std::string_view comp = target.substr(i, j - i);
+    if (comp == "..") {
+      if (--depth < 0) return false;
+    } else if (!comp.empty() && comp != ".") {
+      ++depth;
+    }
+    i = j + 1;
+  }
+  return true;
+}
+
+namespace {
+
+struct ClientData {
+  InputStream* in = nullptr;
+  std::optional<Error> error;
+  std::uint64_t bytes = 0;
+};
+
+la_ssize_t read_callback(struct archive* a, void* cd, const void** buffer) {
+  auto* client = static_cast<ClientData*>(cd);
+  auto r = client->in->next();
+  if (!r) {
+    archive_set_error(a, EIO, "%s", r.error().to_string().c_str());
+    client->error = std::move(r).error();
+    return -1;
+  }
+  *buffer = r->data();
+  client->bytes += r->size();
+  return static_cast<la_ssize_t>(r->size());
+}
+
+struct ArchiveDeleter {
+  void operator()(struct archive* a) const { archive_read_free(a); }
+};
+using ArchivePtr = std::unique_ptr<struct archive, ArchiveDeleter>;
+
+void enable_filters(struct archive* a) {
+  archive_read_support_filter_none(a);
+  archive_read_support_filter_gzip(a);
+  archive_read_support_filter_bzip2(a);
+  archive_read_support_filter_xz(a);
+  archive_read_support_filter_lzma(a);
+  archive_read_support_filter_zstd(a);
+  archive_read_support_filter_lz4(a);
+}
+
+class Session {
+ public:
+  Session(InputStream& in, const ReaderOptions& options) : options_(options) { client_.in = &in; }
+
+  Result<void> open(bool raw) {
+    a_.reset(archive_read_new());
+    if (!a_) return internal_error(options_.name + ": archive_read_new failed");
+    enable_filters(a_.get());
+    if (raw) {
+      archive_read_support_format_raw(a_.get());
+    } else {
+      const Format f = options_.format;
+      if (f == Format::kAny || f == Format::kTar) {
+        archive_read_support_format_tar(a_.get());
+        archive_read_support_format_gnutar(a_.get());
+      }
+      if (f == Format::kAny || f == Format::kCpio) archive_read_support_format_cpio(a_.get());
+      if (f == Format::kAny || f == Format::kAr) archive_read_support_format_ar(a_.get());
+    }
+    if (archive_read_open(a_.get(), &client_, nullptr, read_callback, nullptr) != ARCHIVE_OK) {
+      return fail("not a readable archive");
+    }
+    return ok();
+  }
+
+  // An error from the archive (or from the source stream), naming the file.
+  Error fail(std::string_view what) {
+    if (client_.error) {
+      Error e = *client_.error;
+      return Error(e.code(), options_.name + ": " + std::string(what) + ": " + e.to_string());
+    }
+    const char* msg = archive_error_string(a_.get());
+    std::string text = options_.name + ": " + std::string(what);
+    if (msg && *msg) text += ": " + std::string(msg);
+    return malformed(text);
+  }
+
+  // Ratio and total caps on decompressed output so far.
+  Result<void> check_expansion(std::uint64_t produced) {
+    const Limits& lim = options_.limits;
+    if (produced > lim.max_total_bytes) {
+      return limit_exceeded(options_.name + ": decompressed size exceeds " + std::to_string(lim.max_total_bytes) +
+                            " bytes");
+    }
+    const std::uint64_t in = std::max<std::uint64_t>(client_.bytes, 1);
+    const auto allowed = checked_mul(in, lim.max_compression_ratio);
+    if (allowed && produced > *allowed + options_.ratio_slack) {
+      return limit_exceeded(options_.name + ": compression ratio exceeds " +
+                            std::to_string(lim.max_compression_ratio) + " (" + std::to_string(produced) +
+                            " bytes from " + std::to_string(client_.bytes) + ")");
+    }
+    return ok();
+  }
+
+  struct archive* get() { return a_.get(); }
+  std::uint64_t source_bytes() const { return client_.bytes; }
+  const ReaderOptions& options() const { return options_; }
+
+ private:
+  const ReaderOptions& options_;
+  ClientData client_;
+  ArchivePtr a_;
+};
+
+class LaMemberStream : public MemberStream {
+ public:
+  LaMemberStream(Session& s, ArchiveStats& stats, std::string path, std::uint64_t declared)
+      : s_(s), stats_(stats), path_(std::move(path)), declared_(declared) {}
+
+  Result<Bytes> next() override {
+    if (done_) return Bytes();
+    const void* buf = nullptr;
+    size_t size = 0;
+    la_int64_t offset = 0;
+    const int r = archive_read_data_block(s_.get(), &buf, &size, &offset);
+    if (r == ARCHIVE_EOF) {
+      done_ = true;
+      if (read_ < declared_) return malformed(s_.options().name + ": " + path_ + ": truncated member");
+      return Bytes();
+    }
+    if (r == ARCHIVE_WARN) {
+      const char* m = archive_error_string(s_.get());
+      stats_.warnings.push_back(path_ + ": " + (m ? m : "warning"));
+    } else if (r != ARCHIVE_OK) {
+      done_ = true;
+      return s_.fail(path_ + ": cannot read content");
+    }
+    if (offset < 0 || static_cast<std::uint64_t>(offset) != read_) {
+      done_ = true;
+      return malformed(s_.options().name + ": " + path_ + ": sparse member not supported");
+    }
+    read_ += size;
+    stats_.content_bytes += size;
+    if (read_ > s_.options().limits.max_member_bytes) {
+      done_ = true;
+      return limit_exceeded(s_.options().name + ": " + path_ + ": member larger than " +
+                            std::to_string(s_.options().limits.max_member_bytes) + " bytes");
+    }
+    KMR_TRY(s_.check_expansion(stats_.content_bytes));
+    return Bytes(static_cast<const std::uint8_t*>(buf), size);
+  }
+
+  // Reads whatever the visitor left.
+  Result<void> drain() {
+    while (!done_) {
+      KMR_ASSIGN_OR_RETURN(Bytes b, next());
+      if (b.empty()) break;
+    }
+    return ok();
+  }
+
+ private:
+  Session& s_;
+  ArchiveStats& stats_;
+  std::string path_;
+  std::uint64_t declared_;
+  std::uint64_t read_ = 0;
+  bool done_ = false;
+};
+
+Result<void> check_entry(const ReaderOptions& opt, struct archive_entry* ae, Entry& e,
+                         std::unordered_set<std::string>& seen, ArchiveStats& stats) {
+  const char* raw_path = archive_entry_pathname(ae);
+  if (!raw_path) return malformed(opt.name + ": member without a path");
+  auto norm = normalise_member_path(raw_path);
+  if (!norm) return malformed(opt.name + ": " + norm.error().message());
+  e.path = std::move(*norm);
+  for (std::size_t i = 0, j; i < e.path.size(); i = j + 1) {
+    j = e.path.find('/', i);
+    if (j == std::string::npos) j = e.path.size();
+    if (j - i > opt.limits.max_name_len) {
+      return limit_exceeded(opt.name + ": path component longer than " + std::to_string(opt.limits.max_name_len) +
+                            " bytes in '" + e.path.substr(0, 64) + "...'");
+    }
+  }
+  e.size = archive_entry_size_is_set(ae) ? static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(ae), 0)) : 0;
+  e.mode = static_cast<std::uint32_t>(archive_entry_perm(ae));
+  e.mtime = archive_entry_mtime(ae);
+
+  const char* hardlink = archive_entry_hardlink(ae);
+  const auto ft = archive_entry_filetype(ae);
+  if (hardlink) {
+    auto target = normalise_member_path(hardlink);
+    if (!target) return malformed(opt.name + ": " + e.path + ": hard link target: " + target.error().message());
+    if (!seen.count(*target)) {
+      return malformed(opt.name + ": " + e.path + ": hard link to '" + *target + "' which is not an earlier member");
+    }
+    e.type = EntryType::kHardlink;
+    e.link_target = std::move(*target);
+  } else if (ft == AE_IFREG) {
+    e.type = EntryType::kFile;
+  } else if (ft == AE_IFDIR) {
+    e.type = EntryType::kDirectory;
+    e.size = 0;
+  } else if (ft == AE_IFLNK) {
+    e.type = EntryType::kSymlink;
+    const char* t = archive_entry_symlink(ae);
+    e.link_target = t ? t : "";
+    if (e.link_target.empty()) return malformed(opt.name + ": " + e.path + ": symlink with empty target");
+    if (e.link_target.size() > opt.limits.max_symlink_len) {
+      return limit_exceeded(opt.name + ": " + e.path + ": symlink target longer than " +
+                            std::to_string(opt.limits.max_symlink_len) + " bytes");
+    }
+    if (e.link_target.front() == '/') {
+      e.absolute_symlink = true;
+      stats.warnings.push_back(e.path + ": absolute symlink target '" + e.link_target + "'");
+    } else if (!symlink_stays_inside(e.path, e.link_target)) {
+      return malformed(opt.name + ": " + e.path + ": symlink target '" + e.link_target +
+                       "' points outside the archive");
+    }
+    e.size = 0;
+  } else {
+    const char* kind = ft == AE_IFCHR ? "character device" : ft == AE_IFBLK ? "block device"
+                       : ft == AE_IFIFO ? "fifo" : ft == AE_IFSOCK ? "socket" : "unknown file type";
+    return malformed(opt.name + ": " + e.path + ": " + kind + " not allowed");
+  }
+  if (e.path.empty()) return ok();  // archive root
+  if (!seen.insert(e.path).second) {
+    if (!(e.type == EntryType::kDirectory && opt.allow_duplicate_directories)) {
+      return malformed(opt.name + ": duplicate entry '" + e.path + "'");
+    }
+  }
+  if (e.size > opt.limits.max_member_bytes) {
+    return limit_exceeded(opt.name + ": " + e.path + ": member larger than " +
+                          std::to_string(opt.limits.max_member_bytes) + " bytes");
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<ArchiveStats> read_archive(InputStream& in, const ReaderOptions& options, const Visitor& visitor) {
+  Session s(in, options);
+  KMR_TRY(s.open(false));
+  ArchiveStats stats;
+  std::unordered_set<std::string> seen;
+  for (;;) {
+    struct archive_entry* ae = nullptr;
+    const int r = archive_read_next_header(s.get(), &ae);
+    if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_WARN) {
+      const char* m = archive_error_string(s.get());
+      stats.warnings.push_back(m ? m : "warning");
+    } else if (r != ARCHIVE_OK) {
+      return s.fail(stats.members == 0 ? "not a readable archive" : "cannot read member header");
+    }
+    if (stats.members == 0) {
+      const char* fmt = archive_format_name(s.get());
+      stats.format_name = fmt ? fmt : "";
+      const char* flt = archive_filter_name(s.get(), 0);
+      stats.filter_name = flt ? flt : "";
+    }
+    if (++stats.members > options.limits.max_members) {
+      return limit_exceeded(options.name + ": more than " + std::to_string(options.limits.max_members) +
+                            " members");
+    }
+    Entry e;
+    KMR_TRY(check_entry(options, ae, e, seen, stats));
+    LaMemberStream content(s, stats, e.path, e.type == EntryType::kFile ? e.size : 0);
+    if (!e.path.empty()) {
+      auto v = visitor(e, content);
+      if (!v) return std::move(v).error();
+    }
+    KMR_TRY(content.drain());
+  }
+  stats.compressed_bytes = s.source_bytes();
+  return stats;
+}
+
+Result<ArchiveStats> read_archive_file(const std::string& path, const ReaderOptions& options,
+                                       const Visitor& visitor) {
+  KMR_ASSIGN_OR_RETURN(auto fs, FileStream::open(path));
+  return read_archive(*fs, options, visitor);
+}
+
+Result<ArchiveStats> read_archive_memory(Bytes data, const ReaderOptions& options, const Visitor& visitor) {
+  MemoryStream ms(data);
+  return read_archive(ms, options, visitor);
+}
+
+Result<std::uint64_t> decompress_stream(InputStream& in, const ReaderOptions& options, const BlockSink& sink) {
+  Session s(in, options);
+  KMR_TRY(s.open(true));
+  struct archive_entry* ae = nullptr;
+  const int r = archive_read_next_header(s.get(), &ae);
+  if (r == ARCHIVE_EOF) return std::uint64_t{0};
+  if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return s.fail("cannot decompress");
+  std::uint64_t total = 0;
+  for (;;) {
+    const void* buf = nullptr;
+    size_t size = 0;
+    la_int64_t offset = 0;
+    const int d = archive_read_data_block(s.get(), &buf, &size, &offset);
+    if (d == ARCHIVE_EOF) break;
+    if (d != ARCHIVE_OK && d != ARCHIVE_WARN) return s.fail("cannot decompress");
+    total += size;
+    if (total > options.limits.max_member_bytes) {
+      return limit_exceeded(options.name + ": decompressed size exceeds " +
+                            std::to_string(options.limits.max_member_bytes) + " bytes");
+    }
+    KMR_TRY(s.check_expansion(total));
+    KMR_ASSIGN_OR_RETURN(bool more, sink(Bytes(static_cast<const std::uint8_t*>(buf), size)));
+    if (!more) break;
+  }
+  return total;
+}
+
+Result<ByteVector> decompress_bytes(Bytes data, std::uint64_t max_bytes, const std::string& name) {
+  ReaderOptions opt;
+  opt.name = name;
+  opt.limits.max_member_bytes = max_bytes;
+  ByteVector out;
+  MemoryStream ms(data);
+  KMR_TRY(decompress_stream(ms, opt, [&](Bytes b) -> Result<bool> {
+    out.insert(out.end(), b.begin(), b.end());
+    return true;
+  }));
+  return out;
+}
+
+}  // namespace kmr::archive
