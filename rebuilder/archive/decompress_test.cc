@@ -1,0 +1,185 @@
+#include "rebuilder/archive/decompress.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/subprocess.h"
+
+namespace kmr::archive {
+namespace {
+
+std::string tmpdir() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t != nullptr ? t : "/tmp";
+}
+
+ByteVector sample(std::size_t n) {
+  ByteVector v(n);
+  std::uint32_t x = 12345;
+  for (std::size_t i = 0; i < n; ++i) {
+    x = x * 1103515245u + 12345u;
+    // Compressible but not trivial.
+    v[i] = static_cast<std::uint8_t>((i % 97 < 60) ? 'a' + (i % 13) : (x >> 24));
+  }
+  return v;
+}
+
+// Compresses `data` with a real command line tool (the independent side).
+ByteVector compress_with(const std::string& shell_cmd, const ByteVector& data, const std::string& tag) {
+  const std::string in = tmpdir() + "/in-" + tag;
+  const std::string out = tmpdir() + "/out-" + tag;
+  EXPECT_TRUE(write_file_atomic(in, data).has_value());
+  auto r = run_subprocess({"sh", "-c", shell_cmd + " < '" + in + "' > '" + out + "'"});
+  EXPECT_TRUE(r.has_value());
+  EXPECT_TRUE(r->success()) << shell_cmd << ": " << r->err;
+  auto bytes = read_file(out, 1 << 30);
+  EXPECT_TRUE(bytes.has_value());
+  return *bytes;
+}
+
+Result<ByteVector> run_chunked(Bytes in, Codec codec, std::size_t chunk, DecompressOptions opts) {
+  KMR_ASSIGN_OR_RETURN(auto dec, Decompressor::create(codec, opts));
+  ByteVector out;
+  auto sink = [&](Bytes b) -> Result<void> {
+    out.insert(out.end(), b.begin(), b.end());
+    return kmr::ok();
+  };
+  for (std::size_t off = 0; off < in.size(); off += chunk) {
+    KMR_TRY(dec->update(in.subspan(off, std::min(chunk, in.size() - off)), sink));
+  }
+  KMR_TRY(dec->finish(sink));
+  return out;
+}
+
+struct Tool {
+  const char* cmd;
+  Codec codec;
+  const char* tag;
+};
+
+const Tool kTools[] = {
+    {"gzip -9 -n -c", Codec::kGzip, "gz"},        {"bzip2 -9 -c", Codec::kBzip2, "bz2"},
+    {"xz -6 -c --check=crc32", Codec::kXz, "xz"}, {"xz --format=lzma -c", Codec::kLzma, "lzma"},
+    {"lz4 -q -c", Codec::kLz4, "lz4"},            {"lz4 -q -l -c", Codec::kLz4, "lz4legacy"},
+    {"zstd -q -19 -c", Codec::kZstd, "zst"},
+};
+
+TEST(DecompressTest, RealToolsRoundTripAnyChunking) {
+  const ByteVector data = sample(3 << 20);
+  for (const Tool& t : kTools) {
+    const ByteVector comp = compress_with(t.cmd, data, t.tag);
+    EXPECT_EQ(detect_codec(comp), t.codec) << t.tag;
+    for (std::size_t chunk : {std::size_t{1} << 30, std::size_t{4096}, std::size_t{7}}) {
+      if (chunk == 7 && comp.size() > (1 << 20)) continue;
+      auto out = run_chunked(comp, t.codec, chunk, {});
+      ASSERT_TRUE(out.has_value()) << t.tag << " chunk " << chunk << ": " << out.error().to_string();
+      EXPECT_TRUE(*out == data) << t.tag << " chunk " << chunk;
+    }
+    auto all = decompress_all(comp, 1 << 30);
+    ASSERT_TRUE(all.has_value()) << t.tag;
+    EXPECT_TRUE(*all == data) << t.tag;
+  }
+}
+
+TEST(DecompressTest, BombHitsCapWithExactError) {
+  const ByteVector zeros(16 << 20, 0);
+  for (const Tool& t : kTools) {
+    const ByteVector comp = compress_with(t.cmd, zeros, std::string("bomb-") + t.tag);
+    DecompressOptions opts;
+    opts.max_output = 1 << 20;
+    auto r = run_chunked(comp, t.codec, 1 << 30, opts);
+    ASSERT_FALSE(r.has_value()) << t.tag;
+    EXPECT_EQ(r.error().code(), ErrorCode::kLimitExceeded) << t.tag;
+    EXPECT_EQ(r.error().message(), "decompressed size exceeds 1048576 bytes") << t.tag;
+  }
+}
+
+TEST(DecompressTest, TruncatedStreamsAreErrors) {
+  const ByteVector data = sample(200000);
+  for (const Tool& t : kTools) {
+    if (std::string(t.tag) == "lz4legacy") continue;  // no end marker in the legacy format
+    ByteVector comp = compress_with(t.cmd, data, std::string("trunc-") + t.tag);
+    comp.resize(comp.size() - 9);
+    auto r = run_chunked(comp, t.codec, 1 << 30, {});
+    ASSERT_FALSE(r.has_value()) << t.tag;
+    EXPECT_EQ(r.error().code(), ErrorCode::kMalformedInput) << t.tag << ": " << r.error().to_string();
+  }
+}
+
+TEST(DecompressTest, TrailingDataRejectedOrIgnored) {
+  const ByteVector data = sample(50000);
+  for (const Tool& t : kTools) {
+    if (std::string(t.tag) == "lz4legacy") continue;
+    ByteVector comp = compress_with(t.cmd, data, std::string("trail-") + t.tag);
+    const ByteVector trailer = {0x40, 0x42, 0x0f, 0x00, 0x99, 0x98, 0x97, 0x96, 0x95, 0x94, 0x93, 0x92, 0x91};
+    comp.insert(comp.end(), trailer.begin(), trailer.end());
+    auto r = run_chunked(comp, t.codec, 1 << 30, {});
+    ASSERT_FALSE(r.has_value()) << t.tag;
+    EXPECT_EQ(r.error().message(), std::string(codec_name(t.codec)) + ": trailing data after end of stream");
+    DecompressOptions lax;
+    lax.allow_trailing_data = true;
+    auto ok = run_chunked(comp, t.codec, 1000, lax);
+    ASSERT_TRUE(ok.has_value()) << t.tag << ": " << ok.error().to_string();
+    EXPECT_TRUE(*ok == data) << t.tag;
+  }
+}
+
+TEST(DecompressTest, Lz4LegacyWithKernelSizeTrailer) {
+  const ByteVector data = sample(100000);
+  ByteVector comp = compress_with("lz4 -q -l -c", data, "legacy-size");
+  // The kernel appends the uncompressed size (u32 LE).
+  for (int i = 0; i < 4; ++i) comp.push_back(static_cast<std::uint8_t>(data.size() >> (8 * i)));
+  DecompressOptions lax;
+  lax.allow_trailing_data = true;
+  auto ok = run_chunked(comp, Codec::kLz4, 1 << 30, lax);
+  ASSERT_TRUE(ok.has_value()) << ok.error().to_string();
+  EXPECT_TRUE(*ok == data);
+}
+
+TEST(DecompressTest, ConcatenatedStreams) {
+  const ByteVector a = sample(30000);
+  for (const Tool& t : kTools) {
+    if (t.codec == Codec::kLzma || std::string(t.tag) == "lz4legacy") continue;
+    ByteVector comp = compress_with(t.cmd, a, std::string("cat-") + t.tag);
+    ByteVector twice = comp;
+    twice.insert(twice.end(), comp.begin(), comp.end());
+    auto r = run_chunked(twice, t.codec, 3, {});
+    ASSERT_TRUE(r.has_value()) << t.tag << ": " << r.error().to_string();
+    EXPECT_EQ(r->size(), 2 * a.size()) << t.tag;
+  }
+}
+
+TEST(DecompressTest, GarbageAndEmpty) {
+  const ByteVector garbage = {0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x11, 0x22, 0x33};
+  auto r = decompress_all(garbage, 1 << 20);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), ErrorCode::kMalformedInput);
+  auto e = run_chunked(Bytes(), Codec::kZstd, 10, {});
+  ASSERT_FALSE(e.has_value());
+  EXPECT_EQ(e.error().message(), "zstd: empty input");
+  auto none = decompress_all(as_bytes("plain text"), 100);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(as_string_view(*none), "plain text");
+  auto capped = decompress_all(as_bytes("plain text"), 3);
+  ASSERT_FALSE(capped.has_value());
+  EXPECT_EQ(capped.error().message(), "decompressed size exceeds 3 bytes");
+}
+
+TEST(DecompressTest, NamesAndSuffixes) {
+  for (auto name : {"gzip", "bzip2", "xz", "lzma", "lz4", "zstd", "none"}) {
+    auto c = codec_from_name(name);
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(codec_name(*c), name);
+  }
+  EXPECT_FALSE(codec_from_name("lzo").has_value());
+  EXPECT_EQ(codec_from_suffix("a.ko.zst"), Codec::kZstd);
+  EXPECT_EQ(codec_from_suffix("a.ko.xz"), Codec::kXz);
+  EXPECT_EQ(codec_from_suffix("a.ko.gz"), Codec::kGzip);
+  EXPECT_EQ(codec_from_suffix("a.ko"), Codec::kNone);
+}
+
+}  // namespace
+}  // namespace kmr::archive
