@@ -1,0 +1,783 @@
+#include "server/store.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <unordered_map>
+
+#include <openssl/rand.h>
+
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+#include "server/embedded.h"
+
+namespace kmr::server {
+
+using nlohmann::json;
+
+namespace {
+
+std::atomic<std::uint64_t> g_store_ids{1};
+
+std::string random_token() {
+  unsigned char buf[16];
+  RAND_bytes(buf, sizeof buf);
+  return to_hex(Bytes(buf, sizeof buf));
+}
+
+json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+
+json parse_or(const std::optional<std::string>& s, json fallback) {
+  if (!s) return fallback;
+  auto j = json::parse(*s, nullptr, false);
+  return j.is_discarded() ? fallback : j;
+}
+
+}  // namespace
+
+bool is_good_files_tier(const std::string& files) {
+  return files == "identical" || files == "content-identical" || files == "identical-modulo-signatures";
+}
+
+bool is_reproducible(const std::string& status, const std::optional<std::string>& module_root,
+                     const std::optional<std::string>& files) {
+  if (status != "verified") return false;
+  if (!files || !is_good_files_tier(*files)) return false;
+  return !module_root || *module_root == "match" || *module_root == "absent";
+}
+
+// ---------------------------------------------------------------- blobs
+
+std::string BlobStore::path(const std::string& hex) const {
+  return root_ + "/sha256/" + hex.substr(0, 2) + "/" + hex.substr(2);
+}
+
+Result<std::string> BlobStore::put(std::string_view data) {
+  std::string hex = sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
+  std::string p = path(hex);
+  std::error_code ec;
+  if (std::filesystem::exists(p, ec)) return hex;
+  std::filesystem::create_directories(std::filesystem::path(p).parent_path(), ec);
+  if (ec) return io_error("cannot create blob directory for " + p + ": " + ec.message());
+  KMR_TRY(write_file_atomic(p, Bytes(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()), 0644));
+  return hex;
+}
+
+Result<std::string> BlobStore::get(const std::string& hex, std::uint64_t max_bytes) const {
+  if (!is_sha256_hex(hex)) return malformed("bad blob id");
+  return read_text_file(path(hex), max_bytes);
+}
+
+// ---------------------------------------------------------------- open/migrate
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir, int busy_timeout_ms) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir + "/blobs", ec);
+  if (ec) return io_error("cannot create state directory " + state_dir + ": " + ec.message());
+  std::string db_path = state_dir + "/kmrd.sqlite";
+  KMR_ASSIGN_OR_RETURN(auto writer, Db::open(db_path, false, busy_timeout_ms));
+  std::unique_ptr<Store> s(new Store(db_path, std::move(writer), BlobStore(state_dir + "/blobs"), busy_timeout_ms));
+  s->id_ = g_store_ids.fetch_add(1);
+  KMR_TRY(s->migrate());
+  return s;
+}
+
+Store::~Store() = default;
+
+Result<void> Store::migrate() {
+  std::lock_guard lock(write_mu_);
+  KMR_TRY(writer_->exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
+  std::vector<const EmbeddedFile*> files;
+  for (std::size_t i = 0; i < kMigrationsCount; ++i) files.push_back(&kMigrations[i]);
+  std::sort(files.begin(), files.end(), [](auto* a, auto* b) { return a->path < b->path; });
+  for (const EmbeddedFile* f : files) {
+    std::string name(f->path);
+    auto slash = name.rfind('/');
+    if (slash != std::string::npos) name = name.substr(slash + 1);
+    std::int64_t version = std::stoll(name.substr(0, 4));
+    KMR_ASSIGN_OR_RETURN(auto q, writer_->prepare("SELECT 1 FROM schema_migrations WHERE version = ?"));
+    q.bind(1, version);
+    KMR_ASSIGN_OR_RETURN(bool applied, q.step());
+    if (!applied) {
+      Txn txn(*writer_);
+      KMR_TRY(txn.begin());
+      auto r = writer_->exec(f->data);
+      if (!r) return std::move(r).error().with_context("while applying migration " + name);
+      KMR_ASSIGN_OR_RETURN(auto ins, writer_->prepare("INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, strftime('%s','now'))"));
+      ins.bind(1, version).bind(2, name);
+      KMR_TRY(ins.run());
+      KMR_TRY(txn.commit());
+    }
+    schema_version_ = version;
+  }
+  return ok();
+}
+
+Db& Store::reader() {
+  thread_local std::unordered_map<std::uint64_t, std::unique_ptr<Db>> conns;
+  auto& c = conns[id_];
+  if (!c) {
+    auto r = Db::open(db_path_, true, busy_);
+    KMR_CHECK(r.has_value());
+    c = std::move(r).value();
+  }
+  return *c;
+}
+
+// ---------------------------------------------------------------- writes
+
+Result<std::int64_t> Store::upsert_repository(const std::string& name, const std::string& distro,
+                                              const std::string& url) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
+      "INSERT INTO repositories(name, distro, url) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT(name) DO UPDATE SET distro = ?2, url = ?3 RETURNING id"));
+  s.bind(1, name).bind(2, distro).bind(3, url);
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return internal_error("upsert repository returned no id");
+  std::int64_t id = s.i64(0);
+  bump();
+  return id;
+}
+
+Result<void> Store::record_sync(std::int64_t repo_id, std::int64_t now, const std::optional<std::string>& error) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare("UPDATE repositories SET last_sync_at = ?, last_sync_error = ? WHERE id = ?"));
+  s.bind(1, now).bind(2, error).bind(3, repo_id);
+  KMR_TRY(s.run());
+  bump();
+  return ok();
+}
+
+Result<std::int64_t> Store::import_artifacts(std::int64_t repo_id, const std::string& distro,
+                                             const std::vector<ImportArtifact>& artifacts, std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  Txn txn(*writer_);
+  KMR_TRY(txn.begin());
+  std::int64_t new_jobs = 0;
+  KMR_ASSIGN_OR_RETURN(auto known, writer_->prepare("SELECT 1 FROM artifacts WHERE sha256 = ?"));
+  KMR_ASSIGN_OR_RETURN(auto pkg, writer_->prepare(
+      "INSERT INTO packages(repository_id, name, version, arch) VALUES (?1, ?2, ?3, ?4) "
+      "ON CONFLICT(repository_id, name, version, arch) DO UPDATE SET name = excluded.name RETURNING id"));
+  KMR_ASSIGN_OR_RETURN(auto bi_find, writer_->prepare("SELECT id FROM build_inputs WHERE repository_id = ? AND set_key = ?"));
+  KMR_ASSIGN_OR_RETURN(auto bi_ins, writer_->prepare(
+      "INSERT INTO build_inputs(repository_id, set_key, distro, resource_class, created_at) VALUES (?, ?, ?, ?, ?)"));
+  KMR_ASSIGN_OR_RETURN(auto job_ins, writer_->prepare(
+      "INSERT INTO jobs(build_input_id, resource_class, created_at, updated_at) VALUES (?, ?, ?, ?) "
+      "ON CONFLICT(build_input_id) DO NOTHING"));
+  KMR_ASSIGN_OR_RETURN(auto art_ins, writer_->prepare(
+      "INSERT INTO artifacts(package_id, build_input_id, filename, url, sha256, size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+  for (const ImportArtifact& a : artifacts) {
+    known.reset();
+    known.bind(1, a.sha256);
+    KMR_ASSIGN_OR_RETURN(bool exists, known.step());
+    if (exists) continue;
+    pkg.reset();
+    pkg.bind(1, repo_id).bind(2, a.name).bind(3, a.version).bind(4, a.arch);
+    KMR_ASSIGN_OR_RETURN(bool prow, pkg.step());
+    if (!prow) return internal_error("package upsert returned no id");
+    std::int64_t package_id = pkg.i64(0);
+    KMR_TRY(pkg.run());
+    bi_find.reset();
+    bi_find.bind(1, repo_id).bind(2, a.set_key);
+    KMR_ASSIGN_OR_RETURN(bool have_bi, bi_find.step());
+    std::int64_t bi_id;
+    if (have_bi) {
+      bi_id = bi_find.i64(0);
+    } else {
+      bi_ins.reset();
+      bi_ins.bind(1, repo_id).bind(2, a.set_key).bind(3, distro).bind(4, a.resource_class).bind(5, now);
+      KMR_TRY(bi_ins.run());
+      bi_id = writer_->last_insert_id();
+      job_ins.reset();
+      job_ins.bind(1, bi_id).bind(2, a.resource_class).bind(3, now).bind(4, now);
+      KMR_TRY(job_ins.run());
+      new_jobs += writer_->changes();
+    }
+    art_ins.reset();
+    art_ins.bind(1, package_id).bind(2, bi_id).bind(3, a.filename).bind(4, a.url).bind(5, a.sha256)
+        .bind(6, a.size).bind(7, now);
+    KMR_TRY(art_ins.run());
+  }
+  KMR_TRY(txn.commit());
+  bump();
+  return new_jobs;
+}
+
+Result<std::int64_t> Store::register_worker(const std::string& name, const std::string& public_key_hex,
+                                            const std::vector<std::string>& resource_classes, std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
+      "INSERT INTO workers(name, public_key, resource_classes, created_at) VALUES (?1, ?2, ?3, ?4) "
+      "ON CONFLICT(name) DO UPDATE SET public_key = ?2, resource_classes = ?3, disabled = 0 RETURNING id"));
+  s.bind(1, name).bind(2, public_key_hex).bind(3, json(resource_classes).dump()).bind(4, now);
+  auto row = s.step();
+  if (!row) {
+    if (row.error().message().find("UNIQUE") != std::string::npos)
+      return Error(ErrorCode::kMalformedInput, "public key already registered to another worker");
+    return std::move(row).error();
+  }
+  std::int64_t id = s.i64(0);
+  bump();
+  return id;
+}
+
+Result<bool> Store::use_nonce(std::int64_t worker_id, const std::string& nonce, std::int64_t ts, std::int64_t min_ts) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto del, writer_->prepare("DELETE FROM nonces WHERE ts < ?"));
+  del.bind(1, min_ts);
+  KMR_TRY(del.run());
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare("INSERT INTO nonces(worker_id, nonce, ts) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"));
+  s.bind(1, worker_id).bind(2, nonce).bind(3, ts);
+  KMR_TRY(s.run());
+  return writer_->changes() == 1;
+}
+
+Result<void> Store::touch_worker(std::int64_t worker_id, const std::string& address, std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare("UPDATE workers SET address = ?, last_seen = ? WHERE id = ?"));
+  s.bind(1, address).bind(2, now).bind(3, worker_id);
+  return s.run();
+}
+
+namespace {
+Result<std::int64_t> reap_locked(Db& db, std::int64_t now) {
+  KMR_ASSIGN_OR_RETURN(auto s, db.prepare(
+      "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_token = NULL, lease_expiry = NULL, "
+      "priority = 0, updated_at = ?1 WHERE state = 'running' AND lease_expiry < ?1"));
+  s.bind(1, now);
+  KMR_TRY(s.run());
+  return static_cast<std::int64_t>(db.changes());
+}
+}  // namespace
+
+Result<std::int64_t> Store::reap_expired(std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(std::int64_t n, reap_locked(*writer_, now));
+  if (n) bump();
+  return n;
+}
+
+Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t now, const QueuePolicy& policy) {
+  std::lock_guard lock(write_mu_);
+  Txn txn(*writer_);
+  KMR_TRY(txn.begin());
+  KMR_ASSIGN_OR_RETURN(std::int64_t reaped, reap_locked(*writer_, now));
+  KMR_ASSIGN_OR_RETURN(auto pick, writer_->prepare(
+      "SELECT id, build_input_id FROM jobs WHERE state = 'queued' AND next_try <= ?1 "
+      "AND resource_class IN (SELECT value FROM json_each(?2)) ORDER BY priority, next_try, id LIMIT 1"));
+  pick.bind(1, now).bind(2, json(worker.resource_classes).dump());
+  KMR_ASSIGN_OR_RETURN(bool found, pick.step());
+  if (!found) {
+    KMR_TRY(txn.commit());
+    if (reaped) bump();
+    return std::optional<json>();
+  }
+  std::int64_t job_id = pick.i64(0), bi = pick.i64(1);
+  std::string token = random_token();
+  KMR_ASSIGN_OR_RETURN(auto upd, writer_->prepare(
+      "UPDATE jobs SET state = 'running', lease_owner = ?, lease_token = ?, lease_expiry = ?, updated_at = ? WHERE id = ?"));
+  upd.bind(1, worker.id).bind(2, token).bind(3, now + policy.lease_seconds).bind(4, now).bind(5, job_id);
+  KMR_TRY(upd.run());
+  KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
+      "SELECT a.filename, a.url, a.sha256, p.name, p.version, p.arch, b.distro, b.set_key FROM artifacts a "
+      "JOIN packages p ON p.id = a.package_id JOIN build_inputs b ON b.id = a.build_input_id "
+      "WHERE a.build_input_id = ? ORDER BY a.id"));
+  arts.bind(1, bi);
+  json job = {{"id", job_id}, {"lease", token}, {"lease_seconds", policy.lease_seconds},
+              {"heartbeat_seconds", policy.heartbeat_seconds}, {"artifacts", json::array()}};
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, arts.step());
+    if (!row) break;
+    job["distro"] = arts.text(6);
+    job["set"] = arts.text(7);
+    job["artifacts"].push_back({{"filename", arts.text(0)}, {"url", arts.text(1)}, {"sha256", arts.text(2)},
+                                {"name", arts.text(3)}, {"version", arts.text(4)}, {"arch", arts.text(5)}});
+  }
+  KMR_TRY(txn.commit());
+  bump();
+  return std::optional<json>(std::move(job));
+}
+
+Result<std::int64_t> Store::heartbeat(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token,
+                                      std::int64_t now, const QueuePolicy& policy) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
+      "UPDATE jobs SET lease_expiry = ?, updated_at = ? WHERE id = ? AND state = 'running' AND lease_owner = ? "
+      "AND lease_token = ? AND lease_expiry >= ?"));
+  std::int64_t expiry = now + policy.lease_seconds;
+  s.bind(1, expiry).bind(2, now).bind(3, job_id).bind(4, worker_id).bind(5, lease_token).bind(6, now);
+  KMR_TRY(s.run());
+  if (writer_->changes() != 1) return Error(ErrorCode::kPermissionDenied, "lease not held by this worker");
+  return expiry;
+}
+
+Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const QueuePolicy& policy) {
+  std::lock_guard lock(write_mu_);
+  Txn txn(*writer_);
+  KMR_TRY(txn.begin());
+  KMR_ASSIGN_OR_RETURN(auto j, writer_->prepare(
+      "SELECT build_input_id, build_attempts, repro_attempts, updated_at FROM jobs WHERE id = ? AND state = 'running' "
+      "AND lease_owner = ? AND lease_token = ?"));
+  j.bind(1, r.job_id).bind(2, r.worker_id).bind(3, r.lease_token);
+  KMR_ASSIGN_OR_RETURN(bool held, j.step());
+  if (!held) return Error(ErrorCode::kPermissionDenied, "lease not held by this worker");
+  std::int64_t bi = j.i64(0), build_attempts = j.i64(1), repro_attempts = j.i64(2);
+  ReportOutcome out;
+  KMR_ASSIGN_OR_RETURN(auto ins, writer_->prepare(
+      "INSERT INTO rebuilds(job_id, build_input_id, worker_id, lease_token, finished_at, status, module_root, files, "
+      "reason, shipped_root, rebuilt_root, differing, environment, log_sha256, diff_json_sha256, diff_html_sha256, "
+      "duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+  ins.bind(1, r.job_id).bind(2, bi).bind(3, r.worker_id).bind(4, r.lease_token).bind(5, now).bind(6, r.status)
+      .bind(7, r.module_root).bind(8, r.files).bind(9, r.reason).bind(10, r.shipped_root).bind(11, r.rebuilt_root)
+      .bind(12, r.differing_json).bind(13, r.environment_json).bind(14, r.log_sha256).bind(15, r.diff_json_sha256)
+      .bind(16, r.diff_html_sha256).bind(17, r.duration_ms);
+  KMR_TRY(ins.run());
+  out.rebuild_id = writer_->last_insert_id();
+
+  KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
+      "SELECT a.id, a.filename, p.name FROM artifacts a JOIN packages p ON p.id = a.package_id WHERE a.build_input_id = ?"));
+  arts.bind(1, bi);
+  KMR_ASSIGN_OR_RETURN(auto ra, writer_->prepare(
+      "INSERT INTO rebuild_artifacts(rebuild_id, artifact_id, rebuilt_sha256) VALUES (?, ?, ?)"));
+  KMR_ASSIGN_OR_RETURN(auto v, writer_->prepare(
+      "INSERT INTO verdicts(artifact_id, rebuild_id, status, module_root, files, updated_at) VALUES (?1,?2,?3,?4,?5,?6) "
+      "ON CONFLICT(artifact_id) DO UPDATE SET rebuild_id = ?2, status = ?3, module_root = ?4, files = ?5, updated_at = ?6"));
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, arts.step());
+    if (!row) break;
+    std::int64_t aid = arts.i64(0);
+    std::string filename = arts.text(1), name = arts.text(2);
+    std::optional<std::string> rebuilt;
+    for (const auto& [k, h] : r.rebuilt)
+      if (k == filename || k == name) rebuilt = h;
+    ra.reset();
+    ra.bind(1, out.rebuild_id).bind(2, aid).bind(3, rebuilt);
+    KMR_TRY(ra.run());
+    v.reset();
+    v.bind(1, aid).bind(2, out.rebuild_id).bind(3, r.status).bind(4, r.module_root).bind(5, r.files).bind(6, now);
+    KMR_TRY(v.run());
+    out.artifact_ids.push_back(aid);
+  }
+
+  out.reproducible = is_reproducible(r.status, r.module_root, r.files);
+  bool build_failure = r.status != "verified";
+  std::int64_t attempts = 0, budget = 0;
+  if (build_failure) {
+    attempts = ++build_attempts;
+    budget = policy.max_build_attempts;
+  } else if (!out.reproducible) {
+    attempts = ++repro_attempts;
+    budget = policy.max_repro_attempts;
+  }
+  bool retry = !out.reproducible && attempts < budget;
+  std::int64_t backoff = policy.retry_backoff_seconds << std::min<std::int64_t>(attempts > 0 ? attempts - 1 : 0, 20);
+  out.job_state = retry ? "queued" : "done";
+  KMR_ASSIGN_OR_RETURN(auto upd, writer_->prepare(
+      "UPDATE jobs SET state = ?, lease_owner = NULL, lease_token = NULL, lease_expiry = NULL, build_attempts = ?, "
+      "repro_attempts = ?, next_try = ?, priority = 2, updated_at = ? WHERE id = ?"));
+  upd.bind(1, out.job_state).bind(2, build_attempts).bind(3, repro_attempts).bind(4, retry ? now + backoff : 0)
+      .bind(5, now).bind(6, r.job_id);
+  KMR_TRY(upd.run());
+  KMR_TRY(txn.commit());
+  bump();
+  return out;
+}
+
+Result<std::int64_t> Store::requeue(std::optional<std::int64_t> job_id, std::optional<std::string> sha256,
+                                    bool all_failed, std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  std::string where;
+  if (job_id) where = "id = ?2";
+  else if (sha256) where = "build_input_id = (SELECT build_input_id FROM artifacts WHERE sha256 = ?2)";
+  else if (all_failed)
+    where = "build_input_id IN (SELECT a.build_input_id FROM artifacts a JOIN verdicts v ON v.artifact_id = a.id "
+            "WHERE v.status != 'verified' OR v.files = 'different' OR v.module_root IN ('mismatch','invalid'))";
+  else return malformed("nothing selected");
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
+      "UPDATE jobs SET state = 'queued', priority = 0, next_try = 0, build_attempts = 0, repro_attempts = 0, "
+      "updated_at = ?1 WHERE state = 'done' AND " + where));
+  s.bind(1, now);
+  if (job_id) s.bind(2, *job_id);
+  if (sha256) s.bind(2, *sha256);
+  KMR_TRY(s.run());
+  std::int64_t n = writer_->changes();
+  bump();
+  return n;
+}
+
+Result<void> Store::add_attestation(const std::string& envelope_sha256, std::int64_t artifact_id,
+                                    std::int64_t rebuild_id, std::optional<std::int64_t> log_index, std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
+      "INSERT INTO attestations(sha256, artifact_id, rebuild_id, log_index, created_at) VALUES (?,?,?,?,?) "
+      "ON CONFLICT DO NOTHING"));
+  s.bind(1, envelope_sha256).bind(2, artifact_id).bind(3, rebuild_id).bind(4, log_index).bind(5, now);
+  KMR_TRY(s.run());
+  bump();
+  return ok();
+}
+
+Result<void> Store::snapshot_stats(std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
+      "INSERT OR REPLACE INTO stats_history(ts, distro, total, reproducible, not_reproducible, failed) "
+      "SELECT ?1, r.distro, COUNT(a.id), "
+      "SUM(v.status = 'verified' AND v.files IN ('identical','content-identical','identical-modulo-signatures') "
+      "    AND (v.module_root IS NULL OR v.module_root IN ('match','absent'))), "
+      "SUM(v.status = 'verified' AND NOT (v.files IN ('identical','content-identical','identical-modulo-signatures') "
+      "    AND (v.module_root IS NULL OR v.module_root IN ('match','absent')))), "
+      "SUM(v.status IS NOT NULL AND v.status != 'verified') "
+      "FROM artifacts a JOIN packages p ON p.id = a.package_id JOIN repositories r ON r.id = p.repository_id "
+      "LEFT JOIN verdicts v ON v.artifact_id = a.id GROUP BY r.distro"));
+  s.bind(1, now);
+  return s.run();
+}
+
+// ---------------------------------------------------------------- reads
+
+Result<std::optional<Worker>> Store::worker_by_key(const std::string& public_key_hex) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT id, name, public_key, resource_classes, disabled FROM workers WHERE public_key = ?"));
+  s.bind(1, public_key_hex);
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<Worker>();
+  Worker w;
+  w.id = s.i64(0);
+  w.name = s.text(1);
+  w.public_key = s.text(2);
+  auto rc = json::parse(s.text(3), nullptr, false);
+  if (rc.is_array())
+    for (auto& c : rc)
+      if (c.is_string()) w.resource_classes.push_back(c.get<std::string>());
+  w.disabled = s.i64(4) != 0;
+  return std::optional<Worker>(std::move(w));
+}
+
+namespace {
+json verdict_json(const std::optional<std::string>& status, const std::optional<std::string>& module_root,
+                  const std::optional<std::string>& files) {
+  if (!status) return nullptr;
+  return {{"status", *status}, {"module_root", opt(module_root)}, {"files", opt(files)},
+          {"reproducible", is_reproducible(*status, module_root, files)}};
+}
+}  // namespace
+
+Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256) {
+  Db& db = reader();
+  KMR_ASSIGN_OR_RETURN(auto s, db.prepare(
+      "SELECT a.id, a.sha256, r.distro, r.name, p.name, p.version, p.arch, a.filename, a.url, a.build_input_id, "
+      "v.status, v.module_root, v.files, v.rebuild_id, j.state, j.id, a.size "
+      "FROM artifacts a JOIN packages p ON p.id = a.package_id JOIN repositories r ON r.id = p.repository_id "
+      "LEFT JOIN verdicts v ON v.artifact_id = a.id LEFT JOIN jobs j ON j.build_input_id = a.build_input_id "
+      "WHERE a.sha256 = ?"));
+  s.bind(1, sha256);
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<json>();
+  std::int64_t aid = s.i64(0), bi = s.i64(9);
+  json out = {{"sha256", s.text(1)},
+              {"distro", s.text(2)},
+              {"repository", s.text(3)},
+              {"package", {{"name", s.text(4)}, {"version", s.text(5)}, {"arch", s.text(6)}}},
+              {"filename", s.text(7)},
+              {"url", s.text(8)},
+              {"size", s.opt_i64(16) ? json(*s.opt_i64(16)) : json(nullptr)},
+              {"verdicts", verdict_json(s.opt_text(10), s.opt_text(11), s.opt_text(12))},
+              {"job", {{"id", s.i64(15)}, {"state", s.opt_text(14) ? json(*s.opt_text(14)) : json(nullptr)}}}};
+  auto rebuild_id = s.opt_i64(13);
+  out["build"] = rebuild_id ? json(*rebuild_id) : json(nullptr);
+  out["log"] = nullptr;
+  out["diff"] = nullptr;
+  // History: every accepted attempt for this artifact's build input, newest first.
+  KMR_ASSIGN_OR_RETURN(auto h, db.prepare(
+      "SELECT rb.id, rb.finished_at, rb.status, rb.module_root, rb.files, w.name, rb.log_sha256, rb.diff_json_sha256, "
+      "ra.rebuilt_sha256, rb.shipped_root, rb.rebuilt_root, rb.differing, rb.environment, rb.reason, rb.diff_html_sha256 "
+      "FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
+      "LEFT JOIN rebuild_artifacts ra ON ra.rebuild_id = rb.id AND ra.artifact_id = ?2 "
+      "WHERE rb.build_input_id = ?1 ORDER BY rb.id DESC LIMIT 100"));
+  h.bind(1, bi).bind(2, aid);
+  json history = json::array();
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool hr, h.step());
+    if (!hr) break;
+    std::int64_t id = h.i64(0);
+    std::string base = "/api/v1/builds/" + std::to_string(id);
+    json e = {{"build", id},
+              {"finished_at", h.i64(1)},
+              {"status", h.text(2)},
+              {"module_root", opt(h.opt_text(3))},
+              {"files", opt(h.opt_text(4))},
+              {"worker", h.text(5)},
+              {"rebuilt_sha256", opt(h.opt_text(8))},
+              {"url", base}};
+    history.push_back(e);
+    if (rebuild_id && id == *rebuild_id) {
+      if (h.opt_text(6)) out["log"] = base + "/log";
+      if (h.opt_text(7) || h.opt_text(14)) out["diff"] = base + "/diff";
+      out["verdicts"]["shipped_root"] = opt(h.opt_text(9));
+      out["verdicts"]["rebuilt_root"] = opt(h.opt_text(10));
+      out["verdicts"]["differing"] = parse_or(h.opt_text(11), json::array());
+      out["verdicts"]["reason"] = opt(h.opt_text(13));
+      out["environment"] = parse_or(h.opt_text(12), json::object());
+      out["rebuilt_sha256"] = opt(h.opt_text(8));
+    }
+  }
+  out["history"] = std::move(history);
+  KMR_ASSIGN_OR_RETURN(auto at, db.prepare(
+      "SELECT sha256, rebuild_id, log_index FROM attestations WHERE artifact_id = ? ORDER BY created_at DESC, sha256"));
+  at.bind(1, aid);
+  json atts = json::array();
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool ar, at.step());
+    if (!ar) break;
+    atts.push_back("/api/v1/attestations/" + at.text(0));
+  }
+  out["attestations"] = std::move(atts);
+  return std::optional<json>(std::move(out));
+}
+
+Result<json> Store::list_artifacts(const ListQuery& q) {
+  std::string sql =
+      "SELECT a.id, a.sha256, r.distro, p.name, p.version, p.arch, v.status, v.module_root, v.files "
+      "FROM artifacts a JOIN packages p ON p.id = a.package_id JOIN repositories r ON r.id = p.repository_id "
+      "LEFT JOIN verdicts v ON v.artifact_id = a.id WHERE a.id > ?1";
+  if (q.distro) sql += " AND r.distro = ?2";
+  if (q.name) sql += " AND p.name = ?3";
+  if (q.verdict) {
+    if (*q.verdict == "pending") sql += " AND v.artifact_id IS NULL";
+    else if (*q.verdict == "reproducible")
+      sql += " AND v.status = 'verified' AND v.files IN ('identical','content-identical','identical-modulo-signatures') "
+             "AND (v.module_root IS NULL OR v.module_root IN ('match','absent'))";
+    else if (*q.verdict == "not-reproducible")
+      sql += " AND v.status = 'verified' AND NOT (v.files IN ('identical','content-identical','identical-modulo-signatures') "
+             "AND (v.module_root IS NULL OR v.module_root IN ('match','absent')))";
+    else sql += " AND (v.files = ?4 OR v.module_root = ?4 OR v.status = ?4)";
+  }
+  if (q.q) sql += " AND (p.name LIKE ?5 ESCAPE '\\' OR p.version LIKE ?5 ESCAPE '\\' OR a.sha256 LIKE ?5 ESCAPE '\\')";
+  sql += " ORDER BY a.id LIMIT ?6";
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(sql));
+  s.bind(1, q.after_id);
+  if (q.distro) s.bind(2, *q.distro);
+  if (q.name) s.bind(3, *q.name);
+  if (q.verdict) s.bind(4, *q.verdict);
+  if (q.q) {
+    std::string pat;
+    for (char c : *q.q) {
+      if (c == '%' || c == '_' || c == '\\') pat += '\\';
+      pat += c;
+    }
+    s.bind(5, pat + "%");
+  }
+  s.bind(6, q.limit + 1);
+  json items = json::array();
+  std::int64_t last = 0;
+  bool more = false;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    if (static_cast<std::int64_t>(items.size()) == q.limit) {
+      more = true;
+      break;
+    }
+    last = s.i64(0);
+    items.push_back({{"sha256", s.text(1)},
+                     {"distro", s.text(2)},
+                     {"package", {{"name", s.text(3)}, {"version", s.text(4)}, {"arch", s.text(5)}}},
+                     {"verdicts", verdict_json(s.opt_text(6), s.opt_text(7), s.opt_text(8))},
+                     {"url", "/api/v1/artifacts/sha256/" + s.text(1)}});
+  }
+  return json{{"items", std::move(items)}, {"next", more ? json(std::to_string(last)) : json(nullptr)}};
+}
+
+Result<std::optional<json>> Store::build(std::int64_t id) {
+  Db& db = reader();
+  KMR_ASSIGN_OR_RETURN(auto s, db.prepare(
+      "SELECT rb.id, rb.job_id, rb.finished_at, rb.status, rb.module_root, rb.files, rb.reason, rb.shipped_root, "
+      "rb.rebuilt_root, rb.differing, rb.environment, rb.log_sha256, rb.diff_json_sha256, rb.diff_html_sha256, "
+      "rb.duration_ms, w.name, b.distro, b.set_key FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
+      "JOIN build_inputs b ON b.id = rb.build_input_id WHERE rb.id = ?"));
+  s.bind(1, id);
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<json>();
+  std::string base = "/api/v1/builds/" + std::to_string(id);
+  json out = {{"id", s.i64(0)},
+              {"job", s.i64(1)},
+              {"finished_at", s.i64(2)},
+              {"status", s.text(3)},
+              {"module_root", opt(s.opt_text(4))},
+              {"files", opt(s.opt_text(5))},
+              {"reproducible", is_reproducible(s.text(3), s.opt_text(4), s.opt_text(5))},
+              {"reason", opt(s.opt_text(6))},
+              {"shipped_root", opt(s.opt_text(7))},
+              {"rebuilt_root", opt(s.opt_text(8))},
+              {"differing", parse_or(s.opt_text(9), json::array())},
+              {"environment", parse_or(s.opt_text(10), json::object())},
+              {"log", s.opt_text(11) ? json(base + "/log") : json(nullptr)},
+              {"diff", s.opt_text(12) ? json(base + "/diff") : json(nullptr)},
+              {"diff_html", s.opt_text(13) ? json(base + "/diff.html") : json(nullptr)},
+              {"duration_ms", s.opt_i64(14) ? json(*s.opt_i64(14)) : json(nullptr)},
+              {"worker", s.text(15)},
+              {"distro", s.text(16)},
+              {"set", s.text(17)}};
+  KMR_ASSIGN_OR_RETURN(auto a, db.prepare(
+      "SELECT a.sha256, a.filename, p.name, p.version, p.arch, ra.rebuilt_sha256 FROM rebuild_artifacts ra "
+      "JOIN artifacts a ON a.id = ra.artifact_id JOIN packages p ON p.id = a.package_id WHERE ra.rebuild_id = ?"));
+  a.bind(1, id);
+  json arts = json::array();
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool r, a.step());
+    if (!r) break;
+    arts.push_back({{"sha256", a.text(0)},
+                    {"filename", a.text(1)},
+                    {"package", {{"name", a.text(2)}, {"version", a.text(3)}, {"arch", a.text(4)}}},
+                    {"rebuilt_sha256", opt(a.opt_text(5))},
+                    {"url", "/api/v1/artifacts/sha256/" + a.text(0)}});
+  }
+  out["artifacts"] = std::move(arts);
+  return std::optional<json>(std::move(out));
+}
+
+Result<std::optional<std::string>> Store::build_blob(std::int64_t id, const std::string& which) {
+  std::string col = which == "log" ? "log_sha256" : which == "diff_json" ? "diff_json_sha256" : "diff_html_sha256";
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT " + col + " FROM rebuilds WHERE id = ?"));
+  s.bind(1, id);
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<std::string>();
+  return s.opt_text(0);
+}
+
+Result<json> Store::queue(std::int64_t now) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT j.id, j.state, j.priority, j.resource_class, j.build_attempts, j.repro_attempts, j.next_try, "
+      "j.lease_expiry, w.name, b.distro, b.set_key, "
+      "(SELECT p.name || ' ' || p.version FROM artifacts a JOIN packages p ON p.id = a.package_id "
+      " WHERE a.build_input_id = b.id ORDER BY a.id LIMIT 1) "
+      "FROM jobs j JOIN build_inputs b ON b.id = j.build_input_id LEFT JOIN workers w ON w.id = j.lease_owner "
+      "WHERE j.state != 'done' ORDER BY j.state DESC, j.priority, j.next_try, j.id LIMIT 1000"));
+  json items = json::array();
+  std::int64_t queued = 0, running = 0;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    std::string state = s.text(1);
+    (state == "running" ? running : queued)++;
+    items.push_back({{"id", s.i64(0)},
+                     {"state", state},
+                     {"priority", s.i64(2)},
+                     {"resource_class", s.text(3)},
+                     {"build_attempts", s.i64(4)},
+                     {"repro_attempts", s.i64(5)},
+                     {"next_try", s.i64(6)},
+                     {"lease_expiry", s.opt_i64(7) ? json(*s.opt_i64(7)) : json(nullptr)},
+                     {"worker", opt(s.opt_text(8))},
+                     {"distro", s.text(9)},
+                     {"set", s.text(10)},
+                     {"package", opt(s.opt_text(11))}});
+  }
+  return json{{"now", now}, {"queued", queued}, {"running", running}, {"items", std::move(items)}};
+}
+
+Result<json> Store::workers(bool admin, std::int64_t now, std::int64_t online_window) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT w.id, w.name, w.resource_classes, w.last_seen, w.address, w.public_key, w.disabled, "
+      "(SELECT j.id FROM jobs j WHERE j.lease_owner = w.id AND j.state = 'running' LIMIT 1) "
+      "FROM workers w ORDER BY w.name"));
+  json items = json::array();
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    auto last = s.opt_i64(3);
+    json w = {{"name", s.text(1)},
+              {"resource_classes", parse_or(s.opt_text(2), json::array())},
+              {"last_seen", last ? json(*last) : json(nullptr)},
+              {"online", last && now - *last <= online_window},
+              {"job", s.opt_i64(7) ? json(*s.opt_i64(7)) : json(nullptr)},
+              {"disabled", s.i64(6) != 0}};
+    if (admin) {
+      w["address"] = opt(s.opt_text(4));
+      w["public_key"] = s.text(5);
+      w["id"] = s.i64(0);
+    }
+    items.push_back(std::move(w));
+  }
+  return json{{"items", std::move(items)}};
+}
+
+Result<json> Store::stats(std::int64_t now) {
+  Db& db = reader();
+  KMR_ASSIGN_OR_RETURN(auto s, db.prepare(
+      "SELECT r.distro, COALESCE(v.files, '-'), COALESCE(v.module_root, '-'), COALESCE(v.status, 'pending'), COUNT(*) "
+      "FROM artifacts a JOIN packages p ON p.id = a.package_id JOIN repositories r ON r.id = p.repository_id "
+      "LEFT JOIN verdicts v ON v.artifact_id = a.id GROUP BY 1, 2, 3, 4"));
+  std::map<std::string, json> distros;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    std::string d = s.text(0), files = s.text(1), root = s.text(2), status = s.text(3);
+    std::int64_t n = s.i64(4);
+    json& e = distros[d];
+    if (e.is_null())
+      e = {{"distro", d}, {"total", 0}, {"reproducible", 0}, {"not_reproducible", 0}, {"failed", 0}, {"pending", 0},
+           {"files", json::object()}, {"module_root", json::object()}, {"status", json::object()}};
+    e["total"] = e["total"].get<std::int64_t>() + n;
+    std::optional<std::string> of = files == "-" ? std::nullopt : std::optional<std::string>(files);
+    std::optional<std::string> orr = root == "-" ? std::nullopt : std::optional<std::string>(root);
+    const char* bucket = status == "pending" ? "pending"
+                         : status != "verified" ? "failed"
+                         : is_reproducible(status, orr, of) ? "reproducible" : "not_reproducible";
+    e[bucket] = e[bucket].get<std::int64_t>() + n;
+    if (of) e["files"][files] = e["files"].value(files, 0) + n;
+    if (orr) e["module_root"][root] = e["module_root"].value(root, 0) + n;
+    e["status"][status] = e["status"].value(status, 0) + n;
+  }
+  json out = {{"now", now}, {"distros", json::array()}};
+  for (auto& [k, v] : distros) {
+    std::int64_t total = v["total"].get<std::int64_t>();
+    v["percent_reproducible"] = total ? 100.0 * v["reproducible"].get<std::int64_t>() / total : 0.0;
+    out["distros"].push_back(v);
+  }
+  KMR_ASSIGN_OR_RETURN(auto counts, metrics_counts());
+  out["queue"] = {{"queued", counts["jobs"].value("queued", 0)}, {"running", counts["jobs"].value("running", 0)},
+                  {"done", counts["jobs"].value("done", 0)}};
+  out["workers"] = counts["workers"];
+  KMR_ASSIGN_OR_RETURN(auto h, db.prepare(
+      "SELECT ts, distro, total, reproducible, not_reproducible, failed FROM stats_history "
+      "WHERE ts >= (SELECT COALESCE(MAX(ts), 0) FROM stats_history) - 90 * 86400 ORDER BY ts, distro LIMIT 5000"));
+  json hist = json::array();
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, h.step());
+    if (!row) break;
+    hist.push_back({{"ts", h.i64(0)}, {"distro", h.text(1)}, {"total", h.i64(2)}, {"reproducible", h.i64(3)},
+                    {"not_reproducible", h.i64(4)}, {"failed", h.i64(5)}});
+  }
+  out["history"] = std::move(hist);
+  return out;
+}
+
+Result<bool> Store::attestation_exists(const std::string& sha256) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT 1 FROM attestations WHERE sha256 = ?"));
+  s.bind(1, sha256);
+  return s.step();
+}
+
+Result<json> Store::metrics_counts() {
+  Db& db = reader();
+  KMR_ASSIGN_OR_RETURN(auto s, db.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state"));
+  json jobs = {{"queued", 0}, {"running", 0}, {"done", 0}};
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    jobs[s.text(0)] = s.i64(1);
+  }
+  KMR_ASSIGN_OR_RETURN(auto w, db.prepare("SELECT COUNT(*), SUM(last_seen >= strftime('%s','now') - 300) FROM workers"));
+  KMR_ASSIGN_OR_RETURN(bool wr, w.step());
+  (void)wr;
+  return json{{"jobs", jobs}, {"workers", {{"registered", w.i64(0)}, {"online", w.opt_i64(1).value_or(0)}}}};
+}
+
+}  // namespace kmr::server

@@ -1,0 +1,158 @@
+#pragma once
+
+// kmrd's persistent state: SQLite (WAL, one writer connection behind a mutex,
+// one read-only connection per thread) plus content-addressed blobs on disk
+// (logs, diff reports, attestation envelopes) referenced by sha256.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "rebuilder/base/result.h"
+#include "server/sqlite.h"
+
+namespace kmr::server {
+
+struct QueuePolicy {
+  std::int64_t lease_seconds = 600;
+  std::int64_t heartbeat_seconds = 60;
+  std::int64_t retry_backoff_seconds = 300;   // doubled per attempt
+  std::int64_t max_build_attempts = 3;        // build-failed / error / environment-unavailable
+  std::int64_t max_repro_attempts = 2;        // not reproducible (files different, root mismatch)
+};
+
+// One artifact found by sync (or the import document).
+struct ImportArtifact {
+  std::string set_key;          // artifacts with the same set key are rebuilt together
+  std::string name, version, arch;
+  std::string filename, url, sha256;
+  std::optional<std::int64_t> size;
+  std::string resource_class = "default";
+};
+
+struct Worker {
+  std::int64_t id = 0;
+  std::string name;
+  std::string public_key;  // hex
+  std::vector<std::string> resource_classes;
+  bool disabled = false;
+};
+
+struct Report {
+  std::int64_t job_id = 0;
+  std::string lease_token;
+  std::int64_t worker_id = 0;
+  std::string status;  // verified | build-failed | environment-unavailable | error
+  std::optional<std::string> module_root, files, reason, shipped_root, rebuilt_root;
+  std::string differing_json = "[]";
+  std::string environment_json = "{}";
+  std::vector<std::pair<std::string, std::string>> rebuilt;  // artifact filename or name -> sha256
+  std::optional<std::string> log_sha256, diff_json_sha256, diff_html_sha256;
+  std::optional<std::int64_t> duration_ms;
+};
+
+struct ReportOutcome {
+  std::int64_t rebuild_id = 0;
+  std::string job_state;  // done | queued (retry)
+  std::vector<std::int64_t> artifact_ids;
+  bool reproducible = false;
+};
+
+struct ListQuery {
+  std::optional<std::string> distro, name, verdict, q;
+  std::int64_t after_id = 0;
+  std::int64_t limit = 100;
+};
+
+bool is_good_files_tier(const std::string& files);
+bool is_reproducible(const std::string& status, const std::optional<std::string>& module_root,
+                     const std::optional<std::string>& files);
+
+class BlobStore {
+ public:
+  explicit BlobStore(std::string root) : root_(std::move(root)) {}
+  // Writes data under sha256/<2 hex>/<62 hex>; returns the hex digest.
+  Result<std::string> put(std::string_view data);
+  std::string path(const std::string& hex) const;
+  Result<std::string> get(const std::string& hex, std::uint64_t max_bytes) const;
+
+ private:
+  std::string root_;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const std::string& state_dir, int busy_timeout_ms = 10000);
+  ~Store();
+
+  BlobStore& blobs() { return blobs_; }
+  // Bumped on every write; readers use it to invalidate caches.
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  std::int64_t schema_version() const { return schema_version_; }
+
+  // --- writes (serialised on the writer connection) ---
+  Result<std::int64_t> upsert_repository(const std::string& name, const std::string& distro,
+                                         const std::string& url);
+  Result<void> record_sync(std::int64_t repo_id, std::int64_t now, const std::optional<std::string>& error);
+  // Idempotent: known sha256s and set keys are skipped. Returns the number of new jobs.
+  Result<std::int64_t> import_artifacts(std::int64_t repo_id, const std::string& distro,
+                                        const std::vector<ImportArtifact>& artifacts, std::int64_t now);
+  Result<std::int64_t> register_worker(const std::string& name, const std::string& public_key_hex,
+                                       const std::vector<std::string>& resource_classes, std::int64_t now);
+  // Records the nonce; false when it was seen before (replay). Prunes nonces older than min_ts.
+  Result<bool> use_nonce(std::int64_t worker_id, const std::string& nonce, std::int64_t ts, std::int64_t min_ts);
+  Result<void> touch_worker(std::int64_t worker_id, const std::string& address, std::int64_t now);
+  // Requeues expired leases, then leases the best job for the worker. nullopt: nothing to do.
+  Result<std::optional<nlohmann::json>> claim_job(const Worker& worker, std::int64_t now, const QueuePolicy& policy);
+  Result<std::int64_t> heartbeat(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token,
+                                 std::int64_t now, const QueuePolicy& policy);
+  Result<ReportOutcome> report(const Report& r, std::int64_t now, const QueuePolicy& policy);
+  Result<std::int64_t> reap_expired(std::int64_t now);
+  // Requeue by job id, by artifact sha256, or every done job whose verdict is not reproducible.
+  Result<std::int64_t> requeue(std::optional<std::int64_t> job_id, std::optional<std::string> sha256,
+                               bool all_failed, std::int64_t now);
+  Result<void> add_attestation(const std::string& envelope_sha256, std::int64_t artifact_id,
+                               std::int64_t rebuild_id, std::optional<std::int64_t> log_index, std::int64_t now);
+  Result<void> snapshot_stats(std::int64_t now);
+
+  // --- reads (per-thread read-only connection) ---
+  Result<std::optional<Worker>> worker_by_key(const std::string& public_key_hex);
+  // The end-user answer; nullopt when the hash is unknown.
+  Result<std::optional<nlohmann::json>> artifact_by_sha256(const std::string& sha256);
+  Result<nlohmann::json> list_artifacts(const ListQuery& q);
+  Result<std::optional<nlohmann::json>> build(std::int64_t id);
+  // Blob references of a build: log, diff_json, diff_html.
+  Result<std::optional<std::string>> build_blob(std::int64_t id, const std::string& which);
+  Result<nlohmann::json> queue(std::int64_t now);
+  Result<nlohmann::json> workers(bool admin, std::int64_t now, std::int64_t online_window);
+  Result<nlohmann::json> stats(std::int64_t now);
+  Result<bool> attestation_exists(const std::string& sha256);
+  // Counts for /metrics: jobs by state, workers, queued.
+  Result<nlohmann::json> metrics_counts();
+
+  Db& writer() { return *writer_; }
+  Db& reader();
+
+ private:
+  Store(std::string db_path, std::unique_ptr<Db> writer, BlobStore blobs, int busy)
+      : db_path_(std::move(db_path)), writer_(std::move(writer)), blobs_(std::move(blobs)), busy_(busy) {}
+  Result<void> migrate();
+  void bump() { generation_.fetch_add(1, std::memory_order_acq_rel); }
+
+  std::string db_path_;
+  std::unique_ptr<Db> writer_;
+  std::mutex write_mu_;
+  BlobStore blobs_;
+  int busy_;
+  std::uint64_t id_;
+  std::atomic<std::uint64_t> generation_{1};
+  std::int64_t schema_version_ = 0;
+};
+
+}  // namespace kmr::server

@@ -1,0 +1,195 @@
+#include "server/store.h"
+
+#include <cstdlib>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/sha256.h"
+
+namespace kmr::server {
+namespace {
+
+std::string hexof(int i) { return sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(&i), sizeof i)); }
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto t = TempDir::create("store-test");
+    ASSERT_TRUE(t.has_value());
+    dir_.emplace(std::move(t).value());
+    auto s = Store::open(dir_->path() + "/state");
+    ASSERT_TRUE(s.has_value()) << s.error().to_string();
+    store_ = std::move(s).value();
+    auto r = store_->upsert_repository("arch-core", "arch", "file:///x");
+    ASSERT_TRUE(r.has_value());
+    repo_ = *r;
+  }
+  Worker worker(const std::string& name, const std::string& key) {
+    auto id = store_->register_worker(name, key, {"default"}, 100);
+    EXPECT_TRUE(id.has_value());
+    auto w = store_->worker_by_key(key);
+    EXPECT_TRUE(w.has_value() && w->has_value());
+    return **w;
+  }
+  std::vector<ImportArtifact> linux_set() {
+    return {{"linux-6.1", "linux", "6.1", "x86_64", "linux-6.1.pkg.tar.zst", "file:///x/linux", hexof(1), 10},
+            {"linux-6.1", "linux-headers", "6.1", "x86_64", "linux-headers-6.1.pkg.tar.zst", "file:///x/h", hexof(2), 20}};
+  }
+  std::optional<TempDir> dir_;
+  std::unique_ptr<Store> store_;
+  std::int64_t repo_ = 0;
+  QueuePolicy policy_;
+};
+
+TEST_F(StoreTest, MigrationsAppliedOnceAndReopen) {
+  EXPECT_EQ(store_->schema_version(), 1);
+  store_.reset();
+  auto s = Store::open(dir_->path() + "/state");
+  ASSERT_TRUE(s.has_value()) << s.error().to_string();
+  EXPECT_EQ((*s)->schema_version(), 1);
+}
+
+TEST_F(StoreTest, ImportIsIdempotentOneJobPerSet) {
+  auto n = store_->import_artifacts(repo_, "arch", linux_set(), 100);
+  ASSERT_TRUE(n.has_value()) << n.error().to_string();
+  EXPECT_EQ(*n, 1);
+  auto again = store_->import_artifacts(repo_, "arch", linux_set(), 200);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, 0);
+  auto q = store_->queue(100);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ((*q)["queued"], 1);
+}
+
+TEST_F(StoreTest, ClaimReportOnlyByLeaseHolder) {
+  ASSERT_TRUE(store_->import_artifacts(repo_, "arch", linux_set(), 100).has_value());
+  Worker a = worker("a", std::string(64, 'a'));
+  Worker b = worker("b", std::string(64, 'b'));
+  auto job = store_->claim_job(a, 100, policy_);
+  ASSERT_TRUE(job.has_value() && job->has_value());
+  EXPECT_EQ((**job)["artifacts"].size(), 2u);
+  auto none = store_->claim_job(b, 100, policy_);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->has_value());
+
+  Report r;
+  r.job_id = (**job)["id"];
+  r.lease_token = (**job)["lease"];
+  r.worker_id = b.id;
+  r.status = "verified";
+  r.files = "identical";
+  r.module_root = "match";
+  auto bad = store_->report(r, 110, policy_);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kPermissionDenied);
+  auto art = store_->artifact_by_sha256(hexof(1));
+  ASSERT_TRUE(art.has_value() && art->has_value());
+  EXPECT_TRUE((**art)["verdicts"].is_null());
+
+  r.worker_id = a.id;
+  auto good = store_->report(r, 110, policy_);
+  ASSERT_TRUE(good.has_value()) << good.error().to_string();
+  EXPECT_EQ(good->job_state, "done");
+  EXPECT_TRUE(good->reproducible);
+  // A second report with the same lease is refused: nothing duplicated.
+  EXPECT_FALSE(store_->report(r, 111, policy_).has_value());
+  art = store_->artifact_by_sha256(hexof(2));
+  ASSERT_TRUE(art.has_value() && art->has_value());
+  EXPECT_EQ((**art)["verdicts"]["files"], "identical");
+  EXPECT_EQ((**art)["history"].size(), 1u);
+  EXPECT_EQ((**art)["package"]["name"], "linux-headers");
+}
+
+TEST_F(StoreTest, ExpiredLeaseIsReclaimedAndOldHolderRefused) {
+  ASSERT_TRUE(store_->import_artifacts(repo_, "arch", linux_set(), 100).has_value());
+  Worker a = worker("a", std::string(64, 'a'));
+  Worker b = worker("b", std::string(64, 'b'));
+  auto job = store_->claim_job(a, 100, policy_);
+  ASSERT_TRUE(job.has_value() && job->has_value());
+  std::string token_a = (**job)["lease"];
+  ASSERT_TRUE(store_->heartbeat((**job)["id"], a.id, token_a, 150, policy_).has_value());
+  auto job_b = store_->claim_job(b, 150 + policy_.lease_seconds + 1, policy_);
+  ASSERT_TRUE(job_b.has_value() && job_b->has_value());
+  EXPECT_EQ((**job_b)["id"], (**job)["id"]);
+  EXPECT_FALSE(store_->heartbeat((**job)["id"], a.id, token_a, 800, policy_).has_value());
+  Report r;
+  r.job_id = (**job)["id"];
+  r.lease_token = token_a;
+  r.worker_id = a.id;
+  r.status = "verified";
+  EXPECT_FALSE(store_->report(r, 800, policy_).has_value());
+}
+
+TEST_F(StoreTest, SeparateRetryBudgets) {
+  policy_.max_build_attempts = 2;
+  policy_.max_repro_attempts = 1;
+  policy_.retry_backoff_seconds = 10;
+  ASSERT_TRUE(store_->import_artifacts(repo_, "arch", linux_set(), 100).has_value());
+  Worker a = worker("a", std::string(64, 'a'));
+  std::int64_t now = 100;
+  auto run = [&](const std::string& status, std::optional<std::string> files) {
+    auto job = store_->claim_job(a, now, policy_);
+    EXPECT_TRUE(job.has_value() && job->has_value());
+    Report r;
+    r.job_id = (**job)["id"];
+    r.lease_token = (**job)["lease"];
+    r.worker_id = a.id;
+    r.status = status;
+    r.files = files;
+    auto o = store_->report(r, now, policy_);
+    EXPECT_TRUE(o.has_value());
+    return o->job_state;
+  };
+  EXPECT_EQ(run("build-failed", std::nullopt), "queued");
+  // Backoff: not claimable before next_try.
+  auto early = store_->claim_job(a, now + 5, policy_);
+  ASSERT_TRUE(early.has_value());
+  EXPECT_FALSE(early->has_value());
+  now += 11;
+  EXPECT_EQ(run("verified", "different"), "done");  // repro budget 1: no retry
+  ASSERT_TRUE(store_->requeue(std::nullopt, std::nullopt, true, now).value_or(0) == 1);
+  EXPECT_EQ(run("verified", "identical"), "done");
+  auto art = store_->artifact_by_sha256(hexof(1));
+  EXPECT_EQ((**art)["history"].size(), 3u);
+  EXPECT_TRUE((**art)["verdicts"]["reproducible"].get<bool>());
+}
+
+TEST_F(StoreTest, NoncesRejectReplay) {
+  Worker a = worker("a", std::string(64, 'a'));
+  EXPECT_TRUE(store_->use_nonce(a.id, "n1", 100, 0).value());
+  EXPECT_FALSE(store_->use_nonce(a.id, "n1", 101, 0).value());
+  EXPECT_TRUE(store_->use_nonce(a.id, "n2", 101, 0).value());
+}
+
+TEST_F(StoreTest, KeysetPaginationOver10000Rows) {
+  std::vector<ImportArtifact> many;
+  for (int i = 0; i < 10000; ++i)
+    many.push_back({"set" + std::to_string(i), i % 2 ? "linux" : "linux-lts", std::to_string(i), "x86_64",
+                    "f" + std::to_string(i), "file:///f", hexof(1000 + i), 1});
+  ASSERT_TRUE(store_->import_artifacts(repo_, "arch", many, 100).has_value());
+  ListQuery q;
+  q.limit = 1000;
+  q.name = "linux";
+  int total = 0, pages = 0;
+  for (;;) {
+    auto page = store_->list_artifacts(q);
+    ASSERT_TRUE(page.has_value()) << page.error().to_string();
+    total += static_cast<int>((*page)["items"].size());
+    ++pages;
+    if ((*page)["next"].is_null()) break;
+    q.after_id = std::stoll((*page)["next"].get<std::string>());
+  }
+  EXPECT_EQ(total, 5000);
+  EXPECT_EQ(pages, 5);
+  ListQuery pending;
+  pending.verdict = "pending";
+  pending.limit = 10;
+  auto p = store_->list_artifacts(pending);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ((*p)["items"].size(), 10u);
+}
+
+}  // namespace
+}  // namespace kmr::server
