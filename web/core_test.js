@@ -1,0 +1,117 @@
+// Unit tests of web/core.js (pure helpers), run with plain Node.
+'use strict';
+const assert = require('assert');
+const path = require('path');
+const core = require(path.join(__dirname, 'core.js'));
+let n = 0;
+function test(name, fn) { fn(); n++; }
+
+test('parseHashQuery', () => {
+  const hex = 'A'.repeat(64);
+  assert.strictEqual(core.parseHashQuery(hex), 'a'.repeat(64));
+  assert.strictEqual(core.parseHashQuery('  sha256:' + hex + ' '), 'a'.repeat(64));
+  assert.strictEqual(core.parseHashQuery('sha256-' + 'b'.repeat(64)), 'b'.repeat(64));
+  assert.strictEqual(core.parseHashQuery('a'.repeat(63)), null);
+  assert.strictEqual(core.parseHashQuery('g'.repeat(64)), null);
+  assert.strictEqual(core.parseHashQuery('linux 6.1'), null);
+  assert.strictEqual(core.parseHashQuery(null), null);
+});
+
+test('verdict classes and explanations', () => {
+  assert.strictEqual(core.verdictClass('files', 'identical'), 'good');
+  assert.strictEqual(core.verdictClass('files', 'different'), 'bad');
+  assert.strictEqual(core.verdictClass('files', 'build-failed'), 'warn');
+  assert.strictEqual(core.verdictClass('files', null), 'pending');
+  assert.strictEqual(core.verdictClass('module_root', 'match'), 'good');
+  assert.strictEqual(core.verdictClass('module_root', 'absent'), 'na');
+  assert.strictEqual(core.verdictClass('module_root', 'invalid'), 'bad');
+  assert.match(core.explain('module_root', 'mismatch'), /different Merkle root/);
+  assert.match(core.explain('files', undefined), /Not verified yet/);
+  assert.match(core.explain('files', 'weird'), /"weird"/);
+  assert.ok(core.isReproducible({ files: 'identical-modulo-signatures', module_root: 'match' }));
+  assert.ok(!core.isReproducible({ files: 'identical', module_root: 'mismatch' }));
+});
+
+test('percent and bytes', () => {
+  assert.strictEqual(core.percent(1, 3), '33.3%');
+  assert.strictEqual(core.percent(0, 0), '0%');
+  assert.strictEqual(core.percent(1, 100000), '<0.1%');
+  assert.strictEqual(core.formatBytes(512), '512 B');
+  assert.strictEqual(core.formatBytes(1536), '1.5 KiB');
+});
+
+test('hexRuns marks differing digits', () => {
+  const r = core.hexRuns('aabbcc', 'aaXbcc');
+  assert.deepStrictEqual(r.map((x) => [x.same, x.a, x.b]), [[true, 'aa', 'aa'], [false, 'b', 'X'], [true, 'bcc', 'bcc']]);
+  assert.deepStrictEqual(core.hexRuns('ab', 'ab').length, 1);
+});
+
+// diffoscope's own example shape (anchors.md B.2) plus kmr's status/kind fields
+const tree = {
+  'diffoscope-json-version': 1, source1: 'a.deb', source2: 'b.deb', unified_diff: null, details: [
+    { source1: 'data.tar.xz', source2: 'data.tar.zst', comments: ['Files identical despite different names'], unified_diff: null, details: [
+      { source1: 'filetype from diffoscope', source2: 'filetype from diffoscope', unified_diff: '@@ -1 +1 @@\n-XzFile\n+ZstFile\n' },
+      { source1: 'data.tar', source2: 'data.tar', unified_diff: null, details: [
+        { source1: './lib/modules/6.1.0/kernel/drivers/a.ko.zst', source2: './lib/modules/6.1.0/kernel/drivers/a.ko.zst', unified_diff: null, details: [
+          { source1: 'a.ko', source2: 'a.ko', unified_diff: null, details: [
+            { source1: 'readelf --wide --decompress --hex-dump=.rodata {}', source2: 'readelf --wide --decompress --hex-dump=.rodata {}',
+              unified_diff: '@@ -1,4 +1,4 @@\n \n Hex dump\n-  A\n+  B\n' }] }] },
+        { source1: './boot/vmlinuz', source2: './boot/vmlinuz', status: 'identical', kind: 'file' }] }] }] };
+
+test('differingMembers finds the deepest differing members with paths', () => {
+  const s = core.differingMembers(tree);
+  assert.strictEqual(s.truncated, false);
+  const paths = s.members.map((m) => m.path.join(' > '));
+  assert.deepStrictEqual(paths, [
+    'data.tar.xz \u2192 data.tar.zst > data.tar > ./lib/modules/6.1.0/kernel/drivers/a.ko.zst > a.ko',
+  ]);
+  assert.strictEqual(s.members[0].id, '0.1.0.0');
+  assert.strictEqual(core.countNodes(tree), 8);
+});
+
+test('differingMembers uses kind/status when present', () => {
+  const t = { source1: 'x', source2: 'y', status: 'changed', kind: 'archive', details: [
+    { source1: 'm/added.ko', source2: null, status: 'added', kind: 'file' },
+    { source1: 'm/same.ko', source2: 'm/same.ko', status: 'identical', kind: 'file' },
+    { source1: 'm/c.ko', source2: 'm/c.ko', status: 'changed', kind: 'file', details: [
+      { source1: 'sha256', source2: 'sha256', kind: 'meta', status: 'changed', unified_diff: '-a\n+b\n' }] }] };
+  const s = core.differingMembers(t);
+  assert.deepStrictEqual(s.members.map((m) => [m.id, m.status]), [['0', 'added'], ['2', 'changed']]);
+  assert.strictEqual(core.differingMembers(t, 1).truncated, true);
+  assert.deepStrictEqual(core.differingMembers({ source1: 'a', source2: 'a', status: 'identical' }).members, []);
+  assert.deepStrictEqual(core.differingMembers(null).members, []);
+});
+
+test('diffLines classes', () => {
+  assert.deepStrictEqual(core.diffLines('@@ -1 +1 @@\n-a\n+b\n c\n').map((l) => l.cls), ['hunk', 'del', 'add', 'ctx']);
+  assert.deepStrictEqual(core.diffLines(null), []);
+});
+
+test('content range and head/tail', () => {
+  assert.deepStrictEqual(core.parseContentRange('bytes 0-65535/1000000'), { start: 0, end: 65535, total: 1000000 });
+  assert.strictEqual(core.parseContentRange('bytes */100'), null);
+  assert.strictEqual(core.parseContentRange('bytes 0-1/*').total, null);
+  const ht = core.headTail('0123456789', 3, 2);
+  assert.deepStrictEqual(ht, { head: '012', tail: '89', omitted: 5 });
+  assert.strictEqual(core.headTail('abc', 3, 2).omitted, 0);
+});
+
+test('query command is shell-safe', () => {
+  const hex = 'c'.repeat(64);
+  assert.strictEqual(core.queryCommand('http://127.0.0.1:8080', hex, 'rebuilder.pem'),
+    'kmr query --rebuilder http://127.0.0.1:8080 --key rebuilder.pem sha256:' + hex);
+  assert.strictEqual(core.shellQuote("it's"), "'it'\\''s'");
+});
+
+test('routes round-trip', () => {
+  assert.deepStrictEqual(core.parseRoute(''), { view: 'overview', arg: null, params: {} });
+  const r = core.parseRoute('#/packages?distro=arch&q=linux%206.1&cursor=abc%3D');
+  assert.strictEqual(r.view, 'packages');
+  assert.deepStrictEqual(r.params, { distro: 'arch', q: 'linux 6.1', cursor: 'abc=' });
+  const s = core.buildRoute('packages', null, { distro: 'arch', verdict: '', q: 'a b' });
+  assert.strictEqual(s, '#/packages?distro=arch&q=a%20b');
+  assert.deepStrictEqual(core.parseRoute(s).params, { distro: 'arch', q: 'a b' });
+  assert.strictEqual(core.parseRoute('#/artifact/' + 'd'.repeat(64)).arg, 'd'.repeat(64));
+});
+
+console.log('core_test: ' + n + ' tests passed');
