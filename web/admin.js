@@ -65,6 +65,9 @@
     const counts = {};
     for (const j of jobs) counts[j.state || '?'] = (counts[j.state || '?'] || 0) + 1;
     if (res && res.counts) Object.assign(counts, res.counts);
+    if (res && res.queued != null) counts.queued = res.queued;
+    if (res && res.running != null) counts.running = res.running;
+    for (const k of Object.keys(counts)) if (!counts[k]) delete counts[k];
     main.appendChild(h('p', { id: 'queue-counts' }, Object.keys(counts).length ?
       Object.keys(counts).map(function (k) { return counts[k] + ' ' + k; }).join(', ') : 'The queue is empty.'));
     const rows = jobs.map(function (j) {
@@ -84,7 +87,7 @@
       return h('tr', { 'data-state': j.state || '' },
         h('td', null, '#' + (j.id != null ? j.id : '')),
         h('td', null, String(j.distro || '')),
-        h('td', null, String(j.name || (j.package && j.package.name) || j.set_key || '')),
+        h('td', null, String(j.name || (typeof j.package === 'string' ? j.package : (j.package && j.package.name)) || j.set || j.set_key || '')),
         h('td', null, art.map(function (s) {
           const hex = typeof s === 'string' ? s : s.sha256;
           return hex ? h('a', { href: '#/artifact/' + hex }, h('code', null, hex.slice(0, 12) + '\u2026 ')) : null;

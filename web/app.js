@@ -86,6 +86,13 @@
 
   function start() {
     document.getElementById('search-form').addEventListener('submit', onSearch);
+    const skip = document.querySelector('a.skip');
+    if (skip) {
+      skip.addEventListener('click', function (ev) {
+        ev.preventDefault();
+        document.getElementById('main').focus();
+      });
+    }
     window.addEventListener('hashchange', function () { show({ focus: true }); });
     show();
   }

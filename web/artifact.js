@@ -90,9 +90,9 @@
         return h('th', { scope: 'col' }, t);
       }))),
       h('tbody', null, hist.map(function (r) {
-        const v = r.verdicts || r;
+        const v = r.verdicts || { files: core.filesVerdict(r), module_root: r.module_root };
         const dur = r.duration_ms != null ? (r.duration_ms / 1000).toFixed(1) + ' s' : '';
-        const id = r.id != null ? r.id : (r.rebuild_id != null ? r.rebuild_id : '');
+        const id = r.build != null ? r.build : (r.id != null ? r.id : '');
         return h('tr', null,
           h('td', null, r.url || r.build ? h('a', { href: r.url || r.build }, '#' + id) : '#' + id),
           h('td', null, fmtTime(r.finished_at || r.finished || r.time)),
@@ -198,7 +198,8 @@
       throw e;
     }
     const pkg = a.package || {};
-    const v = a.verdicts || {};
+    const v = Object.assign({}, a.verdicts || {});
+    v.files = core.filesVerdict(a.verdicts);
     const latest = (a.history || [])[0] || null;
     main.appendChild(h('h1', { id: 'artifact-title' }, (pkg.name || a.filename || 'artifact') + ' ', h('span', { class: 'ver' }, pkg.version || '')));
     main.appendChild(h('dl', { class: 'kv-inline card' },
@@ -243,7 +244,7 @@
     }
 
     const attSec = section('Attestations', 'attestations');
-    const atts = a.attestations || [];
+    const atts = (a.attestation_details && a.attestation_details.length) ? a.attestation_details : (a.attestations || []);
     if (atts.length) attSec.appendChild(h('ul', { class: 'atts' }, atts.map(function (x) { return attestationItem(x, a); })));
     else attSec.appendChild(h('p', { class: 'muted' }, 'No attestation yet.'));
     const cmd = core.queryCommand(location.origin, a.sha256 || hex, 'rebuilder.pem');
@@ -252,7 +253,11 @@
     attSec.appendChild(h('div', { class: 'cmd' }, h('code', { id: 'query-command' }, cmd), ' ', copyButton(cmd, 'Copy command')));
     main.appendChild(attSec);
 
-    ctx.busy = !v.files;
+    const js = a.job && a.job.state;
+    ctx.busy = !a.verdicts || js === 'queued' || js === 'running';
+    if (js === 'queued' || js === 'running') {
+      vs.appendChild(h('p', { class: 'muted', id: 'job-state' }, 'A rebuild is ' + js + ' (job #' + a.job.id + '); this page refreshes itself.'));
+    }
   }
 
   KMR.views = KMR.views || {};

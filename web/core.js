@@ -25,6 +25,7 @@
       'mismatch': 'The rebuilt modules give a different Merkle root than the one embedded in the shipped kernel: the shipped kernel trusts at least one module that the published sources do not build.',
       'absent': 'The shipped kernel was built without module hashes (no embedded Merkle root), so this check does not apply.',
       'invalid': 'The shipped modules do not verify against the root embedded in the shipped kernel: the package is inconsistent with itself.',
+      'none': 'No module root verdict: the rebuild stopped before the modules could be compared.',
     },
   };
   const PENDING_TEXT = 'Not verified yet: the rebuild is queued or running.';
@@ -59,12 +60,24 @@
       return 'warn';
     }
     if (verdict === 'match') return 'good';
+    if (verdict === 'none') return 'na';
     if (verdict === 'absent') return 'na';
     return 'bad';
   }
 
+  // The files answer to show: the tier when the rebuild was verified, else the
+  // failure status (build-failed, environment-unavailable, error); null while pending.
+  function filesVerdict(verdicts) {
+    if (!verdicts) return null;
+    if (verdicts.files) return verdicts.files;
+    const st = verdicts.status;
+    if (st && st !== 'verified' && st !== 'pending') return st;
+    return st === 'verified' ? 'error' : null;
+  }
+
   function isReproducible(verdicts) {
     if (!verdicts) return false;
+    if (typeof verdicts.reproducible === 'boolean') return verdicts.reproducible;
     const mr = verdicts.module_root;
     return GOOD_FILES.has(verdicts.files) && (mr === 'match' || mr === 'absent' || mr == null);
   }
@@ -252,7 +265,7 @@
   const api = {
     FILES_TIERS: FILES_TIERS, MODULE_ROOT: MODULE_ROOT, GOOD_FILES: GOOD_FILES,
     isSha256: isSha256, parseHashQuery: parseHashQuery, explain: explain, verdictClass: verdictClass,
-    isReproducible: isReproducible, percent: percent, formatBytes: formatBytes, hexRuns: hexRuns,
+    isReproducible: isReproducible, filesVerdict: filesVerdict, percent: percent, formatBytes: formatBytes, hexRuns: hexRuns,
     nodeDiffers: nodeDiffers, isMemberNode: isMemberNode, nodeLabel: nodeLabel,
     differingMembers: differingMembers, countNodes: countNodes, diffLines: diffLines,
     parseContentRange: parseContentRange, headTail: headTail, shellQuote: shellQuote,

@@ -30,6 +30,11 @@ test('verdict classes and explanations', () => {
   assert.match(core.explain('files', 'weird'), /"weird"/);
   assert.ok(core.isReproducible({ files: 'identical-modulo-signatures', module_root: 'match' }));
   assert.ok(!core.isReproducible({ files: 'identical', module_root: 'mismatch' }));
+  assert.ok(!core.isReproducible({ files: 'identical', module_root: 'match', reproducible: false }));
+  assert.strictEqual(core.filesVerdict({ status: 'build-failed', files: null }), 'build-failed');
+  assert.strictEqual(core.filesVerdict({ status: 'verified', files: 'different' }), 'different');
+  assert.strictEqual(core.filesVerdict(null), null);
+  assert.strictEqual(core.filesVerdict({ status: 'pending' }), null);
 });
 
 test('percent and bytes', () => {

@@ -11,6 +11,7 @@
     'build-failed': 'build failed', 'environment-unavailable': 'environment unavailable',
     'error': 'error', 'pending': 'not verified yet',
   };
+  const ROOT_LABEL = { 'none': 'no verdict (rebuild failed)', 'pending': 'not verified yet' };
 
   function countsOf(obj, keys) {
     const out = [];
@@ -28,11 +29,11 @@
         h('th', { scope: 'col', class: 'num' }, 'Share'))),
       h('tbody', null, rows.map(function (c) {
         const params = { distro: distro };
-        if (c[0] !== 'pending') params.verdict = c[0]; else params.verdict = 'pending';
+        params.verdict = c[0] === 'none' ? '' : c[0];
         return h('tr', { 'data-verdict': c[0] },
           h('th', { scope: 'row' },
             h('a', { href: core.buildRoute('packages', null, params), title: core.explain(kind, c[0] === 'pending' ? null : c[0]) },
-              h('span', { class: 'dot dot-' + core.verdictClass(kind, c[0]) }), ' ', kind === 'files' ? (FILES_LABEL[c[0]] || c[0]) : c[0])),
+              h('span', { class: 'dot dot-' + core.verdictClass(kind, c[0]) }), ' ', kind === 'files' ? (FILES_LABEL[c[0]] || c[0]) : (ROOT_LABEL[c[0]] || c[0]))),
           h('td', { class: 'num' }, String(c[1])),
           h('td', { class: 'num' }, core.percent(c[1], total)));
       })));
@@ -42,14 +43,18 @@
     const total = Number(d.total) || 0;
     const files = countsOf(d.files, core.FILES_TIERS.concat(['pending']));
     const mr = countsOf(d.module_root, core.MODULE_ROOT.concat(['pending']));
-    const good = files.filter(function (c) { return core.GOOD_FILES.has(c[0]); })
+    const goodFiles = files.filter(function (c) { return core.GOOD_FILES.has(c[0]); })
       .reduce(function (a, c) { return a + c[1]; }, 0);
+    const good = d.reproducible != null ? Number(d.reproducible) || 0 : goodFiles;
     const card = h('section', { class: 'card distro', 'data-distro': d.distro, 'aria-labelledby': 'd-' + d.distro },
       h('h2', { id: 'd-' + d.distro },
         h('a', { href: core.buildRoute('packages', null, { distro: d.distro }) }, d.distro)),
       h('p', { class: 'big' },
         h('span', { class: 'big-num', 'data-field': 'reproducible-percent' }, core.percent(good, total)),
-        ' of ', h('span', { 'data-field': 'total' }, String(total)), ' tracked kernel artifacts reproduce (files tier)'),
+        ' reproducible: ', h('span', { 'data-field': 'reproducible' }, String(good)), ' of ',
+        h('span', { 'data-field': 'total' }, String(total)), ' tracked kernel artifacts'),
+      h('p', { class: 'muted small-text' }, 'Reproducible = files identical (or identical modulo signatures) and the module root matches or is absent. ',
+        d.pending ? String(d.pending) + ' not verified yet.' : ''),
       KMR.chart.stackedBar(files.map(function (c) {
         return { label: FILES_LABEL[c[0]] || c[0], value: c[1], cls: c[0] === 'pending' ? 'pending' : core.verdictClass('files', c[0]) + ' seg-' + c[0] };
       }), total, d.distro + ' files tiers'),

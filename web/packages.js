@@ -39,7 +39,7 @@
       h('td', { class: 'ver' }, pkg.version || ''),
       h('td', null, a.distro || ''),
       h('td', null, pkg.arch || a.arch || ''),
-      h('td', null, KMR.dom.badge('files', v.files)),
+      h('td', null, KMR.dom.badge('files', core.filesVerdict(a.verdicts))),
       h('td', null, KMR.dom.badge('module_root', v.module_root)),
       h('td', { class: 'hash' }, h('a', { href: '#/artifact/' + a.sha256, 'aria-label': 'artifact ' + a.sha256 },
         h('code', null, a.sha256.slice(0, 16) + '\u2026'))));
@@ -49,7 +49,8 @@
     const p = ctx.route.params;
     main.appendChild(h('h1', null, 'Packages'));
     const distros = await distroList();
-    const verdicts = [['', 'any verdict'], ['pending', 'not verified yet']]
+    const verdicts = [['', 'any verdict'], ['reproducible', 'reproducible'], ['not-reproducible', 'not reproducible'],
+      ['pending', 'not verified yet']]
       .concat(core.FILES_TIERS.map(function (t) { return [t, 'files: ' + t]; }))
       .concat(core.MODULE_ROOT.map(function (t) { return [t, 'module root: ' + t]; }));
     const form = h('form', { class: 'filters card', id: 'filters', 'aria-label': 'Filter packages' },
@@ -109,7 +110,7 @@
     nav.appendChild(h('span', { class: 'muted' }, 'Page ' + trail.length + ', ' + items.length + ' shown'));
     results.appendChild(nav);
     main.appendChild(results);
-    ctx.busy = items.some(function (a) { return !a.verdicts || !a.verdicts.files; });
+    ctx.busy = items.some(function (a) { return !a.verdicts; });
   }
 
   KMR.views = KMR.views || {};

@@ -13,9 +13,12 @@ for f in "$dir"/*.html; do
   if grep -Pzo '(?s)<script(?![^>]*\bsrc=)[^>]*>' "$f" | grep -q .; then err "$f: inline <script>"; fi
   grep -nE '<style|[[:space:]]style=|[[:space:]]on[a-z]+=|javascript:' "$f" && err "$f: inline style or handler"
   grep -nE '(src|href)="(https?:)?//' "$f" && err "$f: external asset"
-  for ref in $(grep -oE '(src|href)="/ui/[^"]+"' "$f" | sed -E 's/.*"\/ui\/([^"]+)"/\1/'); do
-    [[ -f $dir/$ref ]] || err "$f references /ui/$ref which is not in web/"
+  # local assets are referenced relative to the page (kmrd serves web/ at /)
+  for ref in $(grep -oE '(src|href)="[a-z][a-z0-9_.-]*[.](js|css|svg)"' "$f" | sed -E 's/.*="([^"]+)"/\1/'); do
+    [[ -f $dir/$ref ]] || err "$f references $ref which is not in web/"
   done
+  n=$(grep -cE '<script defer src="[a-z]+[.]js"></script>' "$f")
+  [[ $n -ge 5 ]] || err "$f: expected the app scripts, found $n"
 done
 for f in "$dir"/*.js; do
   [[ $f == *_test.js ]] && continue
