@@ -23,7 +23,7 @@
 
   function verdictTable(kind, caption, counts, total, distro) {
     const rows = counts.filter(function (c) { return c[1] > 0 || kind === 'files' && core.GOOD_FILES.has(c[0]); });
-    return h('table', { class: 'counts' },
+    return h('table', { class: 'counts', 'data-kind': kind },
       h('caption', null, caption),
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Verdict'), h('th', { scope: 'col', class: 'num' }, 'Count'),
         h('th', { scope: 'col', class: 'num' }, 'Share'))),

@@ -1,0 +1,326 @@
+// Browser tests of the kmr web UI: real headless Debian Chromium, driven by
+// playwright-core, against a real `kmrd --demo` started by run.sh.
+//
+// Environment: KMR_URL (http://127.0.0.1:PORT), KMR_MANIFEST (the fixtures'
+// manifest.json), KMR_BIN (the kmr CLI), KMR_OUT (screenshots, downloads),
+// KMR_WAIT_SECONDS (how long to wait for every artifact to get a verdict).
+import { chromium } from 'playwright-core';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const BASE = process.env.KMR_URL;
+const OUT = process.env.KMR_OUT || path.join(path.dirname(new URL(import.meta.url).pathname), 'out');
+const KMR = process.env.KMR_BIN;
+const WAIT_S = Number(process.env.KMR_WAIT_SECONDS || 1200);
+if (!BASE) { console.error('KMR_URL is not set (run tests/browser/run.sh)'); process.exit(2); }
+fs.mkdirSync(OUT, { recursive: true });
+
+const results = [];
+let current = null;
+function log(...a) { console.log(...a); }
+
+async function api(p, opts = {}) {
+  const res = await fetch(BASE + p, opts);
+  const text = await res.text();
+  let body = null;
+  try { body = JSON.parse(text); } catch { body = text; }
+  return { status: res.status, body, headers: res.headers };
+}
+
+// ---------- manifest (fixtures) ----------
+function loadManifest() {
+  const file = process.env.KMR_MANIFEST;
+  if (!file || !fs.existsSync(file)) throw new Error('fixtures manifest not found: ' + file);
+  const m = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const list = Array.isArray(m) ? m : (m.artifacts || []);
+  return list.map((a) => {
+    const exp = a.expected || a.expected_verdicts || a.verdicts || {};
+    return {
+      distro: a.distro, name: a.name || (a.package && a.package.name), version: a.version || (a.package && a.package.version),
+      sha256: String(a.sha256).toLowerCase(), files: exp.files || a.files || null, module_root: exp.module_root || a.module_root || null,
+      differing: exp.differing || a.differing || null,
+    };
+  });
+}
+
+// ---------- wait until kmrd --demo has a verdict for every artifact ----------
+async function waitForVerdicts(expectedTotal) {
+  const t0 = Date.now();
+  let last = '';
+  for (;;) {
+    let s = null;
+    try { s = (await api('/api/v1/stats')).body; } catch (e) { s = null; }
+    if (s && Array.isArray(s.distros)) {
+      const total = s.distros.reduce((a, d) => a + (d.total || 0), 0);
+      const pending = s.distros.reduce((a, d) => a + (d.pending || 0), 0);
+      const q = s.queue || {};
+      const line = `artifacts ${total}/${expectedTotal}, pending ${pending}, queued ${q.queued}, running ${q.running}`;
+      if (line !== last) { log('  kmrd: ' + line); last = line; }
+      if (total >= expectedTotal && pending === 0 && !q.running && !q.queued) return s;
+    }
+    if (Date.now() - t0 > WAIT_S * 1000) throw new Error('timed out waiting for verdicts: ' + last);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+// ---------- test harness ----------
+async function test(name, fn) {
+  current = { name, errors: [] };
+  const t0 = Date.now();
+  try {
+    await fn();
+    if (current.errors.length) throw new Error('page errors: ' + current.errors.join(' | '));
+    results.push({ name, ok: true, ms: Date.now() - t0 });
+    log(`PASS ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false, ms: Date.now() - t0, error: e.message });
+    log(`FAIL ${name}: ${e.stack || e.message}`);
+    try { await page.screenshot({ path: path.join(OUT, 'failure-' + name.replace(/\W+/g, '-') + '.png'), fullPage: true }); } catch { /* ignore */ }
+  }
+}
+function expect(cond, msg) { if (!cond) throw new Error(msg); }
+function eq(a, b, msg) { if (a !== b) throw new Error(`${msg}: expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`); }
+
+async function shot(name, opts = {}) {
+  await page.screenshot({ path: path.join(OUT, name + '.png'), fullPage: opts.fullPage !== false });
+}
+
+async function gotoView(hash) {
+  // main[data-ready] is set by the router once a view has rendered
+  await page.evaluate(() => document.getElementById('main')?.removeAttribute('data-ready')).catch(() => {});
+  await page.goto(BASE + '/' + hash);
+  await page.waitForSelector('#main[data-ready]', { timeout: 20000 });
+}
+
+// ---------- main ----------
+const manifest = loadManifest();
+expect(manifest.length > 0, 'manifest lists no artifacts');
+const distros = [...new Set(manifest.map((a) => a.distro))].sort();
+log(`manifest: ${manifest.length} artifacts in ${distros.length} distros (${distros.join(', ')})`);
+await waitForVerdicts(manifest.length);
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kmr-chromium-'));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.KMR_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  acceptDownloads: true,
+  viewport: { width: 1366, height: 900 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = context.pages()[0] || await context.newPage();
+page.on('pageerror', (e) => current && current.errors.push('pageerror: ' + e.message));
+page.on('console', (m) => {
+  if (m.type() === 'error' && current) current.errors.push('console: ' + m.text());
+});
+// Only our own origin may be contacted (no CDN, no external asset).
+const foreign = [];
+page.on('request', (r) => { if (!r.url().startsWith(BASE) && !r.url().startsWith('data:')) foreign.push(r.url()); });
+
+await test('UI is served with a CSP that forbids inline code, and every asset loads', async () => {
+  const res = await fetch(BASE + '/');
+  eq(res.status, 200, 'GET /');
+  const csp = res.headers.get('content-security-policy') || '';
+  expect(/default-src 'self'/.test(csp), 'Content-Security-Policy with default-src \'self\' expected, got: ' + csp);
+  await gotoView('#/');
+  const title = await page.title();
+  expect(/kmr/.test(title), 'page title: ' + title);
+});
+
+await test('overview shows every distro with the expected counts', async () => {
+  await gotoView('#/');
+  await page.waitForSelector('section.distro');
+  const cards = await page.$$eval('section.distro', (els) => els.map((e) => e.getAttribute('data-distro')).sort());
+  eq(JSON.stringify(cards), JSON.stringify(distros), 'distro cards');
+  expect(distros.length === 4, 'the demo has four distros, manifest has ' + distros.length);
+  for (const d of distros) {
+    const arts = manifest.filter((a) => a.distro === d);
+    const card = `section.distro[data-distro="${d}"]`;
+    eq(await page.textContent(`${card} [data-field="total"]`), String(arts.length), `${d} total`);
+    const shown = await page.$$eval(`${card} table[data-kind="files"] tbody tr`, (rows) =>
+      Object.fromEntries(rows.map((r) => [r.getAttribute('data-verdict'), Number(r.querySelector('td.num').textContent)])));
+    const shownRoot = await page.$$eval(`${card} table[data-kind="module_root"] tbody tr`, (rows) =>
+      Object.fromEntries(rows.map((r) => [r.getAttribute('data-verdict'), Number(r.querySelector('td.num').textContent)])));
+    const want = {};
+    const wantRoot = {};
+    for (const a of arts) {
+      if (a.files) want[a.files] = (want[a.files] || 0) + 1;
+      if (a.module_root) wantRoot[a.module_root] = (wantRoot[a.module_root] || 0) + 1;
+    }
+    for (const [tier, n] of Object.entries(want)) eq(shown[tier] || 0, n, `${d} files tier ${tier}`);
+    for (const [v, n] of Object.entries(wantRoot)) eq(shownRoot[v] || 0, n, `${d} module_root ${v}`);
+    const pctText = await page.textContent(`${card} [data-field="reproducible-percent"]`);
+    expect(/%$/.test(pctText), `${d} percentage shown: ${pctText}`);
+  }
+  const queue = await page.textContent('[data-field="queue"]');
+  eq(queue, '0', 'queue length after the demo finished');
+  expect(await page.$('svg.timechart'), 'reproducibility chart drawn');
+  await shot('overview');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(200);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow <= 1, 'no horizontal scrolling of the page on a phone, overflow ' + overflow + ' px');
+  await shot('overview-phone');
+  await page.setViewportSize({ width: 1366, height: 900 });
+});
+
+await test('searching a sha256 opens its artifact', async () => {
+  const a = manifest.find((x) => x.files && x.files !== 'different') || manifest[0];
+  await gotoView('#/');
+  await page.fill('#search-input', a.sha256);
+  await page.press('#search-input', 'Enter');
+  await page.waitForSelector('#artifact-sha256');
+  eq((await page.textContent('#artifact-sha256')).trim(), a.sha256, 'artifact page sha256');
+  expect(page.url().endsWith('#/artifact/' + a.sha256), 'URL is the artifact route: ' + page.url());
+  const files = await page.textContent('.verdict[data-kind="files"] .badge');
+  if (a.files) eq(files.trim(), a.files, 'files verdict badge');
+  const root = await page.textContent('.verdict[data-kind="module_root"] .badge');
+  if (a.module_root) eq(root.trim(), a.module_root, 'module_root verdict badge');
+  const cmd = await page.textContent('#query-command');
+  expect(cmd.includes('kmr query') && cmd.includes('sha256:' + a.sha256), 'kmr query command: ' + cmd);
+  await shot('artifact-' + a.distro);
+  // an upper-case hash with a "sha256:" prefix goes to the same page
+  await page.fill('#search-input', 'sha256:' + a.sha256.toUpperCase());
+  await page.press('#search-input', 'Enter');
+  await page.waitForFunction((h) => location.hash === '#/artifact/' + h, a.sha256);
+});
+
+await test('unknown sha256 says so', async () => {
+  await gotoView('#/artifact/' + '0'.repeat(64));
+  await page.waitForSelector('#not-found');
+});
+
+await test('package list filters by distro and verdict, search by name', async () => {
+  const d = distros[0];
+  await gotoView('#/packages?distro=' + d);
+  const rows = await page.$$eval('#artifact-list tbody tr', (r) => r.map((x) => x.getAttribute('data-sha256')));
+  const want = manifest.filter((a) => a.distro === d).map((a) => a.sha256).sort();
+  eq(JSON.stringify(rows.slice().sort()), JSON.stringify(want), `rows for distro ${d}`);
+  const diffs = manifest.filter((a) => a.files === 'different');
+  if (diffs.length) {
+    await gotoView('#/packages?verdict=different');
+    const r2 = await page.$$eval('#artifact-list tbody tr', (r) => r.map((x) => x.getAttribute('data-sha256')));
+    eq(JSON.stringify(r2.sort()), JSON.stringify(diffs.map((a) => a.sha256).sort()), 'rows with verdict different');
+  }
+  const name = manifest[0].name;
+  await gotoView('#/packages');
+  await page.fill('#f-q', name);
+  await page.press('#f-q', 'Enter');
+  await page.waitForFunction(() => location.hash.includes('q='));
+  await page.waitForSelector('#artifact-list');
+  const names = await page.$$eval('#artifact-list tbody tr td:first-child', (t) => t.map((x) => x.textContent));
+  expect(names.length > 0 && names.every((n) => n.startsWith(name)), 'search by name ' + name + ': ' + names.join(','));
+  await shot('packages');
+});
+
+await test('a non-reproducible fixture shows its differing members; expanding a node works', async () => {
+  const a = manifest.find((x) => x.files === 'different');
+  expect(a, 'the manifest has a fixture whose files verdict is "different"');
+  await gotoView('#/artifact/' + a.sha256);
+  await page.waitForSelector('#diff-summary', { timeout: 20000 });
+  const members = await page.$$eval('#diff-summary ol.members li button', (b) => b.map((x) => x.textContent));
+  expect(members.length > 0, 'differing members listed');
+  log('  differing members: ' + members.slice(0, 8).join(' | '));
+  if (Array.isArray(a.differing)) {
+    for (const m of a.differing) {
+      const name = typeof m === 'string' ? m : (m.path || m.name);
+      expect(members.some((x) => x.includes(name)), `differing member ${name} listed`);
+    }
+  }
+  // expand a collapsed node with the keyboard and check aria-expanded + content
+  const sel = 'ul.dtree .toggle[aria-expanded="false"]';
+  await page.waitForSelector(sel);
+  const id = await page.$eval(sel, (b) => b.getAttribute('aria-controls'));
+  await page.focus(sel);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector(`[aria-controls="${id}"][aria-expanded="true"]`);
+  expect(await page.isVisible('#' + id), 'expanded node body visible');
+  const kids = await page.$$eval(`#${id} > *`, (x) => x.length);
+  expect(kids > 0, 'expanded node has content');
+  // collapse again
+  await page.click(`[aria-controls="${id}"]`);
+  await page.waitForSelector(`[aria-controls="${id}"][aria-expanded="false"]`);
+  expect(!(await page.isVisible('#' + id)), 'collapsed node body hidden');
+  // a summary entry reveals its node deep in the tree
+  await page.click('#diff-summary ol.members li button');
+  const target = await page.$eval('#diff-summary ol.members li button', (b) => b.getAttribute('data-target'));
+  await page.waitForSelector(`li.dnode[data-node-id="${target}"]`, { state: 'visible' });
+  const diffShown = await page.$$eval('ul.dtree pre.udiff', (p) => p.length);
+  log('  unified diffs visible after reveal: ' + diffShown);
+  await shot('diff-' + a.distro);
+});
+
+await test('the attestation link downloads a DSSE envelope that kmr attest verify accepts', async () => {
+  const a = manifest.find((x) => x.files && x.files !== 'different' && x.module_root !== 'mismatch') || manifest[0];
+  await gotoView('#/artifact/' + a.sha256);
+  await page.waitForSelector('#attestation-download', { timeout: 20000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#attestation-download')]);
+  const file = path.join(OUT, a.sha256.slice(0, 16) + '.intoto.json');
+  await download.saveAs(file);
+  const env = JSON.parse(fs.readFileSync(file, 'utf8'));
+  eq(env.payloadType, 'application/vnd.in-toto+json', 'DSSE payloadType');
+  expect(Array.isArray(env.signatures) && env.signatures.length > 0, 'DSSE signatures');
+  const stmt = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8'));
+  expect(stmt.subject.some((s) => s.digest && s.digest.sha256 === a.sha256), 'statement subject is the artifact');
+  await page.waitForSelector('#inclusion-status', { timeout: 20000 });
+  // the rebuilder's public keys, as an end user would fetch them
+  const keys = await api('/api/v1/keys');
+  eq(keys.status, 200, 'GET /api/v1/keys');
+  const pems = [];
+  const collect = (x) => {
+    if (typeof x === 'string' && x.includes('-----BEGIN PUBLIC KEY-----')) pems.push(x);
+    else if (Array.isArray(x)) x.forEach(collect);
+    else if (x && typeof x === 'object') Object.values(x).forEach(collect);
+  };
+  collect(keys.body);
+  expect(pems.length > 0, 'a PEM public key in /api/v1/keys');
+  const keyArgs = [];
+  pems.forEach((p, i) => {
+    const kf = path.join(OUT, `rebuilder-${i}.pem`);
+    fs.writeFileSync(kf, p.endsWith('\n') ? p : p + '\n');
+    keyArgs.push('--key', kf);
+  });
+  expect(KMR && fs.existsSync(KMR), 'kmr binary: ' + KMR);
+  const r = spawnSync(KMR, ['attest', 'verify', ...keyArgs, file], { encoding: 'utf8' });
+  log('  kmr attest verify: exit ' + r.status + ' ' + (r.stdout + r.stderr).trim().split('\n').slice(0, 3).join(' / '));
+  eq(r.status, 0, 'kmr attest verify exit status');
+  // and a tampered copy is refused (the check can fail)
+  const bad = JSON.parse(JSON.stringify(env));
+  bad.payload = Buffer.from(JSON.stringify({ ...stmt, predicateType: stmt.predicateType + 'x' })).toString('base64');
+  const badFile = path.join(OUT, 'tampered.intoto.json');
+  fs.writeFileSync(badFile, JSON.stringify(bad));
+  const r2 = spawnSync(KMR, ['attest', 'verify', ...keyArgs, badFile], { encoding: 'utf8' });
+  expect(r2.status !== 0, 'tampered envelope rejected');
+  await shot('attestation');
+});
+
+await test('queue and workers pages; admin token stays in sessionStorage', async () => {
+  await gotoView('#/queue');
+  await page.waitForSelector('#queue-counts');
+  await gotoView('#/workers');
+  await page.waitForSelector('#admin-form');
+  const rows = await page.$$eval('tr[data-worker]', (r) => r.length);
+  expect(rows > 0, 'at least the demo worker is listed');
+  const hasAddr = await page.$$eval('th', (t) => t.some((x) => x.textContent === 'Address'));
+  expect(!hasAddr, 'no worker addresses without the admin token');
+  await page.fill('#admin-token', 'not-the-token');
+  await page.press('#admin-token', 'Enter');
+  await page.waitForSelector('#admin-form');
+  const stored = await page.evaluate(() => sessionStorage.getItem('kmr.adminToken'));
+  const local = await page.evaluate(() => localStorage.getItem('kmr.adminToken'));
+  eq(local, null, 'token never in localStorage');
+  log('  wrong token kept: ' + JSON.stringify(stored));
+  await shot('workers');
+});
+
+if (foreign.length) results.push({ name: 'no request leaves kmrd', ok: false, error: foreign.slice(0, 5).join(', ') });
+else results.push({ name: 'no request leaves kmrd', ok: true });
+
+await context.close();
+fs.rmSync(userDataDir, { recursive: true, force: true });
+const failed = results.filter((r) => !r.ok);
+fs.writeFileSync(path.join(OUT, 'results.json'), JSON.stringify(results, null, 2));
+log(`browser tests: ${results.length - failed.length} passed, ${failed.length} failed (screenshots in ${OUT})`);
+process.exit(failed.length ? 1 : 0);
