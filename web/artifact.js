@@ -156,26 +156,54 @@
     li.appendChild(inc);
     if (logIndex != null) {
       inc.appendChild(h('p', null, 'Transparency log entry ', h('strong', null, '#' + logIndex), ' ', h('a', { href: KMR.dom.apiUrl('log/entries/' + logIndex) }, 'entry')));
-      loadInclusion(logIndex, inc).catch(function (e) { inc.appendChild(h('p', { class: 'muted' }, 'Inclusion proof unavailable: ' + e.message)); });
+      loadInclusion(logIndex, url, inc).catch(function (e) { inc.appendChild(h('p', { class: 'muted' }, 'Inclusion proof unavailable: ' + e.message)); });
     } else {
       inc.appendChild(h('p', { class: 'muted' }, 'Not in the transparency log yet.'));
     }
     return li;
   }
 
-  async function loadInclusion(index, box) {
+  async function subtleSha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  }
+
+  // Fetches the checkpoint and the inclusion proof, and checks the proof in
+  // the browser (RFC 9162) for the envelope's bytes as the log entry.
+  async function loadInclusion(index, envelopeUrl, box) {
     const res = await request('log/checkpoint', { headers: { Accept: 'text/plain' }, admin: false });
     if (!res.ok) throw new Error('checkpoint ' + res.status);
-    const cp = await res.text();
-    const lines = cp.split('\n');
-    const size = Number(lines[1]);
-    if (!(size > index)) { box.appendChild(h('p', { class: 'muted' }, 'The current checkpoint (size ' + lines[1] + ') does not cover this entry yet.')); return; }
-    const proof = await getJson('log/proof/inclusion?index=' + index + '&size=' + size, { admin: false });
-    const hashes = proof.hashes || proof.proof || proof.inclusion || [];
-    box.appendChild(h('p', { class: 'ok', id: 'inclusion-status' },
-      'Included in the log: checkpoint ', h('code', null, lines[0] || ''), ' size ' + size + ', root ',
-      h('code', null, lines[2] || ''), ', proof of ' + hashes.length + ' hash' + (hashes.length === 1 ? '' : 'es') + '.'));
-    box.appendChild(h('details', null, h('summary', null, 'Signed checkpoint'), h('pre', { class: 'small' }, cp)));
+    const text = await res.text();
+    const cp = core.parseCheckpoint(text);
+    if (!cp) throw new Error('the checkpoint is not a tlog-checkpoint note');
+    if (!(cp.size > index)) {
+      box.appendChild(h('p', { class: 'muted' }, 'The current checkpoint (size ' + cp.size + ') does not cover this entry yet.'));
+      return;
+    }
+    const proof = await getJson('log/proof/inclusion?index=' + index + '&size=' + cp.size, { admin: false });
+    const raw = Array.isArray(proof) ? proof : (proof.hashes || proof.proof || proof.inclusion || proof.inclusion_proof || []);
+    const status = h('p', { id: 'inclusion-status' });
+    box.appendChild(status);
+    status.appendChild(document.createTextNode('Log ' + cp.origin + ', checkpoint size ' + cp.size + ', root '));
+    status.appendChild(h('code', { class: 'wrap' }, cp.rootText));
+    status.appendChild(document.createTextNode(', inclusion proof of ' + raw.length + ' hash' + (raw.length === 1 ? '' : 'es') + '. '));
+    const verdict = h('strong', { id: 'inclusion-verdict' });
+    status.appendChild(verdict);
+    if (!(root.crypto && root.crypto.subtle)) {
+      verdict.textContent = 'Not checked here (the browser offers SHA-256 only on https or localhost); kmr query checks it offline.';
+      verdict.className = 'muted';
+    } else {
+      let ok = false;
+      try {
+        const envRes = await request(envelopeUrl, { admin: false });
+        const envBytes = new Uint8Array(await envRes.arrayBuffer());
+        const hashes = raw.map(core.bytesFromHexOrBase64);
+        const leaf = await core.leafHash(subtleSha256, envBytes);
+        ok = await core.verifyInclusion(subtleSha256, leaf, index, cp.size, hashes, cp.root);
+      } catch (e) { ok = false; }
+      verdict.textContent = ok ? 'Inclusion verified in this browser.' : 'The proof does not link this envelope to the checkpoint root.';
+      verdict.className = ok ? 'ok' : 'bad';
+    }
+    box.appendChild(h('details', null, h('summary', null, 'Signed checkpoint (its signature is checked by kmr query)'), h('pre', { class: 'small' }, text)));
   }
 
   async function render(main, ctx) {

@@ -262,6 +262,81 @@
     return s;
   }
 
+  // ---- RFC 6962 / 9162 inclusion proofs (for the log of attestations) ----
+
+  function bytesFromHexOrBase64(s) {
+    if (s instanceof Uint8Array) return s;
+    s = String(s).trim();
+    if (/^[0-9a-fA-F]{64}$/.test(s)) {
+      const out = new Uint8Array(32);
+      for (let i = 0; i < 32; i++) out[i] = parseInt(s.substr(2 * i, 2), 16);
+      return out;
+    }
+    const b64 = s.replace(/-/g, '+').replace(/_/g, '/');
+    const bin = (typeof atob === 'function') ? atob(b64) : Buffer.from(b64, 'base64').toString('binary');
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function concatBytes(parts) {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  }
+
+  function bytesEqual(a, b) {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+
+  function toHex(b) {
+    let s = '';
+    for (const x of b) s += (x < 16 ? '0' : '') + x.toString(16);
+    return s;
+  }
+
+  // sha256: async (Uint8Array) -> Uint8Array. Returns the leaf hash of entry bytes.
+  async function leafHash(sha256, entry) {
+    return sha256(concatBytes([new Uint8Array([0]), entry]));
+  }
+
+  // RFC 9162 section 2.1.3.2. Resolves true iff the proof links leaf to root.
+  async function verifyInclusion(sha256, leaf, index, size, proof, root) {
+    if (!(index < size) || index < 0) return false;
+    let fn = index;
+    let sn = size - 1;
+    let r = leaf;
+    for (const p of proof) {
+      if (sn === 0) return false;
+      if (fn % 2 === 1 || fn === sn) {
+        r = await sha256(concatBytes([new Uint8Array([1]), p, r]));
+        if (fn % 2 === 0) {
+          while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+        }
+      } else {
+        r = await sha256(concatBytes([new Uint8Array([1]), r, p]));
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    }
+    return sn === 0 && bytesEqual(r, root);
+  }
+
+  // Parses a tlog-checkpoint note: {origin, size, root (Uint8Array), text}.
+  function parseCheckpoint(text) {
+    const lines = String(text).split('\n');
+    if (lines.length < 3 || !/^(0|[1-9][0-9]*)$/.test(lines[1])) return null;
+    let root;
+    try { root = bytesFromHexOrBase64(lines[2]); } catch (e) { return null; }
+    if (root.length !== 32) return null;
+    return { origin: lines[0], size: Number(lines[1]), root: root, rootText: lines[2] };
+  }
+
   const api = {
     FILES_TIERS: FILES_TIERS, MODULE_ROOT: MODULE_ROOT, GOOD_FILES: GOOD_FILES,
     isSha256: isSha256, parseHashQuery: parseHashQuery, explain: explain, verdictClass: verdictClass,
@@ -270,6 +345,8 @@
     differingMembers: differingMembers, countNodes: countNodes, diffLines: diffLines,
     parseContentRange: parseContentRange, headTail: headTail, shellQuote: shellQuote,
     queryCommand: queryCommand, parseRoute: parseRoute, buildRoute: buildRoute,
+    bytesFromHexOrBase64: bytesFromHexOrBase64, concatBytes: concatBytes, toHex: toHex, leafHash: leafHash,
+    verifyInclusion: verifyInclusion, parseCheckpoint: parseCheckpoint,
   };
   if (typeof module !== 'undefined' && module.exports) module.exports = api;
   else root.KMR = Object.assign(root.KMR || {}, { core: api });
