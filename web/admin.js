@@ -18,13 +18,44 @@
         h('label', { for: 'admin-token' }, 'Admin token (shows worker addresses and admin actions; kept in this tab only)'),
         h('input', { id: 'admin-token', type: 'password', autocomplete: 'off' })));
       form.appendChild(h('div', { class: 'field' }, h('button', { type: 'submit' }, 'Use token')));
-      form.addEventListener('submit', function (ev) {
+      const msg = h('p', { class: 'muted', role: 'status', id: 'admin-message' });
+      form.appendChild(msg);
+      form.addEventListener('submit', async function (ev) {
         ev.preventDefault();
-        setAdminToken(form.querySelector('#admin-token').value.trim());
+        const t = form.querySelector('#admin-token').value.trim();
+        if (!t) return;
+        try {
+          await checkToken(t);
+        } catch (e) {
+          msg.textContent = e.message;
+          msg.className = 'error';
+          return;
+        }
+        setAdminToken(t);
         onChange();
       });
     }
     return form;
+  }
+
+  // POST /api/v1/admin/requeue with exactly one of {job}, {sha256}, {failed: true}.
+  function requeue(body) {
+    return getJson('admin/requeue', {
+      method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' },
+    });
+  }
+
+  // kmrd answers /workers with public fields only when the token is wrong, and
+  // admin endpoints with 401: check the token once, when it is entered.
+  async function checkToken(token) {
+    const res = await fetch(KMR.dom.apiUrl('admin/requeue'), {
+      method: 'POST', headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' }, body: '{}',
+    });
+    if (res.status === 401 || res.status === 403) {
+      let msg = res.status + '';
+      try { const b = await res.json(); msg = (b.error && b.error.message) || b.message || msg; } catch (e) { /* keep status */ }
+      throw new Error('Token refused: ' + msg);
+    }
   }
 
   function table(cols, rows) {
@@ -68,6 +99,19 @@
     if (res && res.queued != null) counts.queued = res.queued;
     if (res && res.running != null) counts.running = res.running;
     for (const k of Object.keys(counts)) if (!counts[k]) delete counts[k];
+    if (admin) {
+      const all = h('button', { type: 'button', id: 'requeue-failed' }, 'Requeue every not-reproducible and failed artifact');
+      const note = h('span', { class: 'muted', role: 'status' });
+      all.addEventListener('click', async function () {
+        all.disabled = true;
+        try {
+          const r = await requeue({ failed: true });
+          note.textContent = ' Requeued ' + (r && r.requeued != null ? r.requeued : '?') + ' job(s).';
+        } catch (e) { note.textContent = ' ' + e.message; }
+        all.disabled = false;
+      });
+      main.appendChild(h('p', null, all, note));
+    }
     main.appendChild(h('p', { id: 'queue-counts' }, Object.keys(counts).length ?
       Object.keys(counts).map(function (k) { return counts[k] + ' ' + k; }).join(', ') : 'The queue is empty.'));
     const rows = jobs.map(function (j) {
@@ -78,7 +122,7 @@
         b.addEventListener('click', async function () {
           b.disabled = true;
           try {
-            await getJson('admin/jobs/' + j.id + '/requeue', { method: 'POST' });
+            await requeue({ job: j.id });
             ctx.rerender();
           } catch (e) { actions.appendChild(errorBox(e)); b.disabled = false; }
         });
@@ -110,7 +154,7 @@
     main.appendChild(tokenForm(ctx.rerender));
     const res = await fetchMaybeAdmin('workers', main);
     const ws = listOf(res, 'workers');
-    const admin = !!adminToken();
+    const admin = ws.length ? ws.some(function (w) { return 'public_key' in w || 'address' in w; }) : !!adminToken();
     const rows = ws.map(function (w) {
       let classes = w.resource_classes;
       if (typeof classes === 'string') { try { classes = JSON.parse(classes); } catch (e) { /* keep */ } }
@@ -129,6 +173,7 @@
     ctx.busy = true;
   }
 
+  KMR.admin = { requeue: requeue };
   KMR.views = KMR.views || {};
   KMR.views.queue = { title: 'Queue', render: renderQueue };
   KMR.views.workers = { title: 'Workers', render: renderWorkers };

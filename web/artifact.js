@@ -281,6 +281,19 @@
     attSec.appendChild(h('div', { class: 'cmd' }, h('code', { id: 'query-command' }, cmd), ' ', copyButton(cmd, 'Copy command')));
     main.appendChild(attSec);
 
+    if (KMR.dom.adminToken() && KMR.admin) {
+      const rq = h('button', { type: 'button', id: 'requeue-artifact' }, 'Rebuild again (admin)');
+      const note = h('span', { class: 'muted', role: 'status' });
+      rq.addEventListener('click', async function () {
+        rq.disabled = true;
+        try {
+          await KMR.admin.requeue({ sha256: a.sha256 || hex });
+          note.textContent = ' Requeued.';
+          ctx.rerender();
+        } catch (e) { note.textContent = ' ' + e.message; rq.disabled = false; }
+      });
+      vs.appendChild(h('p', null, rq, note));
+    }
     const js = a.job && a.job.state;
     ctx.busy = !a.verdicts || js === 'queued' || js === 'running';
     if (js === 'queued' || js === 'running') {

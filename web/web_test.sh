@@ -13,11 +13,11 @@ for f in "$dir"/*.html; do
   if grep -Pzo '(?s)<script(?![^>]*\bsrc=)[^>]*>' "$f" | grep -q .; then err "$f: inline <script>"; fi
   grep -nE '<style|[[:space:]]style=|[[:space:]]on[a-z]+=|javascript:' "$f" && err "$f: inline style or handler"
   grep -nE '(src|href)="(https?:)?//' "$f" && err "$f: external asset"
-  # local assets are referenced relative to the page (kmrd serves web/ at /)
-  for ref in $(grep -oE '(src|href)="[a-z][a-z0-9_.-]*[.](js|css|svg)"' "$f" | sed -E 's/.*="([^"]+)"/\1/'); do
+  # local assets live under /ui/ (kmrd serves web/<file> at /ui/<file>, index.html at /)
+  for ref in $(grep -oE '(src|href)="/ui/[a-z][a-z0-9_.-]*[.](js|css|svg)"' "$f" | sed -E 's/.*="\/ui\/([^"]+)"/\1/'); do
     [[ -f $dir/$ref ]] || err "$f references $ref which is not in web/"
   done
-  n=$(grep -cE '<script defer src="[a-z]+[.]js"></script>' "$f")
+  n=$(grep -cE '<script defer src="/ui/[a-z]+[.]js"></script>' "$f")
   [[ $n -ge 5 ]] || err "$f: expected the app scripts, found $n"
 done
 for f in "$dir"/*.js; do
