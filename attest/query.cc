@@ -1,0 +1,341 @@
+#include "attest/query.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "attest/base64.h"
+#include "attest/dsse.h"
+#include "attest/http_client.h"
+#include "attest/merkle.h"
+#include "attest/note.h"
+#include "attest/statement.h"
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+
+namespace kmr::attest {
+namespace {
+
+using nlohmann::json;
+
+Result<std::vector<Hash>> parse_hashes(const json& j) {
+  auto it = j.find("hashes");
+  if (it == j.end() || !it->is_array()) return malformed("proof: missing 'hashes' array");
+  if (it->size() > 128) return limit_exceeded("proof: more than 128 hashes");
+  std::vector<Hash> out;
+  for (const auto& h : *it) {
+    if (!h.is_string()) return malformed("proof: hash is not a string");
+    auto raw = base64_decode(h.get_ref<const std::string&>());
+    if (!raw || raw->size() != 32) return malformed("proof: hash is not base64 of 32 bytes");
+    Hash x;
+    std::copy(raw->begin(), raw->end(), x.begin());
+    out.push_back(x);
+  }
+  return out;
+}
+
+Result<std::string> fetch(const std::string& url, std::chrono::milliseconds timeout, std::size_t cap = 8 << 20) {
+  KMR_ASSIGN_OR_RETURN(HttpGetResult r, http_get(url, timeout, cap));
+  if (r.status != 200) return Error(r.status == 404 ? ErrorCode::kNotFound : ErrorCode::kIo, url + ": HTTP " + std::to_string(r.status));
+  return std::move(r.body);
+}
+
+Result<json> fetch_json(const std::string& url, std::chrono::milliseconds timeout) {
+  KMR_ASSIGN_OR_RETURN(std::string body, fetch(url, timeout, 4 << 20));
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return malformed(url + ": response is not a JSON object");
+  return j;
+}
+
+std::string origin_of(const std::string& note) { return note.substr(0, note.find('\n')); }
+
+// Verifies a checkpoint note under any of the pinned keys.
+Result<Checkpoint> verify_pinned_checkpoint(const std::string& note, const std::vector<Ed25519Key>& keys,
+                                            std::string& keyid_out) {
+  std::string origin = origin_of(note);
+  if (!is_valid_key_name(origin)) return malformed("checkpoint: origin is not a valid key name");
+  Error last(ErrorCode::kVerificationFailed, "no pinned key");
+  for (const auto& k : keys) {
+    auto cp = verify_checkpoint(note, note_verifier(origin, k));
+    if (cp) {
+      keyid_out = k.keyid();
+      return cp;
+    }
+    last = std::move(cp).error();
+  }
+  return std::move(last).with_context("checkpoint not signed by the pinned key");
+}
+
+std::string sanitize(std::string s) {
+  for (char& c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+  }
+  return s;
+}
+
+// Consistency of `fresh` with the cached checkpoint; updates the cache.
+Result<void> check_against_cache(const RebuilderPin& pin, const std::string& base, const Checkpoint& fresh,
+                                 const std::string& fresh_note, const std::string& keyid,
+                                 const QueryOptions& opt) {
+  if (opt.cache_dir.empty()) return ok();
+  std::string dir = opt.cache_dir + "/checkpoints";
+  std::string path = dir + "/" + keyid.substr(0, 32) + "-" + sanitize(fresh.origin);
+  auto cached_note = read_text_file(path, kMaxNoteBytes);
+  if (cached_note) {
+    std::string ignored;
+    auto cached = verify_pinned_checkpoint(*cached_note, pin.keys, ignored);
+    if (cached) {
+      std::uint64_t lo = std::min(cached->size, fresh.size);
+      std::uint64_t hi = std::max(cached->size, fresh.size);
+      const Hash& lo_root = cached->size <= fresh.size ? cached->root : fresh.root;
+      const Hash& hi_root = cached->size <= fresh.size ? fresh.root : cached->root;
+      std::vector<Hash> proof;
+      if (lo != hi && lo != 0) {
+        KMR_ASSIGN_OR_RETURN(json pj, fetch_json(base + "/api/v1/log/proof/consistency?old=" + std::to_string(lo) +
+                                                     "&new=" + std::to_string(hi), opt.timeout));
+        KMR_ASSIGN_OR_RETURN(proof, parse_hashes(pj));
+      }
+      auto v = verify_consistency(lo, hi, lo_root, hi_root, proof);
+      if (!v) {
+        return Error(ErrorCode::kVerificationFailed,
+                     "log checkpoint (size " + std::to_string(fresh.size) + ") is inconsistent with the cached checkpoint (size " +
+                         std::to_string(cached->size) + "): " + v.error().message());
+      }
+      if (cached->size >= fresh.size) return ok();
+    }
+  }
+  ::mkdir(opt.cache_dir.c_str(), 0700);
+  ::mkdir(dir.c_str(), 0700);
+  auto w = write_file_atomic(path, as_bytes(fresh_note), 0600);
+  (void)w;  // the cache is an optimisation for the next run; failing to write it does not change this verdict
+  return ok();
+}
+
+void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, RebuilderReport& rep) {
+  rep.url = pin.url;
+  std::string base = pin.url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (pin.keys.empty()) {
+    rep.status = "error";
+    rep.reason = "no pinned key for this rebuilder";
+    return;
+  }
+  auto note = fetch(base + "/api/v1/log/checkpoint", opt.timeout, kMaxNoteBytes);
+  if (!note) {
+    rep.status = "error";
+    rep.reason = note.error().to_string();
+    return;
+  }
+  std::string cp_keyid;
+  auto cp = verify_pinned_checkpoint(*note, pin.keys, cp_keyid);
+  if (!cp) {
+    rep.status = "error";
+    rep.reason = cp.error().to_string();
+    return;
+  }
+  rep.origin = cp->origin;
+  rep.checkpoint_size = cp->size;
+  auto consistent = check_against_cache(pin, base, *cp, *note, cp_keyid, opt);
+  if (!consistent) {
+    rep.status = "error";
+    rep.reason = consistent.error().to_string();
+    return;
+  }
+  auto art = fetch_json(base + "/api/v1/artifacts/sha256/" + opt.sha256, opt.timeout);
+  if (!art) {
+    rep.status = art.error().code() == ErrorCode::kNotFound ? "no-attestation" : "error";
+    rep.reason = art.error().to_string();
+    return;
+  }
+  auto list = art->find("attestations");
+  if (list == art->end() || !list->is_array()) {
+    rep.status = "error";
+    rep.reason = "artifact response has no 'attestations' array";
+    return;
+  }
+  std::vector<const Ed25519Key*> trusted;
+  for (const auto& k : pin.keys) trusted.push_back(&k);
+  std::set<std::string> keyids;
+  bool any_pass = false;
+  bool any_fail = false;
+  std::size_t count = 0;
+  for (const auto& item : *list) {
+    if (++count > 64) break;
+    AttestationReport a;
+    a.status = "rejected";
+    if (item.is_string()) {
+      a.url = item.get<std::string>();
+    } else if (item.is_object() && item.contains("url") && item["url"].is_string()) {
+      a.url = item["url"].get<std::string>();
+    } else {
+      a.reason = "attestation entry is neither a URL nor {\"url\":...}";
+      rep.attestations.push_back(std::move(a));
+      continue;
+    }
+    a.url = resolve_url(base, a.url);
+    auto env = fetch(a.url, opt.timeout, kMaxEnvelopeBytes);
+    if (!env) {
+      a.reason = env.error().to_string();
+      rep.attestations.push_back(std::move(a));
+      continue;
+    }
+    auto verified = verify_envelope(*env, trusted, 1);
+    if (!verified) {
+      a.reason = verified.error().to_string();
+      rep.attestations.push_back(std::move(a));
+      continue;
+    }
+    auto st = parse_statement(verified->payload);
+    if (!st) {
+      a.reason = st.error().to_string();
+      rep.attestations.push_back(std::move(a));
+      continue;
+    }
+    a.verifier_id = st->verifier_id;
+    a.files = st->files;
+    a.module_root = st->module_root;
+    if (!has_subject(*st, opt.sha256)) {
+      a.reason = "statement subject digest is not sha256:" + opt.sha256;
+      rep.attestations.push_back(std::move(a));
+      continue;
+    }
+    // Log inclusion of the exact envelope bytes in the verified checkpoint.
+    Hash leaf = leaf_hash(as_bytes(*env));
+    auto pj = fetch_json(base + "/api/v1/log/proof/inclusion?hash=" + to_hex(Bytes(leaf.data(), leaf.size())) +
+                             "&size=" + std::to_string(cp->size),
+                         opt.timeout);
+    if (!pj) {
+      a.reason = "not in the log: " + pj.error().to_string();
+      rep.attestations.push_back(std::move(a));
+      continue;
+    }
+    auto idx = pj->find("index");
+    auto hashes = parse_hashes(*pj);
+    if (idx == pj->end() || !idx->is_number_unsigned() || !hashes) {
+      a.reason = "malformed inclusion proof";
+      rep.attestations.push_back(std::move(a));
+      continue;
+    }
+    a.log_index = idx->get<std::uint64_t>();
+    auto inc = verify_inclusion(a.log_index, cp->size, leaf, *hashes, cp->root);
+    if (!inc) {
+      a.reason = inc.error().to_string();
+      rep.attestations.push_back(std::move(a));
+      continue;
+    }
+    for (const auto& k : verified->keyids) keyids.insert(k);
+    if (st->verification_result == "PASSED") {
+      a.status = "passed";
+      any_pass = true;
+    } else {
+      a.status = "failed";
+      any_fail = true;
+    }
+    rep.attestations.push_back(std::move(a));
+  }
+  rep.keyids.assign(keyids.begin(), keyids.end());
+  if (any_pass) {
+    rep.status = "passed";
+    if (any_fail) rep.reason = "also has FAILED attestations for this digest";
+  } else if (any_fail) {
+    rep.status = "failed";
+  } else {
+    rep.status = "no-attestation";
+    if (rep.reason.empty()) rep.reason = "no valid, logged attestation for this digest";
+  }
+}
+
+}  // namespace
+
+std::string default_cache_dir() {
+  if (const char* d = std::getenv("KMR_CACHE_DIR"); d != nullptr && *d != '\0') return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') return std::string(x) + "/kmr";
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.cache/kmr";
+  return "";
+}
+
+QueryReport run_query(const QueryOptions& opt) {
+  QueryReport report;
+  report.sha256 = opt.sha256;
+  report.threshold = opt.threshold;
+  for (const auto& pin : opt.rebuilders) {
+    RebuilderReport rep;
+    check_rebuilder(pin, opt, rep);
+    report.rebuilders.push_back(std::move(rep));
+  }
+  // One key (= one operator) counts once, however many URLs share it; keys
+  // pinned together for one rebuilder (rotation) are one operator: count
+  // rebuilders whose key sets are disjoint from those already counted.
+  std::size_t independent = 0;
+  std::set<std::string> counted;
+  for (const auto& rep : report.rebuilders) {
+    if (rep.status != "passed") continue;
+    bool overlaps = false;
+    for (const auto& k : rep.keyids) overlaps = overlaps || counted.count(k) > 0;
+    if (overlaps) continue;
+    for (const auto& k : rep.keyids) counted.insert(k);
+    ++independent;
+  }
+  report.independent_passes = independent;
+  report.verified = opt.threshold > 0 && independent >= opt.threshold;
+  return report;
+}
+
+std::string QueryReport::to_json() const {
+  json j;
+  j["subject"] = "sha256:" + sha256;
+  j["threshold"] = threshold;
+  j["independent_passes"] = independent_passes;
+  j["verified"] = verified;
+  json arr = json::array();
+  for (const auto& r : rebuilders) {
+    json o;
+    o["url"] = r.url;
+    o["status"] = r.status;
+    if (!r.reason.empty()) o["reason"] = r.reason;
+    o["keyids"] = r.keyids;
+    o["checkpoint"] = {{"origin", r.origin}, {"size", r.checkpoint_size}};
+    json atts = json::array();
+    for (const auto& a : r.attestations) {
+      json x;
+      x["url"] = a.url;
+      x["status"] = a.status;
+      if (!a.reason.empty()) x["reason"] = a.reason;
+      if (!a.verifier_id.empty()) x["verifier_id"] = a.verifier_id;
+      if (!a.files.empty()) x["files"] = a.files;
+      if (!a.module_root.empty()) x["module_root"] = a.module_root;
+      if (a.status != "rejected") x["log_index"] = a.log_index;
+      atts.push_back(std::move(x));
+    }
+    o["attestations"] = std::move(atts);
+    arr.push_back(std::move(o));
+  }
+  j["rebuilders"] = std::move(arr);
+  return j.dump(2) + "\n";
+}
+
+std::string QueryReport::to_text() const {
+  std::string out;
+  for (const auto& r : rebuilders) {
+    out += r.url + ": " + r.status;
+    if (!r.keyids.empty()) out += " (key " + r.keyids[0].substr(0, 16) + ")";
+    if (!r.reason.empty()) out += " - " + r.reason;
+    out += "\n";
+    for (const auto& a : r.attestations) {
+      out += "  " + a.status + " " + a.url;
+      if (!a.files.empty()) out += " files=" + a.files + " module_root=" + a.module_root;
+      if (!a.reason.empty()) out += " - " + a.reason;
+      out += "\n";
+    }
+  }
+  out += std::string(verified ? "VERIFIED" : "NOT VERIFIED") + ": sha256:" + sha256 + " attested PASSED by " +
+         std::to_string(independent_passes) + " independent rebuilder(s), threshold " + std::to_string(threshold) + "\n";
+  return out;
+}
+
+}  // namespace kmr::attest
