@@ -1,0 +1,405 @@
+#include "rebuilder/build/artifact.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include "rebuilder/archive/archive_reader.h"
+#include "rebuilder/archive/decompress.h"
+#include "rebuilder/archive/nar.h"
+#include "rebuilder/archive/narinfo.h"
+#include "rebuilder/base/byte_reader.h"
+#include "rebuilder/base/bytes.h"
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+#include "rebuilder/base/subprocess.h"
+
+namespace kmr::build {
+namespace {
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string basename_of(std::string_view p) {
+  const auto slash = p.rfind('/');
+  return std::string(slash == std::string_view::npos ? p : p.substr(slash + 1));
+}
+
+std::string dirname_of(std::string_view p) {
+  const auto slash = p.rfind('/');
+  return slash == std::string_view::npos ? std::string() : std::string(p.substr(0, slash));
+}
+
+// "x.ko.zst" -> "x.ko"; "" when not a module.
+std::string module_name(std::string_view path) {
+  for (const char* suffix : {".ko", ".ko.zst", ".ko.xz", ".ko.gz", ".ko.bz2", ".ko.lz4"}) {
+    if (ends_with(path, suffix)) return std::string(path.substr(0, path.size() - std::string_view(suffix).size())) + ".ko";
+  }
+  return "";
+}
+
+int image_rank(std::string_view base) {
+  if (base == "vmlinux" || base.rfind("vmlinux-", 0) == 0 || base == "vmlinux.xz" || base == "vmlinux.gz" ||
+      base == "vmlinux.zst") {
+    return 2;  // ELF: the section table is there
+  }
+  if (base == "vmlinuz" || base.rfind("vmlinuz-", 0) == 0 || base == "bzImage") return 1;
+  return 0;
+}
+
+std::string hex_sha(Bytes b) { return sha256_hex(b); }
+
+// Drops "key=value" tokens naming per-file digests and sizes from mtree lines.
+std::string strip_mtree(std::string_view text) {
+  std::string out;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string w, kept;
+    while (words >> w) {
+      if (w.rfind("sha256digest=", 0) == 0 || w.rfind("md5digest=", 0) == 0 || w.rfind("size=", 0) == 0) continue;
+      kept += (kept.empty() ? "" : " ") + w;
+    }
+    out += kept + "\n";
+  }
+  return out;
+}
+
+// Drops lines whose key (before the separator) is in `keys`.
+std::string strip_keys(std::string_view text, std::initializer_list<std::string_view> prefixes) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    bool drop = false;
+    for (auto p : prefixes) drop = drop || line.rfind(p, 0) == 0;
+    if (!drop) {
+      out.append(line);
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+// md5sums: "<md5>  <path>" -> "<path>".
+std::string strip_md5sums(std::string_view text) {
+  std::string out;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto sp = line.find("  ");
+    out += (sp == std::string::npos ? line : line.substr(sp + 2)) + "\n";
+  }
+  return out;
+}
+
+struct Collector {
+  const Limits& limits;
+  Artifact& art;
+  std::map<std::string, ByteVector> module_content;  // member -> content without trailer
+  std::vector<std::pair<std::string, ByteVector>> images;
+
+  Result<void> add_file(const std::string& path, std::uint32_t mode, ByteVector data) {
+    MemberDigest d;
+    d.type = "file";
+    d.mode = mode;
+    d.sha256 = hex_sha(data);
+    d.stripped_sha256 = d.sha256;
+    const std::string base = basename_of(path);
+    const std::string mod = module_name(path);
+    if (!mod.empty()) {
+      ModuleRecord rec;
+      rec.member = path;
+      ByteVector content;
+      if (archive::codec_from_suffix(path) != archive::Codec::kNone) {
+        auto dec = archive::decompress_all(data, limits.max_member_bytes);
+        if (!dec) {
+          rec.error = "cannot decompress: " + dec.error().to_string();
+        } else {
+          content = std::move(*dec);
+        }
+      } else {
+        content = data;
+      }
+      if (rec.error.empty()) {
+        auto tr = kmod::parse_trailer(content, path);
+        if (!tr) {
+          rec.error = tr.error().to_string();
+        } else {
+          rec.trailer = tr->kind;
+          rec.proof = tr->proof;
+          content.resize(tr->content_length);
+          d.stripped_sha256 = hex_sha(content);
+          if (rec.proof) rec.leaf_at_proof = kmod::leaf_hash(rec.proof->pos, content);
+          module_content[path] = std::move(content);
+        }
+      }
+      art.modules.push_back(std::move(rec));
+    } else if (base == "modules.order") {
+      art.modules_dir = dirname_of(path);
+      std::string_view text = as_string_view(data);
+      std::size_t start = 0;
+      while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        if (end == std::string_view::npos) end = text.size();
+        std::string_view line = text.substr(start, end - start);
+        start = end + 1;
+        if (!line.empty()) art.modules_order.emplace_back(line);
+      }
+    } else if (base == ".MTREE") {
+      auto dec = archive::decompress_all(data, limits.max_member_bytes);
+      if (dec) d.stripped_sha256 = sha256_hex(as_bytes(strip_mtree(as_string_view(*dec))));
+    } else if (base == ".PKGINFO" && dirname_of(path).empty()) {
+      d.stripped_sha256 = sha256_hex(as_bytes(strip_keys(as_string_view(data), {"size = "})));
+    } else if (path == "control.tar/md5sums") {
+      d.stripped_sha256 = sha256_hex(as_bytes(strip_md5sums(as_string_view(data))));
+    } else if (path == "control.tar/control") {
+      d.stripped_sha256 = sha256_hex(as_bytes(strip_keys(as_string_view(data), {"Installed-Size:"})));
+    } else if (path == "rpm-header") {
+      d.stripped_sha256 = sha256_hex(as_bytes(strip_keys(as_string_view(data), {"file "})));
+    }
+    if (base == ".BUILDINFO" && dirname_of(path).empty()) art.build_description[".BUILDINFO"] = std::string(as_string_view(data));
+    if (image_rank(base) > 0) images.emplace_back(path, data);
+    art.members[path] = std::move(d);
+    return ok();
+  }
+
+  archive::Visitor visitor(std::string prefix) {
+    return [this, prefix](const archive::Entry& e, archive::MemberStream& s) -> Result<void> {
+      const std::string path = prefix + e.path;
+      if (e.path.empty()) return ok();
+      if (e.type == archive::EntryType::kFile) {
+        KMR_ASSIGN_OR_RETURN(auto data, s.read_all(limits.max_member_bytes));
+        return add_file(path, e.mode, std::move(data));
+      }
+      MemberDigest d;
+      d.type = std::string(archive::entry_type_name(e.type));
+      d.mode = e.mode;
+      d.sha256 = d.stripped_sha256 = e.type == archive::EntryType::kDirectory ? "" : sha256_hex(as_bytes(e.link_target));
+      art.members[path] = std::move(d);
+      return ok();
+    };
+  }
+
+  void finish() {
+    // modules.order positions and leaves.
+    std::map<std::string, std::int64_t> pos;
+    for (std::size_t i = 0; i < art.modules_order.size(); ++i) pos.emplace(art.modules_order[i], static_cast<std::int64_t>(i));
+    for (auto& m : art.modules) {
+      std::string rel = m.member;
+      if (!art.modules_dir.empty() && rel.rfind(art.modules_dir + "/", 0) == 0) rel = rel.substr(art.modules_dir.size() + 1);
+      m.order_name = module_name(rel);
+      if (auto it = pos.find(m.order_name); it != pos.end()) {
+        m.order_pos = it->second;
+        if (auto c = module_content.find(m.member); c != module_content.end()) {
+          m.leaf_at_order = kmod::leaf_hash(static_cast<std::uint32_t>(m.order_pos), c->second);
+        }
+      }
+    }
+    module_content.clear();
+    // The image: an ELF vmlinux first, else a bzImage.
+    std::stable_sort(images.begin(), images.end(),
+                     [](const auto& a, const auto& b) { return image_rank(basename_of(a.first)) > image_rank(basename_of(b.first)); });
+    for (const auto& [path, data] : images) {
+      art.image_found = true;
+      auto root = image_root_from_bytes(data, path);
+      if (!root) {
+        if (art.image_error.empty()) art.image_error = root.error().to_string();
+        continue;
+      }
+      art.image_member = path;
+      art.image_root = *root;
+      art.image_error.clear();
+      break;
+    }
+    images.clear();
+  }
+};
+
+Result<void> read_deb(const std::string& path, const archive::ReaderOptions& opts, Collector& c) {
+  auto outer = [&](const archive::Entry& e, archive::MemberStream& s) -> Result<void> {
+    if (e.type != archive::EntryType::kFile) return ok();
+    KMR_ASSIGN_OR_RETURN(auto data, s.read_all(c.limits.max_member_bytes));
+    if (e.path.rfind("control.tar", 0) == 0 || e.path.rfind("data.tar", 0) == 0) {
+      const std::string prefix = e.path.substr(0, e.path.find(".tar") + 4) + "/";
+      // The compressed tar itself is not a member for the tiers: its content is.
+      archive::ReaderOptions inner = opts;
+      inner.name = opts.name + ": " + e.path;
+      inner.format = archive::Format::kTar;
+      KMR_TRY(archive::read_archive_memory(data, inner, c.visitor(prefix)));
+      return ok();
+    }
+    return c.add_file(e.path, e.mode, std::move(data));
+  };
+  archive::ReaderOptions o = opts;
+  o.format = archive::Format::kAr;
+  KMR_TRY(archive::read_archive_file(path, o, outer));
+  return ok();
+}
+
+Result<void> read_rpm(const std::string& path, const archive::ReaderOptions& opts, Collector& c) {
+  SubprocessOptions so;
+  so.output_cap = static_cast<std::size_t>(std::min<std::uint64_t>(c.limits.max_total_bytes, 8ull << 30));
+  so.timeout = std::chrono::minutes(30);
+  KMR_ASSIGN_OR_RETURN(auto hdr, run_subprocess({"rpm", "-qp", "--nosignature", "--nodigest", "--qf",
+                                                 "name %{NAME}\nversion %{VERSION}\nrelease %{RELEASE}\narch %{ARCH}\n"
+                                                 "buildtime %{BUILDTIME}\nbuildhost %{BUILDHOST}\ndisturl %{DISTURL}\n"
+                                                 "sourcerpm %{SOURCERPM}\n"
+                                                 "[file %{FILENAMES} %{FILEDIGESTS} %{FILESIZES} %{FILEMODES:octal}\n]",
+                                                 path},
+                                                so));
+  if (!hdr.success()) return malformed(path + ": rpm cannot read the header: " + hdr.err.substr(0, 400));
+  c.art.build_description["rpm-header"] = hdr.out;
+  KMR_TRY(c.add_file("rpm-header", 0644, ByteVector(hdr.out.begin(), hdr.out.end())));
+  KMR_ASSIGN_OR_RETURN(auto cpio, run_subprocess({"rpm2cpio", path}, so));
+  if (!cpio.success() || cpio.out_truncated) return malformed(path + ": rpm2cpio failed: " + cpio.describe() + " " + cpio.err.substr(0, 400));
+  archive::ReaderOptions o = opts;
+  o.format = archive::Format::kCpio;
+  KMR_TRY(archive::read_archive_memory(as_bytes(cpio.out), o, c.visitor("")));
+  return ok();
+}
+
+Result<void> read_nar_file(const std::string& path, const archive::ReaderOptions& opts, Collector& c) {
+  std::string nar_path = path;
+  if (ends_with(path, ".narinfo")) {
+    KMR_ASSIGN_OR_RETURN(auto text, read_text_file(path, 1 << 20));
+    KMR_ASSIGN_OR_RETURN(auto info, archive::parse_narinfo(text, path, c.limits));
+    if (info.url.find("..") != std::string::npos || info.url.empty() || info.url[0] == '/') {
+      return malformed(path + ": narinfo URL escapes the cache: '" + info.url + "'");
+    }
+    nar_path = dirname_of(path) + "/" + info.url;
+    c.art.build_description["narinfo"] = text;
+  }
+  KMR_ASSIGN_OR_RETURN(auto raw, read_file(nar_path, c.limits.max_member_bytes));
+  KMR_ASSIGN_OR_RETURN(auto nar, archive::decompress_all(raw, c.limits.max_total_bytes));
+  KMR_ASSIGN_OR_RETURN(auto res, archive::read_nar_memory(nar, opts, c.visitor("")));
+  MemberDigest d;
+  d.type = "nar";
+  d.sha256 = d.stripped_sha256 = res.nar_hash_nix32();
+  c.art.members["(nar-hash)"] = d;
+  return ok();
+}
+
+Result<Bytes> elf_section(Bytes elf, std::string_view name, bool& little) {
+  ByteReader r(elf, "ELF");
+  r.seek(4);
+  const std::uint8_t cls = r.u8();
+  const std::uint8_t data = r.u8();
+  if ((cls != 1 && cls != 2) || (data != 1 && data != 2)) return malformed("ELF: bad class or data encoding");
+  little = data == 1;
+  const bool is64 = cls == 2;
+  r.seek(is64 ? 0x28 : 0x20);
+  const std::uint64_t shoff = is64 ? r.u64(little) : r.u32(little);
+  r.seek(is64 ? 0x3a : 0x2e);
+  const std::uint16_t shentsize = r.u16(little);
+  const std::uint16_t shnum = r.u16(little);
+  const std::uint16_t shstrndx = r.u16(little);
+  KMR_TRY(r.finish());
+  if (shnum == 0 || shstrndx >= shnum || shentsize < (is64 ? 64 : 40)) return Bytes{};
+  auto section = [&](std::uint16_t i, std::uint32_t& name_off, std::uint64_t& off, std::uint64_t& size) -> Result<void> {
+    const std::uint64_t at = shoff + static_cast<std::uint64_t>(i) * shentsize;
+    if (at < shoff || at > elf.size() || elf.size() - at < shentsize) return malformed("ELF: section header beyond EOF");
+    ByteReader s(elf, "ELF section header");
+    s.seek(at);
+    name_off = s.u32(little);
+    s.skip(is64 ? 20 : 12);
+    off = is64 ? s.u64(little) : s.u32(little);
+    size = is64 ? s.u64(little) : s.u32(little);
+    return s.finish();
+  };
+  std::uint32_t n;
+  std::uint64_t str_off, str_size;
+  KMR_TRY(section(shstrndx, n, str_off, str_size));
+  KMR_ASSIGN_OR_RETURN(auto strtab, ByteReader(elf, "ELF").sub(str_off, str_size, "section name table"));
+  for (std::uint16_t i = 0; i < shnum; ++i) {
+    std::uint64_t off, size;
+    KMR_TRY(section(i, n, off, size));
+    if (n >= strtab.size()) continue;
+    const auto* p = reinterpret_cast<const char*>(strtab.data()) + n;
+    const std::string_view sname(p, ::strnlen(p, strtab.size() - n));
+    if (sname == name) return ByteReader(elf, "ELF").sub(off, size, std::string(name));
+  }
+  return Bytes{};
+}
+
+}  // namespace
+
+Result<std::optional<kmod::MerkleRoot>> image_root_from_bytes(Bytes image, const std::string& what, std::uint64_t max_bytes) {
+  if (image.size() >= 4 && image[0] == 0x7f && image[1] == 'E' && image[2] == 'L' && image[3] == 'F') {
+    bool little = true;
+    auto sec = elf_section(image, ".module_hashes", little);
+    if (!sec) return std::move(sec).error().with_context(what);
+    if (sec->empty()) return std::optional<kmod::MerkleRoot>();
+    KMR_ASSIGN_OR_RETURN(auto root, kmod::parse_root_struct(*sec, little));
+    return std::optional<kmod::MerkleRoot>(root);
+  }
+  if (image.size() > 0x250 && image[0x202] == 'H' && image[0x203] == 'd' && image[0x204] == 'r' && image[0x205] == 'S') {
+    ByteReader r(image, what);
+    r.seek(0x1f1);
+    std::uint32_t setup_sects = r.u8();
+    if (setup_sects == 0) setup_sects = 4;
+    r.seek(0x248);
+    const std::uint32_t off = r.u32le();
+    const std::uint32_t len = r.u32le();
+    KMR_TRY(r.finish());
+    const std::uint64_t start = (static_cast<std::uint64_t>(setup_sects) + 1) * 512 + off;
+    KMR_ASSIGN_OR_RETURN(auto payload, ByteReader(image, what).sub(start, len, "bzImage payload"));
+    archive::DecompressOptions o;
+    o.max_output = max_bytes;
+    o.allow_trailing_data = true;  // the payload length includes the 4-byte size trailer (gzip/xz)
+    ByteVector elf;
+    KMR_TRY(archive::decompress(payload, archive::detect_codec(payload),
+                                [&](Bytes chunk) -> Result<void> {
+                                  elf.insert(elf.end(), chunk.begin(), chunk.end());
+                                  return ok();
+                                },
+                                o));
+    return image_root_from_bytes(elf, what + ": bzImage payload", max_bytes);
+  }
+  if (archive::detect_codec(image) != archive::Codec::kNone) {
+    KMR_ASSIGN_OR_RETURN(auto dec, archive::decompress_all(image, max_bytes));
+    return image_root_from_bytes(dec, what + " (decompressed)", max_bytes);
+  }
+  return unsupported(what + ": not an ELF, bzImage or compressed kernel image");
+}
+
+Result<Artifact> read_artifact(const std::string& path, const Limits& limits) {
+  Artifact art;
+  art.file = path;
+  KMR_ASSIGN_OR_RETURN(auto digest, sha256_file(path));
+  art.file_sha256 = to_hex(digest);
+  Collector c{limits, art, {}, {}};
+  archive::ReaderOptions opts;
+  opts.limits = limits;
+  opts.name = basename_of(path);
+  const std::string base = basename_of(path);
+  Result<void> r = ok();
+  if (base.find(".pkg.tar") != std::string::npos) {
+    art.format = "pkg.tar";
+    opts.format = archive::Format::kTar;
+    auto s = archive::read_archive_file(path, opts, c.visitor(""));
+    if (!s) r = std::move(s).error();
+  } else if (ends_with(base, ".deb") || ends_with(base, ".udeb")) {
+    art.format = "deb";
+    r = read_deb(path, opts, c);
+  } else if (ends_with(base, ".rpm")) {
+    art.format = "rpm";
+    r = read_rpm(path, opts, c);
+  } else if (ends_with(base, ".narinfo") || base.find(".nar") != std::string::npos) {
+    art.format = "nar";
+    r = read_nar_file(path, opts, c);
+  } else {
+    return unsupported(path + ": unknown package type (expected .pkg.tar.*, .deb, .rpm, .nar* or .narinfo)");
+  }
+  if (!r) return std::move(r).error().with_context("while reading " + path);
+  c.finish();
+  return art;
+}
+
+}  // namespace kmr::build

@@ -1,0 +1,199 @@
+#include "rebuilder/build/verdict.h"
+
+#include <set>
+
+#include "rebuilder/base/hex.h"
+
+namespace kmr::build {
+
+std::string_view module_root_name(ModuleRoot v) {
+  switch (v) {
+    case ModuleRoot::kMatch: return "match";
+    case ModuleRoot::kMismatch: return "mismatch";
+    case ModuleRoot::kAbsent: return "absent";
+    case ModuleRoot::kInvalid: return "invalid";
+  }
+  return "invalid";
+}
+
+std::string_view files_tier_name(FilesTier t) {
+  switch (t) {
+    case FilesTier::kIdentical: return "identical";
+    case FilesTier::kContentIdentical: return "content-identical";
+    case FilesTier::kIdenticalModuloSignatures: return "identical-modulo-signatures";
+    case FilesTier::kDifferent: return "different";
+  }
+  return "different";
+}
+
+std::string root_hex(const std::optional<kmod::MerkleRoot>& root) {
+  return root ? to_hex(root->hash) : std::string();
+}
+
+namespace {
+
+const Artifact* order_holder(const std::vector<const Artifact*>& set) {
+  for (const auto* a : set) {
+    if (!a->modules_order.empty()) return a;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::optional<kmod::MerkleRoot> modules_root(const std::vector<const Artifact*>& set, std::string* why) {
+  const Artifact* holder = order_holder(set);
+  if (!holder) {
+    if (why) *why = "no modules.order";
+    return std::nullopt;
+  }
+  const std::size_t n = holder->modules_order.size();
+  std::vector<Digest256> leaves(n);
+  std::vector<bool> filled(n, false);
+  for (const auto* a : set) {
+    for (const auto& m : a->modules) {
+      if (m.order_pos < 0 || static_cast<std::size_t>(m.order_pos) >= n) continue;
+      if (!m.error.empty()) {
+        if (why) *why = m.member + ": " + m.error;
+        return std::nullopt;
+      }
+      leaves[static_cast<std::size_t>(m.order_pos)] = m.leaf_at_order;
+      filled[static_cast<std::size_t>(m.order_pos)] = true;
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!filled[i]) {
+      if (why) *why = holder->modules_order[i] + ": listed in modules.order but missing";
+      return std::nullopt;
+    }
+  }
+  return kmod::MerkleTree(std::move(leaves)).root();
+}
+
+ModuleRootReport module_root_verdict(const std::vector<const Artifact*>& shipped,
+                                     const std::vector<const Artifact*>& rebuilt) {
+  ModuleRootReport rep;
+  std::string why;
+  if (!rebuilt.empty()) {
+    rep.rebuilt = modules_root(rebuilt, &why);
+    if (!rep.rebuilt) why = "rebuilt modules: " + why;
+  }
+  bool image_found = false;
+  for (const auto* a : shipped) {
+    image_found = image_found || a->image_found;
+    if (a->image_root && !rep.shipped) rep.shipped = a->image_root;
+  }
+  if (!rep.shipped) {
+    for (const auto* a : shipped) {
+      if (!a->image_error.empty()) {
+        rep.verdict = ModuleRoot::kInvalid;
+        rep.invalid.push_back({a->file, "kernel image unreadable: " + a->image_error});
+        return rep;
+      }
+    }
+    rep.verdict = ModuleRoot::kAbsent;
+    rep.note = image_found ? "the shipped kernel has no .module_hashes section" : "no kernel image in the shipped packages";
+    return rep;
+  }
+  // Check A: every shipped module proves its place under the shipped root.
+  const Artifact* holder = order_holder(shipped);
+  const std::size_t n = holder ? holder->modules_order.size() : 0;
+  if (!holder && rep.shipped->levels > 0) rep.invalid.push_back({"modules.order", "missing from the shipped packages"});
+  std::set<std::int64_t> seen;
+  for (const auto* a : shipped) {
+    for (const auto& m : a->modules) {
+      if (!m.error.empty()) {
+        rep.invalid.push_back({m.member, m.error});
+        continue;
+      }
+      if (m.trailer != kmod::TrailerKind::kMerkle || !m.proof) {
+        rep.invalid.push_back({m.member, "no Merkle proof (trailer: " + std::string(kmod::trailer_kind_name(m.trailer)) + ")"});
+        continue;
+      }
+      if (m.order_pos < 0) {
+        rep.invalid.push_back({m.member, "not listed in modules.order"});
+        continue;
+      }
+      seen.insert(m.order_pos);
+      if (static_cast<std::int64_t>(m.proof->pos) != m.order_pos) {
+        rep.invalid.push_back({m.member, "proof position " + std::to_string(m.proof->pos) + " but modules.order position " +
+                                             std::to_string(m.order_pos)});
+        continue;
+      }
+      auto v = kmod::verify_proof(m.leaf_at_proof, *m.proof, *rep.shipped);
+      if (!v) {
+        rep.invalid.push_back({m.member, "proof does not verify against the shipped root: " + v.error().message()});
+        continue;
+      }
+      ++rep.verified;
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!seen.count(static_cast<std::int64_t>(i))) {
+      rep.invalid.push_back({holder->modules_order[i], "listed in modules.order but not shipped"});
+    }
+  }
+  if (!rep.invalid.empty()) {
+    rep.verdict = ModuleRoot::kInvalid;
+    return rep;
+  }
+  // Check B: the rebuilt modules give the same root, bit for bit.
+  if (rep.rebuilt && *rep.rebuilt == *rep.shipped) {
+    rep.verdict = ModuleRoot::kMatch;
+  } else {
+    rep.verdict = ModuleRoot::kMismatch;
+    if (!rep.rebuilt) rep.note = rebuilt.empty() ? "no rebuilt packages" : why;
+  }
+  return rep;
+}
+
+FilesReport files_verdict(const Artifact& shipped, const Artifact& rebuilt) {
+  FilesReport rep;
+  if (shipped.file_sha256 == rebuilt.file_sha256) return rep;
+  bool modulo_sig = false;
+  std::set<std::string> keys;
+  for (const auto& [k, v] : shipped.members) keys.insert(k);
+  for (const auto& [k, v] : rebuilt.members) keys.insert(k);
+  for (const auto& k : keys) {
+    auto s = shipped.members.find(k);
+    auto r = rebuilt.members.find(k);
+    if (s == shipped.members.end() || r == rebuilt.members.end()) {
+      rep.differing.push_back(k);
+      continue;
+    }
+    const auto& a = s->second;
+    const auto& b = r->second;
+    if (a.type != b.type || a.mode != b.mode) {
+      rep.differing.push_back(k);
+    } else if (a.sha256 != b.sha256) {
+      if (a.stripped_sha256 == b.stripped_sha256) {
+        modulo_sig = true;
+      } else {
+        rep.differing.push_back(k);
+      }
+    }
+  }
+  rep.tier = !rep.differing.empty() ? FilesTier::kDifferent
+             : modulo_sig           ? FilesTier::kIdenticalModuloSignatures
+                                    : FilesTier::kContentIdentical;
+  return rep;
+}
+
+FilesReport files_verdict(const std::vector<const Artifact*>& shipped, const std::vector<const Artifact*>& rebuilt) {
+  FilesReport rep;
+  const bool prefix = shipped.size() > 1;
+  for (std::size_t i = 0; i < shipped.size(); ++i) {
+    const std::string name = shipped[i]->file.substr(shipped[i]->file.rfind('/') + 1);
+    if (i >= rebuilt.size()) {
+      rep.tier = FilesTier::kDifferent;
+      rep.differing.push_back(name + ": not rebuilt");
+      continue;
+    }
+    auto one = files_verdict(*shipped[i], *rebuilt[i]);
+    rep.tier = std::max(rep.tier, one.tier);
+    for (auto& d : one.differing) rep.differing.push_back(prefix ? name + ":" + d : d);
+  }
+  return rep;
+}
+
+}  // namespace kmr::build

@@ -1,0 +1,191 @@
+// Verdicts over packages made from the fixtures helper's kernel
+// (tests/fixtures/kernel/kbuild.sh): its proofs and roots come from the
+// independent Python Merkle implementation, not from our engine.
+#include "rebuilder/build/verdict.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "rebuilder/base/subprocess.h"
+
+namespace kmr::build {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string tmp() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t ? t : "/tmp";
+}
+
+// Builds the fixture kernel (variant) into DIR and packs it the way Arch
+// lays out `linux`: usr/lib/modules/<kver>/{vmlinuz,kernel/**.ko.zst,modules.order}.
+std::string build_pkg(const std::string& name, const std::string& variant, int modules_compress_zst = 1) {
+  const std::string dir = tmp() + "/" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string kbuild = fs::absolute("tests/fixtures/kernel/kbuild.sh").string();
+  SubprocessOptions o;
+  o.timeout = 300s;
+  o.merge_stderr = true;
+  o.cwd = dir;
+  auto r = run_subprocess({"env", "SOURCE_DATE_EPOCH=1700000000", "KBUILD_BUILD_USER=linux", "KBUILD_BUILD_HOST=archlinux",
+                           "KMR_VARIANT=" + variant, "O=" + dir + "/build", "INSTALL_MOD_PATH=" + dir + "/inst",
+                           std::string("MODULE_COMPRESS=") + (modules_compress_zst ? "zst" : "none"),
+                           "INSTALL_MOD_STRIP=1", "bash", kbuild, "all", "modules_install"},
+                          o);
+  EXPECT_TRUE(r && r->success()) << (r ? r->out : r.error().to_string());
+  const std::string kver = "6.18.0-kmrfix";
+  const std::string root = dir + "/pkg/usr/lib/modules";
+  fs::create_directories(root);
+  fs::copy(dir + "/inst/lib/modules/" + kver, root + "/" + kver, fs::copy_options::recursive);
+  fs::copy_file(dir + "/build/arch/x86/boot/bzImage", root + "/" + kver + "/vmlinuz");
+  const std::string pkg = dir + "/" + name + "-1-x86_64.pkg.tar.zst";
+  o.cwd = dir + "/pkg";
+  auto t = run_subprocess({"sh", "-c",
+                           "tar --sort=name --mtime=@1700000000 --owner=0 --group=0 --numeric-owner -cf - usr | zstd -q -19 > " + pkg},
+                          o);
+  EXPECT_TRUE(t && t->success()) << (t ? t->out : t.error().to_string());
+  return pkg;
+}
+
+Artifact read(const std::string& pkg) {
+  auto a = read_artifact(pkg);
+  EXPECT_TRUE(a) << a.error().to_string();
+  return a ? *a : Artifact{};
+}
+
+class Verdicts : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pkgs_ = new std::map<std::string, std::string>;
+    (*pkgs_)["pristine"] = build_pkg("pristine", "pristine");
+    (*pkgs_)["pristine2"] = build_pkg("pristine2", "pristine");
+    (*pkgs_)["seed"] = build_pkg("seed", "seed");
+    (*pkgs_)["signed"] = build_pkg("signed", "signed");
+    (*pkgs_)["signed2"] = build_pkg("signed2", "signed");
+  }
+  static void TearDownTestSuite() { delete pkgs_; }
+  static std::map<std::string, std::string>* pkgs_;
+};
+std::map<std::string, std::string>* Verdicts::pkgs_ = nullptr;
+
+TEST_F(Verdicts, PristineRebuildIsIdenticalAndMatches) {
+  auto a = read(pkgs_->at("pristine"));
+  auto b = read(pkgs_->at("pristine2"));
+  EXPECT_EQ(a.format, "pkg.tar");
+  ASSERT_EQ(a.modules.size(), a.modules_order.size());
+  EXPECT_GE(a.modules.size(), 20u);
+  ASSERT_TRUE(a.image_root);
+  EXPECT_EQ(a.image_member, "usr/lib/modules/6.18.0-kmrfix/vmlinuz");
+  // The root in the shipped image is the one the Python tool computed.
+  std::ifstream txt(tmp() + "/pristine/build/module_hashes_root.txt");
+  std::string levels, hex;
+  txt >> levels >> hex;
+  EXPECT_EQ(root_hex(a.image_root), hex);
+  EXPECT_EQ(std::to_string(a.image_root->levels), levels);
+
+  auto f = files_verdict(a, b);
+  EXPECT_EQ(files_tier_name(f.tier), "identical");
+  EXPECT_TRUE(f.differing.empty());
+  auto m = module_root_verdict({&a}, {&b});
+  EXPECT_EQ(module_root_name(m.verdict), "match") << m.note;
+  EXPECT_EQ(m.verified, a.modules.size());
+  EXPECT_EQ(root_hex(m.rebuilt), hex);
+}
+
+TEST_F(Verdicts, RecompressedPackageIsContentIdentical) {
+  const std::string src = pkgs_->at("pristine");
+  const std::string other = tmp() + "/pristine/recompressed-1-x86_64.pkg.tar.zst";
+  auto r = run_subprocess({"sh", "-c", "zstd -dc " + src + " | zstd -q -3 > " + other});
+  ASSERT_TRUE(r && r->success());
+  auto a = read(src);
+  auto b = read(other);
+  auto f = files_verdict(a, b);
+  EXPECT_EQ(files_tier_name(f.tier), "content-identical");
+  EXPECT_TRUE(f.differing.empty());
+}
+
+TEST_F(Verdicts, SeedVariantIsDifferentAndNamesTheModule) {
+  auto a = read(pkgs_->at("pristine"));
+  auto b = read(pkgs_->at("seed"));
+  auto f = files_verdict(a, b);
+  EXPECT_EQ(files_tier_name(f.tier), "different");
+  const std::vector<std::string> want = {"usr/lib/modules/6.18.0-kmrfix/kernel/drivers/char/kmr_seed.ko.zst",
+                                         "usr/lib/modules/6.18.0-kmrfix/vmlinuz"};
+  for (const auto& w : want) {
+    EXPECT_NE(std::find(f.differing.begin(), f.differing.end(), w), f.differing.end()) << w;
+  }
+  auto m = module_root_verdict({&a}, {&b});
+  EXPECT_EQ(module_root_name(m.verdict), "mismatch");
+  EXPECT_NE(root_hex(m.rebuilt), root_hex(m.shipped));
+}
+
+TEST_F(Verdicts, EphemeralKeyVariantIsIdenticalModuloSignatures) {
+  auto a = read(pkgs_->at("signed"));
+  auto b = read(pkgs_->at("signed2"));
+  ASSERT_FALSE(a.modules.empty());
+  EXPECT_EQ(a.modules[0].trailer, kmod::TrailerKind::kPkcs7);
+  EXPECT_TRUE(a.image_found);
+  EXPECT_FALSE(a.image_root);
+  auto f = files_verdict(a, b);
+  EXPECT_EQ(files_tier_name(f.tier), "identical-modulo-signatures");
+  EXPECT_TRUE(f.differing.empty()) << f.differing[0];
+  auto m = module_root_verdict({&a}, {&b});
+  EXPECT_EQ(module_root_name(m.verdict), "absent");
+  EXPECT_EQ(m.note, "the shipped kernel has no .module_hashes section");
+}
+
+TEST_F(Verdicts, TamperedShippedModuleIsInvalid) {
+  // Flip one byte inside one module's code (not its proof) and repack.
+  const std::string dir = tmp() + "/tampered";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string ko = "usr/lib/modules/6.18.0-kmrfix/kernel/drivers/net/dummy.ko";
+  SubprocessOptions o;
+  o.cwd = dir;
+  o.merge_stderr = true;
+  auto r = run_subprocess(
+      {"sh", "-c",
+       "zstd -dc " + pkgs_->at("pristine") + " | tar -xf - && ls " + ko + ".zst && zstd -q -d --rm " + ko + ".zst && "
+       "printf '\\377' | dd of=" + ko + " bs=1 seek=100 conv=notrunc status=none && zstd -q --rm -19 " + ko + " && "
+       "tar --sort=name --mtime=@1700000000 --owner=0 --group=0 --numeric-owner -cf - usr | zstd -q -19 > t-1-x86_64.pkg.tar.zst"},
+      o);
+  ASSERT_TRUE(r && r->success()) << (r ? r->out : "");
+  auto shipped = read(dir + "/t-1-x86_64.pkg.tar.zst");
+  auto rebuilt = read(pkgs_->at("pristine2"));
+  auto m = module_root_verdict({&shipped}, {&rebuilt});
+  EXPECT_EQ(module_root_name(m.verdict), "invalid");
+  ASSERT_EQ(m.invalid.size(), 1u);
+  EXPECT_EQ(m.invalid[0].module, ko + ".zst");
+  EXPECT_NE(m.invalid[0].reason.find("does not verify"), std::string::npos) << m.invalid[0].reason;
+  auto f = files_verdict(shipped, rebuilt);
+  EXPECT_EQ(files_tier_name(f.tier), "different");
+  ASSERT_EQ(f.differing.size(), 1u);
+  EXPECT_EQ(f.differing[0], ko + ".zst");
+}
+
+TEST(ImageRoot, RejectsGarbage) {
+  const std::uint8_t junk[] = {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'};
+  auto r = image_root_from_bytes(Bytes(junk, sizeof junk), "junk");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "junk: not an ELF, bzImage or compressed kernel image");
+  // A bzImage header whose payload points past the end.
+  std::vector<std::uint8_t> bz(0x400, 0);
+  bz[0x202] = 'H', bz[0x203] = 'd', bz[0x204] = 'r', bz[0x205] = 'S';
+  bz[0x1f1] = 1;
+  bz[0x248] = 0x10;
+  bz[0x24c] = 0xff;
+  bz[0x24d] = 0xff;
+  auto p = image_root_from_bytes(bz, "bz");
+  ASSERT_FALSE(p);
+}
+
+}  // namespace
+}  // namespace kmr::build
