@@ -141,6 +141,23 @@
     return this.byId.get(id) || null;
   };
 
+  // Expands the differing descendants of node `id` (its tool views, e.g. the
+  // readelf or hexdump diffs of a module), at most `limit` nodes.
+  Tree.prototype.expandSubtree = function (id, limit) {
+    const queue = [id];
+    let n = 0;
+    while (queue.length && n < limit) {
+      const cur = queue.shift();
+      const li = this.byId.get(cur);
+      const node = this.nodeAt(cur);
+      if (!li || !node || (cur !== id && !core.nodeDiffers(node))) continue;
+      this.setExpanded(li, true);
+      n++;
+      const kids = Array.isArray(node.details) ? node.details : [];
+      for (let i = 0; i < kids.length; i++) queue.push(cur === '' ? String(i) : cur + '.' + i);
+    }
+  };
+
   Tree.prototype.expandAll = function (open) {
     if (!open) {
       for (const li of this.byId.values()) this.setExpanded(li, false);
@@ -185,7 +202,7 @@
         b.addEventListener('click', function () {
           const li = t.reveal(m.id);
           if (!li) return;
-          t.setExpanded(li, true);
+          t.expandSubtree(m.id, 50);
           const btn = li.querySelector(':scope > .node-head > .toggle') || li;
           li.scrollIntoView({ block: 'center' });
           if (btn.focus) btn.focus();

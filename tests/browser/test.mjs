@@ -90,7 +90,8 @@ async function shot(name, opts = {}) {
 async function gotoView(hash) {
   // main[data-ready] is set by the router once a view has rendered
   await page.evaluate(() => document.getElementById('main')?.removeAttribute('data-ready')).catch(() => {});
-  await page.goto(BASE + '/' + hash);
+  const target = BASE + '/' + hash;
+  if (page.url() === target) await page.reload(); else await page.goto(target);
   await page.waitForSelector('#main[data-ready]', { timeout: 20000 });
 }
 
@@ -113,7 +114,10 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 const page = context.pages()[0] || await context.newPage();
 page.on('pageerror', (e) => current && current.errors.push('pageerror: ' + e.message));
 page.on('console', (m) => {
-  if (m.type() === 'error' && current) current.errors.push('console: ' + m.text());
+  // HTTP error statuses the tests provoke on purpose (404, 401) are logged by
+  // Chromium as "Failed to load resource"; anything else (script errors, CSP
+  // violations "Refused to ...") fails the test.
+  if (m.type() === 'error' && current && !/^Failed to load resource/.test(m.text())) current.errors.push('console: ' + m.text());
 });
 // Only our own origin may be contacted (no CDN, no external asset).
 const foreign = [];
@@ -247,8 +251,9 @@ await test('a non-reproducible fixture shows its differing members; expanding a 
   await page.click('#diff-summary ol.members li button');
   const target = await page.$eval('#diff-summary ol.members li button', (b) => b.getAttribute('data-target'));
   await page.waitForSelector(`li.dnode[data-node-id="${target}"]`, { state: 'visible' });
-  const diffShown = await page.$$eval('ul.dtree pre.udiff', (p) => p.length);
-  log('  unified diffs visible after reveal: ' + diffShown);
+  const detail = await page.$$eval(`li.dnode[data-node-id="${target}"] :is(pre.udiff, ul.comments, dl.hashes)`,
+    (els) => els.filter((e) => e.offsetParent !== null).length);
+  expect(detail > 0, 'the revealed member shows its diff, comments or hashes');
   await shot('diff-' + a.distro);
 });
 
