@@ -206,6 +206,20 @@
     box.appendChild(h('details', null, h('summary', null, 'Signed checkpoint (its signature is checked by kmr query)'), h('pre', { class: 'small' }, text)));
   }
 
+  // Offers the rebuilder's current public key as rebuilder.pem (a Blob URL,
+  // allowed under default-src 'self' for downloads).
+  async function loadKeys(box) {
+    const ks = await getJson('keys', { admin: false });
+    const keys = (ks && ks.keys) || [];
+    const cur = keys.filter(function (k) { return k.current; })[0] || keys[0];
+    if (!cur || !cur.public_key_pem) return;
+    const url = URL.createObjectURL(new Blob([cur.public_key_pem], { type: 'application/x-pem-file' }));
+    box.appendChild(document.createTextNode(' '));
+    box.appendChild(h('a', { href: url, download: 'rebuilder.pem', id: 'key-download' }, 'download rebuilder.pem'));
+    box.appendChild(h('span', { class: 'muted' }, ' (key id ', h('code', null, String(cur.keyid || '').slice(0, 16) + '\u2026'),
+      keys.length > 1 ? ', ' + keys.length + ' keys published' : '', ')'));
+  }
+
   async function render(main, ctx) {
     const hex = core.parseHashQuery(ctx.route.arg || '');
     if (!hex) {
@@ -276,8 +290,10 @@
     if (atts.length) attSec.appendChild(h('ul', { class: 'atts' }, atts.map(function (x) { return attestationItem(x, a); })));
     else attSec.appendChild(h('p', { class: 'muted' }, 'No attestation yet.'));
     const cmd = core.queryCommand(location.origin, a.sha256 || hex, 'rebuilder.pem');
-    attSec.appendChild(h('p', null, 'Verify offline with this rebuilder\u2019s public key (',
-      h('a', { href: KMR.dom.apiUrl('keys') }, 'GET /api/v1/keys'), ', saved as rebuilder.pem):'));
+    const keyBox = h('p', { id: 'rebuilder-keys' }, 'Verify offline with this rebuilder\u2019s public key (',
+      h('a', { href: KMR.dom.apiUrl('keys') }, 'GET /api/v1/keys'), ', saved as rebuilder.pem):');
+    attSec.appendChild(keyBox);
+    loadKeys(keyBox).catch(function () { /* the JSON link above stays */ });
     attSec.appendChild(h('div', { class: 'cmd' }, h('code', { id: 'query-command' }, cmd), ' ', copyButton(cmd, 'Copy command')));
     main.appendChild(attSec);
 

@@ -258,7 +258,10 @@ await test('a non-reproducible fixture shows its differing members; expanding a 
 });
 
 await test('the attestation link downloads a DSSE envelope that kmr attest verify accepts', async () => {
-  const a = manifest.find((x) => x.files && x.files !== 'different' && x.module_root !== 'mismatch') || manifest[0];
+  // a PASSED attestation: files reproduce and the module root matches (or is absent)
+  const a = manifest.find((x) => ['identical', 'content-identical', 'identical-modulo-signatures'].includes(x.files) &&
+    ['match', 'absent'].includes(x.module_root));
+  expect(a, 'the manifest has a reproducible fixture');
   await gotoView('#/artifact/' + a.sha256);
   await page.waitForSelector('#attestation-download', { timeout: 20000 });
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#attestation-download')]);
@@ -269,7 +272,7 @@ await test('the attestation link downloads a DSSE envelope that kmr attest verif
   expect(Array.isArray(env.signatures) && env.signatures.length > 0, 'DSSE signatures');
   const stmt = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8'));
   expect(stmt.subject.some((s) => s.digest && s.digest.sha256 === a.sha256), 'statement subject is the artifact');
-  await page.waitForSelector('#inclusion-status', { timeout: 20000 });
+  await page.waitForSelector('#inclusion-verdict.ok', { timeout: 20000 });
   // the rebuilder's public keys, as an end user would fetch them
   const keys = await api('/api/v1/keys');
   eq(keys.status, 200, 'GET /api/v1/keys');
@@ -288,7 +291,7 @@ await test('the attestation link downloads a DSSE envelope that kmr attest verif
     keyArgs.push('--key', kf);
   });
   expect(KMR && fs.existsSync(KMR), 'kmr binary: ' + KMR);
-  const r = spawnSync(KMR, ['attest', 'verify', ...keyArgs, file], { encoding: 'utf8' });
+  const r = spawnSync(KMR, ['attest', 'verify', ...keyArgs, '--sha256', a.sha256, file], { encoding: 'utf8' });
   log('  kmr attest verify: exit ' + r.status + ' ' + (r.stdout + r.stderr).trim().split('\n').slice(0, 3).join(' / '));
   eq(r.status, 0, 'kmr attest verify exit status');
   // and a tampered copy is refused (the check can fail)
