@@ -273,7 +273,15 @@ await test('the attestation link downloads a DSSE envelope that kmr attest verif
   const stmt = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8'));
   expect(stmt.subject.some((s) => s.digest && s.digest.sha256 === a.sha256), 'statement subject is the artifact');
   await page.waitForSelector('#inclusion-verdict.ok', { timeout: 20000 });
-  // the rebuilder's public keys, as an end user would fetch them
+  // the rebuilder's public key, downloaded from the page as an end user would
+  await page.waitForSelector('#key-download', { timeout: 20000 });
+  const [keyDl] = await Promise.all([page.waitForEvent('download'), page.click('#key-download')]);
+  const pagePem = path.join(OUT, 'rebuilder.pem');
+  await keyDl.saveAs(pagePem);
+  expect(fs.readFileSync(pagePem, 'utf8').includes('-----BEGIN PUBLIC KEY-----'), 'rebuilder.pem from the page is a PEM public key');
+  const rp = spawnSync(KMR, ['attest', 'verify', '--key', pagePem, '--sha256', a.sha256, file], { encoding: 'utf8' });
+  eq(rp.status, 0, 'kmr attest verify with the key downloaded from the page: ' + (rp.stdout + rp.stderr).trim());
+  // and every published key from the API
   const keys = await api('/api/v1/keys');
   eq(keys.status, 200, 'GET /api/v1/keys');
   const pems = [];
