@@ -9,7 +9,7 @@
   // cursor history per filter, so "Previous page" works without server support
   const cursorTrail = new Map();
 
-  function filterKey(p) { return [p.distro || '', p.name || '', p.verdict || '', p.q || ''].join('\u0000'); }
+  function filterKey(p) { return [p.distro || '', p.name || '', p.verdict || '', p.q || '', p.limit || ''].join('\u0000'); }
 
   function select(id, label, value, options) {
     return h('div', { class: 'field' },
@@ -66,7 +66,7 @@
       const hash = core.parseHashQuery(q);
       if (hash) { location.hash = '#/artifact/' + hash; return; }
       location.hash = core.buildRoute('packages', null, {
-        distro: form.querySelector('#f-distro').value, verdict: form.querySelector('#f-verdict').value, q: q,
+        distro: form.querySelector('#f-distro').value, verdict: form.querySelector('#f-verdict').value, q: q, limit: p.limit,
       });
     });
     for (const s of form.querySelectorAll('select')) {
@@ -80,7 +80,8 @@
     if (p.name) query.set('name', p.name);
     if (p.q) query.set('q', p.q);
     if (p.cursor) query.set('cursor', p.cursor);
-    query.set('limit', String(PAGE));
+    const lim = Number(p.limit);
+    query.set('limit', String(lim >= 1 && lim <= 1000 ? Math.floor(lim) : PAGE));
     const res = await getJson('artifacts?' + query.toString());
     const items = res.items || [];
     const key = filterKey(p);
@@ -98,7 +99,7 @@
         }))),
         h('tbody', null, items.map(row)))) : null);
     const nav = h('nav', { class: 'pager', 'aria-label': 'Pages' });
-    const base = { distro: p.distro, verdict: p.verdict, q: p.q, name: p.name };
+    const base = { distro: p.distro, verdict: p.verdict, q: p.q, name: p.name, limit: p.limit };
     if (cur) {
       nav.appendChild(h('a', { href: core.buildRoute('packages', null, base), class: 'button' }, 'First page'));
       const prev = trail.length >= 2 ? trail[trail.length - 2] : '';
