@@ -129,20 +129,24 @@
   }
 
   // A node stands for a package member (file, archive entry) rather than a
-  // tool's view of one ("readelf --wide ...", "filetype from diffoscope").
+  // view of one ("symbols", "hexdump", "readelf --wide ...", "filetype from
+  // diffoscope"). kmr gives members their sha256 (views have none); plain
+  // diffoscope JSON has no kinds, so views are told by their command-like names.
+  const MEMBER_KINDS = new Set(['file', 'directory', 'symlink', 'member', 'archive']);
   function isMemberNode(node) {
     if (!node || typeof node !== 'object') return false;
-    if (typeof node.kind === 'string') {
-      return !/^(command|tool|meta|metadata|view|text|hexdump|filetype)$/i.test(node.kind);
-    }
+    if (node.sha256 != null && node.sha256 !== '') return true;
+    if (typeof node.kind === 'string' && node.kind !== '') return MEMBER_KINDS.has(node.kind);
     const s = String(node.source1 || node.source2 || '');
     if (!s || /\s/.test(s) || s.indexOf('{}') >= 0) return false;
     return true;
   }
 
   function nodeLabel(node) {
-    const a = node.source1;
-    const b = node.source2;
+    let a = node.source1;
+    let b = node.source2;
+    if (a === '/dev/null' || a === '') a = null;  // only in the rebuilt side
+    if (b === '/dev/null' || b === '') b = null;  // only in the shipped side
     if (a != null && b != null && a !== b) return a + ' \u2192 ' + b;
     return String(a != null ? a : (b != null ? b : '(unnamed)'));
   }

@@ -74,6 +74,27 @@ test('differingMembers finds the deepest differing members with paths', () => {
   assert.strictEqual(core.countNodes(tree), 8);
 });
 
+test('kmr diff JSON: members carry sha256, views do not', () => {
+  // shape of rebuilder/compare/presenters.cc output
+  const t = { 'diffoscope-json-version': 1, source1: 'linux-6.1-1.pkg.tar.zst', source2: 'linux-6.1-1.pkg.tar.zst', unified_diff: null,
+    kind: 'zstd', status: 'changed', sha256: { source1: 'a'.repeat(64), source2: 'b'.repeat(64) }, details: [
+      { source1: 'linux-6.1-1.pkg.tar', source2: 'linux-6.1-1.pkg.tar', unified_diff: null, kind: 'tar', status: 'changed',
+        sha256: { source1: 'c'.repeat(64), source2: 'd'.repeat(64) }, details: [
+          { source1: 'file list', source2: 'file list', unified_diff: '@@ -1 +1 @@\n-a\n+b\n', kind: 'file-list', status: 'changed' },
+          { source1: 'usr/lib/modules/6.1/kernel/fs/x.ko.zst', source2: 'usr/lib/modules/6.1/kernel/fs/x.ko.zst', unified_diff: null,
+            kind: 'zstd', status: 'changed', sha256: { source1: 'e'.repeat(64), source2: 'f'.repeat(64) }, details: [
+              { source1: 'x.ko', source2: 'x.ko', unified_diff: null, kind: 'kernel-module', status: 'changed',
+                sha256: { source1: '1'.repeat(64), source2: '2'.repeat(64) }, details: [
+                  { source1: 'symbols', source2: 'symbols', unified_diff: '@@ -1 +1 @@\n-x\n+y\n', kind: 'elf-symbols', status: 'changed' },
+                  { source1: 'module signature trailer', source2: 'module signature trailer', unified_diff: '-a\n+b\n', kind: 'module-trailer', status: 'changed' }] }] },
+          { source1: '/dev/null', source2: 'usr/lib/modules/6.1/kernel/new.ko.zst', unified_diff: null, kind: 'file', status: 'added',
+            comments: ['Only in second'],
+            sha256: { source1: null, source2: '3'.repeat(64) } }] }] };
+  const s = core.differingMembers(t);
+  assert.deepStrictEqual(s.members.map((m) => [m.id, m.status, m.path[m.path.length - 1]]), [
+    ['0.1.0', 'changed', 'x.ko'], ['0.2', 'added', 'usr/lib/modules/6.1/kernel/new.ko.zst']]);
+});
+
 test('differingMembers uses kind/status when present', () => {
   const t = { source1: 'x', source2: 'y', status: 'changed', kind: 'archive', details: [
     { source1: 'm/added.ko', source2: null, status: 'added', kind: 'file' },
