@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <unordered_map>
@@ -332,11 +333,11 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   KMR_ASSIGN_OR_RETURN(auto ins, writer_->prepare(
       "INSERT INTO rebuilds(job_id, build_input_id, worker_id, lease_token, finished_at, status, module_root, files, "
       "reason, shipped_root, rebuilt_root, differing, environment, log_sha256, diff_json_sha256, diff_html_sha256, "
-      "duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+      "duration_ms, details) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   ins.bind(1, r.job_id).bind(2, bi).bind(3, r.worker_id).bind(4, r.lease_token).bind(5, now).bind(6, r.status)
       .bind(7, r.module_root).bind(8, r.files).bind(9, r.reason).bind(10, r.shipped_root).bind(11, r.rebuilt_root)
       .bind(12, r.differing_json).bind(13, r.environment_json).bind(14, r.log_sha256).bind(15, r.diff_json_sha256)
-      .bind(16, r.diff_html_sha256).bind(17, r.duration_ms);
+      .bind(16, r.diff_html_sha256).bind(17, r.duration_ms).bind(18, r.details_json);
   KMR_TRY(ins.run());
   out.rebuild_id = writer_->last_insert_id();
 
@@ -411,13 +412,14 @@ Result<std::int64_t> Store::requeue(std::optional<std::int64_t> job_id, std::opt
   return n;
 }
 
-Result<void> Store::add_attestation(const std::string& envelope_sha256, std::int64_t artifact_id,
+Result<void> Store::add_attestation_for_sha(const std::string& envelope_sha256, const std::string& artifact_sha256,
                                     std::int64_t rebuild_id, std::optional<std::int64_t> log_index, std::int64_t now) {
   std::lock_guard lock(write_mu_);
   KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
-      "INSERT INTO attestations(sha256, artifact_id, rebuild_id, log_index, created_at) VALUES (?,?,?,?,?) "
+      "INSERT INTO attestations(sha256, artifact_id, rebuild_id, log_index, created_at) "
+      "SELECT ?1, id, ?3, ?4, ?5 FROM artifacts WHERE sha256 = ?2 "
       "ON CONFLICT DO NOTHING"));
-  s.bind(1, envelope_sha256).bind(2, artifact_id).bind(3, rebuild_id).bind(4, log_index).bind(5, now);
+  s.bind(1, envelope_sha256).bind(2, artifact_sha256).bind(3, rebuild_id).bind(4, log_index).bind(5, now);
   KMR_TRY(s.run());
   bump();
   return ok();
@@ -440,6 +442,13 @@ Result<void> Store::snapshot_stats(std::int64_t now) {
 }
 
 // ---------------------------------------------------------------- reads
+
+Result<bool> Store::lease_held(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND lease_owner = ? AND lease_token = ?"));
+  s.bind(1, job_id).bind(2, worker_id).bind(3, lease_token);
+  return s.step();
+}
 
 Result<std::optional<Worker>> Store::worker_by_key(const std::string& public_key_hex) {
   KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
@@ -496,7 +505,8 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
   // History: every accepted attempt for this artifact's build input, newest first.
   KMR_ASSIGN_OR_RETURN(auto h, db.prepare(
       "SELECT rb.id, rb.finished_at, rb.status, rb.module_root, rb.files, w.name, rb.log_sha256, rb.diff_json_sha256, "
-      "ra.rebuilt_sha256, rb.shipped_root, rb.rebuilt_root, rb.differing, rb.environment, rb.reason, rb.diff_html_sha256 "
+      "ra.rebuilt_sha256, rb.shipped_root, rb.rebuilt_root, rb.differing, rb.environment, rb.reason, rb.diff_html_sha256, "
+      "rb.details, rb.duration_ms "
       "FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
       "LEFT JOIN rebuild_artifacts ra ON ra.rebuild_id = rb.id AND ra.artifact_id = ?2 "
       "WHERE rb.build_input_id = ?1 ORDER BY rb.id DESC LIMIT 100"));
@@ -525,19 +535,32 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
       out["verdicts"]["reason"] = opt(h.opt_text(13));
       out["environment"] = parse_or(h.opt_text(12), json::object());
       out["rebuilt_sha256"] = opt(h.opt_text(8));
+      out["reason"] = opt(h.opt_text(13));
+      json details = parse_or(h.opt_text(15), json::object());
+      if (!details.is_object()) details = json::object();
+      auto pick = [&](const char* k) { return details.contains(k) ? details[k] : json(nullptr); };
+      out["merkle"] = {{"shipped", {{"root", opt(h.opt_text(9))}, {"levels", pick("shipped_levels")}}},
+                       {"rebuilt", {{"root", opt(h.opt_text(10))}, {"levels", pick("rebuilt_levels")}}}};
+      if (details.contains("merkle") && details["merkle"].is_object()) out["merkle"] = details["merkle"];
+      out["modules"] = details.contains("modules") ? details["modules"] : json(nullptr);
+      out["duration_ms"] = h.opt_i64(16) ? json(*h.opt_i64(16)) : json(nullptr);
     }
   }
   out["history"] = std::move(history);
   KMR_ASSIGN_OR_RETURN(auto at, db.prepare(
       "SELECT sha256, rebuild_id, log_index FROM attestations WHERE artifact_id = ? ORDER BY created_at DESC, sha256"));
   at.bind(1, aid);
-  json atts = json::array();
+  json atts = json::array(), att_details = json::array();
   for (;;) {
     KMR_ASSIGN_OR_RETURN(bool ar, at.step());
     if (!ar) break;
-    atts.push_back("/api/v1/attestations/" + at.text(0));
+    std::string url = "/api/v1/attestations/" + at.text(0);
+    atts.push_back(url);
+    att_details.push_back({{"url", url}, {"sha256", at.text(0)}, {"build", at.i64(1)},
+                           {"log_index", at.opt_i64(2) ? json(*at.opt_i64(2)) : json(nullptr)}});
   }
   out["attestations"] = std::move(atts);
+  out["attestation_details"] = std::move(att_details);
   return std::optional<json>(std::move(out));
 }
 
@@ -731,8 +754,11 @@ Result<json> Store::stats(std::int64_t now) {
                          : status != "verified" ? "failed"
                          : is_reproducible(status, orr, of) ? "reproducible" : "not_reproducible";
     e[bucket] = e[bucket].get<std::int64_t>() + n;
-    if (of) e["files"][files] = e["files"].value(files, 0) + n;
-    if (orr) e["module_root"][root] = e["module_root"].value(root, 0) + n;
+    // files: the tier when verified, else the status (build-failed, error, ...) or "pending".
+    std::string fkey = status == "verified" ? (of ? files : std::string("error")) : status;
+    std::string rkey = status == "pending" ? std::string("pending") : (orr ? root : std::string("none"));
+    e["files"][fkey] = e["files"].value(fkey, 0) + n;
+    e["module_root"][rkey] = e["module_root"].value(rkey, 0) + n;
     e["status"][status] = e["status"].value(status, 0) + n;
   }
   json out = {{"now", now}, {"distros", json::array()}};
@@ -742,19 +768,25 @@ Result<json> Store::stats(std::int64_t now) {
     out["distros"].push_back(v);
   }
   KMR_ASSIGN_OR_RETURN(auto counts, metrics_counts());
-  out["queue"] = {{"queued", counts["jobs"].value("queued", 0)}, {"running", counts["jobs"].value("running", 0)},
-                  {"done", counts["jobs"].value("done", 0)}};
-  out["workers"] = counts["workers"];
+  std::int64_t queued = counts["jobs"].value("queued", 0), running = counts["jobs"].value("running", 0);
+  out["queue"] = {{"pending", queued}, {"queued", queued}, {"running", running}, {"done", counts["jobs"].value("done", 0)}};
+  out["workers"] = {{"total", counts["workers"]["registered"]}, {"online", counts["workers"]["online"]}};
   KMR_ASSIGN_OR_RETURN(auto h, db.prepare(
-      "SELECT ts, distro, total, reproducible, not_reproducible, failed FROM stats_history "
-      "WHERE ts >= (SELECT COALESCE(MAX(ts), 0) FROM stats_history) - 90 * 86400 ORDER BY ts, distro LIMIT 5000"));
+      "SELECT ts, SUM(total), SUM(reproducible), SUM(not_reproducible), SUM(failed) FROM stats_history "
+      "GROUP BY ts ORDER BY ts DESC LIMIT 500"));
   json hist = json::array();
   for (;;) {
     KMR_ASSIGN_OR_RETURN(bool row, h.step());
     if (!row) break;
-    hist.push_back({{"ts", h.i64(0)}, {"distro", h.text(1)}, {"total", h.i64(2)}, {"reproducible", h.i64(3)},
-                    {"not_reproducible", h.i64(4)}, {"failed", h.i64(5)}});
+    std::time_t t = static_cast<std::time_t>(h.i64(0));
+    char buf[32];
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    hist.push_back({{"time", buf}, {"ts", h.i64(0)}, {"total", h.i64(1)}, {"verified", h.i64(2) + h.i64(3)},
+                    {"reproducible", h.i64(2)}, {"not_reproducible", h.i64(3)}, {"failed", h.i64(4)}});
   }
+  std::reverse(hist.begin(), hist.end());
   out["history"] = std::move(hist);
   return out;
 }

@@ -55,6 +55,7 @@ struct Report {
   std::vector<std::pair<std::string, std::string>> rebuilt;  // artifact filename or name -> sha256
   std::optional<std::string> log_sha256, diff_json_sha256, diff_html_sha256;
   std::optional<std::int64_t> duration_ms;
+  std::optional<std::string> details_json;  // the engine's JSON result, kept for the UI
 };
 
 struct ReportOutcome {
@@ -117,11 +118,12 @@ class Store {
   // Requeue by job id, by artifact sha256, or every done job whose verdict is not reproducible.
   Result<std::int64_t> requeue(std::optional<std::int64_t> job_id, std::optional<std::string> sha256,
                                bool all_failed, std::int64_t now);
-  Result<void> add_attestation(const std::string& envelope_sha256, std::int64_t artifact_id,
+  Result<void> add_attestation_for_sha(const std::string& envelope_sha256, const std::string& artifact_sha256,
                                std::int64_t rebuild_id, std::optional<std::int64_t> log_index, std::int64_t now);
   Result<void> snapshot_stats(std::int64_t now);
 
   // --- reads (per-thread read-only connection) ---
+  Result<bool> lease_held(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token);
   Result<std::optional<Worker>> worker_by_key(const std::string& public_key_hex);
   // The end-user answer; nullopt when the hash is unknown.
   Result<std::optional<nlohmann::json>> artifact_by_sha256(const std::string& sha256);

@@ -100,7 +100,8 @@ CREATE TABLE rebuilds (
   log_sha256 TEXT,               -- content-addressed blobs on disk
   diff_json_sha256 TEXT,
   diff_html_sha256 TEXT,
-  duration_ms INTEGER
+  duration_ms INTEGER,
+  details TEXT                   -- the engine's JSON result (merkle levels, module counts, ...)
 );
 CREATE INDEX rebuilds_input ON rebuilds(build_input_id, id);
 

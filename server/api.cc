@@ -1,0 +1,715 @@
+#include "server/api.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+#include "server/auth.h"
+#include "server/embedded.h"
+
+namespace kmr::server {
+
+using nlohmann::json;
+using Query = std::multimap<std::string, std::string>;
+
+namespace {
+
+constexpr std::size_t kMaxTarget = 4096;
+constexpr std::uint64_t kMaxBlobServe = 256ull << 20;
+
+bool is_lower_hex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+std::optional<std::int64_t> parse_id(std::string_view s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 0) return std::nullopt;
+  return v;
+}
+
+HttpResponse json_ok(const json& j, int status = 200) {
+  HttpResponse r;
+  r.status = status;
+  r.body = j.dump();
+  return r;
+}
+
+std::string etag_of(std::string_view body) {
+  return "\"" + sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(body.data()), body.size())).substr(0, 32) + "\"";
+}
+
+bool etag_matches(const HttpRequest& req, const std::string& etag) {
+  std::string_view inm = req.header("if-none-match");
+  return !inm.empty() && (inm == etag || inm == "*" || inm.find(etag) != std::string_view::npos);
+}
+
+std::string content_type_for(const std::string& path) {
+  auto ends = [&](std::string_view s) { return path.size() >= s.size() && path.compare(path.size() - s.size(), s.size(), s) == 0; };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".svg")) return "image/svg+xml";
+  if (ends(".json")) return "application/json";
+  if (ends(".png")) return "image/png";
+  if (ends(".ico")) return "image/x-icon";
+  if (ends(".txt")) return "text/plain; charset=utf-8";
+  if (ends(".woff2")) return "font/woff2";
+  return "application/octet-stream";
+}
+
+// Strict JSON object reading for request bodies.
+struct BodyError {
+  int status;
+  std::string code, message;
+};
+
+std::optional<BodyError> check_fields(const json& j, const std::set<std::string>& allowed) {
+  if (!j.is_object()) return BodyError{400, "invalid_json", "request body must be a JSON object"};
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!allowed.count(it.key())) return BodyError{400, "unknown_field", "unknown field \"" + it.key() + "\""};
+  return std::nullopt;
+}
+
+std::optional<std::string> opt_string(const json& j, const char* k, std::optional<BodyError>& err) {
+  auto it = j.find(k);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) {
+    err = BodyError{400, "invalid_field", std::string("field \"") + k + "\" must be a string"};
+    return std::nullopt;
+  }
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+HttpResponse json_error(int status, std::string_view code, std::string_view message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
+  return r;
+}
+
+std::optional<std::string> url_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      auto h = from_hex(s.substr(i + 1, 2));
+      if (!h || h->size() != 1 || (*h)[0] == 0) return std::nullopt;
+      out += static_cast<char>((*h)[0]);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- static files
+
+StaticFiles StaticFiles::load(const std::string& dir) {
+  StaticFiles sf;
+  std::error_code ec;
+  if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return sf;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string rel = std::filesystem::relative(it->path(), dir, ec).generic_string();
+    if (rel.empty() || rel.find("BUILD") == 0 || rel.find("node_modules") != std::string::npos) continue;
+    auto body = read_text_file(it->path().string(), 32 << 20);
+    if (!body) continue;
+    File f{std::move(*body), content_type_for(rel), ""};
+    f.etag = etag_of(f.body);
+    sf.files_.emplace(rel, std::move(f));
+  }
+  return sf;
+}
+
+const StaticFiles::File* StaticFiles::find(const std::string& rel) const {
+  auto it = files_.find(rel);
+  return it == files_.end() ? nullptr : &it->second;
+}
+
+// ---------------------------------------------------------------- Api
+
+Api::Api(Store& store, const Config& config, Metrics& metrics, Attestor* attestor, StaticFiles static_files,
+         Clock clock)
+    : store_(store), config_(config), metrics_(metrics), attestor_(attestor), static_(std::move(static_files)),
+      clock_(clock ? std::move(clock) : Clock([] {
+        return static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+      })) {}
+
+std::uint64_t Api::body_limit(std::string_view method, std::string_view target) const {
+  if (method != "POST") return 0;
+  if (target.rfind("/api/v1/worker/jobs/", 0) == 0 && target.find("/report") != std::string_view::npos)
+    return config_.http.max_report_body;
+  return config_.http.max_json_body;
+}
+
+bool Api::is_admin(const HttpRequest& req) const {
+  if (config_.admin_token.empty()) return false;
+  std::string_view auth = req.header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.rfind(kBearer, 0) != 0) return false;
+  std::string_view tok = auth.substr(kBearer.size());
+  if (tok.size() != config_.admin_token.size()) return false;
+  return CRYPTO_memcmp(tok.data(), config_.admin_token.data(), tok.size()) == 0;
+}
+
+HttpResponse Api::handle(const HttpRequest& req) {
+  HttpResponse r;
+  std::string path;
+  Query query;
+  if (req.method != "GET" && req.method != "POST") {
+    r = json_error(405, "method_not_allowed", "only GET and POST are supported");
+    r.headers.emplace_back("Allow", "GET, POST");
+  } else if (req.target.empty() || req.target[0] != '/' || req.target.size() > kMaxTarget) {
+    r = json_error(400, "bad_target", "request target must be an absolute path");
+  } else {
+    std::string_view t = req.target;
+    auto qpos = t.find('?');
+    std::string_view raw_path = t.substr(0, qpos);
+    bool bad = raw_path.find("..") != std::string_view::npos || raw_path.find("//") != std::string_view::npos ||
+               raw_path.find('\\') != std::string_view::npos || raw_path.find('%') != std::string_view::npos;
+    for (char c : raw_path)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~'))
+        bad = true;
+    if (bad) {
+      r = json_error(400, "bad_path", "path contains forbidden characters or segments");
+    } else {
+      path = std::string(raw_path);
+      bool qbad = false;
+      if (qpos != std::string_view::npos) {
+        std::string_view qs = t.substr(qpos + 1);
+        while (!qs.empty()) {
+          auto amp = qs.find('&');
+          std::string_view kv = qs.substr(0, amp);
+          qs = amp == std::string_view::npos ? std::string_view() : qs.substr(amp + 1);
+          if (kv.empty()) continue;
+          auto eq = kv.find('=');
+          auto k = url_decode(kv.substr(0, eq), true);
+          auto v = url_decode(eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1), true);
+          if (!k || !v) {
+            qbad = true;
+            break;
+          }
+          query.emplace(*k, *v);
+        }
+      }
+      if (qbad) r = json_error(400, "bad_query", "query string has a bad percent-escape");
+      else {
+        try {
+          r = route(req, path, query);
+        } catch (const std::exception& e) {
+          r = json_error(500, "internal", e.what());
+        }
+      }
+    }
+  }
+  metrics_.request(r.route, r.status);
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  bool has_csp = false;
+  for (auto& [k, v] : r.headers)
+    if (k == "Content-Security-Policy") has_csp = true;
+  if (!has_csp) r.headers.emplace_back("Content-Security-Policy", "default-src 'self'");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  return r;
+}
+
+HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Query& query) {
+  auto starts = [&](std::string_view p) { return path.rfind(p, 0) == 0; };
+  auto with_route = [](HttpResponse r, const char* route) {
+    r.route = route;
+    return r;
+  };
+  auto need_get = [&]() { return req.method != "GET"; };
+  auto store_err = [](const Error& e) {
+    if (e.code() == ErrorCode::kDbBusy) return json_error(503, "busy", "database busy, retry");
+    return json_error(500, "internal", e.message());
+  };
+
+  if (starts("/api/v1/worker/")) return with_route(worker_call(req, path), "/api/v1/worker");
+  if (starts("/api/v1/admin/")) return with_route(admin_call(req, path), "/api/v1/admin");
+
+  if (need_get()) return json_error(405, "method_not_allowed", "use GET for " + path);
+
+  if (path == "/healthz") {
+    auto c = store_.metrics_counts();
+    if (!c) return with_route(json_error(503, "unhealthy", c.error().message()), "/healthz");
+    return with_route(json_ok({{"status", "ok"}, {"schema_version", store_.schema_version()}}), "/healthz");
+  }
+  if (path == "/metrics") return with_route(metrics_response(), "/metrics");
+  if (path == "/api/v1/openapi.json") {
+    HttpResponse r;
+    r.body = std::string(kOpenApi[0].data);
+    r.route = "/api/v1/openapi.json";
+    return r;
+  }
+  constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
+  if (starts(kArt)) {
+    std::string hex = path.substr(kArt.size());
+    if (!is_lower_hex64(hex))
+      return with_route(json_error(400, "invalid_hex", "expected 64 lowercase hex digits"), "/api/v1/artifacts/sha256/{hex}");
+    return with_route(get_artifact(req, hex), "/api/v1/artifacts/sha256/{hex}");
+  }
+  if (path == "/api/v1/artifacts") return with_route(list_artifacts(query), "/api/v1/artifacts");
+  constexpr std::string_view kBuilds = "/api/v1/builds/";
+  if (starts(kBuilds)) {
+    std::string rest = path.substr(kBuilds.size());
+    std::string tail;
+    auto slash = rest.find('/');
+    if (slash != std::string::npos) {
+      tail = rest.substr(slash + 1);
+      rest = rest.substr(0, slash);
+    }
+    auto id = parse_id(rest);
+    if (!id) return with_route(json_error(400, "invalid_id", "build id must be a decimal number"), "/api/v1/builds/{id}");
+    if (tail.empty()) {
+      auto b = store_.build(*id);
+      if (!b) return with_route(store_err(b.error()), "/api/v1/builds/{id}");
+      if (!*b) return with_route(json_error(404, "not_found", "no build " + rest), "/api/v1/builds/{id}");
+      HttpResponse r = json_ok(**b);
+      r.headers.emplace_back("Cache-Control", "public, max-age=3600");
+      return with_route(r, "/api/v1/builds/{id}");
+    }
+    std::string which = tail == "log" ? "log" : tail == "diff" ? "diff_json" : tail == "diff.html" ? "diff_html" : "";
+    if (which.empty()) return with_route(json_error(404, "not_found", "unknown build resource"), "/api/v1/builds/{id}/*");
+    auto ref = store_.build_blob(*id, which);
+    if (!ref) return with_route(store_err(ref.error()), "/api/v1/builds/{id}/*");
+    if (!*ref) return with_route(json_error(404, "not_found", "no " + tail + " for build " + rest), "/api/v1/builds/{id}/*");
+    std::string ct = which == "log" ? "text/plain; charset=utf-8" : which == "diff_json" ? "application/json" : "text/html; charset=utf-8";
+    HttpResponse r = blob_response(req, **ref, ct, which == "log");
+    if (which == "diff_html") {
+      // Untrusted HTML from a worker: no scripts, no network, sandboxed.
+      r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox");
+    }
+    return with_route(r, "/api/v1/builds/{id}/*");
+  }
+  if (path == "/api/v1/queue") {
+    auto q = store_.queue(now());
+    if (!q) return with_route(store_err(q.error()), "/api/v1/queue");
+    return with_route(json_ok(*q), "/api/v1/queue");
+  }
+  if (path == "/api/v1/workers") {
+    auto w = store_.workers(is_admin(req), now(), config_.worker_online_seconds);
+    if (!w) return with_route(store_err(w.error()), "/api/v1/workers");
+    return with_route(json_ok(*w), "/api/v1/workers");
+  }
+  if (path == "/api/v1/stats") {
+    auto s = store_.stats(now());
+    if (!s) return with_route(store_err(s.error()), "/api/v1/stats");
+    return with_route(json_ok(*s), "/api/v1/stats");
+  }
+  if (path == "/api/v1/keys") {
+    if (!attestor_) return with_route(json_error(404, "not_found", "attestations disabled"), "/api/v1/keys");
+    HttpResponse r;
+    r.body = attestor_->keys_json();
+    r.headers.emplace_back("Cache-Control", "public, max-age=300");
+    return with_route(r, "/api/v1/keys");
+  }
+  constexpr std::string_view kAtt = "/api/v1/attestations/";
+  if (starts(kAtt)) {
+    std::string hex = path.substr(kAtt.size());
+    if (!is_lower_hex64(hex))
+      return with_route(json_error(400, "invalid_hex", "expected 64 lowercase hex digits"), "/api/v1/attestations/{hex}");
+    auto ex = store_.attestation_exists(hex);
+    if (!ex) return with_route(store_err(ex.error()), "/api/v1/attestations/{hex}");
+    if (!*ex) return with_route(json_error(404, "not_found", "no attestation " + hex), "/api/v1/attestations/{hex}");
+    HttpResponse r = blob_response(req, hex, "application/vnd.dsse.envelope.v1+json", false);
+    if (r.status == 200) r.headers.emplace_back("Cache-Control", "public, max-age=31536000, immutable");
+    return with_route(r, "/api/v1/attestations/{hex}");
+  }
+  if (starts("/api/")) return with_route(json_error(404, "not_found", "no such endpoint " + path), "/api/other");
+
+  // Web UI.
+  std::string rel;
+  if (path == "/" || path == "/index.html") rel = "index.html";
+  else if (starts("/ui/")) rel = path.substr(4);
+  else if (path == "/favicon.svg" || path == "/favicon.ico") rel = path.substr(1);
+  const StaticFiles::File* f = rel.empty() ? nullptr : static_.find(rel);
+  if (!f) return with_route(json_error(404, "not_found", "no such page " + path), "/static");
+  HttpResponse r;
+  r.route = "/static";
+  r.content_type = f->content_type;
+  r.headers.emplace_back("ETag", f->etag);
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  if (etag_matches(req, f->etag)) {
+    r.status = 304;
+    return r;
+  }
+  r.body = f->body;
+  return r;
+}
+
+HttpResponse Api::get_artifact(const HttpRequest& req, const std::string& hex) {
+  std::uint64_t gen = store_.generation();
+  {
+    std::shared_lock lock(cache_mu_);
+    auto it = cache_.find(hex);
+    if (it != cache_.end() && it->second.generation == gen) {
+      HttpResponse r;
+      r.headers.emplace_back("ETag", it->second.etag);
+      r.headers.emplace_back("Cache-Control", it->second.cache_control);
+      if (etag_matches(req, it->second.etag)) r.status = 304;
+      else r.body = it->second.body;
+      return r;
+    }
+  }
+  auto a = store_.artifact_by_sha256(hex);
+  if (!a) {
+    if (a.error().code() == ErrorCode::kDbBusy) return json_error(503, "busy", "database busy, retry");
+    return json_error(500, "internal", a.error().message());
+  }
+  if (!*a) return json_error(404, "not_found", "no artifact with sha256 " + hex);
+  Cached c;
+  c.generation = gen;
+  c.body = (*a)->dump();
+  c.etag = etag_of(c.body);
+  const json& job = (**a)["job"];
+  bool settled = job.is_object() && job["state"] == "done";
+  c.cache_control = settled ? "public, max-age=60" : "no-cache";
+  HttpResponse r;
+  r.headers.emplace_back("ETag", c.etag);
+  r.headers.emplace_back("Cache-Control", c.cache_control);
+  if (etag_matches(req, c.etag)) r.status = 304;
+  else r.body = c.body;
+  {
+    std::unique_lock lock(cache_mu_);
+    if (cache_.size() > 100000) cache_.clear();
+    cache_[hex] = std::move(c);
+  }
+  return r;
+}
+
+HttpResponse Api::list_artifacts(const Query& query) {
+  ListQuery q;
+  static const std::set<std::string> allowed = {"distro", "name", "verdict", "q", "cursor", "limit"};
+  for (const auto& [k, v] : query) {
+    if (!allowed.count(k)) return json_error(400, "unknown_parameter", "unknown query parameter \"" + k + "\"");
+    if (query.count(k) > 1) return json_error(400, "bad_query", "parameter \"" + k + "\" given twice");
+    if (v.size() > 256) return json_error(400, "bad_query", "parameter \"" + k + "\" too long");
+    if (v.empty()) continue;
+    if (k == "distro") q.distro = v;
+    else if (k == "name") q.name = v;
+    else if (k == "verdict") q.verdict = v;
+    else if (k == "q") q.q = v;
+    else if (k == "cursor") {
+      auto id = parse_id(v);
+      if (!id) return json_error(400, "invalid_cursor", "cursor must come from a previous page's \"next\"");
+      q.after_id = *id;
+    } else if (k == "limit") {
+      auto n = parse_id(v);
+      if (!n || *n < 1 || *n > 1000) return json_error(400, "invalid_limit", "limit must be 1..1000");
+      q.limit = *n;
+    }
+  }
+  auto page = store_.list_artifacts(q);
+  if (!page) return json_error(500, "internal", page.error().message());
+  return json_ok(*page);
+}
+
+HttpResponse Api::blob_response(const HttpRequest& req, const std::optional<std::string>& hex,
+                                const std::string& content_type, bool range_ok) {
+  if (!hex) return json_error(404, "not_found", "no such blob");
+  auto data = store_.blobs().get(*hex, kMaxBlobServe);
+  if (!data) return json_error(404, "not_found", "blob missing on disk");
+  HttpResponse r;
+  r.content_type = content_type;
+  std::string etag = "\"" + hex->substr(0, 32) + "\"";
+  r.headers.emplace_back("ETag", etag);
+  if (etag_matches(req, etag)) {
+    r.status = 304;
+    return r;
+  }
+  std::string_view range = req.header("range");
+  if (range_ok) r.headers.emplace_back("Accept-Ranges", "bytes");
+  if (range_ok && range.rfind("bytes=", 0) == 0 && range.find(',') == std::string_view::npos) {
+    std::string_view spec = range.substr(6);
+    auto dash = spec.find('-');
+    std::uint64_t size = data->size(), first = 0, last = size ? size - 1 : 0;
+    bool okr = dash != std::string_view::npos;
+    if (okr) {
+      auto a = spec.substr(0, dash), b = spec.substr(dash + 1);
+      auto pa = parse_id(a), pb = parse_id(b);
+      if (a.empty() && pb) {
+        std::uint64_t n = static_cast<std::uint64_t>(*pb);
+        first = n >= size ? 0 : size - n;
+      } else if (pa && b.empty()) {
+        first = static_cast<std::uint64_t>(*pa);
+      } else if (pa && pb && *pb >= *pa) {
+        first = static_cast<std::uint64_t>(*pa);
+        last = std::min<std::uint64_t>(static_cast<std::uint64_t>(*pb), last);
+      } else {
+        okr = false;
+      }
+    }
+    if (!okr || size == 0 || first >= size) {
+      HttpResponse e = json_error(416, "range_not_satisfiable", "bad or unsatisfiable Range");
+      e.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
+      return e;
+    }
+    r.status = 206;
+    r.headers.emplace_back("Content-Range",
+                           "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size));
+    r.body = data->substr(first, last - first + 1);
+    return r;
+  }
+  r.body = std::move(*data);
+  return r;
+}
+
+HttpResponse Api::metrics_response() {
+  std::vector<std::pair<std::string, double>> g;
+  auto c = store_.metrics_counts();
+  if (c) {
+    for (const char* s : {"queued", "running", "done"})
+      g.emplace_back(std::string("kmrd_jobs{state=\"") + s + "\"}", (*c)["jobs"].value(s, 0));
+    g.emplace_back("kmrd_queue_depth", (*c)["jobs"].value("queued", 0));
+    g.emplace_back("kmrd_workers{state=\"registered\"}", (*c)["workers"].value("registered", 0));
+    g.emplace_back("kmrd_workers{state=\"online\"}", (*c)["workers"].value("online", 0));
+  }
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics_.render(g);
+  return r;
+}
+
+// ---------------------------------------------------------------- workers
+
+HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
+  if (req.method != "POST") return json_error(405, "method_not_allowed", "worker endpoints take POST");
+  // 1. Signature headers present and well formed.
+  std::string key(req.header("x-kmr-key")), ts_s(req.header("x-kmr-timestamp")), nonce(req.header("x-kmr-nonce")),
+      sig(req.header("x-kmr-signature"));
+  if (key.empty() || ts_s.empty() || nonce.empty() || sig.empty())
+    return json_error(401, "unsigned", "worker requests must carry X-Kmr-Key, X-Kmr-Timestamp, X-Kmr-Nonce, X-Kmr-Signature");
+  auto ts = parse_id(ts_s);
+  if (!is_lower_hex64(key) || !ts || nonce.size() < 16 || nonce.size() > 64 ||
+      !std::all_of(nonce.begin(), nonce.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+    return json_error(401, "bad_signature_headers", "malformed signature headers");
+  // 2. Registered worker.
+  auto w = store_.worker_by_key(key);
+  if (!w) return json_error(503, "busy", w.error().message());
+  if (!*w || (*w)->disabled) return json_error(401, "unknown_worker", "public key is not registered");
+  const Worker& worker = **w;
+  // 3. Fresh timestamp.
+  std::int64_t t = now();
+  if (*ts < t - config_.max_clock_skew_seconds || *ts > t + config_.max_clock_skew_seconds)
+    return json_error(401, "stale_timestamp", "timestamp outside the allowed clock skew");
+  // 4. Signature over method, target, body digest, timestamp, nonce.
+  auto v = verify_signature(key, req.method, req.target, req.body, *ts, nonce, sig);
+  if (!v) return json_error(401, "bad_signature", v.error().message());
+  // 5. Nonce not seen before (recorded only for valid signatures).
+  auto fresh = store_.use_nonce(worker.id, nonce, *ts, t - 2 * config_.max_clock_skew_seconds);
+  if (!fresh) return json_error(503, "busy", fresh.error().message());
+  if (!*fresh) return json_error(401, "replayed", "nonce already used");
+  (void)store_.touch_worker(worker.id, req.remote, t);
+
+  json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) return json_error(400, "invalid_json", "request body is not valid JSON");
+
+  if (path == "/api/v1/worker/claim") {
+    if (auto e = check_fields(body, {"resource_classes"})) return json_error(e->status, e->code, e->message);
+    Worker eff = worker;
+    if (body.contains("resource_classes")) {
+      if (!body["resource_classes"].is_array()) return json_error(400, "invalid_field", "resource_classes must be an array");
+      eff.resource_classes.clear();
+      for (const auto& c : body["resource_classes"]) {
+        if (!c.is_string()) return json_error(400, "invalid_field", "resource_classes must hold strings");
+        std::string s = c.get<std::string>();
+        if (std::find(worker.resource_classes.begin(), worker.resource_classes.end(), s) != worker.resource_classes.end())
+          eff.resource_classes.push_back(s);
+      }
+    }
+    auto job = store_.claim_job(eff, t, config_.queue);
+    if (!job) return json_error(503, "busy", job.error().message());
+    if (!*job) return json_ok({{"job", nullptr}});
+    return json_ok({{"job", **job}});
+  }
+  constexpr std::string_view kJobs = "/api/v1/worker/jobs/";
+  if (path.rfind(kJobs, 0) != 0) return json_error(404, "not_found", "no such worker endpoint");
+  std::string rest = path.substr(kJobs.size());
+  auto slash = rest.find('/');
+  if (slash == std::string::npos) return json_error(404, "not_found", "no such worker endpoint");
+  auto job_id = parse_id(rest.substr(0, slash));
+  std::string action = rest.substr(slash + 1);
+  if (!job_id) return json_error(400, "invalid_id", "job id must be a decimal number");
+  std::optional<BodyError> err;
+  if (action == "heartbeat") {
+    if (auto e = check_fields(body, {"lease"})) return json_error(e->status, e->code, e->message);
+    auto lease = opt_string(body, "lease", err);
+    if (err || !lease) return json_error(400, "invalid_field", "lease (string) required");
+    auto hb = store_.heartbeat(*job_id, worker.id, *lease, t, config_.queue);
+    if (!hb) {
+      if (hb.error().code() == ErrorCode::kPermissionDenied) return json_error(409, "lease_not_held", hb.error().message());
+      return json_error(503, "busy", hb.error().message());
+    }
+    return json_ok({{"lease_expiry", *hb}});
+  }
+  if (action != "report") return json_error(404, "not_found", "no such worker endpoint");
+  if (auto e = check_fields(body, {"lease", "status", "module_root", "files", "reason", "shipped_root", "rebuilt_root",
+                                   "differing", "environment", "rebuilt", "log", "diff_json", "diff_html",
+                                   "duration_ms", "details"}))
+    return json_error(e->status, e->code, e->message);
+  Report r;
+  r.job_id = *job_id;
+  r.worker_id = worker.id;
+  auto lease = opt_string(body, "lease", err);
+  auto status = opt_string(body, "status", err);
+  r.module_root = opt_string(body, "module_root", err);
+  r.files = opt_string(body, "files", err);
+  r.reason = opt_string(body, "reason", err);
+  r.shipped_root = opt_string(body, "shipped_root", err);
+  r.rebuilt_root = opt_string(body, "rebuilt_root", err);
+  auto log = opt_string(body, "log", err);
+  auto diff_html = opt_string(body, "diff_html", err);
+  if (err) return json_error(err->status, err->code, err->message);
+  if (!lease || !status) return json_error(400, "invalid_field", "lease and status are required");
+  static const std::set<std::string> statuses = {"verified", "build-failed", "environment-unavailable", "error"};
+  static const std::set<std::string> roots = {"match", "mismatch", "absent", "invalid"};
+  static const std::set<std::string> tiers = {"identical", "content-identical", "identical-modulo-signatures", "different"};
+  if (!statuses.count(*status)) return json_error(400, "invalid_field", "unknown status \"" + *status + "\"");
+  if (r.module_root && !roots.count(*r.module_root)) return json_error(400, "invalid_field", "unknown module_root verdict");
+  if (r.files && !tiers.count(*r.files)) return json_error(400, "invalid_field", "unknown files verdict");
+  if (*status == "verified" && (!r.files || !r.module_root))
+    return json_error(400, "invalid_field", "a verified report needs files and module_root");
+  for (auto* root : {&r.shipped_root, &r.rebuilt_root})
+    if (*root && (root->value().size() > 256 || !from_hex(**root)))
+      return json_error(400, "invalid_hex", "roots must be hex");
+  r.lease_token = *lease;
+  r.status = *status;
+  if (body.contains("differing")) {
+    if (!body["differing"].is_array()) return json_error(400, "invalid_field", "differing must be an array");
+    for (const auto& d : body["differing"])
+      if (!d.is_string()) return json_error(400, "invalid_field", "differing must hold strings");
+    r.differing_json = body["differing"].dump();
+  }
+  if (body.contains("environment")) {
+    if (!body["environment"].is_object()) return json_error(400, "invalid_field", "environment must be an object");
+    r.environment_json = body["environment"].dump();
+  }
+  if (body.contains("details")) {
+    if (!body["details"].is_object()) return json_error(400, "invalid_field", "details must be an object");
+    r.details_json = body["details"].dump();
+  }
+  if (body.contains("duration_ms")) {
+    if (!body["duration_ms"].is_number_integer()) return json_error(400, "invalid_field", "duration_ms must be an integer");
+    r.duration_ms = body["duration_ms"].get<std::int64_t>();
+  }
+  if (body.contains("rebuilt")) {
+    if (!body["rebuilt"].is_array()) return json_error(400, "invalid_field", "rebuilt must be an array");
+    for (const auto& a : body["rebuilt"]) {
+      if (auto e = check_fields(a, {"name", "sha256"})) return json_error(e->status, e->code, "rebuilt[]: " + e->message);
+      if (!a.contains("name") || !a["name"].is_string() || !a.contains("sha256") || !a["sha256"].is_string() ||
+          !is_lower_hex64(a["sha256"].get<std::string>()))
+        return json_error(400, "invalid_hex", "rebuilt[] needs name and a 64-hex sha256");
+      r.rebuilt.emplace_back(a["name"], a["sha256"]);
+    }
+  }
+  std::optional<std::string> diff_json;
+  if (body.contains("diff_json") && !body["diff_json"].is_null()) {
+    if (!body["diff_json"].is_object() && !body["diff_json"].is_array())
+      return json_error(400, "invalid_field", "diff_json must be a JSON document");
+    diff_json = body["diff_json"].dump();
+  }
+  // Blobs go to disk first (content-addressed, harmless if the report is then refused).
+  auto put = [&](const std::optional<std::string>& data, std::optional<std::string>& ref) -> bool {
+    if (!data) return true;
+    auto h = store_.blobs().put(*data);
+    if (!h) return false;
+    ref = *h;
+    return true;
+  };
+  // Refuse before writing any blob when the lease is not held (checked again in the transaction).
+  auto held = store_.lease_held(r.job_id, r.worker_id, r.lease_token);
+  if (!held) return json_error(503, "busy", held.error().message());
+  if (!*held) return json_error(409, "lease_not_held", "lease not held by this worker");
+  if (!put(log, r.log_sha256) || !put(diff_json, r.diff_json_sha256) || !put(diff_html, r.diff_html_sha256))
+    return json_error(500, "internal", "cannot store report blobs");
+  auto out = store_.report(r, t, config_.queue);
+  if (!out) {
+    if (out.error().code() == ErrorCode::kPermissionDenied) return json_error(409, "lease_not_held", out.error().message());
+    return json_error(503, "busy", out.error().message());
+  }
+  if (on_report) on_report(*out, r);
+  return json_ok({{"build", out->rebuild_id}, {"job_state", out->job_state}, {"reproducible", out->reproducible}});
+}
+
+// ---------------------------------------------------------------- admin
+
+HttpResponse Api::admin_call(const HttpRequest& req, const std::string& path) {
+  if (config_.admin_token.empty()) return json_error(403, "admin_disabled", "no admin token configured");
+  if (!is_admin(req)) return json_error(401, "unauthorized", "admin endpoints need Authorization: Bearer <admin token>");
+  if (req.method != "POST") return json_error(405, "method_not_allowed", "admin endpoints take POST");
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) return json_error(400, "invalid_json", "request body is not valid JSON");
+  if (path == "/api/v1/admin/workers") {
+    if (auto e = check_fields(body, {"name", "public_key", "resource_classes"})) return json_error(e->status, e->code, e->message);
+    if (!body.contains("name") || !body["name"].is_string() || body["name"].get<std::string>().empty() ||
+        body["name"].get<std::string>().size() > 128)
+      return json_error(400, "invalid_field", "name (1..128 chars) required");
+    if (!body.contains("public_key") || !body["public_key"].is_string() ||
+        !is_lower_hex64(body["public_key"].get<std::string>()))
+      return json_error(400, "invalid_hex", "public_key must be 64 lowercase hex digits (raw Ed25519 key)");
+    std::vector<std::string> classes{"default"};
+    if (body.contains("resource_classes")) {
+      if (!body["resource_classes"].is_array()) return json_error(400, "invalid_field", "resource_classes must be an array");
+      classes.clear();
+      for (const auto& c : body["resource_classes"]) {
+        if (!c.is_string()) return json_error(400, "invalid_field", "resource_classes must hold strings");
+        classes.push_back(c);
+      }
+    }
+    auto id = store_.register_worker(body["name"], body["public_key"], classes, now());
+    if (!id) {
+      if (id.error().code() == ErrorCode::kMalformedInput) return json_error(409, "conflict", id.error().message());
+      return json_error(503, "busy", id.error().message());
+    }
+    return json_ok({{"id", *id}, {"name", body["name"]}}, 201);
+  }
+  if (path == "/api/v1/admin/requeue") {
+    if (auto e = check_fields(body, {"job", "sha256", "failed"})) return json_error(e->status, e->code, e->message);
+    std::optional<std::int64_t> job;
+    std::optional<std::string> sha;
+    bool failed = false;
+    if (body.contains("job")) {
+      if (!body["job"].is_number_integer()) return json_error(400, "invalid_field", "job must be an integer");
+      job = body["job"].get<std::int64_t>();
+    }
+    if (body.contains("sha256")) {
+      if (!body["sha256"].is_string() || !is_lower_hex64(body["sha256"].get<std::string>()))
+        return json_error(400, "invalid_hex", "sha256 must be 64 lowercase hex digits");
+      sha = body["sha256"].get<std::string>();
+    }
+    if (body.contains("failed")) {
+      if (!body["failed"].is_boolean()) return json_error(400, "invalid_field", "failed must be a boolean");
+      failed = body["failed"];
+    }
+    if (static_cast<int>(job.has_value()) + static_cast<int>(sha.has_value()) + static_cast<int>(failed) != 1)
+      return json_error(400, "invalid_field", "give exactly one of job, sha256, failed");
+    auto n = store_.requeue(job, sha, failed, now());
+    if (!n) return json_error(503, "busy", n.error().message());
+    return json_ok({{"requeued", *n}});
+  }
+  return json_error(404, "not_found", "no such admin endpoint");
+}
+
+}  // namespace kmr::server

@@ -1,0 +1,82 @@
+#pragma once
+
+// REST API v1 and static files: one pure function from HttpRequest to
+// HttpResponse (plus the store). No sockets, no Beast.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include "server/attestor.h"
+#include "server/config.h"
+#include "server/http_types.h"
+#include "server/metrics.h"
+#include "server/store.h"
+
+namespace kmr::server {
+
+// Web UI files loaded once at start (from web/): "/" -> index.html, "/ui/<file>" -> <file>.
+class StaticFiles {
+ public:
+  static StaticFiles load(const std::string& dir);
+  struct File {
+    std::string body, content_type, etag;
+  };
+  const File* find(const std::string& rel) const;
+  std::size_t size() const { return files_.size(); }
+
+ private:
+  std::map<std::string, File> files_;
+};
+
+class Api {
+ public:
+  using Clock = std::function<std::int64_t()>;  // unix seconds
+  Api(Store& store, const Config& config, Metrics& metrics, Attestor* attestor, StaticFiles static_files,
+      Clock clock = nullptr);
+
+  HttpResponse handle(const HttpRequest& req);
+  // Body limit for a request, known from its header only (checked before reading the body).
+  std::uint64_t body_limit(std::string_view method, std::string_view target) const;
+
+  // Hooks run after a report is stored (attestation, metrics); set by main.
+  std::function<void(const ReportOutcome&, const Report&)> on_report;
+
+ private:
+  HttpResponse route(const HttpRequest& req, const std::string& path,
+                     const std::multimap<std::string, std::string>& query);
+  HttpResponse get_artifact(const HttpRequest& req, const std::string& hex);
+  HttpResponse list_artifacts(const std::multimap<std::string, std::string>& query);
+  HttpResponse worker_call(const HttpRequest& req, const std::string& path);
+  HttpResponse admin_call(const HttpRequest& req, const std::string& path);
+  HttpResponse blob_response(const HttpRequest& req, const std::optional<std::string>& hex,
+                             const std::string& content_type, bool range_ok);
+  HttpResponse metrics_response();
+  bool is_admin(const HttpRequest& req) const;
+  std::int64_t now() const { return clock_(); }
+
+  Store& store_;
+  const Config& config_;
+  Metrics& metrics_;
+  Attestor* attestor_;
+  StaticFiles static_;
+  Clock clock_;
+
+  struct Cached {
+    std::uint64_t generation;
+    std::string body, etag, cache_control;
+  };
+  std::shared_mutex cache_mu_;
+  std::unordered_map<std::string, Cached> cache_;
+};
+
+HttpResponse json_error(int status, std::string_view code, std::string_view message);
+// Decodes %XX and '+'; nullopt on bad escapes or NUL.
+std::optional<std::string> url_decode(std::string_view s, bool plus_is_space);
+
+}  // namespace kmr::server

@@ -1,0 +1,68 @@
+#pragma once
+
+// kmrd configuration: one JSON file (documented in deploy/kmrd.example.json
+// and /work/notes/readme-server.md). Unknown keys are errors, so typos do not
+// silently fall back to defaults.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rebuilder/base/result.h"
+#include "server/store.h"
+
+namespace kmr::server {
+
+struct RepositoryConfig {
+  std::string name;
+  std::string distro;                      // arch | nixos | suse | proxmox | debian
+  std::string url;                         // file:// or http(s)://
+  std::string format = "kmr-import";       // kmr-import | fixtures-manifest | arch | nix | rpm-md | apt
+  std::vector<std::string> packages;       // name patterns (glob: * and ?)
+  std::vector<std::string> architectures;  // empty = all
+  std::vector<std::string> trusted_keys;   // keyring files / public keys handed to the reader
+  std::string resource_class = "default";
+};
+
+struct HttpConfig {
+  std::string listen = "127.0.0.1:8080";
+  int threads = 2;
+  std::int64_t read_timeout_ms = 30000;    // whole request (headers + body) per read
+  std::int64_t write_timeout_ms = 30000;
+  std::int64_t idle_timeout_ms = 60000;    // keep-alive wait for the next request
+  std::uint32_t max_header_bytes = 8192;
+  std::uint64_t max_json_body = 1 << 20;
+  std::uint64_t max_report_body = 64ull << 20;
+  std::string tls_cert, tls_key;           // both set: HTTPS only
+  std::int64_t shutdown_grace_ms = 10000;
+};
+
+struct Config {
+  std::string state_dir = "/var/lib/kmrd";
+  std::string web_dir;                     // empty: look for web/ next to the binary or in the cwd
+  std::string admin_token;                 // or admin_token_file
+  std::string log_format = "text";         // text | json
+  std::string log_level = "info";
+  std::string verifier_id = "https://kmr.invalid/rebuilder";
+  std::string signing_key;                 // attestation key (PEM, 0600); generated in state_dir if empty
+  HttpConfig http;
+  QueuePolicy queue;
+  std::int64_t sync_interval_seconds = 300;
+  std::int64_t max_clock_skew_seconds = 300;
+  std::int64_t worker_online_seconds = 300;
+  std::vector<RepositoryConfig> repositories;
+  struct PreWorker {
+    std::string name, public_key;
+    std::vector<std::string> resource_classes{"default"};
+  };
+  std::vector<PreWorker> workers;           // registered at start (in addition to the admin API)
+};
+
+Result<Config> parse_config(std::string_view json_text, const std::string& origin);
+Result<Config> load_config(const std::string& path);
+// Splits "HOST:PORT" ("[::1]:80" too).
+Result<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen);
+bool glob_match(std::string_view pattern, std::string_view name);
+
+}  // namespace kmr::server
