@@ -20,6 +20,10 @@
     for (const k of ['sha256_1', 'sha256_2', 'sha256_source1', 'sha256_source2']) {
       if (typeof node[k] === 'string') out.push([k, node[k]]);
     }
+    const z = node.size;
+    if (z && typeof z === 'object') {
+      for (const k of Object.keys(z)) if (typeof z[k] === 'number') out.push(['size ' + k, z[k] + ' bytes (' + core.formatBytes(z[k]) + ')']);
+    }
     return out;
   }
 
