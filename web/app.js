@@ -49,13 +49,13 @@
       next.appendChild(errorBox(e));
     }
     if (gen !== generation) return;
-    const focusedId = document.activeElement && main.contains(document.activeElement) ? document.activeElement.id : null;
+    const focusKey = focusKeyOf(main, document.activeElement);
     const scroll = window.scrollY;
     clear(main).appendChild(next);
     document.title = (view ? view.title : 'Not found') + ' \u2014 kmr';
     if (refresh) {
       window.scrollTo(0, scroll);
-      if (focusedId) { const f = document.getElementById(focusedId); if (f) f.focus(); }
+      if (focusKey) refocus(next, focusKey);
       setStatus(ctx.busy ? 'Jobs running; refreshed ' + new Date().toLocaleTimeString() : '');
     } else {
       setStatus(ctx.busy ? 'Jobs running; this page refreshes itself.' : '');
@@ -63,6 +63,22 @@
     }
     main.setAttribute('data-ready', String(gen));
     schedule(ctx, gen);
+  }
+
+  // Keyboard focus survives an auto-refresh: the element with the same id, or
+  // the same tag, href and text, gets it back.
+  function focusKeyOf(main, el) {
+    if (!el || el === main || !main.contains(el)) return null;
+    return { id: el.id, tag: el.tagName, href: el.getAttribute('href'), text: el.textContent };
+  }
+  function refocus(root, k) {
+    let el = k.id ? document.getElementById(k.id) : null;
+    if (!el) {
+      for (const c of root.querySelectorAll(k.tag)) {
+        if (c.getAttribute('href') === k.href && c.textContent === k.text) { el = c; break; }
+      }
+    }
+    if (el) el.focus({ preventScroll: true });
   }
 
   function schedule(ctx, gen) {
