@@ -104,7 +104,10 @@
     const chartSec = section('Reproducible over time', 'history');
     chartSec.appendChild(KMR.chart.timeChart(historySeries(stats), 'Share of verified artifacts that reproduce, over time'));
     main.appendChild(chartSec);
-    ctx.busy = (Number(q.running) || 0) + (Number(q.queued != null ? q.queued : q.pending) || 0) > 0;
+    // refresh while jobs run, while artifacts wait for a verdict, and while
+    // nothing is tracked yet (a fresh kmrd --demo is still syncing)
+    ctx.busy = (Number(q.running) || 0) + (Number(q.queued != null ? q.queued : q.pending) || 0) > 0 ||
+      distros.some(function (d) { return Number(d.pending) > 0; }) || distros.length === 0;
   }
 
   KMR.views = KMR.views || {};
