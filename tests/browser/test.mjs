@@ -293,6 +293,12 @@ await test('a non-reproducible fixture shows its differing members; expanding a 
     (els) => els.filter((e) => e.offsetParent !== null).length);
   expect(detail > 0, 'the revealed member shows its diff, comments or hashes');
   await shot('diff-' + a.distro);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(200);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow <= 1, 'artifact page fits a phone, overflow ' + overflow + ' px');
+  await shot('diff-phone');
+  await page.setViewportSize({ width: 1366, height: 900 });
 });
 
 await test('the attestation link downloads a DSSE envelope that kmr attest verify accepts', async () => {
