@@ -1,0 +1,239 @@
+#include "rebuilder/compare/archive_members.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
+
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+
+namespace kmr::compare {
+
+namespace {
+
+struct ArchiveDeleter {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
+
+constexpr std::uint64_t kRatioFloor = 64ull << 20;  // ratio checks start beyond 64 MiB out
+
+ArchivePtr open_archive(Bytes data, bool raw) {
+  ArchivePtr a(archive_read_new());
+  archive_read_support_filter_all(a.get());
+  if (raw) {
+    archive_read_support_format_raw(a.get());
+  } else {
+    archive_read_support_format_tar(a.get());
+    archive_read_support_format_cpio(a.get());
+    archive_read_support_format_ar(a.get());
+  }
+  if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) return nullptr;
+  return a;
+}
+
+std::string err_text(archive* a) {
+  const char* e = archive_error_string(a);
+  return e != nullptr ? e : "unknown libarchive error";
+}
+
+MemberType member_type(archive_entry* e) {
+  switch (archive_entry_filetype(e)) {
+    case AE_IFREG: return archive_entry_hardlink(e) != nullptr ? MemberType::kHardlink : MemberType::kFile;
+    case AE_IFDIR: return MemberType::kDirectory;
+    case AE_IFLNK: return MemberType::kSymlink;
+    default: return archive_entry_hardlink(e) != nullptr ? MemberType::kHardlink : MemberType::kOther;
+  }
+}
+
+// Reads the data of the current entry: hash, optional retention, caps.
+// Returns false when the whole archive must stop (bomb, fatal error, timeout).
+bool read_member(Context& ctx, archive* a, Member& m, bool retain, std::uint64_t& total_out,
+                 std::uint64_t compressed_size, std::vector<std::string>& comments) {
+  const Limits& lim = ctx.options().limits;
+  Sha256 h;
+  ByteVector content;
+  std::uint64_t got = 0;
+  bool keep_going = true;
+  for (;;) {
+    const void* buf = nullptr;
+    size_t len = 0;
+    la_int64_t off = 0;
+    int r = archive_read_data_block(a, &buf, &len, &off);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) {
+      m.error = "reading member data failed: " + err_text(a);
+      keep_going = r != ARCHIVE_FATAL;
+      if (!keep_going) comments.push_back("archive corrupt or truncated at member " + m.path + ": " + err_text(a));
+      break;
+    }
+    // Sparse files: fill holes with zeros.
+    if (off >= 0 && static_cast<std::uint64_t>(off) > got) {
+      std::uint64_t hole = static_cast<std::uint64_t>(off) - got;
+      if (hole > lim.max_member_bytes) {
+        m.error = "sparse hole beyond the member size limit";
+        break;
+      }
+      ByteVector zeros(static_cast<std::size_t>(hole), 0);
+      h.update(Bytes(zeros.data(), zeros.size()));
+      if (retain) content.insert(content.end(), zeros.begin(), zeros.end());
+      got += hole;
+      total_out += hole;
+    }
+    Bytes chunk(static_cast<const std::uint8_t*>(buf), len);
+    got += len;
+    total_out += len;
+    if (got > lim.max_member_bytes) {
+      m.error = "member exceeds " + std::to_string(lim.max_member_bytes) + " bytes; decompression stopped";
+      comments.push_back("decompression of " + m.path + " stopped at the member size limit (possible decompression bomb)");
+      keep_going = false;
+      break;
+    }
+    std::uint64_t in = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_filter_bytes(a, -1), 1));
+    (void)compressed_size;
+    if (total_out > kRatioFloor && total_out / in > lim.max_compression_ratio) {
+      m.error = "decompression stopped: ratio exceeds " + std::to_string(lim.max_compression_ratio) + ":1";
+      comments.push_back("decompression stopped in " + m.path + " after " + std::to_string(total_out) +
+                         " bytes: ratio exceeds " + std::to_string(lim.max_compression_ratio) +
+                         ":1 (possible decompression bomb)");
+      keep_going = false;
+      break;
+    }
+    if (total_out > lim.max_total_bytes) {
+      m.error = "archive exceeds the total size limit; decompression stopped";
+      comments.push_back("decompression stopped at the total size limit of " + std::to_string(lim.max_total_bytes) + " bytes");
+      keep_going = false;
+      break;
+    }
+    if (ctx.timed_out()) {
+      m.error = "timeout while reading member";
+      comments.push_back(kTimeoutComment);
+      keep_going = false;
+      break;
+    }
+    h.update(chunk);
+    if (retain) content.insert(content.end(), chunk.begin(), chunk.end());
+  }
+  m.sha256 = to_hex(h.finish());
+  if (m.type == MemberType::kFile) m.size = std::max<std::uint64_t>(m.size, got);
+  if (retain) m.content = blob_from_vector(std::move(content));
+  return keep_going;
+}
+
+// One streaming pass. `want` (when set) selects which member ordinals keep
+// content; otherwise content is kept while the retain budget lasts.
+Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const std::vector<bool>* want) {
+  ArchivePtr a = open_archive(data, false);
+  if (!a) return malformed(what + ": cannot open as an archive");
+  MemberList list;
+  std::uint64_t total_out = 0;
+  std::uint64_t retained = 0;
+  std::uint64_t ordinal = 0;
+  for (;;) {
+    if (list.members.size() >= ctx.options().limits.max_members) {
+      list.comments.push_back("member limit reached; listing truncated");
+      break;
+    }
+    archive_entry* e = nullptr;
+    int r = archive_read_next_header(a.get(), &e);
+    if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_FATAL || r == ARCHIVE_RETRY) {
+      if (list.members.empty()) return malformed(what + ": " + err_text(a.get()));
+      list.comments.push_back("archive corrupt or truncated after " + std::to_string(list.members.size()) +
+                              " members: " + err_text(a.get()));
+      break;
+    }
+    if (r == ARCHIVE_WARN) list.comments.push_back("warning at member " + std::to_string(ordinal) + ": " + err_text(a.get()));
+    Member m;
+    const char* p = archive_entry_pathname(e);
+    m.path = p != nullptr ? p : "<unnamed " + std::to_string(ordinal) + ">";
+    if (m.path.size() > 4096) m.path = m.path.substr(0, 4096) + "...";
+    m.type = member_type(e);
+    m.size = archive_entry_size_is_set(e) ? static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(e), 0)) : 0;
+    m.mode = static_cast<std::uint32_t>(archive_entry_perm(e));
+    if (m.type == MemberType::kSymlink && archive_entry_symlink(e) != nullptr) m.link = archive_entry_symlink(e);
+    if (m.type == MemberType::kHardlink && archive_entry_hardlink(e) != nullptr) m.link = archive_entry_hardlink(e);
+    bool keep_going = true;
+    if (m.type == MemberType::kFile) {
+      bool retain;
+      if (want != nullptr) {
+        retain = ordinal < want->size() && (*want)[ordinal];
+      } else {
+        retain = retained + m.size <= ctx.options().retain_bytes;
+        if (retain) retained += m.size;
+      }
+      keep_going = read_member(ctx, a.get(), m, retain, total_out, data.size(), list.comments);
+    }
+    list.members.push_back(std::move(m));
+    ++ordinal;
+    if (!keep_going) break;
+  }
+  return list;
+}
+
+}  // namespace
+
+Result<MemberList> list_archive(Context& ctx, Bytes data, const std::string& what) {
+  return pass(ctx, data, what, nullptr);
+}
+
+Result<void> fetch_archive(Context& ctx, Bytes data, const std::string& what, MemberList& list,
+                           const std::vector<std::size_t>& wanted) {
+  std::vector<bool> want(list.members.size(), false);
+  for (auto i : wanted) {
+    if (i < want.size()) want[i] = true;
+  }
+  KMR_ASSIGN_OR_RETURN(MemberList again, pass(ctx, data, what, &want));
+  for (auto i : wanted) {
+    if (i < again.members.size() && i < list.members.size() && again.members[i].path == list.members[i].path) {
+      list.members[i].content = again.members[i].content;
+      if (!again.members[i].error.empty()) list.members[i].error = again.members[i].error;
+    } else if (i < list.members.size()) {
+      list.members[i].error = "member not found again in the second pass";
+    }
+  }
+  return ok();
+}
+
+Result<ByteVector> decompress_stream(Context& ctx, Bytes data, const std::string& what) {
+  ArchivePtr a = open_archive(data, true);
+  if (!a) return malformed(what + ": cannot open compressed stream");
+  archive_entry* e = nullptr;
+  if (archive_read_next_header(a.get(), &e) != ARCHIVE_OK) return malformed(what + ": " + err_text(a.get()));
+  const Limits& lim = ctx.options().limits;
+  ByteVector out;
+  for (;;) {
+    const void* buf = nullptr;
+    size_t len = 0;
+    la_int64_t off = 0;
+    int r = archive_read_data_block(a.get(), &buf, &len, &off);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) return malformed(what + ": decompression failed after " + std::to_string(out.size()) + " bytes: " + err_text(a.get()));
+    if (out.size() + len > lim.max_member_bytes) {
+      return limit_exceeded(what + ": decompressed size exceeds " + std::to_string(lim.max_member_bytes) +
+                            " bytes; decompression stopped (possible decompression bomb)");
+    }
+    out.insert(out.end(), static_cast<const std::uint8_t*>(buf), static_cast<const std::uint8_t*>(buf) + len);
+    std::uint64_t in = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_filter_bytes(a.get(), -1), 1));
+    if (out.size() > kRatioFloor && out.size() / in > lim.max_compression_ratio) {
+      return limit_exceeded(what + ": decompression stopped after " + std::to_string(out.size()) +
+                            " bytes: ratio exceeds " + std::to_string(lim.max_compression_ratio) +
+                            ":1 (possible decompression bomb)");
+    }
+    if (ctx.timed_out()) return Error(ErrorCode::kTimeout, what + ": timeout during decompression");
+  }
+  return out;
+}
+
+bool opens_as_archive(Bytes data) {
+  ArchivePtr a = open_archive(data, false);
+  if (!a) return false;
+  archive_entry* e = nullptr;
+  int r = archive_read_next_header(a.get(), &e);
+  return r == ARCHIVE_OK || r == ARCHIVE_WARN;
+}
+
+}  // namespace kmr::compare

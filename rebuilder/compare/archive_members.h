@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "rebuilder/base/bytes.h"
+#include "rebuilder/base/result.h"
+#include "rebuilder/compare/comparator.h"
+
+namespace kmr::compare {
+
+// Streams an archive held in memory (tar/cpio/ar/rpm payload, any libarchive
+// compression filter) without extracting to disk. Every file member is
+// hashed; its content is kept while the retain budget lasts. Size, ratio and
+// time limits stop decompression with a comment. Errors only when not even
+// the first header can be read.
+Result<MemberList> list_archive(Context& ctx, Bytes data, const std::string& what);
+// Second pass: loads the content of the listed members at `wanted`.
+Result<void> fetch_archive(Context& ctx, Bytes data, const std::string& what, MemberList& list,
+                           const std::vector<std::size_t>& wanted);
+// Decompresses a single-stream compressed blob (gzip, xz, zstd, bzip2, lz4)
+// into memory with the member-size and ratio caps.
+Result<ByteVector> decompress_stream(Context& ctx, Bytes data, const std::string& what);
+// True when `data` (possibly compressed) opens as an archive libarchive reads.
+bool opens_as_archive(Bytes data);
+
+}  // namespace kmr::compare
