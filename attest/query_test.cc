@@ -1,0 +1,301 @@
+// End to end: two fake rebuilders (real AttestationService + log + keys
+// behind a Beast HTTP server) queried by run_query and by the kmr binary.
+#include "attest/query.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "attest/dsse.h"
+#include "attest/http_client.h"
+#include "attest/service.h"
+#include "attest/statement.h"
+#include "attest/test_http_server.h"
+#include "attest/tlog.h"
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/sha256.h"
+#include "rebuilder/base/subprocess.h"
+
+namespace kmr::attest {
+namespace {
+
+const std::string kArtifact = "linux-image-6.1.0-18-amd64_6.1.76-1_amd64.deb";
+const std::string kContent = "pretend this is a kernel package";
+
+std::string http_get_body(const std::string& url) {
+  auto r = http_get(url);
+  KMR_CHECK(r.has_value() && r->status == 200);
+  return r->body;
+}
+
+std::string artifact_hex() { return sha256_hex(as_bytes(kContent)); }
+
+StatementInput input_for(const std::string& hex, const std::string& verifier, const std::string& files) {
+  StatementInput in;
+  in.subjects = {{kArtifact, hex}};
+  in.verifier_id = verifier;
+  in.resource_uri = "pkg:deb/debian/linux-image-6.1.0-18-amd64@6.1.76-1?arch=amd64";
+  in.module_root = "match";
+  in.files = files;
+  in.build_environment_sha256 = sha256_hex(as_bytes("env"));
+  return in;
+}
+
+class FakeRebuilder {
+ public:
+  FakeRebuilder(const std::string& root, const std::string& name)
+      : root_(root + "/" + name), name_(name), key_(std::move(Ed25519Key::generate()).value()) {
+    open_log("log");
+    server_ = std::make_unique<testing::TestHttpServer>(
+        [this](std::string_view m, std::string_view p, std::string_view q) { return handle(m, p, q); });
+  }
+  ~FakeRebuilder() { server_.reset(); }
+
+  std::string url() const { return server_->url(); }
+  const Ed25519Key& key() const { return key_; }
+  std::string pub_pem_path() {
+    std::string p = root_ + ".pub.pem";
+    KMR_CHECK(write_file_atomic(p, as_bytes(key_.public_pem())).has_value());
+    return p;
+  }
+
+  void publish(const std::string& hex, const std::string& files) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto p = svc_->attest(input_for(hex, "https://" + name_ + ".example/kmr", files));
+    KMR_CHECK(p.has_value());
+    envelopes_.push_back(p->envelope);
+    by_digest_[hex].push_back(envelopes_.size() - 1);
+  }
+  // Signed by the right key but never appended to the log.
+  void publish_unlogged(const std::string& hex) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto st = make_statement(input_for(hex, "https://" + name_ + ".example/kmr", "identical"));
+    auto env = sign_envelope(kInTotoPayloadType, as_bytes(*st), {&key_});
+    envelopes_.push_back(*env);
+    by_digest_[hex].push_back(envelopes_.size() - 1);
+  }
+  void tamper_all() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& e : envelopes_) {
+      auto j = nlohmann::json::parse(e);
+      std::string payload = j["payload"];
+      payload[10] = payload[10] == 'A' ? 'B' : 'A';
+      j["payload"] = payload;
+      e = j.dump();
+    }
+  }
+  // The operator rewrites history: a fresh log with different entries,
+  // signed by the same key.
+  void fork_log() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_log("fork");
+    for (int i = 0; i < 5; ++i) KMR_CHECK(log_->append(as_bytes("rewritten " + std::to_string(i))).has_value());
+    for (auto& e : envelopes_) KMR_CHECK(log_->append(as_bytes(e)).has_value());
+  }
+
+ private:
+  void open_log(const std::string& sub) {
+    ::mkdir(root_.c_str(), 0755);
+    svc_.reset();
+    log_ = std::move(TransparencyLog::open(root_ + "/" + sub)).value();
+    svc_ = std::make_unique<AttestationService>(*log_, key_, name_ + ".example/log", KeySet());
+  }
+
+  HttpResponse handle(std::string_view m, std::string_view path, std::string_view q) {
+    std::lock_guard<std::mutex> lock(mu_);
+    HttpResponse r = svc_->handle(m, path, q);
+    if (r.handled) return r;
+    r = HttpResponse();
+    constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
+    constexpr std::string_view kAtt = "/api/v1/attestations/";
+    if (path.rfind(kArt, 0) == 0) {
+      auto it = by_digest_.find(std::string(path.substr(kArt.size())));
+      if (it == by_digest_.end()) {
+        r.status = 404;
+        r.body = "{}";
+        return r;
+      }
+      nlohmann::json list = nlohmann::json::array();
+      for (auto i : it->second) list.push_back("/api/v1/attestations/" + std::to_string(i));
+      r.body = nlohmann::json({{"sha256", it->first}, {"attestations", list}}).dump();
+      return r;
+    }
+    if (path.rfind(kAtt, 0) == 0) {
+      std::size_t i = std::stoul(std::string(path.substr(kAtt.size())));
+      if (i < envelopes_.size()) {
+        r.body = envelopes_[i];
+        return r;
+      }
+    }
+    r.status = 404;
+    r.body = "{}";
+    return r;
+  }
+
+  std::string root_;
+  std::string name_;
+  Ed25519Key key_;
+  std::mutex mu_;
+  std::unique_ptr<TransparencyLog> log_;
+  std::unique_ptr<AttestationService> svc_;
+  std::vector<std::string> envelopes_;
+  std::map<std::string, std::vector<std::size_t>> by_digest_;
+  std::unique_ptr<testing::TestHttpServer> server_;
+};
+
+class QueryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.emplace(std::move(TempDir::create("attest-query")).value());
+    a_ = std::make_unique<FakeRebuilder>(dir_->path(), "a");
+    b_ = std::make_unique<FakeRebuilder>(dir_->path(), "b");
+  }
+  QueryOptions opts(std::size_t k) {
+    QueryOptions o;
+    o.sha256 = artifact_hex();
+    o.threshold = k;
+    o.cache_dir = dir_->path() + "/cache";
+    o.timeout = std::chrono::seconds(5);
+    o.rebuilders.push_back({a_->url(), {}});
+    o.rebuilders.back().keys.push_back(a_->key().public_only());
+    o.rebuilders.push_back({b_->url(), {}});
+    o.rebuilders.back().keys.push_back(b_->key().public_only());
+    return o;
+  }
+  SubprocessResult kmr(std::vector<std::string> args) {
+    std::vector<std::string> argv = {std::string(std::getenv("TEST_SRCDIR")) + "/kmr/rebuilder/cli/kmr"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run_subprocess(argv);
+    KMR_CHECK(r.has_value());
+    return *r;
+  }
+  std::optional<TempDir> dir_;
+  std::unique_ptr<FakeRebuilder> a_;
+  std::unique_ptr<FakeRebuilder> b_;
+};
+
+TEST_F(QueryTest, TwoIndependentPassesMeetThresholdTwo) {
+  a_->publish(artifact_hex(), "identical");
+  b_->publish(sha256_hex(as_bytes("something else")), "identical");
+  b_->publish(artifact_hex(), "identical-modulo-signatures");
+  auto r = run_query(opts(2));
+  EXPECT_TRUE(r.verified) << r.to_text();
+  EXPECT_EQ(r.independent_passes, 2u);
+  EXPECT_EQ(r.rebuilders[1].attestations[0].log_index, 1u);
+  // The CLI agrees, from a file and from sha256:HEX, text and JSON.
+  std::string file = dir_->path() + "/" + kArtifact;
+  ASSERT_TRUE(write_file_atomic(file, as_bytes(kContent)));
+  std::string cache = dir_->path() + "/cli-cache";
+  auto res = kmr({"query", "--rebuilder", a_->url(), "--key", a_->pub_pem_path(), "--rebuilder", b_->url(), "--key",
+                  b_->pub_pem_path(), "--threshold", "2", "--cache-dir", cache, file});
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  EXPECT_NE(res.out.find("VERIFIED: sha256:" + artifact_hex()), std::string::npos) << res.out;
+  res = kmr({"query", "--json", "--rebuilder", a_->url(), "--key", a_->pub_pem_path(), "--rebuilder", b_->url(),
+             "--key", b_->pub_pem_path(), "--threshold", "2", "--cache-dir", cache, "sha256:" + artifact_hex()});
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  auto j = nlohmann::json::parse(res.out);
+  EXPECT_EQ(j["verified"], true);
+  EXPECT_EQ(j["independent_passes"], 2);
+  // The cache now holds one checkpoint per rebuilder key.
+  EXPECT_TRUE(read_file(cache + "/checkpoints/" + a_->key().keyid().substr(0, 32) + "-a.example_log", 4096));
+}
+
+TEST_F(QueryTest, FailedResultOrUnpinnedKeyFailsThresholdTwo) {
+  a_->publish(artifact_hex(), "identical");
+  b_->publish(artifact_hex(), "different");
+  auto r = run_query(opts(2));
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(r.independent_passes, 1u);
+  EXPECT_EQ(r.rebuilders[1].status, "failed");
+  auto res = kmr({"query", "--rebuilder", a_->url(), "--key", a_->pub_pem_path(), "--rebuilder", b_->url(), "--key",
+                  b_->pub_pem_path(), "--threshold", "2", "--cache-dir", dir_->path() + "/c2", "sha256:" + artifact_hex()});
+  EXPECT_EQ(res.exit_code, 1) << res.out << res.err;
+  EXPECT_NE(res.out.find("NOT VERIFIED"), std::string::npos);
+
+  // B passes now, but we pin a different key for B.
+  b_->publish(artifact_hex(), "identical");
+  auto o = opts(2);
+  EXPECT_TRUE(run_query(o).verified);
+  o.rebuilders[1].keys.clear();
+  o.rebuilders[1].keys.push_back(std::move(Ed25519Key::generate()).value().public_only());
+  r = run_query(o);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(r.rebuilders[1].status, "error");
+  EXPECT_NE(r.rebuilders[1].reason.find("checkpoint not signed by the pinned key"), std::string::npos) << r.rebuilders[1].reason;
+}
+
+TEST_F(QueryTest, SameKeyTwiceCountsOnce) {
+  a_->publish(artifact_hex(), "identical");
+  auto o = opts(2);
+  o.rebuilders[1] = {a_->url(), {}};
+  o.rebuilders[1].keys.push_back(a_->key().public_only());
+  auto r = run_query(o);
+  EXPECT_EQ(r.rebuilders[0].status, "passed");
+  EXPECT_EQ(r.rebuilders[1].status, "passed");
+  EXPECT_EQ(r.independent_passes, 1u);
+  EXPECT_FALSE(r.verified);
+}
+
+TEST_F(QueryTest, UnloggedTamperedAndWrongSubjectAreRejected) {
+  a_->publish_unlogged(artifact_hex());
+  auto r = run_query(opts(1));
+  EXPECT_FALSE(r.verified);
+  ASSERT_EQ(r.rebuilders[0].attestations.size(), 1u);
+  EXPECT_EQ(r.rebuilders[0].attestations[0].status, "rejected");
+  EXPECT_NE(r.rebuilders[0].attestations[0].reason.find("not in the log"), std::string::npos);
+
+  b_->publish(artifact_hex(), "identical");
+  EXPECT_TRUE(run_query(opts(1)).verified);
+  b_->tamper_all();
+  r = run_query(opts(1));
+  EXPECT_FALSE(r.verified);
+  EXPECT_NE(r.rebuilders[1].attestations[0].reason.find("no signature verifies under a trusted key"), std::string::npos)
+      << r.rebuilders[1].attestations[0].reason;
+}
+
+TEST_F(QueryTest, ForkedLogIsRejectedAgainstCachedCheckpoint) {
+  a_->publish(artifact_hex(), "identical");
+  a_->publish(sha256_hex(as_bytes("x")), "identical");
+  auto o = opts(1);
+  ASSERT_TRUE(run_query(o).verified);  // caches A's checkpoint (size 2)
+  a_->fork_log();                       // same key, rewritten history (size 7)
+  auto r = run_query(o);
+  EXPECT_EQ(r.rebuilders[0].status, "error");
+  EXPECT_NE(r.rebuilders[0].reason.find("inconsistent with the cached checkpoint"), std::string::npos)
+      << r.rebuilders[0].reason;
+  // Without the cache the forked log looks fine: the cache is what catches it.
+  o.cache_dir = dir_->path() + "/fresh-cache";
+  EXPECT_EQ(run_query(o).rebuilders[0].status, "passed");
+}
+
+TEST_F(QueryTest, AttestVerifyCli) {
+  a_->publish(artifact_hex(), "identical");
+  auto env = http_get_body(a_->url() + "/api/v1/attestations/0");
+  std::string env_path = dir_->path() + "/env.json";
+  ASSERT_TRUE(write_file_atomic(env_path, as_bytes(env)));
+  std::string file = dir_->path() + "/artifact";
+  ASSERT_TRUE(write_file_atomic(file, as_bytes(kContent)));
+  auto res = kmr({"attest", "verify", "--key", a_->pub_pem_path(), "--file", file, env_path});
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  res = kmr({"attest", "verify", "--key", b_->pub_pem_path(), env_path});
+  EXPECT_EQ(res.exit_code, 1) << res.out << res.err;
+  res = kmr({"attest", "verify", "--key", a_->pub_pem_path(), "--sha256", sha256_hex(as_bytes("other")), env_path});
+  EXPECT_EQ(res.exit_code, 1);
+  EXPECT_NE(res.out.find("subject-mismatch"), std::string::npos) << res.out;
+  res = kmr({"attest", "verify", "--key", a_->pub_pem_path(), dir_->path() + "/missing.json"});
+  EXPECT_EQ(res.exit_code, 2);
+  EXPECT_NE(res.err.find("missing.json"), std::string::npos) << res.err;
+  b_->publish(artifact_hex(), "build-failed");
+  ASSERT_TRUE(write_file_atomic(env_path, as_bytes(http_get_body(b_->url() + "/api/v1/attestations/0"))));
+  res = kmr({"attest", "verify", "--json", "--key", b_->pub_pem_path(), env_path});
+  EXPECT_EQ(res.exit_code, 1);
+  EXPECT_EQ(nlohmann::json::parse(res.out)["verdict"], "failed");
+}
+
+}  // namespace
+}  // namespace kmr::attest
