@@ -1,0 +1,369 @@
+// kmr subcommands of the module Merkle engine:
+//   kmr merkle [--json] [--suffix .ko] [--proofs] MODULES_ORDER
+//   kmr vmlinux root [--json] [--expect-root HEX --expect-levels N] IMAGE
+//   kmr modules verify [--json] [--vmlinux IMAGE] MODULE_TREE
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/cli/command.h"
+#include "rebuilder/kmod/kernel_image.h"
+#include "rebuilder/kmod/module_tree.h"
+
+namespace kmr::kmod {
+namespace {
+
+using cli::kExitError;
+using cli::kExitFailed;
+using cli::kExitOk;
+
+struct Args {
+  bool json = false;
+  bool help = false;
+  std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> options;  // --name value
+  std::vector<std::string> flags;
+  std::string error;
+
+  std::optional<std::string> get(const std::string& name) const {
+    for (const auto& [k, v] : options) {
+      if (k == name) return v;
+    }
+    return std::nullopt;
+  }
+  bool has(const std::string& flag) const { return std::find(flags.begin(), flags.end(), flag) != flags.end(); }
+};
+
+Args parse_args(const std::vector<std::string>& in, const std::vector<std::string>& valued,
+                const std::vector<std::string>& boolean) {
+  Args a;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const std::string& s = in[i];
+    if (s == "--help" || s == "-h") {
+      a.help = true;
+    } else if (s == "--json") {
+      a.json = true;
+    } else if (std::find(valued.begin(), valued.end(), s) != valued.end()) {
+      if (i + 1 >= in.size()) {
+        a.error = s + " needs a value";
+        return a;
+      }
+      a.options.emplace_back(s, in[++i]);
+    } else if (std::find(boolean.begin(), boolean.end(), s) != boolean.end()) {
+      a.flags.push_back(s);
+    } else if (s.size() > 1 && s[0] == '-') {
+      a.error = "unknown option " + s;
+      return a;
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+int fail_error(const std::string& cmd, const Args& a, const Error& e) {
+  std::fprintf(stderr, "kmr %s: %s\n", cmd.c_str(), e.to_string().c_str());
+  if (a.json) {
+    nlohmann::json j = {{"error", e.to_string()}, {"code", std::string(error_code_name(e.code()))}};
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return kExitError;
+}
+
+int usage_error(const std::string& cmd, const std::string& usage, const std::string& msg) {
+  std::fprintf(stderr, "kmr %s: %s\nusage: %s\n", cmd.c_str(), msg.c_str(), usage.c_str());
+  return kExitError;
+}
+
+// ---- kmr merkle ----------------------------------------------------------
+
+const char* kMerkleUsage = "kmr merkle [--json] [--suffix .ko] [--proofs] MODULES_ORDER";
+
+int run_merkle(const std::vector<std::string>& argv) {
+  const Args a = parse_args(argv, {"--suffix", "--threads"}, {"--proofs"});
+  if (a.help) {
+    std::printf(
+        "usage: %s\n\n"
+        "Computes the kernel's module Merkle tree (CONFIG_MODULE_HASHES) over the modules\n"
+        "listed in MODULES_ORDER, like the kernel's scripts/modules-merkle-tree: paths are\n"
+        "relative to the directory of MODULES_ORDER, a trailing .o is replaced by the suffix\n"
+        "(default .ko), installed-form lines (.ko, .ko.zst, .ko.xz, .ko.gz) are used as they\n"
+        "are; compressed modules are decompressed and appended signatures/proofs stripped.\n\n"
+        "  --json        print {\"count\":N,\"levels\":L,\"root\":\"<hex>\"}\n"
+        "  --suffix S    module suffix replacing .o (default .ko)\n"
+        "  --proofs      write <module>.merkle (the kernel's proof file) next to each module\n"
+        "  --threads N   hashing threads (default: one per core)\n\n"
+        "Exit: 0 computed, 2 error.\n",
+        kMerkleUsage);
+    return kExitOk;
+  }
+  if (!a.error.empty()) return usage_error("merkle", kMerkleUsage, a.error);
+  if (a.positional.size() != 1) return usage_error("merkle", kMerkleUsage, "expected one MODULES_ORDER argument");
+  HashOptions ho;
+  if (auto t = a.get("--threads")) ho.threads = static_cast<unsigned>(std::stoul(*t));
+  auto tree = compute_tree(a.positional[0], a.get("--suffix").value_or(".ko"), ho);
+  if (!tree) return fail_error("merkle", a, tree.error());
+  const MerkleRoot root = tree->tree.root();
+  if (a.has("--proofs")) {
+    for (std::size_t i = 0; i < tree->module_paths.size(); ++i) {
+      const ByteVector proof = tree->tree.proof_file(static_cast<std::uint32_t>(i));
+      auto w = write_file_atomic(tree->module_paths[i] + ".merkle", proof);
+      if (!w) return fail_error("merkle", a, w.error().with_context("writing " + tree->module_paths[i] + ".merkle"));
+    }
+  }
+  if (a.json) {
+    nlohmann::json j = {{"count", tree->tree.count()}, {"levels", root.levels}, {"root", to_hex(root.hash)}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("count  %llu\nlevels %u\nroot   %s\n", static_cast<unsigned long long>(tree->tree.count()), root.levels,
+                to_hex(root.hash).c_str());
+    if (a.has("--proofs")) std::printf("wrote %zu proof file(s)\n", tree->module_paths.size());
+  }
+  return kExitOk;
+}
+
+// ---- kmr vmlinux root ----------------------------------------------------
+
+const char* kRootUsage = "kmr vmlinux root [--json] [--expect-root HEX --expect-levels N] IMAGE";
+
+Result<std::optional<MerkleRoot>> expected_root(const Args& a) {
+  const auto hex = a.get("--expect-root");
+  const auto lv = a.get("--expect-levels");
+  if (!hex && !lv) return std::optional<MerkleRoot>();
+  if (!hex || !lv) return malformed("--expect-root and --expect-levels go together");
+  const auto h = from_hex(*hex);
+  if (!h || h->size() != 32) return malformed("--expect-root: not 64 hex digits");
+  MerkleRoot r;
+  std::copy(h->begin(), h->end(), r.hash.begin());
+  try {
+    r.levels = static_cast<std::uint32_t>(std::stoul(*lv));
+  } catch (...) {
+    return malformed("--expect-levels: not a number");
+  }
+  return std::optional<MerkleRoot>(r);
+}
+
+void print_root(const Args& a, const ImageRoot& r, const std::string& path) {
+  if (a.json) {
+    nlohmann::json j;
+    if (r.present) {
+      j = {{"levels", r.root.levels}, {"root", to_hex(r.root.hash)}, {"source", r.source}};
+    } else {
+      j = {{"module_hashes", "absent"}};
+    }
+    std::printf("%s\n", j.dump().c_str());
+  } else if (r.present) {
+    std::printf("levels %u\nroot   %s\nsource %s%s\n", r.root.levels, to_hex(r.root.hash).c_str(), r.source.c_str(),
+                r.compression != "none" ? (" (file compressed with " + r.compression + ")").c_str() : "");
+  } else {
+    std::printf("%s: module hashes absent (no .module_hashes section%s)\n", path.c_str(),
+                r.source == "absent" ? "; give --expect-root/--expect-levels to search raw images" : "");
+  }
+}
+
+int run_vmlinux_root(const std::vector<std::string>& argv) {
+  const Args a = parse_args(argv, {"--expect-root", "--expect-levels"}, {});
+  if (a.help) {
+    std::printf(
+        "usage: %s\n\n"
+        "Reads the module_hashes_root (levels + SHA-256 root) embedded in a kernel image:\n"
+        "an ELF vmlinux (.module_hashes section), an x86 bzImage (gzip, bzip2, lzma, xz, lz4\n"
+        "or zstd payload), vmlinux.xz/.gz, an arm64 EFI zboot image, or a raw/gzip'd arm64\n"
+        "Image, where the 36-byte struct can only be found by searching for an expected root.\n\n"
+        "  --json   {\"levels\":L,\"root\":\"<hex>\",\"source\":\"elf-section|bzimage-<codec>|search\"}\n"
+        "           or {\"module_hashes\":\"absent\"}\n\n"
+        "Exit: 0 found, 1 module hashes absent, 2 error.\n",
+        kRootUsage);
+    return kExitOk;
+  }
+  if (!a.error.empty()) return usage_error("vmlinux root", kRootUsage, a.error);
+  if (a.positional.size() != 1) return usage_error("vmlinux root", kRootUsage, "expected one IMAGE argument");
+  auto exp = expected_root(a);
+  if (!exp) return fail_error("vmlinux root", a, exp.error());
+  ImageOptions o;
+  o.expected = *exp;
+  auto r = root_from_image_file(a.positional[0], o);
+  if (!r) return fail_error("vmlinux root", a, r.error());
+  print_root(a, *r, a.positional[0]);
+  return r->present ? kExitOk : kExitFailed;
+}
+
+// ---- kmr modules verify --------------------------------------------------
+
+const char* kVerifyUsage = "kmr modules verify [--json] [--vmlinux IMAGE] MODULE_TREE";
+
+bool is_file(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The usual places of the kernel image for .../lib/modules/<release>.
+std::vector<std::string> image_candidates(const std::string& tree) {
+  namespace fs = std::filesystem;
+  const fs::path t = fs::path(tree).lexically_normal();
+  const fs::path dir = t.has_filename() ? t : t.parent_path();
+  const std::string release = dir.filename().string();
+  std::vector<std::string> out = {(dir / "vmlinux").string(), (dir / "build" / "vmlinux").string(),
+                                  (dir / "vmlinuz").string(), (dir / "Image").string()};
+  // <prefix>/lib/modules/<release> or <prefix>/usr/lib/modules/<release>.
+  fs::path prefix = dir.parent_path().parent_path().parent_path();
+  if (dir.parent_path().filename() == "modules" && dir.parent_path().parent_path().filename() == "lib") {
+    std::vector<fs::path> prefixes = {prefix};
+    if (prefix.filename() == "usr") prefixes.push_back(prefix.parent_path());
+    for (const auto& p : prefixes) {
+      for (const char* name : {"vmlinux-", "vmlinuz-", "Image-", "vmlinux.xz-"}) {
+        out.push_back((p / "boot" / (std::string(name) + release)).string());
+      }
+      out.push_back((p / "usr" / "lib" / "debug" / "boot" / ("vmlinux-" + release)).string());
+    }
+  }
+  return out;
+}
+
+// When the image has no section table (raw arm64 Image), the root a proof
+// leads to is the expected value to search for.
+std::optional<MerkleRoot> root_from_first_proof(const std::string& tree) {
+  auto text = read_text_file(tree + "/modules.order", 256 << 20);
+  if (!text) return std::nullopt;
+  auto entries = parse_modules_order(*text, ".ko", "modules.order");
+  if (!entries) return std::nullopt;
+  for (std::size_t i = 0; i < entries->size() && i < 16; ++i) {
+    auto f = resolve_module_file(tree, (*entries)[i]);
+    if (!f) continue;
+    auto m = hash_module_file(*f, static_cast<std::uint32_t>(i), true);
+    if (!m || !m->proof) continue;
+    return MerkleRoot{static_cast<std::uint32_t>(m->proof->siblings.size()), proof_root(m->leaf, *m->proof)};
+  }
+  return std::nullopt;
+}
+
+int run_modules_verify(const std::vector<std::string>& argv) {
+  const Args a = parse_args(argv, {"--vmlinux", "--threads"}, {});
+  if (a.help) {
+    std::printf(
+        "usage: %s\n\n"
+        "Verifies an installed module tree (.../lib/modules/<release>/ with modules.order)\n"
+        "against the module_hashes root in the kernel image (--vmlinux, or found in the usual\n"
+        "places: <tree>/vmlinux, <tree>/build/vmlinux, <tree>/vmlinuz, <prefix>/boot/vmlinu[xz]-<release>):\n"
+        "every module's Merkle proof must lead to the root, positions 0..n-1 must each be\n"
+        "claimed exactly once, n must equal the modules.order count. Modules without a Merkle\n"
+        "proof (or not listed in modules.order) are unauthenticated.\n\n"
+        "  --json   {\"verified\":N,\"failed\":N,\"unauthenticated\":N,\"root\":\"<hex>\",\"levels\":L,\"ok\":bool,\n"
+        "            \"count\":N,\"image\":PATH,\"source\":S,\"failures\":[{\"module\",\"reason\"}],\n"
+        "            \"unauthenticated_modules\":[{\"module\",\"trailer\",\"reason\"}],\"problems\":[...]}\n"
+        "  --threads N   hashing threads (default: one per core)\n\n"
+        "Exit: 0 all verified, 1 any failure / unauthenticated module / hashes absent, 2 error.\n",
+        kVerifyUsage);
+    return kExitOk;
+  }
+  if (!a.error.empty()) return usage_error("modules verify", kVerifyUsage, a.error);
+  if (a.positional.size() != 1) return usage_error("modules verify", kVerifyUsage, "expected one MODULE_TREE argument");
+  const std::string tree = a.positional[0];
+  HashOptions ho;
+  if (auto t = a.get("--threads")) ho.threads = static_cast<unsigned>(std::stoul(*t));
+  std::string image;
+  if (auto v = a.get("--vmlinux")) {
+    image = *v;
+  } else {
+    for (const auto& c : image_candidates(tree)) {
+      if (is_file(c)) {
+        image = c;
+        break;
+      }
+    }
+    if (image.empty()) {
+      return fail_error("modules verify", a,
+                        not_found(tree + ": no kernel image found in the usual places; give --vmlinux IMAGE"));
+    }
+  }
+  auto ir = root_from_image_file(image);
+  if (!ir) return fail_error("modules verify", a, ir.error());
+  if (!ir->present) {
+    // Raw images: search for the root the proofs lead to.
+    if (auto guess = root_from_first_proof(tree)) {
+      ImageOptions o;
+      o.expected = *guess;
+      auto again = root_from_image_file(image, o);
+      if (!again) return fail_error("modules verify", a, again.error());
+      ir = std::move(again);
+    }
+  }
+  if (!ir->present) {
+    if (a.json) {
+      nlohmann::json j = {{"module_hashes", "absent"}, {"image", image}, {"ok", false}};
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("%s: module hashes absent; nothing to verify against\nresult: NOT verified\n", image.c_str());
+    }
+    return kExitFailed;
+  }
+  auto rep = verify_module_tree(tree, ir->root, ho);
+  if (!rep) return fail_error("modules verify", a, rep.error());
+  if (a.json) {
+    nlohmann::json failures = nlohmann::json::array();
+    nlohmann::json unauth = nlohmann::json::array();
+    for (const auto& m : rep->modules) {
+      if (m.status == ModuleStatus::kFailed) {
+        nlohmann::json f = {{"module", m.path}, {"reason", m.reason}, {"trailer", m.trailer}};
+        if (m.pos) f["pos"] = *m.pos;
+        failures.push_back(f);
+      } else if (m.status == ModuleStatus::kUnauthenticated) {
+        nlohmann::json u = {{"module", m.path}, {"trailer", m.trailer}, {"reason", m.reason}};
+        if (m.pkcs7) {
+          u["signer"] = m.pkcs7->signer;
+          u["key_id"] = m.pkcs7->key_id;
+        }
+        unauth.push_back(u);
+      }
+    }
+    nlohmann::json j = {{"verified", rep->verified},
+                        {"failed", rep->failed},
+                        {"unauthenticated", rep->unauthenticated},
+                        {"root", to_hex(rep->root.hash)},
+                        {"levels", rep->root.levels},
+                        {"ok", rep->ok},
+                        {"count", rep->count},
+                        {"image", image},
+                        {"source", ir->source},
+                        {"failures", failures},
+                        {"unauthenticated_modules", unauth},
+                        {"problems", rep->problems}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("image  %s (%s)\nroot   %s (levels %u)\n", image.c_str(), ir->source.c_str(),
+                to_hex(rep->root.hash).c_str(), rep->root.levels);
+    std::printf("modules.order lists %llu; %llu verified, %llu failed, %llu unauthenticated\n",
+                static_cast<unsigned long long>(rep->count), static_cast<unsigned long long>(rep->verified),
+                static_cast<unsigned long long>(rep->failed), static_cast<unsigned long long>(rep->unauthenticated));
+    for (const auto& m : rep->modules) {
+      if (m.status == ModuleStatus::kFailed) std::printf("FAILED          %s: %s\n", m.path.c_str(), m.reason.c_str());
+    }
+    for (const auto& m : rep->modules) {
+      if (m.status == ModuleStatus::kUnauthenticated) {
+        std::printf("UNAUTHENTICATED %s: %s%s\n", m.path.c_str(), m.reason.c_str(),
+                    m.pkcs7 ? (" (signer \"" + m.pkcs7->signer + "\", key " + m.pkcs7->key_id + ")").c_str() : "");
+      }
+    }
+    for (const auto& p : rep->problems) std::printf("problem: %s\n", p.c_str());
+    std::printf("result: %s\n", rep->ok ? "verified" : "NOT verified");
+  }
+  return rep->ok ? kExitOk : kExitFailed;
+}
+
+}  // namespace
+
+KMR_REGISTER_COMMAND(kmod_merkle, "merkle", "compute the kernel module Merkle root and proofs from modules.order",
+                     run_merkle);
+KMR_REGISTER_COMMAND(kmod_vmlinux_root, "vmlinux root", "read the module hashes root from a kernel image",
+                     run_vmlinux_root);
+KMR_REGISTER_COMMAND(kmod_modules_verify, "modules verify",
+                     "verify an installed module tree's Merkle proofs against the kernel image", run_modules_verify);
+
+}  // namespace kmr::kmod
