@@ -1,0 +1,153 @@
+#include "attest/service.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "attest/base64.h"
+#include "attest/dsse.h"
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+
+namespace kmr::attest {
+namespace {
+
+using Published = AttestationService::Published;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.emplace(std::move(TempDir::create("attest-svc")).value());
+    log_ = std::move(TransparencyLog::open(dir_->path() + "/log")).value();
+    KeySet keys;
+    keys.add({key_.keyid(), key_.public_pem(), make_vkey("kmr.test/log", key_), "2026-01-01T00:00:00Z", "", true});
+    svc_ = std::make_unique<AttestationService>(*log_, key_, "kmr.test/log", keys);
+  }
+  Published publish(const std::string& files) {
+    StatementInput in;
+    in.subjects = {{"linux.deb", sha256_hex(as_bytes("deb"))}};
+    in.verifier_id = "https://kmr.test";
+    in.resource_uri = "pkg:deb/debian/linux@" + std::to_string(++counter_);
+    in.module_root = "match";
+    in.files = files;
+    return *svc_->attest(in);
+  }
+  HttpResponse get(std::string_view path, std::string_view query = "") { return svc_->handle("GET", path, query); }
+
+  int counter_ = 0;
+  Ed25519Key key_ = std::move(Ed25519Key::generate()).value();
+  std::optional<TempDir> dir_;
+  std::unique_ptr<TransparencyLog> log_;
+  std::unique_ptr<AttestationService> svc_;
+};
+
+TEST_F(ServiceTest, AttestAppendsVerifiableEnvelopes) {
+  auto p0 = publish("identical");
+  auto p1 = publish("different");  // negative results are attested and logged too
+  EXPECT_EQ(p0.log_index, 0u);
+  EXPECT_EQ(p1.log_index, 1u);
+  auto v = verify_envelope(p1.envelope, {&key_});
+  ASSERT_TRUE(v);
+  EXPECT_EQ(std::string(v->payload.begin(), v->payload.end()), p1.statement);
+  auto e = get("/api/v1/log/entries/1");
+  EXPECT_EQ(e.status, 200);
+  EXPECT_EQ(e.body, p1.envelope);
+  EXPECT_EQ(e.cache_control, "public, max-age=31536000, immutable");
+  EXPECT_EQ(e.etag, "\"" + p1.leaf_hash + "\"");
+}
+
+TEST_F(ServiceTest, CheckpointAndProofEndpoints) {
+  std::vector<Published> ps;
+  for (int i = 0; i < 5; ++i) ps.push_back(publish(i % 2 ? "identical" : "different"));
+  auto cp = get("/api/v1/log/checkpoint");
+  EXPECT_EQ(cp.status, 200);
+  EXPECT_EQ(cp.content_type, "text/plain; charset=utf-8");
+  EXPECT_EQ(cp.cache_control, "no-cache");
+  auto vk = parse_vkey(svc_->vkey());
+  ASSERT_TRUE(vk);
+  auto parsed = verify_checkpoint(cp.body, *vk);
+  ASSERT_TRUE(parsed) << parsed.error().to_string();
+  EXPECT_EQ(parsed->size, 5u);
+  EXPECT_EQ(get("/checkpoint").body, cp.body);
+
+  auto inc = get("/api/v1/log/proof/inclusion", "index=3&size=5");
+  ASSERT_EQ(inc.status, 200) << inc.body;
+  auto j = nlohmann::json::parse(inc.body);
+  std::vector<Hash> proof;
+  for (const auto& h : j["hashes"]) {
+    auto raw = base64_decode(h.get<std::string>());
+    Hash x;
+    std::copy(raw->begin(), raw->end(), x.begin());
+    proof.push_back(x);
+  }
+  EXPECT_TRUE(verify_inclusion(3, 5, leaf_hash(as_bytes(ps[3].envelope)), proof, parsed->root));
+  EXPECT_EQ(j["leaf_hash"], ps[3].leaf_hash);
+  auto byhash = get("/api/v1/log/proof/inclusion", "hash=" + ps[3].leaf_hash);
+  EXPECT_EQ(nlohmann::json::parse(byhash.body)["index"], 3);
+  EXPECT_EQ(byhash.cache_control, "no-cache");
+
+  auto old_root = *log_->root(2);
+  publish("identical");
+  auto cons = get("/api/v1/log/proof/consistency", "old=2&new=6");
+  ASSERT_EQ(cons.status, 200);
+  auto cj = nlohmann::json::parse(cons.body);
+  proof.clear();
+  for (const auto& h : cj["hashes"]) {
+    auto raw = base64_decode(h.get<std::string>());
+    Hash x;
+    std::copy(raw->begin(), raw->end(), x.begin());
+    proof.push_back(x);
+  }
+  EXPECT_TRUE(verify_consistency(2, 6, old_root, *log_->root(6), proof));
+  // A new size gives a new checkpoint.
+  EXPECT_NE(get("/api/v1/log/checkpoint").body, cp.body);
+
+  auto tile = get("/tile/0/000.p/6");
+  EXPECT_EQ(tile.status, 200);
+  EXPECT_EQ(tile.content_type, "application/octet-stream");
+  EXPECT_EQ(tile.body.size(), 6u * 32);
+  EXPECT_EQ(to_hex(as_bytes(tile.body.substr(32 * 3, 32))), ps[3].leaf_hash);
+  auto bundle = get("/tile/entries/000.p/2");
+  EXPECT_EQ(bundle.status, 200);
+  EXPECT_EQ(bundle.body.substr(2, ps[0].envelope.size()), ps[0].envelope);
+  EXPECT_EQ(get("/tile/0/000").status, 404);  // full tile not yet complete
+
+  auto keys = nlohmann::json::parse(get("/api/v1/keys").body);
+  EXPECT_EQ(keys["keys"][0]["keyid"], key_.keyid());
+  EXPECT_EQ(keys["keys"][0]["vkey"], svc_->vkey());
+}
+
+TEST_F(ServiceTest, ErrorsAndRouting) {
+  publish("identical");
+  struct Case {
+    std::string path, query;
+    int status;
+    std::string message;
+  } cases[] = {
+      {"/api/v1/log/entries/abc", "", 400, "entry index must be a decimal number"},
+      {"/api/v1/log/entries/7", "", 404, "log entry 7 does not exist"},
+      {"/api/v1/log/entries/01", "", 400, "entry index must be a decimal number"},
+      {"/api/v1/log/proof/inclusion", "", 400, "index or hash is required"},
+      {"/api/v1/log/proof/inclusion", "index=1&size=1", 404, "index 1 is not below tree size 1"},
+      {"/api/v1/log/proof/inclusion", "index=0&size=9", 404, "tree size 9 is larger than the log (1)"},
+      {"/api/v1/log/proof/inclusion", "hash=zz", 400, "hash must be 64 hex digits"},
+      {"/api/v1/log/proof/consistency", "old=1", 400, "new must be a decimal number"},
+      {"/api/v1/log/proof/consistency", "old=2&new=1", 400, "old size 2 is larger than new size 1"},
+      {"/tile/9/000", "", 404, "tile path: bad level '9'"},
+      {"/api/v1/log/nothing", "", 404, "no such endpoint"},
+  };
+  for (const auto& c : cases) {
+    auto r = get(c.path, c.query);
+    EXPECT_EQ(r.status, c.status) << c.path << "?" << c.query;
+    auto j = nlohmann::json::parse(r.body);
+    EXPECT_EQ(j["error"]["message"], c.message) << c.path << "?" << c.query;
+  }
+  EXPECT_FALSE(get("/api/v1/artifacts/sha256/00").handled);
+  EXPECT_EQ(svc_->handle("POST", "/api/v1/keys", "").status, 405);
+  auto head = svc_->handle("HEAD", "/api/v1/log/checkpoint", "");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+}
+
+}  // namespace
+}  // namespace kmr::attest
