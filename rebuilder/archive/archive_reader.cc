@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <lzma.h>
+#include <thread>
 #include <unordered_set>
 
 #include "rebuilder/base/checked_math.h"
@@ -151,6 +153,115 @@ void enable_filters(struct archive* a) {
   archive_read_support_filter_zstd(a);
   archive_read_support_filter_lz4(a);
 }
+
+// Multi-threaded xz decoding (liblzma >= 5.4) in front of libarchive: xz
+// files written by threaded compressors (dpkg-deb, makepkg, zstd-less
+// tools) have many blocks that decode in parallel. Enforces the same total
+// and ratio caps as the reader.
+class XzMtStream : public InputStream {
+ public:
+  XzMtStream(InputStream& in, Bytes first, const ReaderOptions& o) : in_(in), pending_(first), o_(o), out_(1 << 20) {}
+  ~XzMtStream() override { lzma_end(&s_); }
+
+  Result<void> init() {
+    lzma_mt mt{};
+    mt.flags = LZMA_CONCATENATED;
+    mt.threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
+    mt.timeout = 0;
+    mt.memlimit_threading = 1ull << 30;
+    mt.memlimit_stop = 4ull << 30;
+    if (lzma_stream_decoder_mt(&s_, &mt) != LZMA_OK) return internal_error(o_.name + ": lzma_stream_decoder_mt failed");
+    return ok();
+  }
+
+  Result<Bytes> next() override {
+    if (done_) return Bytes();
+    for (;;) {
+      if (s_.avail_in == 0 && !eof_) {
+        if (!pending_.empty()) {
+          cur_ = pending_;
+          pending_ = Bytes();
+        } else {
+          KMR_ASSIGN_OR_RETURN(cur_, in_.next());
+        }
+        compressed_ += cur_.size();
+        if (cur_.empty()) eof_ = true;
+        s_.next_in = cur_.data();
+        s_.avail_in = cur_.size();
+      }
+      s_.next_out = out_.data();
+      s_.avail_out = out_.size();
+      const lzma_ret r = lzma_code(&s_, eof_ ? LZMA_FINISH : LZMA_RUN);
+      const std::size_t n = out_.size() - s_.avail_out;
+      if (r == LZMA_STREAM_END) done_ = true;
+      else if (r != LZMA_OK) return malformed(o_.name + ": xz: " + describe(r));
+      if (n > 0 || done_) {
+        produced_ += n;
+        if (produced_ > o_.limits.max_total_bytes) {
+          return limit_exceeded(o_.name + ": decompressed size exceeds " + std::to_string(o_.limits.max_total_bytes) +
+                                " bytes");
+        }
+        const auto allowed = checked_mul<std::uint64_t>(std::max<std::uint64_t>(compressed_, 1),
+                                                        o_.limits.max_compression_ratio);
+        if (allowed && produced_ > *allowed + o_.ratio_slack) {
+          return limit_exceeded(o_.name + ": compression ratio exceeds " +
+                                std::to_string(o_.limits.max_compression_ratio) + " (" + std::to_string(produced_) +
+                                " bytes from " + std::to_string(compressed_) + ")");
+        }
+        if (n > 0) return Bytes(out_.data(), n);
+        return Bytes();
+      }
+      if (eof_ && s_.avail_in == 0 && r == LZMA_OK && n == 0) {
+        // lzma_code made no progress at the end of input.
+        if (++stalls_ > 1000000) return malformed(o_.name + ": xz: truncated stream");
+      }
+    }
+  }
+
+  std::uint64_t compressed() const { return compressed_; }
+
+ private:
+  static std::string describe(lzma_ret r) {
+    switch (r) {
+      case LZMA_BUF_ERROR: return "truncated stream";
+      case LZMA_DATA_ERROR: return "corrupt data";
+      case LZMA_FORMAT_ERROR: return "not an xz stream";
+      case LZMA_OPTIONS_ERROR: return "unsupported options";
+      case LZMA_MEM_ERROR:
+      case LZMA_MEMLIMIT_ERROR: return "out of memory";
+      default: return "error " + std::to_string(static_cast<int>(r));
+    }
+  }
+  InputStream& in_;
+  Bytes pending_;
+  Bytes cur_;
+  const ReaderOptions& o_;
+  lzma_stream s_ = LZMA_STREAM_INIT;
+  ByteVector out_;
+  std::uint64_t compressed_ = 0;
+  std::uint64_t produced_ = 0;
+  std::uint64_t stalls_ = 0;
+  bool eof_ = false;
+  bool done_ = false;
+};
+
+// Replays one already-read chunk, then the rest of the source.
+class PeekedStream : public InputStream {
+ public:
+  PeekedStream(InputStream& in, Bytes first) : in_(in), first_(first) {}
+  Result<Bytes> next() override {
+    if (!first_.empty()) {
+      Bytes b = first_;
+      first_ = Bytes();
+      return b;
+    }
+    return in_.next();
+  }
+
+ private:
+  InputStream& in_;
+  Bytes first_;
+};
 
 class Session {
  public:
@@ -344,7 +455,18 @@ Result<void> check_entry(const ReaderOptions& opt, struct archive_entry* ae, Ent
 }  // namespace
 
 Result<ArchiveStats> read_archive(InputStream& in, const ReaderOptions& options, const Visitor& visitor) {
-  Session s(in, options);
+  // Peek at the first chunk: xz goes through the threaded decoder.
+  KMR_ASSIGN_OR_RETURN(Bytes first, in.next());
+  static constexpr std::uint8_t kXzMagic[6] = {0xfd, '7', 'z', 'X', 'Z', 0};
+  PeekedStream peeked(in, first);
+  std::unique_ptr<XzMtStream> xz;
+  InputStream* src = &peeked;
+  if (options.threaded_xz && first.size() >= 6 && std::memcmp(first.data(), kXzMagic, 6) == 0) {
+    xz = std::make_unique<XzMtStream>(in, first, options);
+    KMR_TRY(xz->init());
+    src = xz.get();
+  }
+  Session s(*src, options);
   KMR_TRY(s.open(false));
   ArchiveStats stats;
   std::unordered_set<std::string> seen;
@@ -377,7 +499,8 @@ Result<ArchiveStats> read_archive(InputStream& in, const ReaderOptions& options,
     }
     KMR_TRY(content.drain());
   }
-  stats.compressed_bytes = s.source_bytes();
+  stats.compressed_bytes = xz ? xz->compressed() : s.source_bytes();
+  if (xz) stats.filter_name = "xz";
   return stats;
 }
 

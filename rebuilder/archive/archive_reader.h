@@ -91,6 +91,8 @@ struct ReaderOptions {
   // Decompressed bytes allowed beyond ratio * compressed before the ratio cap
   // applies (small inputs expand a lot legitimately).
   std::uint64_t ratio_slack = 16ull << 20;
+  // Decode xz input with liblzma's multi-threaded decoder.
+  bool threaded_xz = true;
 };
 
 struct ArchiveStats {

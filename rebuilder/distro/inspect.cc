@@ -1,0 +1,134 @@
+#include "rebuilder/distro/inspect.h"
+
+#include <sstream>
+
+#include "rebuilder/base/hex.h"
+
+namespace kmr::distro {
+
+namespace {
+nlohmann::json image_json(const std::optional<ImageInfo>& img) {
+  if (!img) return nullptr;
+  nlohmann::json j = {{"path", img->path}, {"kind", img->kind}};
+  if (img->kind == "bzimage") {
+    j["payload_codec"] = img->payload_codec;
+    j["payload_is_x86_64_elf"] = img->payload_is_x86_64_elf;
+  }
+  j["module_hashes_root"] = img->root && img->root->present ? nlohmann::json(to_hex(img->root->root.hash)) : nullptr;
+  if (!img->error.empty()) j["error"] = img->error;
+  return j;
+}
+}  // namespace
+
+Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, const InspectOptions& options) {
+  LayoutCollector collector;
+  std::vector<PackageReport> reps;
+  for (const std::string& p : paths) {
+    KMR_ASSIGN_OR_RETURN(PackageReport r, read_package(p, collector, options));
+    reps.push_back(std::move(r));
+  }
+  KMR_ASSIGN_OR_RETURN(KernelLayout L, collector.finish());
+
+  // The main package: the first with kernel content and a format.
+  const PackageReport* main = nullptr;
+  for (const auto& r : reps) {
+    if (!r.format.empty() && r.has_kernel_content) {
+      main = &r;
+      break;
+    }
+  }
+  if (!main) {
+    for (const auto& r : reps) {
+      if (!r.format.empty()) {
+        main = &r;
+        break;
+      }
+    }
+  }
+  if (!main) return malformed("no package given (only build descriptions)");
+
+  InspectReport out;
+  nlohmann::json& j = out.json;
+  std::vector<std::string> failures;
+  j["format"] = main->format;
+  j["package"] = {{"name", main->name}, {"version", main->version}};
+  nlohmann::json build = nlohmann::json::object();
+  nlohmann::json pkgs = nlohmann::json::array();
+  for (const auto& r : reps) {
+    pkgs.push_back({{"path", r.path}, {"format", r.format}, {"name", r.name}, {"version", r.version}});
+    for (auto it = r.build.begin(); it != r.build.end(); ++it) {
+      if (!build.contains(it.key())) build[it.key()] = it.value();
+    }
+    failures.insert(failures.end(), r.failures.begin(), r.failures.end());
+  }
+  j["packages"] = pkgs;
+  j["kernel_release"] = L.kernel_release.empty() ? nlohmann::json(nullptr) : nlohmann::json(L.kernel_release);
+  j["image"] = L.image ? nlohmann::json(L.image->path) : nlohmann::json(nullptr);
+  j["image_info"] = image_json(L.image);
+  j["vmlinux"] = L.vmlinux_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(L.vmlinux_path);
+  j["vmlinux_info"] = image_json(L.vmlinux);
+  j["modules_dir"] = L.modules_dir.empty() ? nlohmann::json(nullptr) : nlohmann::json(L.modules_dir);
+  j["modules_order"] = L.has_modules_order ? nlohmann::json(L.modules_order.size()) : nlohmann::json(nullptr);
+  j["modules"] = {{"count", L.modules.size()}, {"compression", L.compression_counts()}, {"trailers", L.trailer_counts()}};
+  auto mh = L.module_hashes();
+  if (mh) {
+    j["module_hashes"] = {{"levels", mh->root.levels}, {"root", to_hex(mh->root.hash)}, {"verified", mh->verified},
+                          {"failed", mh->failed},        {"ok", mh->ok},                {"problems", mh->problems}};
+    if (!mh->ok) failures.push_back("module hashes do not verify (" + std::to_string(mh->failed) + " failed)");
+  } else {
+    j["module_hashes"] = nullptr;
+  }
+  for (const auto* img : {&L.image, &L.vmlinux}) {
+    if (*img && !(*img)->error.empty()) failures.push_back((*img)->path + ": " + (*img)->error);
+  }
+  j["build"] = build;
+  j["warnings"] = L.warnings;
+  j["failures"] = failures;
+  out.ok = failures.empty();
+  j["ok"] = out.ok;
+
+  std::ostringstream t;
+  t << "format:          " << main->format << "\n";
+  t << "package:         " << main->name << " " << main->version << "\n";
+  for (const auto& r : reps) {
+    if (&r != main) t << "  with:          " << r.path << " (" << (r.format.empty() ? "build description" : r.format) << ")\n";
+  }
+  t << "kernel release:  " << (L.kernel_release.empty() ? "(not found)" : L.kernel_release) << "\n";
+  t << "image:           " << (L.image ? L.image->path + " (" + L.image->kind + ")" : "(none)") << "\n";
+  if (L.image && L.image->kind == "bzimage") {
+    t << "  payload:       " << L.image->payload_codec << ", "
+      << (L.image->payload_is_x86_64_elf ? "x86-64 ELF" : "not an x86-64 ELF") << "\n";
+  }
+  if (!L.vmlinux_path.empty()) t << "vmlinux:         " << L.vmlinux_path << "\n";
+  t << "modules dir:     " << (L.modules_dir.empty() ? "(none)" : L.modules_dir) << "\n";
+  t << "modules:         " << L.modules.size();
+  if (L.has_modules_order) t << " (modules.order lists " << L.modules_order.size() << ")";
+  t << "\n  compression:  ";
+  for (const auto& [k, v] : L.compression_counts()) {
+    if (v) t << " " << k << "=" << v;
+  }
+  t << "\n  trailers:     ";
+  for (const auto& [k, v] : L.trailer_counts()) {
+    if (v) t << " " << k << "=" << v;
+  }
+  t << "\n";
+  if (mh) {
+    t << "module hashes:   root " << to_hex(mh->root.hash) << " levels " << mh->root.levels << ": " << mh->verified
+      << " verified, " << mh->failed << " failed -> " << (mh->ok ? "OK" : "FAILED") << "\n";
+    for (const auto& p : mh->problems) t << "  " << p << "\n";
+  } else {
+    t << "module hashes:   absent\n";
+  }
+  t << "build:\n";
+  for (auto it = build.begin(); it != build.end(); ++it) {
+    t << "  " << it.key() << ": " << (it.value().is_string() ? it.value().get<std::string>() : it.value().dump()) << "\n";
+  }
+  for (const auto& w : L.warnings) t << "warning: " << w << "\n";
+  for (const auto& f : failures) t << "FAILED: " << f << "\n";
+  t << (out.ok ? "result: OK\n" : "result: FAILED\n");
+  out.text = t.str();
+  out.layout = std::move(L);
+  return out;
+}
+
+}  // namespace kmr::distro

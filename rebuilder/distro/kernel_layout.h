@@ -1,0 +1,100 @@
+#pragma once
+
+// Kernel layout of distro packages: from the members of one or several
+// packages (Arch linux + linux-headers, Nix out + modules + dev, a SUSE RPM,
+// a Debian/Proxmox deb) find the kernel release, image, ELF vmlinux, modules
+// directory, modules.order and every module with its compression and
+// trailer; then check Merkle proofs against the root in the image.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rebuilder/archive/archive_reader.h"
+#include "rebuilder/base/sha256.h"
+#include "rebuilder/kmod/kernel_image.h"
+#include "rebuilder/kmod/merkle.h"
+#include "rebuilder/kmod/trailer.h"
+
+namespace kmr::distro {
+
+struct ModuleInfo {
+  std::string path;         // member path in its package
+  std::string compression;  // zst, xz, gz, none
+  kmod::TrailerKind trailer = kmod::TrailerKind::kNone;
+  std::uint64_t size = 0;   // decompressed, with trailer
+  // Merkle modules: the leaf over the module without its trailer, and the proof.
+  std::optional<kmod::MerkleProof> proof;
+  Digest256 leaf{};
+};
+
+struct ImageInfo {
+  std::string path;
+  std::string kind;  // "bzimage", "elf", "compressed-elf", "other"
+  bool payload_is_x86_64_elf = false;
+  std::string payload_codec;  // bzImage payload codec
+  std::optional<kmod::ImageRoot> root;
+  std::string error;  // why analysis failed, if it did
+};
+
+struct ModuleHashesResult {
+  kmod::MerkleRoot root;
+  std::uint64_t verified = 0;
+  std::uint64_t failed = 0;
+  bool ok = false;
+  std::vector<std::string> problems;  // first few failures, readable
+};
+
+struct KernelLayout {
+  std::string kernel_release;
+  std::string modules_dir;  // e.g. usr/lib/modules/6.1.0-56-amd64
+  std::optional<ImageInfo> image;
+  std::string vmlinux_path;  // ELF vmlinux when shipped
+  std::optional<ImageInfo> vmlinux;
+  bool has_modules_order = false;
+  std::vector<std::string> modules_order;
+  std::vector<ModuleInfo> modules;
+  std::vector<std::string> warnings;
+
+  std::map<std::string, std::uint64_t> compression_counts() const;
+  std::map<std::string, std::uint64_t> trailer_counts() const;
+  // Present when any module carries a Merkle proof or the image holds a
+  // module-hashes root.
+  std::optional<ModuleHashesResult> module_hashes() const;
+};
+
+// Collects the layout from members of any number of packages. The image is
+// analysed on a worker thread while the package streams on.
+class LayoutCollector {
+ public:
+  LayoutCollector();
+  ~LayoutCollector();
+  LayoutCollector(const LayoutCollector&) = delete;
+  LayoutCollector& operator=(const LayoutCollector&) = delete;
+
+  // A visitor for archive::read_archive / read_nar / read_rpm / read_deb.
+  // `prefix` is prepended to paths (e.g. a Nix output name); `what` names the
+  // package in errors.
+  archive::Visitor visitor(std::string what);
+  // Waits for background work and returns the layout.
+  Result<KernelLayout> finish();
+
+  // Package metadata members seen (".PKGINFO", ".BUILDINFO", "SOURCE").
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Kernel members (image, vmlinux, modules, modules.order) seen so far.
+  std::uint64_t kernel_members() const { return kernel_members_; }
+
+ private:
+  Result<void> visit(const std::string& what, const archive::Entry& e, archive::MemberStream& s);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::map<std::string, std::string> metadata_;
+  std::uint64_t kernel_members_ = 0;
+};
+
+// Analyses a kernel image (bzImage, ELF vmlinux, compressed vmlinux).
+ImageInfo analyse_image(const std::string& path, Bytes data);
+
+}  // namespace kmr::distro
