@@ -250,7 +250,9 @@ Result<void> read_rpm(const std::string& path, const archive::ReaderOptions& opt
   KMR_ASSIGN_OR_RETURN(auto hdr, run_subprocess({"rpm", "-qp", "--nosignature", "--nodigest", "--qf",
                                                  "name %{NAME}\nversion %{VERSION}\nrelease %{RELEASE}\narch %{ARCH}\n"
                                                  "buildtime %{BUILDTIME}\nbuildhost %{BUILDHOST}\ndisturl %{DISTURL}\n"
-                                                 "sourcerpm %{SOURCERPM}\n"
+                                                 "sourcerpm %{SOURCERPM}\ndistribution %{DISTRIBUTION}\nvendor %{VENDOR}\n"
+                                                 "packager %{PACKAGER}\npayloadcompressor %{PAYLOADCOMPRESSOR}\n"
+                                                 "payloadflags %{PAYLOADFLAGS}\n"
                                                  "[file %{FILENAMES} %{FILEDIGESTS} %{FILESIZES} %{FILEMODES:octal}\n]",
                                                  path},
                                                 so));
@@ -279,10 +281,9 @@ Result<void> read_nar_file(const std::string& path, const archive::ReaderOptions
   KMR_ASSIGN_OR_RETURN(auto raw, read_file(nar_path, c.limits.max_member_bytes));
   KMR_ASSIGN_OR_RETURN(auto nar, archive::decompress_all(raw, c.limits.max_total_bytes));
   KMR_ASSIGN_OR_RETURN(auto res, archive::read_nar_memory(nar, opts, c.visitor("")));
-  MemberDigest d;
-  d.type = "nar";
-  d.sha256 = d.stripped_sha256 = res.nar_hash_nix32();
-  c.art.members["(nar-hash)"] = d;
+  // The NAR is the artifact (the cache's compression is transport): its
+  // hash is what narinfo's NarHash pins.
+  c.art.file_sha256 = to_hex(res.nar_hash);
   return ok();
 }
 
