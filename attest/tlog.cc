@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "rebuilder/base/file.h"
+#include "rebuilder/base/sha256.h"
 
 namespace kmr::attest {
 namespace {
@@ -85,6 +86,7 @@ bool parse_dec(std::string_view s, std::uint64_t& out, bool allow_leading_zero) 
 TransparencyLog::~TransparencyLog() {
   if (entries_fd_ >= 0) ::close(entries_fd_);
   if (offsets_fd_ >= 0) ::close(offsets_fd_);
+  if (commit_fd_ >= 0) ::close(commit_fd_);
   for (int fd : level_fds_) {
     if (fd >= 0) ::close(fd);
   }
@@ -99,14 +101,9 @@ Result<std::unique_ptr<TransparencyLog>> TransparencyLog::open(const std::string
   log->offsets_fd_ = ::open((dir + "/offsets.dat").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (log->offsets_fd_ < 0) return sys_error(dir + "/offsets.dat");
 
-  std::uint64_t n = 0;
-  std::string size_path = dir + "/size";
-  if (::access(size_path.c_str(), F_OK) == 0) {
-    KMR_ASSIGN_OR_RETURN(std::string text, read_text_file(size_path, 64));
-    if (text.empty() || text.back() != '\n' || !parse_dec(std::string_view(text).substr(0, text.size() - 1), n, false)) {
-      return malformed(size_path + ": not a committed tree size");
-    }
-  }
+  log->commit_fd_ = ::open((dir + "/commit").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (log->commit_fd_ < 0) return sys_error(dir + "/commit");
+  KMR_ASSIGN_OR_RETURN(std::uint64_t n, log->read_commit());
   // Truncate everything back to the committed size.
   KMR_ASSIGN_OR_RETURN(std::uint64_t off_size, file_size(log->offsets_fd_, "offsets.dat"));
   if (off_size < 8 * n) return malformed(dir + "/offsets.dat: shorter than the committed size " + std::to_string(n));
@@ -127,8 +124,21 @@ Result<std::unique_ptr<TransparencyLog>> TransparencyLog::open(const std::string
     if (fd < 0) return sys_error(path);
     log->level_fds_[l] = fd;
     KMR_ASSIGN_OR_RETURN(std::uint64_t have, file_size(fd, path));
-    if (have < 32 * count) return malformed(path + ": shorter than the committed size");
-    if (::ftruncate(fd, static_cast<off_t>(32 * count)) != 0) return sys_error(path);
+    if (l == 0 && have < 32 * count) return malformed(path + ": shorter than the committed size");
+    if (have > 32 * count && ::ftruncate(fd, static_cast<off_t>(32 * count)) != 0) return sys_error(path);
+    if (have < 32 * count) {
+      // Upper levels are derived data (not fsynced on append): recompute the
+      // missing nodes from the level below.
+      std::vector<std::uint8_t> out;
+      for (std::uint64_t i = have / 32; i < count; ++i) {
+        KMR_ASSIGN_OR_RETURN(Hash left, log->node(l - 1, 2 * i));
+        KMR_ASSIGN_OR_RETURN(Hash right, log->node(l - 1, 2 * i + 1));
+        Hash h = node_hash(left, right);
+        out.insert(out.end(), h.begin(), h.end());
+      }
+      KMR_TRY(pwrite_all(fd, out.data(), out.size(), 32 * (have / 32), path));
+      if (::ftruncate(fd, static_cast<off_t>(32 * count)) != 0 || ::fdatasync(fd) != 0) return sys_error(path);
+    }
   }
   // Leaf-hash index, read in chunks.
   std::vector<std::uint8_t> buf;
@@ -142,6 +152,59 @@ Result<std::unique_ptr<TransparencyLog>> TransparencyLog::open(const std::string
     }
   }
   return log;
+}
+
+// The commit file holds two 64-byte slots, written alternately:
+//   "KMRTLOG1" | generation (u64 BE) | size (u64 BE) | SHA-256 of the first 24 bytes | 8 zero bytes
+// A torn write can only damage the slot being written; the other slot still
+// holds the previous commit. Open takes the valid slot with the highest
+// generation. One fdatasync per commit; no rename, so no directory fsync.
+Result<std::uint64_t> TransparencyLog::read_commit() {
+  std::uint8_t buf[128] = {};
+  KMR_ASSIGN_OR_RETURN(std::uint64_t len, file_size(commit_fd_, dir_ + "/commit"));
+  if (len == 0) {
+    generation_ = 0;
+    return std::uint64_t{0};
+  }
+  if (len != 128) return malformed(dir_ + "/commit: not a commit record (size " + std::to_string(len) + ")");
+  KMR_TRY(pread_all(commit_fd_, buf, 128, 0, dir_ + "/commit"));
+  bool found = false;
+  std::uint64_t best_gen = 0, best_size = 0;
+  for (int slot = 0; slot < 2; ++slot) {
+    const std::uint8_t* p = buf + 64 * slot;
+    if (std::memcmp(p, "KMRTLOG1", 8) != 0) continue;
+    Digest256 d = sha256(Bytes(p, 24));
+    if (std::memcmp(d.data(), p + 24, 32) != 0) continue;
+    std::uint64_t gen = get_be64(p + 8);
+    if (!found || gen > best_gen) {
+      found = true;
+      best_gen = gen;
+      best_size = get_be64(p + 16);
+    }
+  }
+  if (!found) return malformed(dir_ + "/commit: no valid commit slot");
+  generation_ = best_gen;
+  return best_size;
+}
+
+Result<void> TransparencyLog::write_commit(std::uint64_t size) {
+  std::uint64_t gen = generation_ + 1;
+  std::uint8_t rec[64] = {};
+  std::memcpy(rec, "KMRTLOG1", 8);
+  put_be64(rec + 8, gen);
+  put_be64(rec + 16, size);
+  Digest256 d = sha256(Bytes(rec, 24));
+  std::memcpy(rec + 24, d.data(), 32);
+  KMR_ASSIGN_OR_RETURN(std::uint64_t len, file_size(commit_fd_, dir_ + "/commit"));
+  if (len < 128) {
+    // First commit: lay out both slots (the other one stays invalid).
+    std::uint8_t zero[128] = {};
+    KMR_TRY(pwrite_all(commit_fd_, zero, 128, 0, dir_ + "/commit"));
+  }
+  KMR_TRY(pwrite_all(commit_fd_, rec, 64, 64 * (gen % 2), dir_ + "/commit"));
+  if (::fdatasync(commit_fd_) != 0) return sys_error(dir_ + "/commit");
+  generation_ = gen;
+  return ok();
 }
 
 Result<std::uint64_t> TransparencyLog::entry_end(std::uint64_t index) const {
@@ -221,11 +284,11 @@ Result<std::uint64_t> TransparencyLog::append_batch(const std::vector<ByteVector
       level_fds_[l] = fd;
     }
     KMR_TRY(pwrite_all(level_fds_[l], level_bufs[l].data(), level_bufs[l].size(), 32 * (n0 >> l), dir_ + level_name(l)));
-    if (::fdatasync(level_fds_[l]) != 0) return sys_error(dir_ + level_name(l));
+    // Level 0 is primary data; upper levels are recomputed on open if short.
+    if (l == 0 && ::fdatasync(level_fds_[l]) != 0) return sys_error(dir_ + level_name(l));
   }
   // Commit point.
-  std::string size_text = std::to_string(n1) + "\n";
-  KMR_TRY(write_file_atomic(dir_ + "/size", as_bytes(size_text)));
+  KMR_TRY(write_commit(n1));
   {
     std::unique_lock<std::shared_mutex> ilock(index_mu_);
     for (std::size_t k = 0; k < entries.size(); ++k) {

@@ -28,13 +28,16 @@ inline constexpr std::uint64_t kTileWidth = 256;
 //   level-NN.dat  the 32-byte hashes of every COMPLETE subtree at tree level
 //                 NN (level 00 = leaf hashes; node i of level l covers leaves
 //                 [i*2^l, (i+1)*2^l))
-//   size          the committed tree size (decimal), replaced atomically
+//   commit        the committed tree size: two checksummed 64-byte slots
+//                 written alternately (a torn write leaves the other intact)
 //
-// An append writes beyond the committed size, fsyncs the data files, then
-// commits the new size (write temp + fsync + rename). On open every file is
-// truncated back to the committed size, so a crash (kill -9) at any point
-// reopens with exactly the last committed tree: never a fork. Roots and
-// proofs read O(log n) stored hashes (no tree rebuild).
+// An append writes beyond the committed size, fdatasyncs entries, offsets
+// and level 00, then commits the new size (one slot write + fdatasync).
+// Levels >= 1 are derived: not synced per append, recomputed on open when
+// short. On open every file is truncated back to the committed size, so a
+// crash (kill -9) at any point reopens with exactly the last committed
+// tree: never a fork. Roots and proofs read O(log n) stored hashes (no tree
+// rebuild).
 //
 // Appends are serialised by a mutex; reads may run concurrently with appends
 // (they only touch committed data).
@@ -80,10 +83,14 @@ class TransparencyLog {
                         std::vector<Hash>& out) const;
   Result<int> level_fd(std::uint32_t level);
   Result<std::uint64_t> entry_end(std::uint64_t index) const;
+  Result<std::uint64_t> read_commit();
+  Result<void> write_commit(std::uint64_t size);
 
   std::string dir_;
   int entries_fd_ = -1;
   int offsets_fd_ = -1;
+  int commit_fd_ = -1;
+  std::uint64_t generation_ = 0;
   int level_fds_[64];
   std::atomic<std::uint64_t> size_{0};
   std::mutex append_mu_;

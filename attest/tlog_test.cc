@@ -167,9 +167,15 @@ TEST_F(LogTest, ReopenKeepsRootAndDiscardsUncommittedTail) {
     std::fputs("0123456789abcdef0123456789abcdefXX", f);
     std::fclose(f);
   }
+  // Derived upper levels lost (they are not fsynced per append): rebuilt.
+  ASSERT_EQ(::truncate((path() + "/level-01.dat").c_str(), 32 * 7), 0);
+  ASSERT_EQ(::unlink((path() + "/level-03.dat").c_str()), 0);
   auto log = std::move(TransparencyLog::open(path())).value();
   EXPECT_EQ(log->size(), 300u);
   EXPECT_EQ(*log->root(300), root);
+  for (std::uint64_t m : {0u, 17u, 255u, 299u}) {
+    EXPECT_TRUE(verify_inclusion(m, 300, leaf_hash(entry_bytes(m)), *log->inclusion_proof(m, 300), root));
+  }
   ASSERT_TRUE(log->append(entry_bytes(300)));
   EXPECT_EQ(*log->entry(300), entry_bytes(300));
   EXPECT_TRUE(verify_consistency(300, 301, root, *log->root(301), *log->consistency_proof(300, 301)));
@@ -178,6 +184,34 @@ TEST_F(LogTest, ReopenKeepsRootAndDiscardsUncommittedTail) {
 // A child process appends as fast as it can and reports every committed
 // (size, root); the parent kills it with SIGKILL mid-append, reopens, and
 // checks the reopened log extends everything the child reported.
+TEST_F(LogTest, TornCommitSlotFallsBackToPreviousCommit) {
+  Hash root9;
+  {
+    auto log = std::move(TransparencyLog::open(path())).value();
+    for (std::uint64_t i = 0; i < 10; ++i) {
+      ASSERT_TRUE(log->append(entry_bytes(i)));
+      if (i == 8) root9 = *log->root(9);
+    }
+  }
+  // Generation 10 lives in slot 0; tear it.
+  FILE* f = std::fopen((path() + "/commit").c_str(), "r+b");
+  std::fseek(f, 20, SEEK_SET);
+  std::fputc(0x55, f);
+  std::fclose(f);
+  auto log = std::move(TransparencyLog::open(path())).value();
+  EXPECT_EQ(log->size(), 9u);
+  EXPECT_EQ(*log->root(9), root9);
+  // Both slots torn: refuse to guess.
+  f = std::fopen((path() + "/commit").c_str(), "r+b");
+  std::fseek(f, 64 + 20, SEEK_SET);
+  std::fputc(0x55, f);
+  std::fclose(f);
+  log.reset();
+  auto bad = TransparencyLog::open(path());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("no valid commit slot"), std::string::npos);
+}
+
 TEST_F(LogTest, SurvivesKill9MidAppendWithoutForking) {
   { auto log = std::move(TransparencyLog::open(path())).value(); }
   for (int round = 0; round < 3; ++round) {
