@@ -276,6 +276,7 @@ Result<void> read_nar_file(const std::string& path, const archive::ReaderOptions
       return malformed(path + ": narinfo URL escapes the cache: '" + info.url + "'");
     }
     nar_path = dirname_of(path) + "/" + info.url;
+    c.art.display_name = basename_of(info.store_path);
     c.art.build_description["narinfo"] = text;
   }
   KMR_ASSIGN_OR_RETURN(auto raw, read_file(nar_path, c.limits.max_member_bytes));

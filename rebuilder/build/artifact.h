@@ -42,6 +42,7 @@ struct ModuleRecord {
 
 struct Artifact {
   std::string file;             // path as given
+  std::string display_name;     // name in reports ("" = file's base name; Nix: store path base name)
   std::string format;           // pkg.tar | deb | rpm | nar
   std::string file_sha256;
   std::map<std::string, MemberDigest> members;

@@ -147,10 +147,21 @@ ModuleRootReport module_root_verdict(const std::vector<const Artifact*>& shipped
   return rep;
 }
 
+namespace {
+
+// Package metadata that records other members' digests and sizes: named only
+// when it differs beyond those (see MemberDigest::stripped_sha256).
+bool is_metadata(const std::string& path) {
+  return path == ".PKGINFO" || path == ".BUILDINFO" || path == ".MTREE" || path == "rpm-header" ||
+         path.rfind("control.tar/", 0) == 0;
+}
+
+}  // namespace
+
 FilesReport files_verdict(const Artifact& shipped, const Artifact& rebuilt) {
   FilesReport rep;
   if (shipped.file_sha256 == rebuilt.file_sha256) return rep;
-  bool modulo_sig = false;
+  bool different = false, modulo_sig = false;
   std::set<std::string> keys;
   for (const auto& [k, v] : shipped.members) keys.insert(k);
   for (const auto& [k, v] : rebuilt.members) keys.insert(k);
@@ -159,23 +170,26 @@ FilesReport files_verdict(const Artifact& shipped, const Artifact& rebuilt) {
     auto r = rebuilt.members.find(k);
     if (s == shipped.members.end() || r == rebuilt.members.end()) {
       rep.differing.push_back(k);
+      different = true;
       continue;
     }
     const auto& a = s->second;
     const auto& b = r->second;
-    if (a.type != b.type || a.mode != b.mode) {
+    if (a.type != b.type || a.mode != b.mode || a.stripped_sha256 != b.stripped_sha256) {
       rep.differing.push_back(k);
+      different = true;
     } else if (a.sha256 != b.sha256) {
-      if (a.stripped_sha256 == b.stripped_sha256) {
-        modulo_sig = true;
-      } else {
+      // Equal once signatures (or, for metadata, recorded digests) are
+      // stripped: named, except metadata.
+      if (!is_metadata(k)) {
         rep.differing.push_back(k);
+        modulo_sig = true;
       }
     }
   }
-  rep.tier = !rep.differing.empty() ? FilesTier::kDifferent
-             : modulo_sig           ? FilesTier::kIdenticalModuloSignatures
-                                    : FilesTier::kContentIdentical;
+  rep.tier = different    ? FilesTier::kDifferent
+             : modulo_sig ? FilesTier::kIdenticalModuloSignatures
+                          : FilesTier::kContentIdentical;
   return rep;
 }
 
@@ -183,7 +197,8 @@ FilesReport files_verdict(const std::vector<const Artifact*>& shipped, const std
   FilesReport rep;
   const bool prefix = shipped.size() > 1;
   for (std::size_t i = 0; i < shipped.size(); ++i) {
-    const std::string name = shipped[i]->file.substr(shipped[i]->file.rfind('/') + 1);
+    const std::string name = shipped[i]->display_name.empty() ? shipped[i]->file.substr(shipped[i]->file.rfind('/') + 1)
+                                                              : shipped[i]->display_name;
     if (i >= rebuilt.size()) {
       rep.tier = FilesTier::kDifferent;
       rep.differing.push_back(name + ": not rebuilt");
