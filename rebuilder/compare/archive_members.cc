@@ -7,6 +7,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "rebuilder/archive/decompress.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 
@@ -15,9 +16,9 @@ namespace kmr::compare {
 namespace {
 
 struct ArchiveDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
+  void operator()(::archive* a) const { archive_read_free(a); }
 };
-using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
+using ArchivePtr = std::unique_ptr<::archive, ArchiveDeleter>;
 
 constexpr std::uint64_t kRatioFloor = 64ull << 20;  // ratio checks start beyond 64 MiB out
 
@@ -35,7 +36,7 @@ ArchivePtr open_archive(Bytes data, bool raw) {
   return a;
 }
 
-std::string err_text(archive* a) {
+std::string err_text(::archive* a) {
   const char* e = archive_error_string(a);
   return e != nullptr ? e : "unknown libarchive error";
 }
@@ -51,7 +52,7 @@ MemberType member_type(archive_entry* e) {
 
 // Reads the data of the current entry: hash, optional retention, caps.
 // Returns false when the whole archive must stop (bomb, fatal error, timeout).
-bool read_member(Context& ctx, archive* a, Member& m, bool retain, std::uint64_t& total_out,
+bool read_member(Context& ctx, ::archive* a, Member& m, bool retain, std::uint64_t& total_out,
                  std::uint64_t compressed_size, std::vector<std::string>& comments) {
   const Limits& lim = ctx.options().limits;
   Sha256 h;
@@ -199,31 +200,27 @@ Result<void> fetch_archive(Context& ctx, Bytes data, const std::string& what, Me
 }
 
 Result<ByteVector> decompress_stream(Context& ctx, Bytes data, const std::string& what) {
-  ArchivePtr a = open_archive(data, true);
-  if (!a) return malformed(what + ": cannot open compressed stream");
-  archive_entry* e = nullptr;
-  if (archive_read_next_header(a.get(), &e) != ARCHIVE_OK) return malformed(what + ": " + err_text(a.get()));
+  archive::Codec codec = archive::detect_codec(data);
+  if (codec == archive::Codec::kNone) return unsupported(what + ": no known compression magic");
   const Limits& lim = ctx.options().limits;
+  archive::DecompressOptions opt;
+  opt.max_output = lim.max_member_bytes;
   ByteVector out;
-  for (;;) {
-    const void* buf = nullptr;
-    size_t len = 0;
-    la_int64_t off = 0;
-    int r = archive_read_data_block(a.get(), &buf, &len, &off);
-    if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) return malformed(what + ": decompression failed after " + std::to_string(out.size()) + " bytes: " + err_text(a.get()));
-    if (out.size() + len > lim.max_member_bytes) {
-      return limit_exceeded(what + ": decompressed size exceeds " + std::to_string(lim.max_member_bytes) +
-                            " bytes; decompression stopped (possible decompression bomb)");
+  auto r = archive::decompress(data, codec, [&](Bytes chunk) -> Result<void> {
+    out.insert(out.end(), chunk.begin(), chunk.end());
+    if (out.size() > kRatioFloor && out.size() / std::max<std::size_t>(data.size(), 1) > lim.max_compression_ratio) {
+      return limit_exceeded("decompression stopped after " + std::to_string(out.size()) + " bytes: ratio exceeds " +
+                            std::to_string(lim.max_compression_ratio) + ":1 (possible decompression bomb)");
     }
-    out.insert(out.end(), static_cast<const std::uint8_t*>(buf), static_cast<const std::uint8_t*>(buf) + len);
-    std::uint64_t in = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_filter_bytes(a.get(), -1), 1));
-    if (out.size() > kRatioFloor && out.size() / in > lim.max_compression_ratio) {
-      return limit_exceeded(what + ": decompression stopped after " + std::to_string(out.size()) +
-                            " bytes: ratio exceeds " + std::to_string(lim.max_compression_ratio) +
-                            ":1 (possible decompression bomb)");
+    if (ctx.timed_out()) return Error(ErrorCode::kTimeout, "timeout during decompression");
+    return ok();
+  }, opt);
+  if (!r) {
+    Error e = std::move(r).error();
+    if (e.code() == ErrorCode::kLimitExceeded && e.message().find("bomb") == std::string::npos) {
+      return limit_exceeded(e.to_string() + "; decompression stopped (possible decompression bomb)").with_context("while decompressing " + what);
     }
-    if (ctx.timed_out()) return Error(ErrorCode::kTimeout, what + ": timeout during decompression");
+    return std::move(e).with_context("while decompressing " + what);
   }
   return out;
 }

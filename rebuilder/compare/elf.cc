@@ -1,10 +1,4 @@
 // ELF, kernel-module and bzImage comparators.
-#include <openssl/asn1.h>
-#include <openssl/bn.h>
-#include <openssl/objects.h>
-#include <openssl/pkcs7.h>
-#include <openssl/x509.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -17,22 +11,26 @@
 #include "rebuilder/compare/archive_members.h"
 #include "rebuilder/compare/elf_view.h"
 #include "rebuilder/compare/formats.h"
+#include "rebuilder/kmod/bzimage.h"
+#include "rebuilder/kmod/elf.h"
+#include "rebuilder/kmod/trailer.h"
+#include "rebuilder/kmod/trailer_format.h"
 
 namespace kmr::compare {
 
 namespace {
 
-constexpr std::string_view kModuleMagic = "~Module signature appended~\n";
+constexpr std::string_view kModuleMagic = kmod::kSignatureMarker;
 constexpr std::uint64_t kMaxDisassembleBytes = 16ull << 20;
 constexpr std::uint64_t kShfExecinstr = 0x4;
 constexpr std::uint64_t kShfStrings = 0x20;
-constexpr std::uint32_t kShtStrtab = 3;
+constexpr std::uint32_t kShtStrtab = kmod::kShtStrtab;
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-bool is_elf(Bytes d) { return d.size() >= 16 && d[0] == 0x7f && d[1] == 'E' && d[2] == 'L' && d[3] == 'F'; }
+bool is_elf(Bytes d) { return kmod::is_elf(d); }
 
 // Removes a temporary file when leaving scope.
 class TempFile {
@@ -72,11 +70,11 @@ Result<std::string> objdump_section(Context& ctx, const std::string& file, const
   return out;
 }
 
-void section_view(Context& ctx, const ElfView& ea, const ElfView& eb, std::size_t ia, std::size_t ib,
+void section_view(Context& ctx, const kmod::ElfFile& ea, const kmod::ElfFile& eb, std::size_t ia, std::size_t ib,
                   DisasmFiles& files, Difference& node) {
-  const auto& sa = ea.sections[ia];
-  Bytes da = ea.section_bytes(ia);
-  Bytes db = eb.section_bytes(ib);
+  const auto& sa = ea.sections()[ia];
+  Bytes da = ea.section_data(sa);
+  Bytes db = eb.section_data(eb.sections()[ib]);
   if (sa.name == ".modinfo") {
     node.kind = "modinfo";
     set_text_diff(ctx, nul_strings_text(da), nul_strings_text(db), node);
@@ -85,8 +83,8 @@ void section_view(Context& ctx, const ElfView& ea, const ElfView& eb, std::size_
   if ((sa.flags & kShfExecinstr) != 0 && ctx.options().use_objdump && have_program("objdump") && !files.failed &&
       da.size() <= kMaxDisassembleBytes && db.size() <= kMaxDisassembleBytes && !ctx.timed_out()) {
     if (!files.a) {
-      auto pa = ctx.write_temp(ea.data, "a.elf");
-      auto pb = ctx.write_temp(eb.data, "b.elf");
+      auto pa = ctx.write_temp(ea.data(), "a.elf");
+      auto pb = ctx.write_temp(eb.data(), "b.elf");
       if (pa) files.a = std::make_unique<TempFile>(ctx, *pa);
       if (pb) files.b = std::make_unique<TempFile>(ctx, *pb);
       files.failed = !pa || !pb;
@@ -115,21 +113,27 @@ void section_view(Context& ctx, const ElfView& ea, const ElfView& eb, std::size_
 }
 
 // Section key: name, with "#k" for the k-th duplicate.
-std::map<std::string, std::size_t> section_keys(const ElfView& e) {
-  std::map<std::string, std::size_t> keys;
+std::vector<std::string> section_keys(const kmod::ElfFile& e) {
+  std::vector<std::string> keys;
   std::map<std::string, int> seen;
-  for (std::size_t i = 1; i < e.sections.size(); ++i) {
-    int k = seen[e.sections[i].name]++;
-    keys[k == 0 ? e.sections[i].name : e.sections[i].name + "#" + std::to_string(k)] = i;
+  for (const auto& s : e.sections()) {
+    int k = seen[s.name]++;
+    keys.push_back(k == 0 ? s.name : s.name + "#" + std::to_string(k));
   }
   return keys;
 }
 
+std::string build_id_hex(const kmod::ElfFile& e) {
+  auto id = e.build_id();
+  if (!id || !*id) return "";
+  return to_hex(Bytes(id->value().data(), id->value().size()));
+}
+
 Result<void> compare_elf_bytes(Context& ctx, Bytes a, Bytes b, Difference& out) {
-  KMR_ASSIGN_OR_RETURN(ElfView ea, parse_elf(a));
-  KMR_ASSIGN_OR_RETURN(ElfView eb, parse_elf(b));
-  std::string ida = elf_build_id(ea);
-  std::string idb = elf_build_id(eb);
+  KMR_ASSIGN_OR_RETURN(auto ea, kmod::ElfFile::parse(a, "first"));
+  KMR_ASSIGN_OR_RETURN(auto eb, kmod::ElfFile::parse(b, "second"));
+  std::string ida = build_id_hex(ea);
+  std::string idb = build_id_hex(eb);
   if (ida != idb) out.comments.push_back("GNU build-id: " + (ida.empty() ? "none" : ida) + " vs " + (idb.empty() ? "none" : idb));
   add_text_view(ctx, out, "file header", "elf-header", elf_file_header_text(ea), elf_file_header_text(eb));
   add_text_view(ctx, out, "program headers", "elf-program-headers", elf_program_headers_text(ea), elf_program_headers_text(eb));
@@ -140,19 +144,20 @@ Result<void> compare_elf_bytes(Context& ctx, Bytes a, Bytes b, Difference& out) 
   // Per section: hash both sides, describe only the differing ones.
   auto ka = section_keys(ea);
   auto kb = section_keys(eb);
+  std::map<std::string, std::size_t> index_b;
+  for (std::size_t j = 0; j < kb.size(); ++j) index_b[kb[j]] = j;
+  std::map<std::string, std::size_t> index_a;
+  for (std::size_t i = 0; i < ka.size(); ++i) index_a[ka[i]] = i;
   DisasmFiles files;
-  for (std::size_t i = 1; i < ea.sections.size(); ++i) {
-    std::string key;
-    for (const auto& [k, idx] : ka) {
-      if (idx == i) key = k;
-    }
-    const auto& sa = ea.sections[i];
-    auto it = kb.find(key);
+  for (std::size_t i = 1; i < ea.sections().size(); ++i) {
+    const std::string& key = ka[i];
+    const auto& sa = ea.sections()[i];
+    auto it = index_b.find(key);
     Difference node;
     node.source1 = "section " + key;
     node.source2 = node.source1;
     node.kind = "elf-section";
-    if (it == kb.end()) {
+    if (it == index_b.end()) {
       node.status = Status::kRemoved;
       node.source2 = "/dev/null";
       node.size1 = sa.size;
@@ -160,25 +165,21 @@ Result<void> compare_elf_bytes(Context& ctx, Bytes a, Bytes b, Difference& out) 
       out.details.push_back(std::move(node));
       continue;
     }
-    const auto& sb = eb.sections[it->second];
-    if (sa.type == kShtNobits && sb.type == kShtNobits) {
+    const auto& sb = eb.sections()[it->second];
+    if (sa.type == kmod::kShtNobits && sb.type == kmod::kShtNobits) {
       if (sa.size != sb.size) {
         node.comments.push_back("NOBITS size " + std::to_string(sa.size) + " vs " + std::to_string(sb.size));
         out.details.push_back(std::move(node));
       }
       continue;
     }
-    Bytes da = ea.section_bytes(i);
-    Bytes db = eb.section_bytes(it->second);
-    if (da.size() == db.size() && (da.empty() || std::memcmp(da.data(), db.data(), da.size()) == 0)) {
-      if (sa.in_file && sb.in_file) continue;
-    }
+    Bytes da = ea.section_data(sa);
+    Bytes db = eb.section_data(sb);
+    if (da.size() == db.size() && (da.empty() || std::memcmp(da.data(), db.data(), da.size()) == 0)) continue;
     node.size1 = da.size();
     node.size2 = db.size();
     node.sha256_1 = to_hex(sha256(da));
     node.sha256_2 = to_hex(sha256(db));
-    if (!sa.in_file) node.comments.push_back("first: section is outside the file");
-    if (!sb.in_file) node.comments.push_back("second: section is outside the file");
     if (ctx.timed_out()) {
       node.comments.push_back(kTimeoutComment);
     } else {
@@ -186,14 +187,14 @@ Result<void> compare_elf_bytes(Context& ctx, Bytes a, Bytes b, Difference& out) 
     }
     if (!node.empty()) out.details.push_back(std::move(node));
   }
-  for (const auto& [k, idx] : kb) {
-    if (ka.count(k) == 0) {
+  for (std::size_t j = 1; j < kb.size(); ++j) {
+    if (index_a.count(kb[j]) == 0) {
       Difference node;
       node.source1 = "/dev/null";
-      node.source2 = "section " + k;
+      node.source2 = "section " + kb[j];
       node.kind = "elf-section";
       node.status = Status::kAdded;
-      node.size2 = eb.sections[idx].size;
+      node.size2 = eb.sections()[j].size;
       node.comments.push_back("Section only in second");
       out.details.push_back(std::move(node));
     }
@@ -224,86 +225,38 @@ Result<void> compare_elf_bytes(Context& ctx, Bytes a, Bytes b, Difference& out) 
 // ---- module trailer ----
 
 struct Trailer {
-  std::string kind = "none";  // none, pkcs7, merkle, unknown
+  std::string kind = "none";
   std::size_t content_len = 0;
   std::string text;
 };
 
-std::string pkcs7_signer(Bytes sig) {
-  const unsigned char* p = sig.data();
-  PKCS7* p7 = d2i_PKCS7(nullptr, &p, static_cast<long>(sig.size()));
-  if (p7 == nullptr) return "signer: <unparseable PKCS#7>\n";
-  std::string s;
-  STACK_OF(PKCS7_SIGNER_INFO)* infos = PKCS7_type_is_signed(p7) ? PKCS7_get_signer_info(p7) : nullptr;
-  int n = infos != nullptr ? sk_PKCS7_SIGNER_INFO_num(infos) : 0;
-  for (int i = 0; i < n; ++i) {
-    PKCS7_SIGNER_INFO* si = sk_PKCS7_SIGNER_INFO_value(infos, i);
-    if (si == nullptr || si->issuer_and_serial == nullptr) continue;
-    char name[512];
-    X509_NAME_oneline(si->issuer_and_serial->issuer, name, sizeof name);
-    s += std::string("signer: ") + name + "\n";
-    BIGNUM* bn = ASN1_INTEGER_to_BN(si->issuer_and_serial->serial, nullptr);
-    if (bn != nullptr) {
-      char* hex = BN_bn2hex(bn);
-      s += std::string("key id (serial): ") + hex + "\n";
-      OPENSSL_free(hex);
-      BN_free(bn);
-    }
-    X509_ALGOR* dig = nullptr;
-    PKCS7_SIGNER_INFO_get0_algs(si, nullptr, &dig, nullptr);
-    if (dig != nullptr) s += std::string("digest: ") + OBJ_nid2sn(OBJ_obj2nid(dig->algorithm)) + "\n";
-  }
-  PKCS7_free(p7);
-  if (s.empty()) s = "signer: <none>\n";
-  return s;
-}
-
-Trailer parse_trailer(Bytes d) {
+// The trailer as text lines, parsed by //rebuilder/kmod:trailer.
+Trailer describe_trailer(Bytes d) {
   Trailer t;
   t.content_len = d.size();
-  if (d.size() < kModuleMagic.size() + 12 ||
-      std::memcmp(d.data() + d.size() - kModuleMagic.size(), kModuleMagic.data(), kModuleMagic.size()) != 0) {
-    t.text = "trailer: none\n";
+  auto parsed = kmod::parse_trailer(d, "module");
+  if (!parsed) {
+    t.kind = "unparseable";
+    t.text = "trailer: unparseable (" + parsed.error().to_string() + ")\n";
     return t;
   }
-  std::size_t info_at = d.size() - kModuleMagic.size() - 12;
-  ByteReader r(d.subspan(info_at, 12), "module signature info");
-  std::uint8_t algo = r.u8();
-  std::uint8_t hash = r.u8();
-  std::uint8_t id_type = r.u8();
-  std::uint8_t signer_len = r.u8();
-  std::uint8_t key_id_len = r.u8();
-  r.skip(3);
-  std::uint32_t sig_len = r.u32be();
-  if (sig_len > info_at) {
-    t.kind = "unknown";
-    t.text = "trailer: malformed (signature length " + std::to_string(sig_len) + " exceeds the module)\n";
-    return t;
+  const auto& p = *parsed;
+  t.kind = std::string(kmod::trailer_kind_name(p.kind));
+  t.content_len = static_cast<std::size_t>(p.content_length);
+  t.text = "trailer: " + t.kind + "\n";
+  if (p.kind == kmod::TrailerKind::kNone) return t;
+  t.text += "signature info: algo " + std::to_string(p.sig.algo) + " hash " + std::to_string(p.sig.hash) + " id_type " +
+            std::to_string(p.sig.id_type) + " sig_len " + std::to_string(p.sig.sig_len) + "\n";
+  if (p.pkcs7) {
+    t.text += "signer: " + p.pkcs7->signer + "\nkey id: " + p.pkcs7->key_id + "\ndigest: " + p.pkcs7->digest + "\n";
   }
-  t.content_len = info_at - sig_len;
-  Bytes sig = d.subspan(t.content_len, sig_len);
-  t.text = "signature info: algo " + std::to_string(algo) + " hash " + std::to_string(hash) + " id_type " +
-           std::to_string(id_type) + " signer_len " + std::to_string(signer_len) + " key_id_len " +
-           std::to_string(key_id_len) + " sig_len " + std::to_string(sig_len) + "\n";
-  if (id_type == 2) {
-    t.kind = "pkcs7";
-    t.text = "trailer: PKCS#7 signature\n" + t.text + pkcs7_signer(sig) + "signature sha256: " + sha256_hex(sig) + "\n";
-  } else if (id_type == 3) {
-    t.kind = "merkle";
-    t.text = "trailer: Merkle proof\n" + t.text;
-    if (sig_len < 4 || (sig_len - 4) % 32 != 0) {
-      t.text += "proof: malformed length\n";
-    } else {
-      ByteReader pr(sig, "merkle proof");
-      t.text += "position: " + std::to_string(pr.u32be()) + "\n";
-      std::size_t levels = (sig_len - 4) / 32;
-      t.text += "levels: " + std::to_string(levels) + "\n";
-      for (std::size_t i = 0; i < levels; ++i) t.text += "sibling[" + std::to_string(i) + "]: " + to_hex(pr.bytes(32)) + "\n";
+  if (p.proof) {
+    t.text += "position: " + std::to_string(p.proof->pos) + "\nlevels: " + std::to_string(p.proof->siblings.size()) + "\n";
+    for (std::size_t i = 0; i < p.proof->siblings.size(); ++i) {
+      t.text += "sibling[" + std::to_string(i) + "]: " + to_hex(Bytes(p.proof->siblings[i].data(), 32)) + "\n";
     }
-  } else {
-    t.kind = "unknown";
-    t.text = "trailer: unknown id_type\n" + t.text + "signature sha256: " + sha256_hex(sig) + "\n";
   }
+  t.text += "signature sha256: " + sha256_hex(p.blob) + "\n";
   return t;
 }
 
@@ -319,25 +272,17 @@ struct BzImage {
 
 BzImage parse_bzimage(Bytes d) {
   BzImage z;
-  ByteReader r(d, "bzImage");
-  r.seek(0x1f1);
-  std::uint32_t setup_sects = r.u8();
-  if (setup_sects == 0) setup_sects = 4;
-  r.seek(0x206);
-  std::uint16_t version = r.u16le();
-  r.seek(0x248);
-  std::uint32_t poff = r.u32le();
-  std::uint32_t plen = r.u32le();
-  z.text = "boot protocol: " + std::to_string(version >> 8) + "." + std::to_string(version & 0xff) + "\n";
-  z.text += "setup sectors: " + std::to_string(setup_sects) + "\n";
-  std::uint64_t pm = (std::uint64_t{setup_sects} + 1) * 512;
-  if (r.ok() && range_fits(pm + poff, plen, d.size())) {
-    z.payload_off = static_cast<std::size_t>(pm + poff);
-    z.payload_len = plen;
+  auto h = kmod::parse_bzimage_header(d, "bzImage");
+  if (h) {
+    z.text = "boot protocol: " + std::to_string(h->protocol_version >> 8) + "." +
+             std::to_string(h->protocol_version & 0xff) + "\n";
+    z.text += "setup sectors: " + std::to_string(h->setup_sects) + "\n";
+    z.payload_off = static_cast<std::size_t>(h->payload_start);
+    z.payload_len = h->payload_length;
     z.have_payload = true;
-    z.text += "payload: " + std::to_string(plen) + " bytes at offset " + std::to_string(z.payload_off) + "\n";
+    z.text += "payload: " + std::to_string(h->payload_length) + " bytes at offset " + std::to_string(h->payload_start) + "\n";
   } else {
-    z.text += "payload: out of range\n";
+    z.text = "setup header: " + h.error().to_string() + "\n";
   }
   z.stripped.assign(d.begin(), d.end());
   // PE/COFF (EFI stub): Authenticode certificate table = data directory 4.
@@ -380,9 +325,7 @@ bool recognize_module(Bytes d, std::string_view name) {
          std::memcmp(d.data() + d.size() - kModuleMagic.size(), kModuleMagic.data(), kModuleMagic.size()) == 0;
 }
 
-bool recognize_bzimage(Bytes d, std::string_view) {
-  return d.size() > 0x250 && std::memcmp(d.data() + 0x202, "HdrS", 4) == 0;
-}
+bool recognize_bzimage(Bytes d, std::string_view) { return kmod::is_bzimage(d); }
 
 Result<void> compare_elf(Context& ctx, const Input& a, const Input& b, int, Difference& out) {
   return compare_elf_bytes(ctx, a.bytes(), b.bytes(), out);
@@ -391,8 +334,8 @@ Result<void> compare_elf(Context& ctx, const Input& a, const Input& b, int, Diff
 Result<void> compare_module(Context& ctx, const Input& a, const Input& b, int, Difference& out) {
   Bytes da = a.bytes();
   Bytes db = b.bytes();
-  Trailer ta = parse_trailer(da);
-  Trailer tb = parse_trailer(db);
+  Trailer ta = describe_trailer(da);
+  Trailer tb = describe_trailer(db);
   add_text_view(ctx, out, "module signature trailer", "module-trailer", ta.text, tb.text);
   Bytes ca = da.subspan(0, ta.content_len);
   Bytes cb = db.subspan(0, tb.content_len);
@@ -413,13 +356,12 @@ Result<void> compare_bzimage(Context& ctx, const Input& a, const Input& b, int d
     return ok();
   }
   if (za.have_payload && zb.have_payload) {
-    Bytes pa = a.bytes().subspan(za.payload_off, za.payload_len);
-    Bytes pb = b.bytes().subspan(zb.payload_off, zb.payload_len);
-    auto xa = decompress_stream(ctx, pa, a.name + " payload");
-    auto xb = decompress_stream(ctx, pb, b.name + " payload");
+    const std::uint64_t cap = ctx.options().limits.max_member_bytes;
+    auto xa = kmod::extract_bzimage_payload(a.bytes(), a.name, cap);
+    auto xb = kmod::extract_bzimage_payload(b.bytes(), b.name, cap);
     if (xa && xb) {
-      Input ia{"vmlinux (decompressed payload)", blob_from_vector(std::move(*xa)), {}, {}};
-      Input ib{"vmlinux (decompressed payload)", blob_from_vector(std::move(*xb)), {}, {}};
+      Input ia{"vmlinux (decompressed payload)", blob_from_vector(std::move(xa->vmlinux)), {}, {}};
+      Input ib{"vmlinux (decompressed payload)", blob_from_vector(std::move(xb->vmlinux)), {}, {}};
       auto child = compare_inputs(ctx, ia, ib, depth + 1);
       if (child) {
         out.details.push_back(std::move(*child));
