@@ -56,6 +56,7 @@ std::string_view entry_type_name(EntryType type) {
 
 Result<ByteVector> MemberStream::read_all(std::uint64_t max_bytes) {
   ByteVector out;
+  out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(size_hint(), max_bytes)));
   for (;;) {
     KMR_ASSIGN_OR_RETURN(Bytes b, next());
     if (b.empty()) break;
@@ -331,6 +332,7 @@ class LaMemberStream : public MemberStream {
  public:
   LaMemberStream(Session& s, ArchiveStats& stats, std::string path, std::uint64_t declared)
       : s_(s), stats_(stats), path_(std::move(path)), declared_(declared) {}
+  std::uint64_t size_hint() const override { return declared_; }
 
   Result<Bytes> next() override {
     if (done_) return Bytes();

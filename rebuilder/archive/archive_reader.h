@@ -74,6 +74,8 @@ class MemberStream : public InputStream {
   Result<Bytes> next() override = 0;
   // Reads the whole member into memory, refusing more than max_bytes.
   Result<ByteVector> read_all(std::uint64_t max_bytes);
+  // Expected content size when known (0 otherwise); only a hint.
+  virtual std::uint64_t size_hint() const { return 0; }
 };
 
 using Visitor = std::function<Result<void>(const Entry&, MemberStream&)>;

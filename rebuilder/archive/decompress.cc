@@ -64,6 +64,8 @@ constexpr std::array<std::uint8_t, 4> kLz4LegacyMagic = {0x02, 0x21, 0x4c, 0x18}
 constexpr std::uint32_t kLz4LegacyMagicValue = 0x184c2102;
 constexpr std::size_t kLz4LegacyBlock = 8 << 20;
 constexpr std::size_t kOutChunk = 256 << 10;
+// Decoder memory (dictionary) limit: the kernel's xz uses 32 MiB, lzma -9 64 MiB.
+constexpr std::uint64_t kLzmaMemLimit = 256ull << 20;
 
 }  // namespace
 
@@ -295,6 +297,10 @@ class LzmaDecoder final : public Base {
       s_.next_out = out_.data();
       s_.avail_out = out_.size();
       const lzma_ret r = lzma_code(&s_, LZMA_RUN);
+      if (r == LZMA_MEMLIMIT_ERROR) {
+        return limit_exceeded(std::string(name()) + ": stream needs more than " + std::to_string(kLzmaMemLimit >> 20) +
+                              " MiB of decoder memory");
+      }
       if (r != LZMA_OK && r != LZMA_STREAM_END && r != LZMA_BUF_ERROR) {
         return malformed(std::string(name()) + ": corrupt data (liblzma error " + std::to_string(static_cast<int>(r)) + ")");
       }
@@ -313,7 +319,7 @@ class LzmaDecoder final : public Base {
 
  private:
   bool init() {
-    const lzma_ret r = xz_ ? lzma_stream_decoder(&s_, UINT64_MAX, 0) : lzma_alone_decoder(&s_, UINT64_MAX);
+    const lzma_ret r = xz_ ? lzma_stream_decoder(&s_, kLzmaMemLimit, 0) : lzma_alone_decoder(&s_, kLzmaMemLimit);
     return r == LZMA_OK;
   }
   bool xz_;

@@ -168,6 +168,16 @@ TEST(DecompressTest, GarbageAndEmpty) {
   EXPECT_EQ(capped.error().message(), "decompressed size exceeds 3 bytes");
 }
 
+TEST(DecompressTest, LzmaDictionaryMemoryLimit) {
+  // .lzma header claiming a 4 GiB dictionary (found by the fuzzer: OOM).
+  ByteVector hdr = {0x5d, 0xff, 0xff, 0xff, 0xff};
+  hdr.resize(64, 0xff);
+  auto r = run_chunked(hdr, Codec::kLzma, 1 << 30, {});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), ErrorCode::kLimitExceeded);
+  EXPECT_EQ(r.error().message(), "lzma: stream needs more than 256 MiB of decoder memory");
+}
+
 TEST(DecompressTest, NamesAndSuffixes) {
   for (auto name : {"gzip", "bzip2", "xz", "lzma", "lz4", "zstd", "none"}) {
     auto c = codec_from_name(name);

@@ -157,6 +157,7 @@ class Puller {
 class NarContent : public MemberStream {
  public:
   NarContent(Puller& p, std::uint64_t size) : p_(p), left_(size) {}
+  std::uint64_t size_hint() const override { return left_; }
   Result<Bytes> next() override {
     if (left_ == 0) return Bytes();
     KMR_ASSIGN_OR_RETURN(Bytes b, p_.some(std::min<std::uint64_t>(left_, 1 << 20)));

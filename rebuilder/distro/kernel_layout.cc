@@ -102,6 +102,7 @@ struct LayoutCollector::Impl {
   std::future<ImageInfo> image_job;
   std::future<ImageInfo> vmlinux_job;
   std::vector<std::string> errors;
+  ByteVector scratch;
 };
 
 LayoutCollector::LayoutCollector() : impl_(std::make_unique<Impl>()) {}
@@ -184,12 +185,22 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
     ModuleInfo mod;
     mod.path = p;
     mod.compression = comp;
-    auto raw = s.read_all(kMaxModuleBytes);
-    if (!raw) return Error(raw.error().code(), what + ": " + p + ": " + raw.error().message());
+    // One reused buffer: no allocation or page faults per module.
+    ByteVector& raw = impl_->scratch;
+    raw.clear();
+    for (;;) {
+      auto b = s.next();
+      if (!b) return Error(b.error().code(), what + ": " + p + ": " + b.error().message());
+      if (b->empty()) break;
+      if (raw.size() + b->size() > kMaxModuleBytes) {
+        return limit_exceeded(what + ": " + p + ": module larger than " + std::to_string(kMaxModuleBytes) + " bytes");
+      }
+      raw.insert(raw.end(), b->begin(), b->end());
+    }
     ByteVector plain;
-    Bytes bytes = *raw;
+    Bytes bytes = raw;
     if (comp != "none") {
-      auto d = archive::decompress_all(*raw, kMaxModuleBytes);
+      auto d = archive::decompress_all(raw, kMaxModuleBytes);
       if (!d) return Error(d.error().code(), what + ": " + p + ": " + d.error().message());
       plain = std::move(*d);
       bytes = plain;
