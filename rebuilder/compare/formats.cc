@@ -162,7 +162,8 @@ bool recognize_zstd(Bytes d, std::string_view) { return starts_with(d, "\x28\xb5
 bool recognize_bzip2(Bytes d, std::string_view) { return starts_with(d, "BZh") && d.size() > 3 && d[3] >= '1' && d[3] <= '9'; }
 bool recognize_lz4(Bytes d, std::string_view) { return starts_with(d, "\x04\x22\x4d\x18"); }
 
-std::string stem(const std::string& name) {
+std::string stem(const std::string& path) {
+  std::string name = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
   static const std::pair<std::string_view, std::string_view> kExt[] = {
       {".tgz", ".tar"}, {".tbz2", ".tar"}, {".txz", ".tar"}, {".gz", ""}, {".xz", ""},
       {".zst", ""}, {".zstd", ""}, {".bz2", ""}, {".lz4", ""}};
