@@ -10,6 +10,7 @@
 #include "rebuilder/archive/deb.h"
 #include "rebuilder/archive/deb822.h"
 #include "rebuilder/archive/rpm.h"
+#include "rebuilder/archive/rpmmd.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
@@ -173,6 +174,66 @@ TEST_F(RealRpm, HostileHeaders) {
   v = b;
   v[0] = 0;
   EXPECT_EQ(err(v), "k.rpm: not an RPM (bad lead magic)");
+}
+
+TEST_F(RealRpm, RpmMdRepositoryFromCreaterepo) {
+  if (!have_program("createrepo_c")) GTEST_SKIP() << "createrepo_c not installed";
+  sh("mkdir -p " + d_ + "/repo/x86_64 && cp " + rpm_ + " " + d_ + "/repo/x86_64/ && createrepo_c -q " + d_ + "/repo");
+  auto repomd = read_text_file(d_ + "/repo/repodata/repomd.xml", 1 << 20);
+  ASSERT_TRUE(repomd);
+  auto data = parse_repomd(*repomd, "repomd.xml");
+  ASSERT_TRUE(data) << data.error().to_string();
+  const RepoMdData* primary = nullptr;
+  for (const auto& d : *data) {
+    if (d.type == "primary") primary = &d;
+  }
+  ASSERT_NE(primary, nullptr);
+  auto gz = read_file(d_ + "/repo/" + primary->location, 64 << 20);
+  ASSERT_TRUE(gz);
+  EXPECT_TRUE(check_digest(as_string_view(*gz), primary->checksum_type, primary->checksum, primary->location));
+  auto xml = decompress_bytes(*gz, 64 << 20, primary->location);
+  ASSERT_TRUE(xml) << xml.error().to_string();
+  EXPECT_TRUE(check_digest(as_string_view(*xml), primary->checksum_type, primary->open_checksum, "primary.xml"));
+  auto pkgs = parse_primary(as_string_view(*xml), "primary.xml");
+  ASSERT_TRUE(pkgs) << pkgs.error().to_string();
+  ASSERT_EQ(pkgs->size(), 1u);
+  const RpmMdPackage& p = (*pkgs)[0];
+  EXPECT_EQ(p.name, "kernel-test");
+  EXPECT_EQ(p.version, "6.1.2");
+  EXPECT_EQ(p.release, "3.1");
+  EXPECT_EQ(p.buildhost, "buildhost");
+  EXPECT_EQ(p.location, "x86_64/kernel-test-6.1.2-3.1.x86_64.rpm");
+  auto rpm = read_file(rpm_, 64 << 20);
+  ASSERT_TRUE(rpm);
+  EXPECT_TRUE(check_digest(as_string_view(*rpm), p.checksum_type, p.checksum, p.location));
+  // A package whose bytes changed no longer matches the index.
+  (*rpm)[rpm->size() / 2] ^= 1;
+  auto bad = check_digest(as_string_view(*rpm), p.checksum_type, p.checksum, p.location);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), ErrorCode::kVerificationFailed);
+  EXPECT_EQ(bad.error().message(), p.location + ": sha256 " + sha256_hex(*rpm) + " does not match the index (" +
+                                       p.checksum + ")");
+}
+
+TEST(RpmMd, HostileXml) {
+  auto err = [](std::string_view x) {
+    auto r = parse_repomd(x, "repomd.xml");
+    return r ? std::string("no error") : r.error().message();
+  };
+  EXPECT_EQ(err("<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"b\">]><repomd/>"),
+            "repomd.xml: XML: DOCTYPE and declarations are not allowed at offset 21");
+  EXPECT_EQ(err("<repomd><data></repomd>"), "repomd.xml: XML: end tag </repomd> does not match at offset 23");
+  EXPECT_EQ(err("<repomd>&xxe;</repomd>"), "repomd.xml: XML: unknown entity '&xxe;' at offset 8");
+  EXPECT_EQ(err("<repomd><data type=\"primary\"><location href=\"../../etc/passwd\"/></data></repomd>"),
+            "repomd.xml: <data type=\"primary\"> has a bad location '../../etc/passwd'");
+  EXPECT_EQ(err("<metadata/>"), "repomd.xml: root element is <metadata>, not <repomd>");
+  EXPECT_EQ(err("<repomd>"), "repomd.xml: XML: unterminated element <repomd> at offset 8");
+  std::string deep;
+  for (int i = 0; i < 70; ++i) deep += "<a>";
+  EXPECT_EQ(parse_primary("<metadata>" + deep, "p").error().message(), "p: XML: nesting deeper than 64 at offset 202");
+  auto ok_entities = parse_repomd("<repomd><data type=\"a&amp;b&#x41;\"><location href=\"x\"/></data></repomd>", "r");
+  ASSERT_TRUE(ok_entities);
+  EXPECT_EQ((*ok_entities)[0].type, "a&bA");
 }
 
 TEST(Deb822, ParsesAndRejects) {
