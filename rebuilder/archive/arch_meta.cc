@@ -274,3 +274,25 @@ Result<std::vector<MtreeEntry>> parse_mtree(std::string_view text, const std::st
 }
 
 }  // namespace kmr::archive
+
+namespace kmr::archive {
+
+Result<std::vector<RepoPackage>> read_repo_db(InputStream& in, const ReaderOptions& options) {
+  std::vector<RepoPackage> out;
+  ReaderOptions o = options;
+  o.format = Format::kTar;
+  KMR_TRY(read_archive(in, o, [&](const Entry& e, MemberStream& s) -> Result<void> {
+    if (e.type != EntryType::kFile) return ok();
+    const std::size_t slash = e.path.find('/');
+    if (slash == std::string::npos || e.path.substr(slash + 1) != "desc") return ok();
+    KMR_ASSIGN_OR_RETURN(ByteVector b, s.read_all(16 << 20));
+    const std::string where = options.name + ": " + e.path;
+    KMR_ASSIGN_OR_RETURN(DescFile d, parse_desc(as_string_view(b), where));
+    KMR_ASSIGN_OR_RETURN(RepoPackage p, repo_package_from_desc(d, where));
+    out.push_back(std::move(p));
+    return ok();
+  }));
+  return out;
+}
+
+}  // namespace kmr::archive

@@ -59,3 +59,10 @@ struct MtreeEntry {
 Result<std::vector<MtreeEntry>> parse_mtree(std::string_view text, const std::string& name);
 
 }  // namespace kmr::archive
+
+namespace kmr::archive {
+class InputStream;
+struct ReaderOptions;
+// Reads an Arch repository database (<repo>.db: tar.gz of <name>-<ver>/desc).
+Result<std::vector<RepoPackage>> read_repo_db(InputStream& in, const ReaderOptions& options);
+}  // namespace kmr::archive

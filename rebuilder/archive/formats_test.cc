@@ -296,6 +296,60 @@ TEST(Deb822, Buildinfo) {
   EXPECT_EQ(parse_deb_buildinfo("Source: x\n", "x.buildinfo").error().message(), "x.buildinfo: missing Format");
 }
 
+TEST(ArchMeta, RepoAddDatabase) {
+  if (!have_program("repo-add") || !have_program("bsdtar")) GTEST_SKIP() << "repo-add/bsdtar not installed";
+  const std::string d = tmpdir("arch");
+  sh("mkdir -p " + d + "/p/usr/lib/modules/6.18.0-t && printf IMG > " + d + "/p/usr/lib/modules/6.18.0-t/vmlinuz && "
+     "printf 'pkgname = linux-t\\npkgbase = linux-t\\npkgver = 6.18.0-1\\npkgdesc = t\\nbuilddate = 1767225600\\n"
+     "packager = K <k@x>\\nsize = 3\\narch = x86_64\\n' > " + d + "/p/.PKGINFO && "
+     "cd " + d + "/p && bsdtar --zstd -cf ../linux-t-6.18.0-1-x86_64.pkg.tar.zst .PKGINFO usr && cd .. && "
+     "repo-add -q t.db.tar.gz linux-t-6.18.0-1-x86_64.pkg.tar.zst >/dev/null 2>&1");
+  auto fs = FileStream::open(d + "/t.db.tar.gz");
+  ASSERT_TRUE(fs);
+  ReaderOptions o;
+  o.name = "t.db";
+  auto pkgs = read_repo_db(**fs, o);
+  ASSERT_TRUE(pkgs) << pkgs.error().to_string();
+  ASSERT_EQ(pkgs->size(), 1u);
+  const RepoPackage& p = (*pkgs)[0];
+  EXPECT_EQ(p.name, "linux-t");
+  EXPECT_EQ(p.version, "6.18.0-1");
+  EXPECT_EQ(p.filename, "linux-t-6.18.0-1-x86_64.pkg.tar.zst");
+  EXPECT_EQ(p.builddate, 1767225600);
+  auto file = read_file(d + "/" + p.filename, 1 << 20);
+  ASSERT_TRUE(file);
+  EXPECT_EQ(p.sha256, sha256_hex(*file));
+  EXPECT_EQ(p.csize, file->size());
+}
+
+TEST(Deb, AptFtparchiveReleaseChain) {
+  if (!have_program("dpkg-deb") || !have_program("apt-ftparchive")) GTEST_SKIP() << "dpkg-deb/apt-ftparchive missing";
+  const std::string d = tmpdir("apt");
+  sh("mkdir -p " + d + "/root/DEBIAN " + d + "/pool && printf 'Package: k\\nVersion: 1\\nArchitecture: amd64\\n"
+     "Maintainer: K <k@x>\\nDescription: t\\n' > " + d + "/root/DEBIAN/control && "
+     "dpkg-deb --root-owner-group --build " + d + "/root " + d + "/pool/k_1_amd64.deb >/dev/null && cd " + d +
+     " && mkdir -p dists/s/main/binary-amd64 && apt-ftparchive packages pool > dists/s/main/binary-amd64/Packages && "
+     "apt-ftparchive release dists/s > dists/s/Release");
+  auto release_text = read_text_file(d + "/dists/s/Release", 1 << 20);
+  auto packages_text = read_text_file(d + "/dists/s/main/binary-amd64/Packages", 1 << 20);
+  ASSERT_TRUE(release_text && packages_text);
+  auto release = parse_deb822(*release_text, "Release");
+  ASSERT_TRUE(release) << release.error().to_string();
+  auto files = release_sha256((*release)[0], "Release");
+  ASSERT_TRUE(files) << files.error().to_string();
+  EXPECT_TRUE(check_release_entry(*files, "main/binary-amd64/Packages", *packages_text));
+  auto tampered = check_release_entry(*files, "main/binary-amd64/Packages", *packages_text + "X: y\n");
+  ASSERT_FALSE(tampered);
+  EXPECT_EQ(tampered.error().code(), ErrorCode::kVerificationFailed);
+  auto packages = parse_deb822(*packages_text, "Packages");
+  ASSERT_TRUE(packages);
+  ASSERT_EQ(packages->size(), 1u);
+  auto deb = read_file(d + "/pool/k_1_amd64.deb", 1 << 20);
+  ASSERT_TRUE(deb);
+  EXPECT_EQ((*packages)[0].get_or("SHA256"), sha256_hex(*deb));
+  EXPECT_EQ((*packages)[0].get_or("Filename"), "pool/k_1_amd64.deb");
+}
+
 constexpr const char* kBuildinfoV2 =
     "format = 2\npkgname = linux\npkgbase = linux\npkgver = 6.18.5.arch1-1\npkgarch = x86_64\n"
     "pkgbuild_sha256sum = 0000000000000000000000000000000000000000000000000000000000000000\n"
