@@ -318,12 +318,25 @@ HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Q
     if (!s) return with_route(store_err(s.error()), "/api/v1/stats");
     return with_route(json_ok(*s), "/api/v1/stats");
   }
-  if (path == "/api/v1/keys") {
-    if (!attestor_) return with_route(json_error(404, "not_found", "attestations disabled"), "/api/v1/keys");
+  if (attestor_ && (path == "/api/v1/keys" || path == "/checkpoint" || starts("/api/v1/log/") || starts("/tile/"))) {
+    std::string_view t = req.target;
+    auto qpos = t.find('?');
+    std::string_view qs = qpos == std::string_view::npos ? std::string_view() : t.substr(qpos + 1);
+    attest::HttpResponse a = attestor_->service().handle(req.method, path, qs);
     HttpResponse r;
-    r.body = attestor_->keys_json();
-    r.headers.emplace_back("Cache-Control", "public, max-age=300");
-    return with_route(r, "/api/v1/keys");
+    r.status = a.status;
+    r.content_type = a.content_type;
+    if (!a.cache_control.empty()) r.headers.emplace_back("Cache-Control", a.cache_control);
+    if (!a.etag.empty()) {
+      r.headers.emplace_back("ETag", a.etag);
+      if (a.status == 200 && etag_matches(req, a.etag)) {
+        r.status = 304;
+        a.body.clear();
+      }
+    }
+    r.body = std::move(a.body);
+    const char* route = path == "/api/v1/keys" ? "/api/v1/keys" : starts("/tile/") ? "/tile" : "/api/v1/log";
+    return with_route(r, route);
   }
   constexpr std::string_view kAtt = "/api/v1/attestations/";
   if (starts(kAtt)) {

@@ -41,6 +41,8 @@ class Api {
       Clock clock = nullptr);
 
   HttpResponse handle(const HttpRequest& req);
+  // Counts a request the HTTP layer refused before it reached handle() (431, 413, 400).
+  void handle_rejected(int status) { metrics_.request("rejected", status); }
   // Body limit for a request, known from its header only (checked before reading the body).
   std::uint64_t body_limit(std::string_view method, std::string_view target) const;
 

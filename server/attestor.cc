@@ -2,17 +2,30 @@
 
 #include <sys/stat.h>
 
+#include <ctime>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
-#include "attest/dsse.h"
+#include "attest/note.h"
 #include "attest/statement.h"
 #include "rebuilder/base/sha256.h"
 
 namespace kmr::server {
 
 using nlohmann::json;
+
+std::string log_origin(const std::string& verifier_id) {
+  std::string o = verifier_id;
+  auto p = o.find("://");
+  if (p != std::string::npos) o = o.substr(p + 3);
+  while (!o.empty() && o.back() == '/') o.pop_back();
+  std::string clean;
+  for (char c : o)
+    if (c != ' ' && c != '+' && static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f) clean += c;
+  if (clean.empty() || !attest::is_valid_key_name(clean)) clean = "kmr.invalid/rebuilder";
+  return clean;
+}
 
 Result<std::unique_ptr<Attestor>> Attestor::open(const std::string& state_dir, const std::string& key_path,
                                                  std::string verifier_id, std::string public_base) {
@@ -38,24 +51,28 @@ Result<std::unique_ptr<Attestor>> Attestor::open(const std::string& state_dir, c
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     nb = buf;
   }
-  std::unique_ptr<Attestor> a(new Attestor(std::move(key), std::move(verifier_id), nb));
-  a->keyid_ = a->key_.keyid();
+  std::unique_ptr<Attestor> a(new Attestor());
+  a->key_ = std::make_unique<attest::Ed25519Key>(std::move(key));
+  a->keyid_ = a->key_->keyid();
+  a->verifier_id_ = std::move(verifier_id);
   a->public_base_ = std::move(public_base);
+  std::filesystem::create_directories(state_dir + "/log", ec);
+  KMR_ASSIGN_OR_RETURN(a->log_, attest::TransparencyLog::open(state_dir + "/log"));
+  std::string origin = log_origin(a->verifier_id_);
+  attest::KeySet ks;
+  attest::PublishedKey pk;
+  pk.keyid = a->keyid_;
+  pk.public_pem = a->key_->public_pem();
+  pk.vkey = attest::make_vkey(origin, *a->key_);
+  pk.not_before = nb;
+  pk.current = true;
+  ks.add(pk);
+  a->service_ = std::make_unique<attest::AttestationService>(*a->log_, *a->key_, origin, std::move(ks));
   return a;
 }
 
-std::string Attestor::keys_json() const {
-  attest::KeySet ks;
-  attest::PublishedKey pk;
-  pk.keyid = keyid_;
-  pk.public_pem = key_.public_pem();
-  pk.not_before = not_before_;
-  pk.current = true;
-  ks.add(pk);
-  return ks.to_json();
-}
-
 Result<int> Attestor::attest_rebuild(Store& store, std::int64_t rebuild_id, std::int64_t now) {
+  std::lock_guard lock(mu_);
   KMR_ASSIGN_OR_RETURN(auto b, store.build(rebuild_id));
   if (!b) return not_found("build " + std::to_string(rebuild_id));
   const json& build = *b;
@@ -65,6 +82,8 @@ Result<int> Attestor::attest_rebuild(Store& store, std::int64_t rebuild_id, std:
   if (!build["module_root"].is_string()) return 0;
   int written = 0;
   for (const json& art : build["artifacts"]) {
+    KMR_ASSIGN_OR_RETURN(bool done, store.attested(rebuild_id, art["sha256"]));
+    if (done) continue;
     attest::StatementInput in;
     in.subjects.push_back({art["filename"], art["sha256"]});
     in.verifier_id = verifier_id_;
@@ -75,19 +94,13 @@ Result<int> Attestor::attest_rebuild(Store& store, std::int64_t rebuild_id, std:
     if (build["shipped_root"].is_string()) in.shipped_root = build["shipped_root"];
     if (build["rebuilt_root"].is_string()) in.rebuilt_root = build["rebuilt_root"];
     std::string env = build["environment"].dump();
-    in.build_environment_sha256 =
-        sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(env.data()), env.size()));
+    in.build_environment_sha256 = sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(env.data()), env.size()));
     if (art["rebuilt_sha256"].is_string()) in.rebuilt_artifacts.push_back({art["filename"], art["rebuilt_sha256"]});
-    in.own_keyid = keyid_;
-    auto stmt = attest::make_statement(in);
-    if (!stmt) return std::move(stmt).error().with_context("while attesting build " + std::to_string(rebuild_id));
-    const std::string& payload = *stmt;
-    KMR_ASSIGN_OR_RETURN(
-        std::string env_json,
-        attest::sign_envelope(attest::kInTotoPayloadType,
-                              Bytes(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()), {&key_}));
-    KMR_ASSIGN_OR_RETURN(std::string hex, store.blobs().put(env_json));
-    KMR_TRY(store.add_attestation_for_sha(hex, art["sha256"], rebuild_id, std::nullopt, now));
+    auto pub = service_->attest(in);
+    if (!pub) return std::move(pub).error().with_context("while attesting build " + std::to_string(rebuild_id));
+    KMR_ASSIGN_OR_RETURN(std::string hex, store.blobs().put(pub->envelope));
+    KMR_TRY(store.add_attestation_for_sha(hex, art["sha256"], rebuild_id,
+                                          static_cast<std::int64_t>(pub->log_index), now));
     ++written;
   }
   return written;

@@ -167,7 +167,7 @@ Result<std::int64_t> Store::import_artifacts(std::int64_t repo_id, const std::st
       "ON CONFLICT(repository_id, name, version, arch) DO UPDATE SET name = excluded.name RETURNING id"));
   KMR_ASSIGN_OR_RETURN(auto bi_find, writer_->prepare("SELECT id FROM build_inputs WHERE repository_id = ? AND set_key = ?"));
   KMR_ASSIGN_OR_RETURN(auto bi_ins, writer_->prepare(
-      "INSERT INTO build_inputs(repository_id, set_key, distro, resource_class, created_at) VALUES (?, ?, ?, ?, ?)"));
+      "INSERT INTO build_inputs(repository_id, set_key, distro, resource_class, created_at, sources) VALUES (?, ?, ?, ?, ?, ?)"));
   KMR_ASSIGN_OR_RETURN(auto job_ins, writer_->prepare(
       "INSERT INTO jobs(build_input_id, resource_class, created_at, updated_at) VALUES (?, ?, ?, ?) "
       "ON CONFLICT(build_input_id) DO NOTHING"));
@@ -192,7 +192,7 @@ Result<std::int64_t> Store::import_artifacts(std::int64_t repo_id, const std::st
       bi_id = bi_find.i64(0);
     } else {
       bi_ins.reset();
-      bi_ins.bind(1, repo_id).bind(2, a.set_key).bind(3, distro).bind(4, a.resource_class).bind(5, now);
+      bi_ins.bind(1, repo_id).bind(2, a.set_key).bind(3, distro).bind(4, a.resource_class).bind(5, now).bind(6, a.sources);
       KMR_TRY(bi_ins.run());
       bi_id = writer_->last_insert_id();
       job_ins.reset();
@@ -286,7 +286,7 @@ Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t 
   upd.bind(1, worker.id).bind(2, token).bind(3, now + policy.lease_seconds).bind(4, now).bind(5, job_id);
   KMR_TRY(upd.run());
   KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
-      "SELECT a.filename, a.url, a.sha256, p.name, p.version, p.arch, b.distro, b.set_key FROM artifacts a "
+      "SELECT a.filename, a.url, a.sha256, p.name, p.version, p.arch, b.distro, b.set_key, b.sources FROM artifacts a "
       "JOIN packages p ON p.id = a.package_id JOIN build_inputs b ON b.id = a.build_input_id "
       "WHERE a.build_input_id = ? ORDER BY a.id"));
   arts.bind(1, bi);
@@ -297,6 +297,7 @@ Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t 
     if (!row) break;
     job["distro"] = arts.text(6);
     job["set"] = arts.text(7);
+    job["sources"] = opt(arts.opt_text(8));
     job["artifacts"].push_back({{"filename", arts.text(0)}, {"url", arts.text(1)}, {"sha256", arts.text(2)},
                                 {"name", arts.text(3)}, {"version", arts.text(4)}, {"arch", arts.text(5)}});
   }
@@ -795,6 +796,27 @@ Result<bool> Store::attestation_exists(const std::string& sha256) {
   KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT 1 FROM attestations WHERE sha256 = ?"));
   s.bind(1, sha256);
   return s.step();
+}
+
+Result<bool> Store::attested(std::int64_t rebuild_id, const std::string& artifact_sha256) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT 1 FROM attestations t JOIN artifacts a ON a.id = t.artifact_id WHERE t.rebuild_id = ? AND a.sha256 = ?"));
+  s.bind(1, rebuild_id).bind(2, artifact_sha256);
+  return s.step();
+}
+
+Result<std::vector<std::int64_t>> Store::unattested_rebuilds() {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT DISTINCT v.rebuild_id FROM verdicts v WHERE v.module_root IS NOT NULL AND NOT EXISTS "
+      "(SELECT 1 FROM attestations t WHERE t.rebuild_id = v.rebuild_id AND t.artifact_id = v.artifact_id) "
+      "ORDER BY v.rebuild_id"));
+  std::vector<std::int64_t> out;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(s.i64(0));
+  }
+  return out;
 }
 
 Result<json> Store::metrics_counts() {

@@ -34,6 +34,7 @@ struct ImportArtifact {
   std::string filename, url, sha256;
   std::optional<std::int64_t> size;
   std::string resource_class = "default";
+  std::optional<std::string> sources;  // URL of the set's sources (fixtures), handed to the worker
 };
 
 struct Worker {
@@ -135,6 +136,10 @@ class Store {
   Result<nlohmann::json> workers(bool admin, std::int64_t now, std::int64_t online_window);
   Result<nlohmann::json> stats(std::int64_t now);
   Result<bool> attestation_exists(const std::string& sha256);
+  Result<bool> attested(std::int64_t rebuild_id, const std::string& artifact_sha256);
+  // Latest rebuilds (current verdicts) with a module_root verdict but no attestation
+  // (e.g. kmrd was killed between storing the verdict and signing).
+  Result<std::vector<std::int64_t>> unattested_rebuilds();
   // Counts for /metrics: jobs by state, workers, queued.
   Result<nlohmann::json> metrics_counts();
 

@@ -26,6 +26,7 @@ CREATE TABLE build_inputs (
   set_key TEXT NOT NULL,
   distro TEXT NOT NULL,
   resource_class TEXT NOT NULL DEFAULT 'default',
+  sources TEXT,                  -- where the worker finds sources (URL), if not the distro default
   created_at INTEGER NOT NULL,
   UNIQUE (repository_id, set_key)
 );

@@ -1,0 +1,271 @@
+#include "server/http_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace kmr::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+
+struct HttpServer::Impl {
+  Api& api;
+  HttpConfig cfg;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::unique_ptr<ssl::context> tls;
+  std::atomic<bool> stopping{false};
+  std::atomic<int> in_flight{0};
+  net::signal_set signals{ioc, SIGTERM, SIGINT};
+  net::steady_timer drain{ioc};
+  std::chrono::steady_clock::time_point stop_deadline;
+
+  Impl(Api& a, HttpConfig c) : api(a), cfg(std::move(c)) {}
+
+  void begin_shutdown() {
+    if (stopping.exchange(true)) return;
+    beast::error_code ec;
+    acceptor.close(ec);
+    stop_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.shutdown_grace_ms);
+    poll_drain();
+  }
+  void poll_drain() {
+    if (in_flight.load() == 0 || std::chrono::steady_clock::now() >= stop_deadline) {
+      ioc.stop();
+      return;
+    }
+    drain.expires_after(20ms);
+    drain.async_wait([this](beast::error_code) { poll_drain(); });
+  }
+};
+
+namespace {
+
+template <class Body>
+void apply(http::response<Body>& out, const HttpResponse& r) {
+  out.set(http::field::server, "kmrd");
+  out.set(http::field::content_type, r.content_type);
+  for (const auto& [k, v] : r.headers) out.insert(k, v);
+}
+
+http::response<http::string_body> to_beast(const HttpResponse& r, unsigned version, bool keep_alive) {
+  http::response<http::string_body> out{static_cast<http::status>(r.status), version};
+  apply(out, r);
+  out.body() = r.body;
+  out.keep_alive(keep_alive);
+  out.prepare_payload();
+  return out;
+}
+
+template <class Stream>
+net::awaitable<void> send_error(Stream& stream, HttpServer::Impl& s, int status, std::string_view code,
+                                std::string_view msg) {
+  HttpResponse r = json_error(status, code, msg);
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("Content-Security-Policy", "default-src 'self'");
+  s.api.handle_rejected(status);
+  auto out = to_beast(r, 11, false);
+  beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
+  beast::error_code ec;
+  co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
+}
+
+template <class Stream>
+net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remote) {
+  beast::flat_buffer buffer;
+  bool first = true;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(s.cfg.max_header_bytes);
+    // The route's limit is applied once the target is known (below).
+    parser.body_limit(std::max<std::uint64_t>(s.cfg.max_json_body, s.cfg.max_report_body));
+    auto& lowest = beast::get_lowest_layer(stream);
+    lowest.expires_after(std::chrono::milliseconds(first ? s.cfg.read_timeout_ms : s.cfg.idle_timeout_ms));
+    first = false;
+    beast::error_code ec;
+    co_await http::async_read_header(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    if (ec == http::error::header_limit) {
+      co_await send_error(stream, s, 431, "header_too_large", "request headers exceed the limit");
+      co_return;
+    }
+    if (ec == http::error::body_limit) {
+      co_await send_error(stream, s, 413, "body_too_large", "request body exceeds the limit");
+      co_return;
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset)
+      co_return;
+    if (ec) {
+      co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request: " + ec.message());
+      co_return;
+    }
+    auto& h = parser.get();
+    std::string method(h.method_string());
+    std::string target(h.target());
+    std::uint64_t limit = s.api.body_limit(method, target);
+    auto len = parser.content_length();
+    if (len && *len > limit) {
+      co_await send_error(stream, s, 413, "body_too_large", "request body exceeds the limit for this route");
+      co_return;
+    }
+    parser.body_limit(limit);
+    if (!parser.is_done()) {
+      if (beast::iequals(h[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> cont{http::status::continue_, 11};
+        lowest.expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
+        co_await http::async_write(stream, cont, net::redirect_error(net::use_awaitable, ec));
+        if (ec) co_return;
+      }
+      lowest.expires_after(std::chrono::milliseconds(s.cfg.read_timeout_ms));
+      co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      if (ec == http::error::body_limit) {
+        co_await send_error(stream, s, 413, "body_too_large", "request body exceeds the limit for this route");
+        co_return;
+      }
+      if (ec == beast::error::timeout || ec == net::error::eof || ec == http::error::end_of_stream ||
+          ec == net::error::connection_reset || ec == net::error::operation_aborted)
+        co_return;
+      if (ec) {
+        co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request body: " + ec.message());
+        co_return;
+      }
+    }
+    auto req_msg = parser.release();
+    HttpRequest req;
+    req.method = std::move(method);
+    req.target = std::move(target);
+    req.remote = remote;
+    req.headers.reserve(8);
+    for (const auto& f : req_msg) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    req.body = std::move(req_msg.body());
+    s.in_flight.fetch_add(1);
+    HttpResponse res = s.api.handle(req);
+    bool keep = req_msg.keep_alive() && !res.close && !s.stopping.load();
+    auto out = to_beast(res, req_msg.version(), keep);
+    lowest.expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
+    co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
+    s.in_flight.fetch_sub(1);
+    if (ec || !keep) co_return;
+  }
+}
+
+void log_exception(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::warn("http session ended with exception: {}", ex.what());
+  }
+}
+
+net::awaitable<void> plain_session(tcp::socket socket, HttpServer::Impl& s) {
+  beast::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  std::string remote = ec ? "" : ep.address().to_string();
+  beast::tcp_stream stream(std::move(socket));
+  co_await serve(stream, s, remote);
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+net::awaitable<void> tls_session(tcp::socket socket, HttpServer::Impl& s) {
+  beast::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  std::string remote = ec ? "" : ep.address().to_string();
+  beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *s.tls);
+  beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(s.cfg.read_timeout_ms));
+  co_await stream.async_handshake(ssl::stream_base::server, net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return;
+  co_await serve(stream, s, remote);
+  beast::get_lowest_layer(stream).expires_after(1s);
+  co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
+}
+
+net::awaitable<void> accept_loop(HttpServer::Impl& s) {
+  for (;;) {
+    beast::error_code ec;
+    tcp::socket socket = co_await s.acceptor.async_accept(net::make_strand(s.ioc),
+                                                          net::redirect_error(net::use_awaitable, ec));
+    if (ec) {
+      if (s.stopping.load() || ec == net::error::operation_aborted) co_return;
+      spdlog::warn("accept: {}", ec.message());
+      continue;
+    }
+    auto ex = socket.get_executor();
+    if (s.tls) net::co_spawn(ex, tls_session(std::move(socket), s), log_exception);
+    else net::co_spawn(ex, plain_session(std::move(socket), s), log_exception);
+  }
+}
+
+}  // namespace
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::~HttpServer() = default;
+
+Result<std::unique_ptr<HttpServer>> HttpServer::create(Api& api, const HttpConfig& config) {
+  auto impl = std::make_unique<Impl>(api, config);
+  KMR_ASSIGN_OR_RETURN(auto hp, split_listen(config.listen));
+  beast::error_code ec;
+  auto addr = net::ip::make_address(hp.first, ec);
+  if (ec) return malformed("listen address \"" + hp.first + "\": " + ec.message());
+  tcp::endpoint ep(addr, hp.second);
+  impl->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(ep, ec);
+  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return io_error("cannot listen on " + config.listen + ": " + ec.message());
+  if (!config.tls_cert.empty()) {
+    impl->tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+    impl->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    impl->tls->use_certificate_chain_file(config.tls_cert, ec);
+    if (ec) return io_error("TLS certificate " + config.tls_cert + ": " + ec.message());
+    impl->tls->use_private_key_file(config.tls_key, ssl::context::pem, ec);
+    if (ec) return io_error("TLS key " + config.tls_key + ": " + ec.message());
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+std::uint16_t HttpServer::port() const {
+  beast::error_code ec;
+  return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void HttpServer::run(const std::function<void()>& on_signal) {
+  Impl& s = *impl_;
+  s.signals.async_wait([&s, on_signal](beast::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down (grace {} ms)", sig, s.cfg.shutdown_grace_ms);
+    if (on_signal) on_signal();
+    s.begin_shutdown();
+  });
+  net::co_spawn(s.ioc, accept_loop(s), log_exception);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < s.cfg.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
+  s.ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void HttpServer::stop() {
+  net::post(impl_->ioc, [this] { impl_->begin_shutdown(); });
+}
+
+}  // namespace kmr::server

@@ -1,0 +1,448 @@
+// kmrd: the rebuilder daemon (sync, queue, worker API, REST API v1, web UI,
+// attestations). `kmrd --demo` runs everything on one machine against the
+// fixture repositories.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/subprocess.h"
+#include "rebuilder/base/version.h"
+#include "server/api.h"
+#include "server/attestor.h"
+#include "server/config.h"
+#include "server/http_server.h"
+#include "server/store.h"
+#include "server/sync.h"
+
+namespace kmr::server {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr const char* kUsage =
+    "Usage: kmrd --config FILE [--check-config]\n"
+    "       kmrd --demo [--listen 127.0.0.1:PORT] [--state DIR]\n\n"
+    "The kmr rebuilder daemon: follows distro repositories, hands rebuild jobs to\n"
+    "kmr-worker processes, stores verdicts, signs attestations into a transparency log\n"
+    "and serves REST API v1 (/api/v1/...), the web UI (/), /metrics and /healthz.\n\n"
+    "  --config FILE     JSON configuration (see deploy/kmrd.example.json)\n"
+    "  --check-config    validate the configuration and exit (0 valid, 2 invalid)\n"
+    "  --demo            local demo: state in --state (default ./kmr-demo-state), builds the\n"
+    "                    four fixture repositories if missing, syncs them, spawns a kmr-worker,\n"
+    "                    rebuilds and verifies every artifact, keeps serving\n"
+    "  --listen H:P      override the listen address (demo default 127.0.0.1:8080; port 0 = any)\n"
+    "  --state DIR       override the state directory\n"
+    "  --web DIR         serve the web UI from DIR (default: web/ in runfiles or the cwd)\n"
+    "  --port-file FILE  write the bound port to FILE once listening (tests)\n"
+    "  --version, --help\n";
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string random_hex(int bytes) {
+  std::vector<unsigned char> b(static_cast<std::size_t>(bytes));
+  RAND_bytes(b.data(), bytes);
+  return to_hex(Bytes(b.data(), b.size()));
+}
+
+fs::path self_dir() {
+  std::error_code ec;
+  return fs::canonical("/proc/self/exe", ec).parent_path();
+}
+
+std::string find_web_dir(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  std::error_code ec;
+  std::vector<fs::path> cands;
+  if (const char* e = std::getenv("KMR_WEB_DIR")) cands.emplace_back(e);
+  if (const char* w = std::getenv("BUILD_WORKSPACE_DIRECTORY")) cands.emplace_back(fs::path(w) / "web");
+  cands.push_back(self_dir() / "kmrd.runfiles/kmr/web");
+  cands.push_back(fs::current_path(ec) / "web");
+  cands.push_back(self_dir() / "../share/kmr/web");
+  for (const auto& c : cands)
+    if (fs::exists(c / "index.html", ec)) return c.string();
+  return "";
+}
+
+std::string find_source_file(const std::string& rel) {
+  std::error_code ec;
+  std::vector<fs::path> roots;
+  if (const char* e = std::getenv("KMR_SOURCE_DIR")) roots.emplace_back(e);
+  if (const char* w = std::getenv("BUILD_WORKSPACE_DIRECTORY")) roots.emplace_back(w);
+  for (fs::path p = fs::current_path(ec); !p.empty(); p = p.parent_path()) {
+    roots.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  roots.push_back(self_dir() / "kmrd.runfiles/kmr");
+  for (const auto& r : roots)
+    if (fs::exists(r / rel, ec)) return (r / rel).string();
+  return "";
+}
+
+void setup_logging(const Config& c) {
+  if (c.log_format == "json")
+    spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"kmrd","pid":%P,"msg":"%v"})",
+                        spdlog::pattern_time_type::utc);
+  else
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l kmrd %v");
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
+}
+
+struct Daemon {
+  Config cfg;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Attestor> attestor;
+  Metrics metrics;
+  std::unique_ptr<Api> api;
+  std::unique_ptr<HttpServer> http;
+  std::atomic<bool> stopping{false};
+  std::mutex repos_mu;
+  std::vector<pid_t> children;
+  std::mutex children_mu;
+
+  void sync_all() {
+    std::vector<RepositoryConfig> repos;
+    {
+      std::lock_guard lock(repos_mu);
+      repos = cfg.repositories;
+    }
+    for (const auto& rc : repos) {
+      auto n = sync_repository(*store, rc, unix_now(), 60s);
+      metrics.sync(rc.name, n.has_value());
+      if (n) {
+        if (*n) spdlog::info("sync {}: {} new job(s)", rc.name, *n);
+      } else {
+        spdlog::warn("sync {}: {}", rc.name, n.error().to_string());
+      }
+    }
+  }
+
+  void background() {
+    std::int64_t last_sync = 0, last_stats = 0;
+    while (!stopping) {
+      std::int64_t now = unix_now();
+      if (now - last_sync >= cfg.sync_interval_seconds) {
+        last_sync = now;
+        sync_all();
+      }
+      auto r = store->reap_expired(now);
+      if (r && *r) spdlog::info("requeued {} job(s) with expired leases", *r);
+      if (now - last_stats >= 60) {
+        last_stats = now;
+        (void)store->snapshot_stats(now);
+      }
+      for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(100ms);
+    }
+  }
+
+  pid_t spawn(const std::vector<std::string>& argv) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);
+      std::vector<char*> a;
+      for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+      a.push_back(nullptr);
+      execv(a[0], a.data());
+      _exit(127);
+    }
+    if (pid > 0) {
+      std::lock_guard lock(children_mu);
+      children.push_back(pid);
+    }
+    return pid;
+  }
+
+  void stop_children() {
+    std::lock_guard lock(children_mu);
+    for (pid_t p : children) kill(-p, SIGTERM);
+  }
+  void reap_children() {
+    std::lock_guard lock(children_mu);
+    for (pid_t p : children) {
+      for (int i = 0; i < 100; ++i) {
+        if (waitpid(p, nullptr, WNOHANG) != 0) break;
+        std::this_thread::sleep_for(50ms);
+      }
+      kill(-p, SIGKILL);
+      waitpid(p, nullptr, WNOHANG);
+    }
+  }
+};
+
+// Demo: fixtures, repositories, one spawned kmr-worker, a summary when done.
+void run_demo(Daemon& d, std::uint16_t port) {
+  std::string state = d.cfg.state_dir;
+  std::string base = "http://127.0.0.1:" + std::to_string(port);
+  std::string fixtures = state + "/fixtures";
+  std::error_code ec;
+  if (!fs::exists(fixtures + "/manifest.json", ec)) {
+    std::string script = find_source_file("tests/fixtures/repos/build-repos.sh");
+    if (script.empty()) {
+      spdlog::error("demo: tests/fixtures/repos/build-repos.sh not found (run from the source tree or set KMR_SOURCE_DIR)");
+      return;
+    }
+    std::printf("kmrd demo: building the four fixture repositories into %s (first run only, a few minutes)...\n",
+                fixtures.c_str());
+    std::fflush(stdout);
+    SubprocessOptions o;
+    o.timeout = std::chrono::hours(2);
+    o.merge_stderr = true;
+    auto r = run_subprocess({"bash", script, fixtures}, o);
+    if (!r || !r->success()) {
+      spdlog::error("demo: build-repos.sh failed: {}", r ? r->describe() + "\n" + r->out.substr(r->out.size() > 4000 ? r->out.size() - 4000 : 0) : r.error().to_string());
+      return;
+    }
+  }
+  auto manifest_text = read_text_file(fixtures + "/manifest.json", 64 << 20);
+  if (!manifest_text) {
+    spdlog::error("demo: {}", manifest_text.error().to_string());
+    return;
+  }
+  json manifest = json::parse(*manifest_text, nullptr, false);
+  std::vector<std::string> distros;
+  std::string example;
+  if (manifest.is_object() && manifest["artifacts"].is_array())
+    for (const json& a : manifest["artifacts"]) {
+      std::string dist = a.value("distro", "");
+      if (!dist.empty() && std::find(distros.begin(), distros.end(), dist) == distros.end()) distros.push_back(dist);
+      if (example.empty() && a.value("variant", "") == "pristine") example = a.value("sha256", "");
+    }
+  {
+    std::lock_guard lock(d.repos_mu);
+    for (const auto& dist : distros) {
+      RepositoryConfig rc;
+      rc.name = dist + "-fixtures";
+      rc.distro = dist;
+      rc.url = "file://" + fixtures + "/manifest.json";
+      rc.format = "fixtures-manifest";
+      d.cfg.repositories.push_back(rc);
+    }
+  }
+  d.sync_all();
+  // One kmr-worker process next to kmrd.
+  std::string worker_bin = (self_dir() / "kmr-worker").string();
+  if (!fs::exists(worker_bin, ec)) {
+    spdlog::error("demo: {} not found; start a worker yourself", worker_bin);
+  } else {
+    std::string key = state + "/worker.pem";
+    std::string pub;
+    if (!fs::exists(key, ec)) {
+      auto r = run_subprocess({worker_bin, "--gen-key", key});
+      if (r && r->success()) pub = r->out.substr(0, 64);
+    } else {
+      auto k = attest::Ed25519Key::load(key);
+      if (k) pub = to_hex(k->raw_public());
+    }
+    if (pub.size() == 64 && d.store->register_worker("demo-worker", pub, {"default"}, unix_now())) {
+      d.spawn({worker_bin, "--server", base, "--key", key, "--name", "demo-worker", "--work-dir", state + "/work",
+               "--idle-seconds", "2"});
+    } else {
+      spdlog::error("demo: cannot create the worker key {}", key);
+    }
+  }
+  std::printf("\nkmrd demo: serving %s  (web UI: %s/ ; admin token in %s/admin-token)\n", base.c_str(), base.c_str(),
+              state.c_str());
+  if (!example.empty())
+    std::printf("  try:  curl -s %s/api/v1/artifacts/sha256/%s\n", base.c_str(), example.c_str());
+  std::printf("  rebuilding %zu fixture artifact(s) of %zu distro(s); progress: curl -s %s/api/v1/stats\n\n",
+              manifest.is_object() && manifest["artifacts"].is_array() ? manifest["artifacts"].size() : 0,
+              distros.size(), base.c_str());
+  std::fflush(stdout);
+  // Summary once the queue drains.
+  while (!d.stopping) {
+    auto c = d.store->metrics_counts();
+    if (c && (*c)["jobs"].value("queued", 0) == 0 && (*c)["jobs"].value("running", 0) == 0 &&
+        (*c)["jobs"].value("done", 0) > 0) {
+      auto s = d.store->stats(unix_now());
+      std::printf("kmrd demo: all jobs done.\n");
+      if (s)
+        for (const json& x : (*s)["distros"])
+          std::printf("  %-8s %3lld artifacts: %lld reproducible, %lld not reproducible, %lld failed\n",
+                      x.value("distro", "").c_str(), static_cast<long long>(x.value("total", 0)),
+                      static_cast<long long>(x.value("reproducible", 0)),
+                      static_cast<long long>(x.value("not_reproducible", 0)), static_cast<long long>(x.value("failed", 0)));
+      std::printf("kmrd demo: still serving %s (Ctrl-C to stop)\n", base.c_str());
+      std::fflush(stdout);
+      (void)d.store->snapshot_stats(unix_now());
+      return;
+    }
+    for (int i = 0; i < 20 && !d.stopping; ++i) std::this_thread::sleep_for(100ms);
+  }
+}
+
+int main_impl(int argc, char** argv) {
+  std::string config_file, listen, state, web, port_file;
+  bool check = false, demo = false;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "kmrd: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return args[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::printf("kmrd %s\n", kVersion);
+      return 0;
+    } else if (a == "--config") config_file = val();
+    else if (a == "--check-config") check = true;
+    else if (a == "--demo") demo = true;
+    else if (a == "--listen") listen = val();
+    else if (a == "--state") state = val();
+    else if (a == "--web") web = val();
+    else if (a == "--port-file") port_file = val();
+    else {
+      std::fprintf(stderr, "kmrd: unknown argument %s (see --help)\n", a.c_str());
+      return 2;
+    }
+  }
+  Daemon d;
+  if (!config_file.empty()) {
+    auto c = load_config(config_file);
+    if (!c) {
+      std::fprintf(stderr, "kmrd: %s\n", c.error().to_string().c_str());
+      return 2;
+    }
+    d.cfg = std::move(c).value();
+  } else if (!demo) {
+    std::fprintf(stderr, "kmrd: --config FILE or --demo is required (see --help)\n");
+    return 2;
+  }
+  if (demo) {
+    if (config_file.empty()) {
+      d.cfg.state_dir = "kmr-demo-state";
+      d.cfg.queue.lease_seconds = 300;
+      d.cfg.queue.heartbeat_seconds = 10;
+      d.cfg.queue.retry_backoff_seconds = 5;
+      d.cfg.queue.max_build_attempts = 1;
+      d.cfg.queue.max_repro_attempts = 1;
+      d.cfg.sync_interval_seconds = 3600;
+      d.cfg.verifier_id = "https://kmr-demo.invalid/rebuilder";
+    }
+  }
+  if (!listen.empty()) d.cfg.http.listen = listen;
+  if (!state.empty()) d.cfg.state_dir = state;
+  if (!web.empty()) d.cfg.web_dir = web;
+  if (auto l = split_listen(d.cfg.http.listen); !l) {
+    std::fprintf(stderr, "kmrd: %s\n", l.error().to_string().c_str());
+    return 2;
+  }
+  if (check) {
+    std::printf("kmrd: configuration OK: listen %s, state %s, %zu repositories, %zu preregistered workers\n",
+                d.cfg.http.listen.c_str(), d.cfg.state_dir.c_str(), d.cfg.repositories.size(), d.cfg.workers.size());
+    return 0;
+  }
+  setup_logging(d.cfg);
+  std::error_code ec;
+  fs::create_directories(d.cfg.state_dir, ec);
+  d.cfg.state_dir = fs::absolute(d.cfg.state_dir, ec).string();
+  if (demo && d.cfg.admin_token.empty()) {
+    std::string tok_file = d.cfg.state_dir + "/admin-token";
+    auto t = read_text_file(tok_file, 4096);
+    if (t && t->size() >= 32) d.cfg.admin_token = t->substr(0, t->find('\n'));
+    else {
+      d.cfg.admin_token = random_hex(16);
+      std::string line = d.cfg.admin_token + "\n";
+      (void)write_file_atomic(tok_file, Bytes(reinterpret_cast<const std::uint8_t*>(line.data()), line.size()), 0600);
+    }
+  }
+  auto store = Store::open(d.cfg.state_dir);
+  if (!store) {
+    spdlog::error("{}", store.error().to_string());
+    return 2;
+  }
+  d.store = std::move(store).value();
+  for (const auto& w : d.cfg.workers) {
+    auto r = d.store->register_worker(w.name, w.public_key, w.resource_classes, unix_now());
+    if (!r) {
+      spdlog::error("worker {}: {}", w.name, r.error().to_string());
+      return 2;
+    }
+  }
+  auto hp = split_listen(d.cfg.http.listen).value();
+  std::string scheme = d.cfg.http.tls_cert.empty() ? "http" : "https";
+  auto att = Attestor::open(d.cfg.state_dir, d.cfg.signing_key, d.cfg.verifier_id,
+                            scheme + "://" + hp.first + ":" + std::to_string(hp.second));
+  if (!att) {
+    spdlog::error("attestations: {}", att.error().to_string());
+    return 2;
+  }
+  d.attestor = std::move(att).value();
+  // Verdicts stored before a crash but not yet signed.
+  if (auto pending = d.store->unattested_rebuilds(); pending)
+    for (std::int64_t id : *pending) (void)d.attestor->attest_rebuild(*d.store, id, unix_now());
+  std::string web_dir = find_web_dir(d.cfg.web_dir);
+  StaticFiles files = StaticFiles::load(web_dir);
+  if (files.size() == 0) spdlog::warn("web UI not found (looked for web/index.html); API only");
+  d.api = std::make_unique<Api>(*d.store, d.cfg, d.metrics, d.attestor.get(), std::move(files));
+  d.api->on_report = [&d](const ReportOutcome& o, const Report& r) {
+    d.metrics.verification(static_cast<double>(r.duration_ms.value_or(0)) / 1000.0,
+                           r.status != "verified" ? r.status : o.reproducible ? "reproducible" : "not-reproducible");
+    auto a = d.attestor->attest_rebuild(*d.store, o.rebuild_id, unix_now());
+    if (!a) spdlog::warn("attestation for build {}: {}", o.rebuild_id, a.error().to_string());
+    (void)d.store->snapshot_stats(unix_now());
+    spdlog::info("build {} stored: {} {} {} -> job {}", o.rebuild_id, r.status, r.files.value_or("-"),
+                 r.module_root.value_or("-"), o.job_state);
+  };
+  auto http = HttpServer::create(*d.api, d.cfg.http);
+  if (!http) {
+    spdlog::error("{}", http.error().to_string());
+    return 2;
+  }
+  d.http = std::move(http).value();
+  std::uint16_t port = d.http->port();
+  spdlog::info("kmrd {} listening on {}://{}:{} (state {}, web {})", kVersion, scheme, hp.first, port,
+               d.cfg.state_dir, web_dir.empty() ? "-" : web_dir);
+  if (!port_file.empty()) {
+    std::string p = std::to_string(port) + "\n";
+    (void)write_file_atomic(port_file, Bytes(reinterpret_cast<const std::uint8_t*>(p.data()), p.size()));
+  }
+  std::thread bg([&d] { d.background(); });
+  std::thread demo_thread;
+  if (demo) demo_thread = std::thread([&d, port] { run_demo(d, port); });
+  d.http->run([&d] {
+    d.stopping = true;
+    d.stop_children();
+  });
+  d.stopping = true;
+  d.stop_children();
+  bg.join();
+  if (demo_thread.joinable()) demo_thread.join();
+  d.reap_children();
+  spdlog::info("kmrd stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace kmr::server
+
+int main(int argc, char** argv) {
+  try {
+    return kmr::server::main_impl(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kmrd: fatal: %s\n", e.what());
+    return 2;
+  }
+}

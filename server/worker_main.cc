@@ -1,0 +1,448 @@
+// kmr-worker: pulls rebuild jobs from kmrd over signed HTTP, runs the rebuild
+// engine (`kmr rebuild --json`, a subprocess so an engine crash cannot take the
+// worker down), heartbeats while it runs, and reports the verdict, log and
+// rebuilt artifact hashes.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "attest/keys.h"
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+#include "rebuilder/base/subprocess.h"
+#include "rebuilder/base/version.h"
+#include "server/auth.h"
+#include "server/http_client.h"
+
+namespace kmr::server {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr const char* kUsage =
+    "Usage: kmr-worker --config FILE\n"
+    "       kmr-worker --server URL --key KEY.pem [options]\n"
+    "       kmr-worker --gen-key KEY.pem\n\n"
+    "Pulls rebuild jobs from kmrd, runs `kmr rebuild --json` for each, reports the verdict.\n"
+    "Every request is signed with the worker's Ed25519 key (register its public key with\n"
+    "POST /api/v1/admin/workers or the \"workers\" list of kmrd's config).\n\n"
+    "  --config FILE          JSON: {\"server\",\"key\",\"name\",\"resource_classes\",\"work_dir\",\n"
+    "                         \"rebuild_command\",\"idle_seconds\",\"error_backoff_seconds\",\n"
+    "                         \"rebuild_timeout_seconds\",\"max_log_bytes\",\"exit_when_idle\"}\n"
+    "  --server URL           kmrd base URL (http://host:port)\n"
+    "  --key FILE             the worker's private key (PEM, mode 0600)\n"
+    "  --gen-key FILE         create a key, print its public key (hex) and exit\n"
+    "  --work-dir DIR         downloads and engine work (default /var/tmp/kmr-worker)\n"
+    "  --rebuild-command CMD  engine command line (default: kmr rebuild; --json and the\n"
+    "                         package files are appended)\n"
+    "  --resource-class C     claim only jobs of this class (repeatable; default: all registered)\n"
+    "  --idle-seconds N       wait between polls when the queue is empty (default 10)\n"
+    "  --exit-when-idle       exit 0 when no job is available\n"
+    "  --version, --help\n";
+
+struct WorkerConfig {
+  std::string server, key, name, work_dir = "/var/tmp/kmr-worker";
+  std::vector<std::string> rebuild_command;
+  std::vector<std::string> resource_classes;
+  double idle_seconds = 10, error_backoff_seconds = 5;
+  std::int64_t rebuild_timeout_seconds = 4 * 3600;
+  std::uint64_t max_log_bytes = 8 << 20;
+  bool exit_when_idle = false;
+};
+
+std::atomic<bool> g_stop{false};
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::vector<std::string> split_words(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ' ') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+std::vector<std::string> default_engine(const char* argv0) {
+  if (const char* e = std::getenv("KMR_BIN"); e && *e) return {e, "rebuild"};
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
+  for (auto cand : {self.parent_path() / "../rebuilder/cli/kmr", self.parent_path() / "kmr"}) {
+    if (std::filesystem::exists(cand, ec)) return {std::filesystem::weakly_canonical(cand, ec).string(), "rebuild"};
+  }
+  (void)argv0;
+  return {"kmr", "rebuild"};
+}
+
+class Client {
+ public:
+  Client(std::string base, attest::Ed25519Key key) : base_(std::move(base)), key_(std::move(key)) {
+    while (!base_.empty() && base_.back() == '/') base_.pop_back();
+  }
+  // Signed POST; returns status + parsed body.
+  Result<std::pair<int, json>> post(const std::string& path, const json& body,
+                                    std::chrono::milliseconds timeout = 60s) {
+    std::string b = body.dump();
+    KMR_ASSIGN_OR_RETURN(SignedHeaders h, sign_request(key_, "POST", path, b, unix_now()));
+    KMR_ASSIGN_OR_RETURN(ClientResponse r, http_request("POST", base_ + path, h.as_list(), b, timeout, 16 << 20));
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded()) j = json::object();
+    return std::make_pair(r.status, j);
+  }
+  std::string public_hex() const { return to_hex(key_.raw_public()); }
+
+ private:
+  std::string base_;
+  attest::Ed25519Key key_;
+};
+
+// Head and tail of a log, with an explicit marker where the middle was cut.
+std::string cap_log(const std::string& s, std::uint64_t cap) {
+  if (s.size() <= cap) return s;
+  std::size_t half = cap / 2;
+  return s.substr(0, half) + "\n[... " + std::to_string(s.size() - 2 * half) + " bytes truncated by kmr-worker ...]\n" +
+         s.substr(s.size() - half);
+}
+
+Result<std::string> materialise(const json& art, const std::string& dir, const WorkerConfig& cfg) {
+  std::string url = art.value("url", "");
+  std::string want = art.value("sha256", "");
+  std::string path;
+  if (url.rfind("file://", 0) == 0) {
+    KMR_ASSIGN_OR_RETURN(path, file_url_path(url));
+  } else {
+    std::string name = art.value("filename", "artifact");
+    if (name.find('/') != std::string::npos || name == ".." || name == ".") return malformed("bad artifact filename");
+    path = dir + "/" + name;
+    KMR_ASSIGN_OR_RETURN(std::string data, fetch_url(url, std::chrono::seconds(cfg.rebuild_timeout_seconds), 4ull << 30));
+    KMR_TRY(write_file_atomic(path, Bytes(reinterpret_cast<const std::uint8_t*>(data.data()), data.size())));
+    // A narinfo names its NAR relative to the cache root: fetch it next to it.
+    if (name.size() > 8 && name.compare(name.size() - 8, 8, ".narinfo") == 0) {
+      for (std::size_t pos = 0; pos < data.size();) {
+        auto nl = data.find('\n', pos);
+        std::string line = data.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        pos = nl == std::string::npos ? data.size() : nl + 1;
+        if (line.rfind("URL: ", 0) == 0) {
+          std::string rel = line.substr(5);
+          if (rel.find("..") != std::string::npos || rel.empty() || rel[0] == '/') return malformed("bad NAR URL in narinfo");
+          KMR_ASSIGN_OR_RETURN(std::string nar, fetch_url(resolve_relative(url, rel), 3600s, 8ull << 30));
+          std::filesystem::create_directories(std::filesystem::path(dir + "/" + rel).parent_path());
+          KMR_TRY(write_file_atomic(dir + "/" + rel, Bytes(reinterpret_cast<const std::uint8_t*>(nar.data()), nar.size())));
+        }
+      }
+    }
+  }
+  KMR_ASSIGN_OR_RETURN(Digest256 d, sha256_file(path));
+  if (to_hex(d) != want) return Error(ErrorCode::kVerificationFailed, "sha256 of " + url + " is " + to_hex(d) + ", repository says " + want);
+  return path;
+}
+
+json run_job(const json& job, const WorkerConfig& cfg) {
+  std::int64_t id = job["id"];
+  std::string dir = cfg.work_dir + "/job-" + std::to_string(id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  auto started = std::chrono::steady_clock::now();
+  json report = {{"lease", job["lease"]}};
+  std::vector<std::string> files;
+  for (const json& art : job["artifacts"]) {
+    auto p = materialise(art, dir, cfg);
+    if (!p) {
+      report["status"] = "error";
+      report["reason"] = "fetching " + art.value("filename", "?") + ": " + p.error().to_string();
+      report["log"] = report["reason"];
+      return report;
+    }
+    files.push_back(*p);
+  }
+  std::vector<std::string> argv = cfg.rebuild_command;
+  argv.push_back("--json");
+  if (job.contains("distro") && job["distro"].is_string()) {
+    argv.push_back("--backend");
+    argv.push_back(job["distro"]);
+  }
+  if (job.contains("sources") && job["sources"].is_string()) {
+    std::string src = job["sources"];
+    if (src.rfind("file://", 0) == 0) {
+      auto sp = file_url_path(src);
+      if (sp) {
+        argv.push_back("--sources");
+        argv.push_back(*sp);
+      }
+    }
+  }
+  argv.insert(argv.end(), files.begin(), files.end());
+  SubprocessOptions opt;
+  opt.timeout = std::chrono::seconds(cfg.rebuild_timeout_seconds);
+  opt.output_cap = 64 << 20;
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  env.push_back("KMR_REBUILD_DIR=" + dir + "/engine");
+  opt.env = env;
+  spdlog::info("job {}: {} ({} files)", id, job.value("set", "?"), files.size());
+  auto res = run_subprocess(argv, opt);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  report["duration_ms"] = ms;
+  if (!res) {
+    report["status"] = "error";
+    report["reason"] = "cannot run the engine: " + res.error().to_string();
+    report["log"] = report["reason"];
+    return report;
+  }
+  json out = json::parse(res->out, nullptr, false);
+  std::string log_text;
+  if (!out.is_discarded() && out.is_object() && out.contains("log") && out["log"].is_string()) {
+    auto lt = read_text_file(out["log"], 1ull << 30);
+    if (lt) log_text = *lt;
+  }
+  log_text += "\n--- engine stderr ---\n" + res->err;
+  report["log"] = cap_log(log_text, cfg.max_log_bytes);
+  if (out.is_discarded() || !out.is_object() || !out.contains("status")) {
+    report["status"] = "error";
+    report["reason"] = "engine output is not a JSON result (" + res->describe() + ")";
+    return report;
+  }
+  std::string status = out.value("status", "error");
+  report["status"] = status == "verdict" ? "verified" : status;
+  static const std::vector<std::string> tiers = {"identical", "content-identical", "identical-modulo-signatures", "different"};
+  if (out.contains("files") && out["files"].is_string() &&
+      std::find(tiers.begin(), tiers.end(), out["files"].get<std::string>()) != tiers.end())
+    report["files"] = out["files"];
+  for (const char* k : {"module_root", "shipped_root", "rebuilt_root", "reason"})
+    if (out.contains(k) && out[k].is_string() && !out[k].get<std::string>().empty()) report[k] = out[k];
+  if (out.contains("differing") && out["differing"].is_array()) report["differing"] = out["differing"];
+  if (out.contains("environment") && out["environment"].is_object()) report["environment"] = out["environment"];
+  if (out.contains("rebuilt") && out["rebuilt"].is_array()) {
+    json rb = json::array();
+    for (const json& r : out["rebuilt"])
+      if (r.is_object() && r.contains("name") && r.contains("sha256") && r["name"].is_string() && r["sha256"].is_string())
+        rb.push_back({{"name", std::filesystem::path(r["name"].get<std::string>()).filename().string()}, {"sha256", r["sha256"]}});
+    report["rebuilt"] = rb;
+  }
+  json details = json::object();
+  for (const char* k : {"backend", "levels", "modules", "environment_digest", "missing", "build_duration_ms", "exit_code"})
+    if (out.contains(k)) details[k] = out[k];
+  if (out.contains("levels")) details["shipped_levels"] = out["levels"];
+  if (out.contains("diff_json") && out["diff_json"].is_string()) {
+    auto d = read_text_file(out["diff_json"], 32 << 20);
+    if (d) {
+      json dj = json::parse(*d, nullptr, false);
+      if (!dj.is_discarded()) report["diff_json"] = dj;
+    }
+  }
+  if (out.contains("diff_html") && out["diff_html"].is_string()) {
+    auto d = read_text_file(out["diff_html"], 32 << 20);
+    if (d) report["diff_html"] = *d;
+  }
+  report["details"] = details;
+  if (report["status"] == "verified" && (!report.contains("files") || !report.contains("module_root"))) {
+    report["status"] = "error";
+    report["reason"] = "engine reported a verdict without files/module_root";
+  }
+  std::filesystem::remove_all(dir, ec);
+  return report;
+}
+
+int run_worker(const WorkerConfig& cfg) {
+  auto key = attest::Ed25519Key::load(cfg.key);
+  if (!key || !key->has_private()) {
+    std::fprintf(stderr, "kmr-worker: cannot load private key %s: %s\n", cfg.key.c_str(),
+                 key ? "not a private key" : key.error().to_string().c_str());
+    return 2;
+  }
+  Client client(cfg.server, std::move(key).value());
+  spdlog::info("kmr-worker {} key {} polling {}", cfg.name, client.public_hex(), cfg.server);
+  auto sleep_for = [](double seconds) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+    while (!g_stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(50ms);
+  };
+  while (!g_stop) {
+    json claim_body = json::object();
+    if (!cfg.resource_classes.empty()) claim_body["resource_classes"] = cfg.resource_classes;
+    auto r = client.post("/api/v1/worker/claim", claim_body);
+    if (!r || r->first != 200) {
+      spdlog::warn("claim failed: {}", r ? r->second.dump() : r.error().to_string());
+      if (r && r->first == 401) return 2;
+      sleep_for(cfg.error_backoff_seconds);
+      continue;
+    }
+    const json& job = r->second["job"];
+    if (job.is_null()) {
+      if (cfg.exit_when_idle) return 0;
+      sleep_for(cfg.idle_seconds);
+      continue;
+    }
+    std::int64_t id = job["id"];
+    std::string lease = job["lease"];
+    std::int64_t hb = job.value("heartbeat_seconds", 60);
+    // Heartbeats while the engine runs.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::atomic<bool> lost{false};
+    std::thread beat([&] {
+      std::unique_lock lock(mu);
+      while (!cv.wait_for(lock, std::chrono::seconds(hb), [&] { return done; })) {
+        lock.unlock();
+        auto h = client.post("/api/v1/worker/jobs/" + std::to_string(id) + "/heartbeat", {{"lease", lease}}, 20s);
+        if (h && h->first == 409) {
+          spdlog::warn("job {}: lease lost", id);
+          lost = true;
+        }
+        lock.lock();
+      }
+    });
+    json report = run_job(job, cfg);
+    {
+      std::lock_guard lock(mu);
+      done = true;
+    }
+    cv.notify_all();
+    beat.join();
+    if (lost) continue;
+    // Report, retrying transport errors; 409 means the lease moved on (nothing to do).
+    for (int attempt = 0; attempt < 20 && !g_stop; ++attempt) {
+      auto rep = client.post("/api/v1/worker/jobs/" + std::to_string(id) + "/report", report, 120s);
+      if (rep && rep->first == 200) {
+        spdlog::info("job {}: reported {} {} {}", id, report.value("status", ""), report.value("files", ""),
+                     report.value("module_root", ""));
+        break;
+      }
+      if (rep && rep->first >= 400 && rep->first < 500) {
+        spdlog::warn("job {}: report refused: {}", id, rep->second.dump());
+        break;
+      }
+      spdlog::warn("job {}: report failed, retrying: {}", id, rep ? rep->second.dump() : rep.error().to_string());
+      sleep_for(std::min(30.0, cfg.error_backoff_seconds * (attempt + 1)));
+    }
+  }
+  return 0;
+}
+
+int main_impl(int argc, char** argv) {
+  WorkerConfig cfg;
+  std::string config_file, gen_key;
+  std::string cmdline;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "kmr-worker: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return args[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::printf("kmr-worker %s\n", kVersion);
+      return 0;
+    } else if (a == "--config") config_file = val();
+    else if (a == "--server") cfg.server = val();
+    else if (a == "--key") cfg.key = val();
+    else if (a == "--gen-key") gen_key = val();
+    else if (a == "--work-dir") cfg.work_dir = val();
+    else if (a == "--rebuild-command") cmdline = val();
+    else if (a == "--resource-class") cfg.resource_classes.push_back(val());
+    else if (a == "--idle-seconds") cfg.idle_seconds = std::stod(val());
+    else if (a == "--exit-when-idle") cfg.exit_when_idle = true;
+    else if (a == "--name") cfg.name = val();
+    else {
+      std::fprintf(stderr, "kmr-worker: unknown argument %s (see --help)\n", a.c_str());
+      return 2;
+    }
+  }
+  if (!gen_key.empty()) {
+    auto k = attest::Ed25519Key::generate();
+    if (!k) return 2;
+    auto s = attest::save_private_key(*k, gen_key);
+    if (!s) {
+      std::fprintf(stderr, "kmr-worker: %s\n", s.error().to_string().c_str());
+      return 2;
+    }
+    std::printf("%s\n", to_hex(k->raw_public()).c_str());
+    return 0;
+  }
+  if (!config_file.empty()) {
+    auto text = read_text_file(config_file, 1 << 20);
+    if (!text) {
+      std::fprintf(stderr, "kmr-worker: %s\n", text.error().to_string().c_str());
+      return 2;
+    }
+    json j = json::parse(*text, nullptr, false);
+    static const std::vector<std::string> keys = {"server", "key", "name", "resource_classes", "work_dir",
+                                                  "rebuild_command", "idle_seconds", "error_backoff_seconds",
+                                                  "rebuild_timeout_seconds", "max_log_bytes", "exit_when_idle", "$comment"};
+    if (j.is_discarded() || !j.is_object()) {
+      std::fprintf(stderr, "kmr-worker: %s: not a JSON object\n", config_file.c_str());
+      return 2;
+    }
+    for (auto it = j.begin(); it != j.end(); ++it)
+      if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
+        std::fprintf(stderr, "kmr-worker: %s: unknown key \"%s\"\n", config_file.c_str(), it.key().c_str());
+        return 2;
+      }
+    try {
+      cfg.server = j.value("server", cfg.server);
+      cfg.key = j.value("key", cfg.key);
+      cfg.name = j.value("name", cfg.name);
+      cfg.resource_classes = j.value("resource_classes", cfg.resource_classes);
+      cfg.work_dir = j.value("work_dir", cfg.work_dir);
+      cfg.rebuild_command = j.value("rebuild_command", cfg.rebuild_command);
+      cfg.idle_seconds = j.value("idle_seconds", cfg.idle_seconds);
+      cfg.error_backoff_seconds = j.value("error_backoff_seconds", cfg.error_backoff_seconds);
+      cfg.rebuild_timeout_seconds = j.value("rebuild_timeout_seconds", cfg.rebuild_timeout_seconds);
+      cfg.max_log_bytes = j.value("max_log_bytes", cfg.max_log_bytes);
+      cfg.exit_when_idle = j.value("exit_when_idle", cfg.exit_when_idle);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kmr-worker: %s: wrong type: %s\n", config_file.c_str(), e.what());
+      return 2;
+    }
+  }
+  if (!cmdline.empty()) cfg.rebuild_command = split_words(cmdline);
+  if (cfg.rebuild_command.empty()) cfg.rebuild_command = default_engine(argv[0]);
+  if (cfg.server.empty() || cfg.key.empty()) {
+    std::fprintf(stderr, "kmr-worker: --server and --key (or --config) are required; see --help\n");
+    return 2;
+  }
+  if (cfg.name.empty()) cfg.name = "worker";
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l kmr-worker[" + cfg.name + "] %v");
+  std::signal(SIGTERM, [](int) { g_stop = true; });
+  std::signal(SIGINT, [](int) { g_stop = true; });
+  return run_worker(cfg);
+}
+
+}  // namespace
+}  // namespace kmr::server
+
+int main(int argc, char** argv) {
+  try {
+    return kmr::server::main_impl(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kmr-worker: fatal: %s\n", e.what());
+    return 2;
+  }
+}
