@@ -84,7 +84,10 @@ Result<void> check_against_cache(const RebuilderPin& pin, const std::string& bas
                                  const QueryOptions& opt) {
   if (opt.cache_dir.empty()) return ok();
   std::string dir = opt.cache_dir + "/checkpoints";
-  std::string path = dir + "/" + keyid.substr(0, 32) + "-" + sanitize(fresh.origin);
+  // Named after the FIRST pinned key (not whichever key verified), so a
+  // rotation does not start a fresh, unchecked history.
+  (void)keyid;
+  std::string path = dir + "/" + pin.keys.front().keyid().substr(0, 32) + "-" + sanitize(fresh.origin);
   auto cached_note = read_text_file(path, kMaxNoteBytes);
   if (cached_note) {
     std::string ignored;

@@ -1,6 +1,7 @@
 #include "attest/tlog.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,6 +104,11 @@ Result<std::unique_ptr<TransparencyLog>> TransparencyLog::open(const std::string
 
   log->commit_fd_ = ::open((dir + "/commit").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (log->commit_fd_ < 0) return sys_error(dir + "/commit");
+  // Two writers on one log would fork it: one process (and one open) only.
+  if (::flock(log->commit_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return Error(ErrorCode::kDbBusy, dir + ": log is already open (locked by another writer)");
+    return sys_error(dir + "/commit: flock");
+  }
   KMR_ASSIGN_OR_RETURN(std::uint64_t n, log->read_commit());
   // Truncate everything back to the committed size.
   KMR_ASSIGN_OR_RETURN(std::uint64_t off_size, file_size(log->offsets_fd_, "offsets.dat"));

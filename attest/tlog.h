@@ -39,7 +39,8 @@ inline constexpr std::uint64_t kTileWidth = 256;
 // tree: never a fork. Roots and proofs read O(log n) stored hashes (no tree
 // rebuild).
 //
-// Appends are serialised by a mutex; reads may run concurrently with appends
+// The directory is locked (flock on `commit`) while open: a second open fails
+// with kDbBusy. Appends are serialised by a mutex; reads may run concurrently with appends
 // (they only touch committed data).
 class TransparencyLog {
  public:

@@ -155,7 +155,10 @@ TEST_F(LogTest, ReopenKeepsRootAndDiscardsUncommittedTail) {
   Hash root;
   {
     auto log = std::move(TransparencyLog::open(path())).value();
-    for (std::uint64_t i = 0; i < 300; ++i) ASSERT_TRUE(log->append(entry_bytes(i)));
+    std::vector<ByteVector> d;
+    for (std::uint64_t i = 0; i < 300; ++i) d.push_back(entry_bytes(i));
+    ASSERT_TRUE(log->append_batch({d.begin(), d.begin() + 100}));
+    ASSERT_TRUE(log->append_batch({d.begin() + 100, d.end()}));
     root = *log->root(300);
   }
   // Simulate a crash after the data files were written but before commit.
@@ -184,6 +187,15 @@ TEST_F(LogTest, ReopenKeepsRootAndDiscardsUncommittedTail) {
 // A child process appends as fast as it can and reports every committed
 // (size, root); the parent kills it with SIGKILL mid-append, reopens, and
 // checks the reopened log extends everything the child reported.
+TEST_F(LogTest, SecondWriterIsRefused) {
+  auto log = std::move(TransparencyLog::open(path())).value();
+  auto second = TransparencyLog::open(path());
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), ErrorCode::kDbBusy);
+  log.reset();
+  EXPECT_TRUE(TransparencyLog::open(path()));
+}
+
 TEST_F(LogTest, TornCommitSlotFallsBackToPreviousCommit) {
   Hash root9;
   {
