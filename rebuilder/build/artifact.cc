@@ -1,14 +1,13 @@
 #include "rebuilder/build/artifact.h"
 
 #include <algorithm>
-#include <cstring>
 #include <sstream>
 
 #include "rebuilder/archive/archive_reader.h"
 #include "rebuilder/archive/decompress.h"
 #include "rebuilder/archive/nar.h"
 #include "rebuilder/archive/narinfo.h"
-#include "rebuilder/base/byte_reader.h"
+#include "rebuilder/kmod/kernel_image.h"
 #include "rebuilder/base/bytes.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
@@ -288,87 +287,14 @@ Result<void> read_nar_file(const std::string& path, const archive::ReaderOptions
   return ok();
 }
 
-Result<Bytes> elf_section(Bytes elf, std::string_view name, bool& little) {
-  ByteReader r(elf, "ELF");
-  r.seek(4);
-  const std::uint8_t cls = r.u8();
-  const std::uint8_t data = r.u8();
-  if ((cls != 1 && cls != 2) || (data != 1 && data != 2)) return malformed("ELF: bad class or data encoding");
-  little = data == 1;
-  const bool is64 = cls == 2;
-  r.seek(is64 ? 0x28 : 0x20);
-  const std::uint64_t shoff = is64 ? r.u64(little) : r.u32(little);
-  r.seek(is64 ? 0x3a : 0x2e);
-  const std::uint16_t shentsize = r.u16(little);
-  const std::uint16_t shnum = r.u16(little);
-  const std::uint16_t shstrndx = r.u16(little);
-  KMR_TRY(r.finish());
-  if (shnum == 0 || shstrndx >= shnum || shentsize < (is64 ? 64 : 40)) return Bytes{};
-  auto section = [&](std::uint16_t i, std::uint32_t& name_off, std::uint64_t& off, std::uint64_t& size) -> Result<void> {
-    const std::uint64_t at = shoff + static_cast<std::uint64_t>(i) * shentsize;
-    if (at < shoff || at > elf.size() || elf.size() - at < shentsize) return malformed("ELF: section header beyond EOF");
-    ByteReader s(elf, "ELF section header");
-    s.seek(at);
-    name_off = s.u32(little);
-    s.skip(is64 ? 20 : 12);
-    off = is64 ? s.u64(little) : s.u32(little);
-    size = is64 ? s.u64(little) : s.u32(little);
-    return s.finish();
-  };
-  std::uint32_t n;
-  std::uint64_t str_off, str_size;
-  KMR_TRY(section(shstrndx, n, str_off, str_size));
-  KMR_ASSIGN_OR_RETURN(auto strtab, ByteReader(elf, "ELF").sub(str_off, str_size, "section name table"));
-  for (std::uint16_t i = 0; i < shnum; ++i) {
-    std::uint64_t off, size;
-    KMR_TRY(section(i, n, off, size));
-    if (n >= strtab.size()) continue;
-    const auto* p = reinterpret_cast<const char*>(strtab.data()) + n;
-    const std::string_view sname(p, ::strnlen(p, strtab.size() - n));
-    if (sname == name) return ByteReader(elf, "ELF").sub(off, size, std::string(name));
-  }
-  return Bytes{};
-}
-
 }  // namespace
 
 Result<std::optional<kmod::MerkleRoot>> image_root_from_bytes(Bytes image, const std::string& what, std::uint64_t max_bytes) {
-  if (image.size() >= 4 && image[0] == 0x7f && image[1] == 'E' && image[2] == 'L' && image[3] == 'F') {
-    bool little = true;
-    auto sec = elf_section(image, ".module_hashes", little);
-    if (!sec) return std::move(sec).error().with_context(what);
-    if (sec->empty()) return std::optional<kmod::MerkleRoot>();
-    KMR_ASSIGN_OR_RETURN(auto root, kmod::parse_root_struct(*sec, little));
-    return std::optional<kmod::MerkleRoot>(root);
-  }
-  if (image.size() > 0x250 && image[0x202] == 'H' && image[0x203] == 'd' && image[0x204] == 'r' && image[0x205] == 'S') {
-    ByteReader r(image, what);
-    r.seek(0x1f1);
-    std::uint32_t setup_sects = r.u8();
-    if (setup_sects == 0) setup_sects = 4;
-    r.seek(0x248);
-    const std::uint32_t off = r.u32le();
-    const std::uint32_t len = r.u32le();
-    KMR_TRY(r.finish());
-    const std::uint64_t start = (static_cast<std::uint64_t>(setup_sects) + 1) * 512 + off;
-    KMR_ASSIGN_OR_RETURN(auto payload, ByteReader(image, what).sub(start, len, "bzImage payload"));
-    archive::DecompressOptions o;
-    o.max_output = max_bytes;
-    o.allow_trailing_data = true;  // the payload length includes the 4-byte size trailer (gzip/xz)
-    ByteVector elf;
-    KMR_TRY(archive::decompress(payload, archive::detect_codec(payload),
-                                [&](Bytes chunk) -> Result<void> {
-                                  elf.insert(elf.end(), chunk.begin(), chunk.end());
-                                  return ok();
-                                },
-                                o));
-    return image_root_from_bytes(elf, what + ": bzImage payload", max_bytes);
-  }
-  if (archive::detect_codec(image) != archive::Codec::kNone) {
-    KMR_ASSIGN_OR_RETURN(auto dec, archive::decompress_all(image, max_bytes));
-    return image_root_from_bytes(dec, what + " (decompressed)", max_bytes);
-  }
-  return unsupported(what + ": not an ELF, bzImage or compressed kernel image");
+  kmod::ImageOptions o;
+  o.max_decompressed = max_bytes;
+  KMR_ASSIGN_OR_RETURN(auto r, kmod::root_from_image(image, what, o));
+  if (!r.present) return std::optional<kmod::MerkleRoot>();
+  return std::optional<kmod::MerkleRoot>(r.root);
 }
 
 Result<Artifact> read_artifact(const std::string& path, const Limits& limits) {

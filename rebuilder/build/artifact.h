@@ -62,9 +62,8 @@ struct Artifact {
 // is found through the narinfo's URL).
 Result<Artifact> read_artifact(const std::string& path, const Limits& limits = {});
 
-// The Merkle root inside a kernel image: ELF vmlinux (.module_hashes
-// section), x86 bzImage (payload decompressed), or a compressed vmlinux.
-// nullopt when the ELF has no .module_hashes section.
+// The Merkle root inside a kernel image (kmod::root_from_image: ELF vmlinux,
+// x86 bzImage, compressed vmlinux); nullopt when the kernel has none.
 Result<std::optional<kmod::MerkleRoot>> image_root_from_bytes(Bytes image, const std::string& what,
                                                               std::uint64_t max_bytes = 1ull << 30);
 
