@@ -5,7 +5,7 @@
 # leaf member paths must be equal, except where diffoscope is demonstrably
 # wrong; each such case is noted below).
 set -u
-KMR=${KMR:-rebuilder/cli/kmr}
+KMR=${KMR:-rebuilder/cli/kmr}; KMR=$(cd "$(dirname "$KMR")" && pwd)/$(basename "$KMR")
 TD=rebuilder/compare/testdata
 LEAVES="python3 rebuilder/compare/leaf_paths.py"
 T=${TEST_TMPDIR:-$(mktemp -d)}; mkdir -p "$T"
@@ -29,13 +29,20 @@ expect_rc 1 "different files" "$KMR" diff "$T/x1" "$T/y"
 expect_rc 2 "missing input" "$KMR" diff "$T/x1" "$T/does-not-exist"
 grep -q "does-not-exist" "$T/err" || fail "error does not name the missing file"
 expect_rc 2 "bad option" "$KMR" diff --bogus "$T/x1" "$T/y"
+# Outputs that are not regular files are written in place, never renamed over.
+"$KMR" diff --json /dev/stdout "$T/x1" "$T/y" | python3 -c "import json,sys; json.load(sys.stdin)" \
+  && pass "--json /dev/stdout (pipe) written in place" || fail "--json /dev/stdout"
+[ -L /dev/stdout ] || fail "/dev/stdout was replaced"
 
 # --- golden text output (KMR_TEST_ACCEPT=1 regenerates) -------------------
-"$KMR" diff "$TD/golden/a" "$TD/golden/b" > "$T/golden.txt"
+# Runfiles are symlinks: compare real copies (names as in the golden file).
+rm -rf "$T/golden"; cp -rL "$TD/golden" "$T/golden"
+(cd "$T" && "$KMR" diff golden/a golden/b) > "$T/golden.txt"
+sed -i "1,2s|^\(---\|+++\) .*golden/|\1 golden/|" "$T/golden.txt"
 if [ "${KMR_TEST_ACCEPT:-}" = 1 ]; then
   cp "$T/golden.txt" "${BUILD_WORKSPACE_DIRECTORY:-.}/$TD/golden.txt"; pass "golden accepted"
 elif diff -u "$TD/golden.txt" "$T/golden.txt"; then pass "golden text"; else fail "golden text differs"; fi
-"$KMR" diff --json "$T/golden.json" "$TD/golden/a" "$TD/golden/b"
+"$KMR" diff --json "$T/golden.json" "$T/golden/a" "$T/golden/b"
 python3 - "$T/golden.json" <<'PY' || fail "golden JSON structure"
 import json, sys
 j = json.load(open(sys.argv[1]))

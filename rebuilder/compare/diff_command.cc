@@ -52,6 +52,17 @@ Result<void> emit(const std::string& target, const std::string& text) {
     std::fflush(stdout);
     return ok();
   }
+  // Atomic replace only for regular files: never rename over a device
+  // (/dev/null, /dev/stdout) or anything else that is not ours.
+  struct stat st {};
+  if (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    std::FILE* f = std::fopen(target.c_str(), "w");
+    if (f == nullptr) return io_error(target + ": cannot open: " + std::strerror(errno));
+    bool good = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    good = (std::fclose(f) == 0) && good;
+    if (!good) return io_error(target + ": write failed");
+    return ok();
+  }
   return write_file_atomic(target, as_bytes(text));
 }
 

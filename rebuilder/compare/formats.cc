@@ -36,7 +36,7 @@ Result<MemberList> list_directory(const std::string& root) {
       list.comments.push_back(root + ": " + ec.message());
       break;
     }
-    rels.push_back(fs::relative(it->path(), root, ec).generic_string());
+    rels.push_back(it->path().lexically_relative(root).generic_string());
   }
   std::sort(rels.begin(), rels.end());
   for (const auto& rel : rels) {
