@@ -326,15 +326,36 @@ class LzmaDecoder final : public Base {
   lzma_stream s_ = LZMA_STREAM_INIT;
 };
 
+// One spare decoder context per thread: creating a context and its window
+// buffers per small file (thousands of modules) costs more than decoding.
+struct ZstdCache {
+  ZSTD_DStream* spare = nullptr;
+  ~ZstdCache() { ZSTD_freeDStream(spare); }
+};
+thread_local ZstdCache tl_zstd_cache;
+
 class ZstdDecoder final : public Base {
  public:
-  explicit ZstdDecoder(const DecompressOptions& o) : Base(o), ds_(ZSTD_createDStream()) {
+  explicit ZstdDecoder(const DecompressOptions& o) : Base(o) {
+    if (tl_zstd_cache.spare != nullptr) {
+      ds_ = tl_zstd_cache.spare;
+      tl_zstd_cache.spare = nullptr;
+      ZSTD_DCtx_reset(ds_, ZSTD_reset_session_and_parameters);
+    } else {
+      ds_ = ZSTD_createDStream();
+    }
     KMR_CHECK(ds_ != nullptr);
     // Frames may need a window of up to 2^31; the cap protects the output,
     // the window limit protects memory.
     ZSTD_DCtx_setParameter(ds_, ZSTD_d_windowLogMax, 27);
   }
-  ~ZstdDecoder() override { ZSTD_freeDStream(ds_); }
+  ~ZstdDecoder() override {
+    if (tl_zstd_cache.spare == nullptr) {
+      tl_zstd_cache.spare = ds_;
+    } else {
+      ZSTD_freeDStream(ds_);
+    }
+  }
 
  protected:
   std::string_view name() const override { return "zstd"; }
@@ -362,7 +383,7 @@ class ZstdDecoder final : public Base {
   }
 
  private:
-  ZSTD_DStream* ds_;
+  ZSTD_DStream* ds_ = nullptr;
 };
 
 // lz4: the frame format (lz4 CLI default) and the legacy format
