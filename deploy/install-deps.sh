@@ -16,7 +16,7 @@ packages=(
   makepkg pacman-package-manager libarchive-tools fakeroot nix-bin rpm createrepo-c
   dpkg-dev apt-utils
   # comparisons, browser tests and benchmarks
-  diffoscope chromium wrk nginx hyperfine
+  diffoscope chromium wrk nginx hyperfine time
 )
 
 missing=()
