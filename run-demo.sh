@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The main job: builds kmr and runs the demo (kmrd --demo once the daemon is
-# built; until then the Merkle engine on the bundled conformance-style demo).
+# The main job: installs what is missing, builds kmr, and runs `kmrd --demo`:
+# builds the four fixture distro repositories (Arch, NixOS, SUSE, Proxmox)
+# with the distros' real tools, syncs them, rebuilds and verifies every
+# kernel package in a sandbox, attests the verdicts and serves the REST API
+# and web UI on http://127.0.0.1:8080 (extra arguments go to kmrd).
 set -euo pipefail
 cd "$(dirname "$0")"
 deploy/install-deps.sh
-bazel build //... 
-if [[ -x bazel-bin/server/kmrd ]]; then
-  exec bazel-bin/server/kmrd --demo "$@"
-fi
-exec bazel-bin/rebuilder/cli/kmr --help
+bazel build //server:kmrd //server:kmr-worker //rebuilder/cli:kmr
+bin=$(bazel info bazel-bin 2>/dev/null)
+export PATH="$bin/rebuilder/cli:$bin/server:$PATH"
+export KMR_SOURCE_DIR="$PWD"
+exec "$bin/server/kmrd" --demo --state "${KMR_DEMO_STATE:-$PWD/kmr-demo-state}" "$@"
