@@ -300,6 +300,58 @@ ModuleResult verify_module_bytes(Bytes module, const MerkleRoot& root, std::stri
   return r;
 }
 
+namespace {
+
+void check_positions(TreeReport& rep, std::size_t n, const MerkleRoot& root) {
+  // Positions: each of 0..n-1 exactly once.
+  std::map<std::uint32_t, std::size_t> owner;
+  for (std::size_t i = 0; i < rep.modules.size(); ++i) {
+    ModuleResult& r = rep.modules[i];
+    if (!r.pos) continue;
+    if (*r.pos >= n) {
+      r.status = ModuleStatus::kFailed;
+      r.reason = "position " + std::to_string(*r.pos) + " >= module count " + std::to_string(n);
+      continue;
+    }
+    auto [it, inserted] = owner.emplace(*r.pos, i);
+    if (!inserted) {
+      r.status = ModuleStatus::kFailed;
+      r.reason = "duplicate position " + std::to_string(*r.pos) + " (also claimed by " + rep.modules[it->second].path + ")";
+      ModuleResult& other = rep.modules[it->second];
+      if (other.status == ModuleStatus::kVerified) {
+        other.status = ModuleStatus::kFailed;
+        other.reason = "duplicate position " + std::to_string(*r.pos) + " (also claimed by " + r.path + ")";
+      }
+    }
+  }
+  std::vector<std::uint64_t> uncovered;
+  for (std::uint64_t p = 0; p < n; ++p) {
+    auto it = owner.find(static_cast<std::uint32_t>(p));
+    if (it == owner.end() || rep.modules[it->second].status != ModuleStatus::kVerified) uncovered.push_back(p);
+  }
+  if (!uncovered.empty()) {
+    std::string list;
+    for (std::size_t k = 0; k < uncovered.size() && k < 20; ++k) list += (k ? ", " : "") + std::to_string(uncovered[k]);
+    if (uncovered.size() > 20) list += ", ...";
+    rep.problems.push_back(std::to_string(uncovered.size()) + " position(s) without a verified module: " + list);
+  }
+  if (levels_for(n) != root.levels) {
+    rep.problems.push_back("modules.order lists " + std::to_string(n) + " modules, which needs " +
+                           std::to_string(levels_for(n)) + " levels; the root has " + std::to_string(root.levels));
+  }
+}
+
+void tally(TreeReport& rep) {
+  for (const auto& r : rep.modules) {
+    if (r.status == ModuleStatus::kVerified) ++rep.verified;
+    if (r.status == ModuleStatus::kFailed) ++rep.failed;
+    if (r.status == ModuleStatus::kUnauthenticated) ++rep.unauthenticated;
+  }
+  rep.ok = rep.failed == 0 && rep.unauthenticated == 0 && rep.problems.empty() && rep.verified == rep.count;
+}
+
+}  // namespace
+
 Result<TreeReport> verify_module_tree(const std::string& dir, const MerkleRoot& root, const HashOptions& options) {
   const std::string order_path = dir + "/modules.order";
   KMR_ASSIGN_OR_RETURN(std::string text, read_text_file(order_path, 256 << 20));
@@ -330,42 +382,7 @@ Result<TreeReport> verify_module_tree(const std::string& dir, const MerkleRoot& 
     r.pkcs7 = m->pkcs7;
     judge(r, m->kind, m->proof, m->leaf, root);
   });
-  // Positions: each of 0..n-1 exactly once.
-  std::map<std::uint32_t, std::size_t> owner;
-  for (std::size_t i = 0; i < rep.modules.size(); ++i) {
-    ModuleResult& r = rep.modules[i];
-    if (!r.pos) continue;
-    if (*r.pos >= entries.size()) {
-      r.status = ModuleStatus::kFailed;
-      r.reason = "position " + std::to_string(*r.pos) + " >= module count " + std::to_string(entries.size());
-      continue;
-    }
-    auto [it, inserted] = owner.emplace(*r.pos, i);
-    if (!inserted) {
-      r.status = ModuleStatus::kFailed;
-      r.reason = "duplicate position " + std::to_string(*r.pos) + " (also claimed by " + rep.modules[it->second].path + ")";
-      ModuleResult& other = rep.modules[it->second];
-      if (other.status == ModuleStatus::kVerified) {
-        other.status = ModuleStatus::kFailed;
-        other.reason = "duplicate position " + std::to_string(*r.pos) + " (also claimed by " + r.path + ")";
-      }
-    }
-  }
-  std::vector<std::uint64_t> uncovered;
-  for (std::uint64_t p = 0; p < entries.size(); ++p) {
-    auto it = owner.find(static_cast<std::uint32_t>(p));
-    if (it == owner.end() || rep.modules[it->second].status != ModuleStatus::kVerified) uncovered.push_back(p);
-  }
-  if (!uncovered.empty()) {
-    std::string list;
-    for (std::size_t k = 0; k < uncovered.size() && k < 20; ++k) list += (k ? ", " : "") + std::to_string(uncovered[k]);
-    if (uncovered.size() > 20) list += ", ...";
-    rep.problems.push_back(std::to_string(uncovered.size()) + " position(s) without a verified module: " + list);
-  }
-  if (levels_for(entries.size()) != root.levels) {
-    rep.problems.push_back("modules.order lists " + std::to_string(entries.size()) + " modules, which needs " +
-                           std::to_string(levels_for(entries.size())) + " levels; the root has " + std::to_string(root.levels));
-  }
+  check_positions(rep, entries.size(), root);
   // Module files present but not listed: not covered by the root.
   std::set<std::string> listed;
   for (const auto& f : files) {
@@ -387,12 +404,55 @@ Result<TreeReport> verify_module_tree(const std::string& dir, const MerkleRoot& 
     r.reason = "not listed in modules.order";
     rep.modules.push_back(std::move(r));
   }
-  for (const auto& r : rep.modules) {
-    if (r.status == ModuleStatus::kVerified) ++rep.verified;
-    if (r.status == ModuleStatus::kFailed) ++rep.failed;
-    if (r.status == ModuleStatus::kUnauthenticated) ++rep.unauthenticated;
+  tally(rep);
+  return rep;
+}
+
+Result<TreeReport> verify_modules_in_memory(std::string_view modules_order, const std::vector<MemoryModule>& modules,
+                                            const MerkleRoot& root, const HashOptions& options) {
+  KMR_ASSIGN_OR_RETURN(auto entries, parse_modules_order(modules_order, ".ko", "modules.order"));
+  if (entries.empty()) return malformed("modules.order: empty modules.order (no modules listed)");
+  std::map<std::string, std::size_t> by_path;
+  for (std::size_t k = 0; k < modules.size(); ++k) by_path.emplace(modules[k].path, k);
+  TreeReport rep;
+  rep.root = root;
+  rep.count = entries.size();
+  rep.modules.resize(entries.size());
+  std::vector<std::optional<std::size_t>> match(entries.size());
+  std::vector<bool> used(modules.size(), false);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    rep.modules[i].path = entries[i];
+    for (const char* ext : {"", ".zst", ".xz", ".gz"}) {
+      if (*ext != '\0' && !ends_with(entries[i], ".ko")) break;
+      auto it = by_path.find(entries[i] + ext);
+      if (it != by_path.end()) {
+        match[i] = it->second;
+        used[it->second] = true;
+        break;
+      }
+    }
   }
-  rep.ok = rep.failed == 0 && rep.unauthenticated == 0 && rep.problems.empty() && rep.verified == rep.count;
+  parallel_for(entries.size(), options.threads, [&](std::size_t i) {
+    ModuleResult& r = rep.modules[i];
+    if (!match[i]) {
+      r.status = ModuleStatus::kFailed;
+      r.reason = "listed in modules.order but missing";
+      return;
+    }
+    ModuleResult v = verify_module_bytes(modules[*match[i]].content, root, modules[*match[i]].path);
+    v.path = entries[i];
+    r = std::move(v);
+  });
+  check_positions(rep, entries.size(), root);
+  for (std::size_t k = 0; k < modules.size(); ++k) {
+    if (used[k] || !is_installed_form(modules[k].path)) continue;
+    ModuleResult r;
+    r.path = modules[k].path;
+    r.status = ModuleStatus::kUnauthenticated;
+    r.reason = "not listed in modules.order";
+    rep.modules.push_back(std::move(r));
+  }
+  tally(rep);
   return rep;
 }
 

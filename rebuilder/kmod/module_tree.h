@@ -101,4 +101,19 @@ std::optional<std::string> resolve_module_file(const std::string& dir, const std
 // (no or empty modules.order, a bad line).
 Result<TreeReport> verify_module_tree(const std::string& dir, const MerkleRoot& root, const HashOptions& options = {});
 
+// A decompressed module held in memory (trailer included), named by its
+// path relative to the module directory (e.g. "kernel/fs/foo.ko.zst").
+struct MemoryModule {
+  std::string path;
+  Bytes content;
+};
+
+// The same checks as verify_module_tree over modules held in memory (the
+// package verifier streams them out of archives): `modules_order` is the
+// text of the installed modules.order; each entry matches the module whose
+// path is the entry itself or the entry plus .zst/.xz/.gz. Modules matching
+// no entry are unauthenticated ("not listed in modules.order").
+Result<TreeReport> verify_modules_in_memory(std::string_view modules_order, const std::vector<MemoryModule>& modules,
+                                            const MerkleRoot& root, const HashOptions& options = {});
+
 }  // namespace kmr::kmod

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "rebuilder/archive/decompress.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/kmod/test_util.h"
@@ -229,6 +230,41 @@ TEST(ModuleTreeTest, DecompressionBombIsCapped) {
   auto rep = verify_module_tree(tmpdir() + "/bomb", MerkleRoot{}, o);
   ASSERT_TRUE(rep.has_value());
   EXPECT_EQ(rep->modules[0].reason, tmpdir() + "/bomb/kernel/b.ko.zst: decompressed size exceeds 1048576 bytes");
+}
+
+TEST(ModuleTreeTest, InMemoryModules) {
+  const MerkleRoot root = make_installed_tree("mem", 7);
+  const std::string dir = tree_dir("mem");
+  const std::string order = *read_text_file(dir + "/modules.order", 1 << 20);
+  std::vector<ByteVector> storage;
+  std::vector<std::string> paths;
+  for (int i = 0; i < 7; ++i) {
+    const std::string base = "kernel/drivers/m" + std::to_string(i) + ".ko";
+    const std::string rel = i % 3 == 0 ? base + ".zst" : base;
+    storage.push_back(*archive::decompress_all(*read_file(dir + "/" + rel, 1 << 30), 1 << 30));
+    paths.push_back(rel);
+  }
+  std::vector<MemoryModule> mods;
+  for (std::size_t i = 0; i < storage.size(); ++i) mods.push_back({paths[i], storage[i]});
+  auto rep = verify_modules_in_memory(order, mods, root);
+  ASSERT_TRUE(rep.has_value()) << rep.error().to_string();
+  EXPECT_EQ(rep->verified, 7u);
+  EXPECT_TRUE(rep->ok);
+  // Drop one module, add an unlisted one, tamper with another.
+  const ByteVector extra = {'x'};
+  mods.pop_back();
+  mods.push_back({"kernel/extra.ko", extra});
+  ByteVector bad = storage[1];
+  bad[3] ^= 1;
+  mods[1].content = bad;
+  auto rep2 = verify_modules_in_memory(order, mods, root);
+  ASSERT_TRUE(rep2.has_value());
+  EXPECT_EQ(rep2->verified, 5u);
+  EXPECT_EQ(rep2->failed, 2u);
+  EXPECT_EQ(rep2->unauthenticated, 1u);
+  EXPECT_EQ(find(*rep2, "kernel/drivers/m6.ko")->reason, "listed in modules.order but missing");
+  EXPECT_EQ(find(*rep2, "kernel/drivers/m1.ko")->reason.rfind("wrong root", 0), 0u);
+  EXPECT_FALSE(rep2->ok);
 }
 
 TEST(ModuleTreeTest, VerifyModuleBytes) {
