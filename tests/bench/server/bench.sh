@@ -61,6 +61,7 @@ python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); assert a["verdicts"
 # nginx: the same JSON bytes as a static file at the same path.
 mkdir -p "$tmp/www/api/v1/artifacts/sha256" "$tmp/nginx"
 cp "$tmp/answer.json" "$tmp/www$URL_PATH"
+chmod 755 "$tmp"; chmod -R a+rX "$tmp/www"   # nginx workers run as www-data
 cat > "$tmp/nginx.conf" <<CONF
 worker_processes 2;
 pid $tmp/nginx/nginx.pid;
@@ -78,7 +79,7 @@ CONF
 nginx -c "$tmp/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NPORT$URL_PATH" >/dev/null && break; sleep 0.1; done
-cmp <(curl -s "http://127.0.0.1:$NPORT$URL_PATH") "$tmp/answer.json"
+curl -s "http://127.0.0.1:$NPORT$URL_PATH" > "$tmp/nginx-answer.json"; cmp "$tmp/nginx-answer.json" "$tmp/answer.json" || { echo "bench: nginx serves something else:"; head -c 300 "$tmp/nginx-answer.json"; tail -3 "$tmp/nginx/error.log"; exit 2; }
 
 run() { # name url -> "rps p99ms"
   local out
