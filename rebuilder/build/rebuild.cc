@@ -330,6 +330,26 @@ class SuseBackend : public Backend {
     for (const auto& [path, d] : job.shipped[0].members) build_id = build_id || path.find("usr/lib/.build-id/") == 0;
     env.fields["build_id_links"] = build_id ? "alldebug" : "none";
     env.build_path = "/home/abuild/rpmbuild";  // OBS's build root
+    env.build_user = "abuild";
+    // The source RPM pins more: the parsed spec it carries (rpm >= 4.18)
+    // shows the %_topdir it was built in, its files' owner the build user.
+    const std::string src = srpm(job, env);
+    if (!src.empty()) {
+      env.fields["srpm_sha256"] = file_sha256_hex(src);
+      SubprocessOptions so;
+      so.output_cap = 16 << 20;
+      auto q = run_subprocess({"rpm", "-qp", "--nosignature", "--nodigest", "--qf", "[%{FILEUSERNAME}\n]%{SPEC}", src}, so);
+      if (q && q->success()) {
+        const std::string& t = q->out;
+        if (const auto nl = t.find('\n'); nl != std::string::npos && nl > 0) env.build_user = t.substr(0, nl);
+        const auto prep = t.find("%prep\ncd '");
+        if (prep != std::string::npos) {
+          const auto start = prep + 10;
+          const auto end = t.find("/BUILD'", start);
+          if (end != std::string::npos && end > start && t[start] == '/') env.build_path = t.substr(start, end - start);
+        }
+      }
+    }
     return env;
   }
 
@@ -360,16 +380,16 @@ class SuseBackend : public Backend {
     Plan p;
     auto& s = p.sandbox;
     s.build_path = env.build_path;
-    s.user = "abuild";
+    s.user = env.build_user;
+    if (env.build_user == "root") s.uid = s.gid = 0;
     const std::string src = srpm(job, env);
     fs::create_directories(job.work + "/build");
     fs::copy_file(src, job.work + "/build/" + base_of(src), fs::copy_options::overwrite_existing);
     s.env["SOURCE_DATE_EPOCH"] = std::to_string(env.source_date_epoch.value_or(0));
-    auto def = [&](const std::string& k, const std::string& v) {
-      p.argv.push_back("--define");
-      p.argv.push_back(k + " " + v);
-    };
-    p.argv = {"rpmbuild", "--rebuild", "--nodeps"};
+    // As OBS does: the spec is built with -ba (the source RPM is rebuilt too,
+    // and its id lands in the binary header as SOURCEPKGID).
+    std::vector<std::string> defs;
+    auto def = [&](const std::string& k, const std::string& v) { defs.push_back("--define " + shell_quote(k + " " + v)); };
     def("_topdir", env.build_path);
     if (!env.fields.at("disturl").empty()) def("disturl", env.fields.at("disturl"));
     for (const char* k : {"distribution", "vendor", "packager"}) {
@@ -379,12 +399,26 @@ class SuseBackend : public Backend {
     def("use_source_date_epoch_as_buildtime", "1");
     def("clamp_mtime_to_source_date_epoch", "1");
     def("_build_id_links", env.fields.at("build_id_links"));
-    // The payload compressor as the header records it.
-    const std::string comp = env.fields.count("payloadcompressor") ? env.fields.at("payloadcompressor") : "";
-    const std::string level = env.fields.count("payloadflags") ? env.fields.at("payloadflags") : "9";
+    // Payload compressors as the binary and the source RPM headers record them.
     const std::map<std::string, std::string> io = {{"bzip2", "bzdio"}, {"xz", "xzdio"}, {"zstd", "zstdio"}, {"gzip", "gzdio"}, {"lzma", "lzdio"}};
-    if (io.count(comp)) def("_binary_payload", "w" + (level.empty() ? std::string("9") : level) + "." + io.at(comp));
-    p.argv.push_back(env.build_path + "/" + base_of(src));
+    auto payload = [&](const std::string& comp, const std::string& level) {
+      return "w" + (level.empty() || level == "(none)" ? std::string("9") : level) + "." + io.at(comp);
+    };
+    const std::string comp = env.fields.count("payloadcompressor") ? env.fields.at("payloadcompressor") : "";
+    if (io.count(comp)) def("_binary_payload", payload(comp, env.fields.count("payloadflags") ? env.fields.at("payloadflags") : ""));
+    auto q = run_subprocess({"rpm", "-qp", "--nosignature", "--nodigest", "--qf", "%{PAYLOADCOMPRESSOR} %{PAYLOADFLAGS}", src});
+    if (q && q->success()) {
+      std::istringstream in(q->out);
+      std::string sc, sl;
+      in >> sc >> sl;
+      if (io.count(sc)) def("_source_payload", payload(sc, sl));
+    }
+    std::string all;
+    for (const auto& d : defs) all += " " + d;
+    const std::string script = "set -e\nrpm -i --nosignature --nodigest" + all + " " + shell_quote(env.build_path + "/" + base_of(src)) +
+                               "\nspec=$(ls " + shell_quote(env.build_path) + "/SPECS/*.spec | head -n 1)\n"
+                               "rpmbuild -ba --nodeps" + all + " \"$spec\"\n";
+    p.argv = {"/bin/sh", "-c", script};
     return p;
   }
 
@@ -497,6 +531,7 @@ class DebianBackend : public Backend {
     if (files_at != std::string::npos) {
       std::istringstream in(text.substr(files_at + 7));
       std::string line;
+      std::getline(in, line);  // the rest of the "Files:" line
       while (std::getline(in, line) && !line.empty() && (line[0] == ' ' || line[0] == '\t')) {
         std::istringstream w(line);
         std::string md5, size, name;
@@ -686,14 +721,12 @@ RebuildReport rebuild(const std::vector<std::string>& files, const RebuildOption
   fs::remove_all(work, ec);
   fs::create_directories(work, ec);
   Job job{files, *shipped, options, work};
-  struct Cleanup {
-    const std::string& dir;
-    bool keep;
-    ~Cleanup() {
+  if (!options.keep) {
+    rep.work_cleanup = std::shared_ptr<void>(nullptr, [work](void*) {
       std::error_code e;
-      if (!keep) fs::remove_all(dir, e);
-    }
-  } cleanup{work, options.keep};
+      fs::remove_all(work, e);
+    });
+  }
   if (options.keep) rep.work_dir = work;
 
   progress("deriving the pinned environment (" + rep.backend + ")");
@@ -748,9 +781,11 @@ RebuildReport rebuild(const std::vector<std::string>& files, const RebuildOption
     }
     rep.rebuilt.push_back({base_of(o), file_sha256_hex(o), o});
   }
+  progress("reading the rebuilt package(s)");
   auto rebuilt = read_all(*outs);
   if (!rebuilt) return finish(RebuildStatus::kError, rebuilt.error().to_string());
   fill_verdicts(rep, *shipped, *rebuilt);
+  progress("done");
   return finish(RebuildStatus::kVerdict, "");
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,9 @@ struct RebuildReport {
   std::vector<RebuiltFile> rebuilt;
   std::string log;                     // path of the build log (kept)
   std::string work_dir;                // kept with --keep
+  // Removes the work directory (unless --keep) when the last copy of the
+  // report goes away, i.e. after the caller has delivered the verdict.
+  std::shared_ptr<void> work_cleanup;
   std::chrono::milliseconds duration{0};
   std::chrono::milliseconds build_duration{0};   // the sandboxed build alone
 

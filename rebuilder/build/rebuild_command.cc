@@ -1,6 +1,8 @@
 // kmr rebuild [--json] [--backend B] [--sources LOCATION] [--keep] [--timeout SECONDS] PACKAGE...
 #include <unistd.h>
 
+#include <chrono>
+
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -78,8 +80,12 @@ int run(const std::vector<std::string>& args) {
     std::fputs(kUsage, stderr);
     return cli::kExitError;
   }
-  if (::isatty(2)) {
-    o.progress = [](const std::string& line) { std::fprintf(stderr, "kmr rebuild: %s\n", line.c_str()); };
+  if (::isatty(2) || std::getenv("KMR_PROGRESS")) {
+    const auto t0 = std::chrono::steady_clock::now();
+    o.progress = [t0](const std::string& line) {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+      std::fprintf(stderr, "kmr rebuild: [%6lld ms] %s\n", static_cast<long long>(ms), line.c_str());
+    };
   }
   const RebuildReport rep = rebuild(files, o);
   if (json) {
