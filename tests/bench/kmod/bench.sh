@@ -66,13 +66,15 @@ find "$T/kernel" -name '*.ko.zst' -print0 | xargs -0 cat > /dev/null
 best_a=999999; best_b=999999; rss=0
 for ((r = 1; r <= RUNS; r++)); do
   t0=$(now)
-  /usr/bin/time -f '%M' -o "$W/rss.txt" "$KMR" modules verify --json "$T" > "$W/verify.json"
+  /usr/bin/time -f '%M %U %S' -o "$W/rss.txt" "$KMR" modules verify --json "$T" > "$W/verify.json"
   t1=$(now)
-  (cd "$T" && find . -name '*.ko.zst' -print0 | xargs -0 zstd -dc | sha256sum > /dev/null)
+  (cd "$T" && /usr/bin/time -f '%U %S' -o "$W/cpu_b.txt" sh -c "find . -name '*.ko.zst' -print0 | xargs -0 zstd -dc | sha256sum > /dev/null")
   t2=$(now)
   a=$(awk "BEGIN {print $t1 - $t0}"); b=$(awk "BEGIN {print $t2 - $t1}")
-  kb=$(cat "$W/rss.txt")
-  printf 'run %d: kmr modules verify %.3f s (peak RSS %d MB), zstd -dc | sha256sum %.3f s\n' "$r" "$a" $((kb / 1024)) "$b"
+  read -r kb ua sa < "$W/rss.txt"
+  read -r ub sb < "$W/cpu_b.txt"
+  printf 'run %d: kmr modules verify %.3f s wall, %.2f s CPU, peak RSS %d MB | zstd -dc | sha256sum %.3f s wall, %.2f s CPU\n' \
+    "$r" "$a" "$(awk "BEGIN {print $ua + $sa}")" $((kb / 1024)) "$b" "$(awk "BEGIN {print $ub + $sb}")"
   if awk "BEGIN {exit !($a < $best_a)}"; then best_a=$a; fi
   if awk "BEGIN {exit !($b < $best_b)}"; then best_b=$b; fi
   if ((kb > rss)); then rss=$kb; fi
