@@ -233,6 +233,24 @@ TEST_F(ElfHostileTest, NameOffsetBeyondStrtab) {
   EXPECT_NE(e.find("h.o: section 1 name: offset 2147483647 beyond string table"), std::string::npos) << e;
 }
 
+TEST(ElfCrafted, ProgramHeaderBeyondEof) {
+  // ELF64 LE header with one program header whose data runs past the end.
+  ByteVector h(64 + 56, 0);
+  h[0] = 0x7f; h[1] = 'E'; h[2] = 'L'; h[3] = 'F';
+  h[4] = 2; h[5] = 1; h[6] = 1;
+  h[0x20] = 64;   // e_phoff
+  h[0x36] = 56;   // e_phentsize
+  h[0x38] = 1;    // e_phnum
+  h[64] = 1;      // PT_LOAD
+  h[64 + 8] = 0x10;              // p_offset
+  h[64 + 32] = 0x00; h[64 + 33] = 0x10;  // p_filesz = 0x1000
+  auto f = ElfFile::parse(h, "ph");
+  ASSERT_FALSE(f.has_value());
+  EXPECT_EQ(f.error().to_string(), "ph: program header 0: offset 0x10 filesz 0x1000 beyond end of file (size 120)");
+  h[0x36] = 32;
+  EXPECT_EQ(ElfFile::parse(h, "ph").error().to_string(), "ph: e_phentsize 32, expected 56");
+}
+
 TEST(ElfCrafted, Elf32BigEndianHeaderOnly) {
   // Hand-made ELF32 BE header without sections or segments.
   ByteVector h(52, 0);
