@@ -158,6 +158,54 @@ Result<std::string> materialise(const json& art, const std::string& dir, const W
   return path;
 }
 
+// When the engine kept its work dir, find the rebuilt file of a differing package
+// and run `kmr diff` on (shipped, rebuilt) for the report's diff JSON/HTML.
+void add_diff(json& report, const json& out, const std::vector<std::string>& shipped, const std::string& dir,
+              const WorkerConfig& cfg) {
+  if (cfg.rebuild_command.size() < 2 || cfg.rebuild_command[1] != "rebuild") return;
+  if (!out.contains("rebuilt") || !out["rebuilt"].is_array()) return;
+  std::error_code ec;
+  for (const json& r : out["rebuilt"]) {
+    if (!r.is_object() || !r.contains("name") || !r["name"].is_string() || !r.contains("sha256")) continue;
+    std::string name = std::filesystem::path(r["name"].get<std::string>()).filename().string();
+    std::string ship;
+    for (const auto& f : shipped)
+      if (std::filesystem::path(f).filename() == name) ship = f;
+    if (ship.empty()) continue;
+    auto sd = sha256_file(ship);
+    if (sd && to_hex(*sd) == r["sha256"]) continue;  // this package is identical
+    std::string rebuilt;
+    int budget = 100000;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir + "/engine", ec);
+         !ec && it != std::filesystem::recursive_directory_iterator() && --budget > 0; it.increment(ec)) {
+      if (it->is_regular_file(ec) && it->path().filename() == name && it->path().string() != ship) {
+        auto d = sha256_file(it->path().string());
+        if (d && to_hex(*d) == r["sha256"]) {
+          rebuilt = it->path().string();
+          break;
+        }
+      }
+    }
+    if (rebuilt.empty()) continue;
+    SubprocessOptions o;
+    o.timeout = std::chrono::minutes(20);
+    auto res = run_subprocess({cfg.rebuild_command[0], "diff", "--json", dir + "/diff.json", "--html", dir + "/diff-html",
+                               ship, rebuilt}, o);
+    if (!res || res->signaled || res->timed_out || res->exit_code > 1) {
+      spdlog::warn("kmr diff failed: {}", res ? res->describe() + " " + res->err.substr(0, 500) : res.error().to_string());
+      return;
+    }
+    auto dj = read_text_file(dir + "/diff.json", 32 << 20);
+    if (dj) {
+      json j = json::parse(*dj, nullptr, false);
+      if (!j.is_discarded()) report["diff_json"] = j;
+    }
+    auto dh = read_text_file(dir + "/diff-html/index.html", 32 << 20);
+    if (dh) report["diff_html"] = *dh;
+    return;
+  }
+}
+
 json run_job(const json& job, const WorkerConfig& cfg) {
   std::int64_t id = job["id"];
   std::string dir = cfg.work_dir + "/job-" + std::to_string(id);
@@ -192,6 +240,10 @@ json run_job(const json& job, const WorkerConfig& cfg) {
       }
     }
   }
+  // Keep the engine's work dir (removed with the job dir below) so the diff can read the rebuilt files.
+  argv.push_back("--keep");
+  argv.push_back("--work-dir");
+  argv.push_back(dir + "/engine");
   argv.insert(argv.end(), files.begin(), files.end());
   SubprocessOptions opt;
   opt.timeout = std::chrono::seconds(cfg.rebuild_timeout_seconds);
@@ -256,6 +308,8 @@ json run_job(const json& job, const WorkerConfig& cfg) {
     if (d) report["diff_html"] = *d;
   }
   report["details"] = details;
+  if (!report.contains("diff_json") && report.value("files", "") != "identical" && report.contains("files"))
+    add_diff(report, out, files, dir, cfg);
   if (report["status"] == "verified" && (!report.contains("files") || !report.contains("module_root"))) {
     report["status"] = "error";
     report["reason"] = "engine reported a verdict without files/module_root";
