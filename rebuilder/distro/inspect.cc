@@ -15,6 +15,7 @@ nlohmann::json image_json(const std::optional<ImageInfo>& img) {
     j["payload_is_x86_64_elf"] = img->payload_is_x86_64_elf;
   }
   j["module_hashes_root"] = img->root && img->root->present ? nlohmann::json(to_hex(img->root->root.hash)) : nullptr;
+  j["root_searched"] = img->root_searched;
   if (!img->error.empty()) j["error"] = img->error;
   return j;
 }
@@ -22,6 +23,7 @@ nlohmann::json image_json(const std::optional<ImageInfo>& img) {
 
 Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, const InspectOptions& options) {
   LayoutCollector collector;
+  collector.set_full_image_analysis(options.full_image);
   std::vector<PackageReport> reps;
   for (const std::string& p : paths) {
     KMR_ASSIGN_OR_RETURN(PackageReport r, read_package(p, collector, options));
@@ -116,6 +118,8 @@ Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, co
     t << "module hashes:   root " << to_hex(mh->root.hash) << " levels " << mh->root.levels << ": " << mh->verified
       << " verified, " << mh->failed << " failed -> " << (mh->ok ? "OK" : "FAILED") << "\n";
     for (const auto& p : mh->problems) t << "  " << p << "\n";
+  } else if (L.image && !L.image->root_searched) {
+    t << "module hashes:   absent (every module is PKCS#7-signed; image not searched, --full-image does)\n";
   } else {
     t << "module hashes:   absent\n";
   }

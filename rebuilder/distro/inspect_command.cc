@@ -13,7 +13,7 @@ namespace kmr::distro {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: kmr inspect [--json] [--nix-key NAME:BASE64]... [--keyring FILE] PACKAGE...\n"
+    "usage: kmr inspect [--json] [--full-image] [--nix-key NAME:BASE64]... [--keyring FILE] PACKAGE...\n"
     "\n"
     "Reads distro kernel packages (format detected by content: Arch .pkg.tar.*, NixOS NAR or\n"
     ".narinfo (+ its NAR), SUSE RPM, Debian/Proxmox .deb, Debian .buildinfo) and reports the\n"
@@ -24,6 +24,8 @@ constexpr const char* kUsage =
     "  --json           machine-readable output\n"
     "  --nix-key K      trusted narinfo signing key (repeatable)\n"
     "  --keyring FILE   OpenPGP keyring for PACKAGE.sig (Arch), checked with sqv/gpgv\n"
+    "  --full-image     always decompress the image to search for a module-hashes root\n"
+    "                   (default: skipped when every module is PKCS#7-signed)\n"
     "\n"
     "exit: 0 everything present verifies, 1 a check failed, 2 error\n";
 
@@ -46,6 +48,8 @@ int run_inspect(const std::vector<std::string>& args) {
         return cli::kExitError;
       }
       opt.nix_keys.push_back(*k);
+    } else if (a == "--full-image") {
+      opt.full_image = true;
     } else if (a == "--keyring" && i + 1 < args.size()) {
       opt.keyring = args[++i];
     } else if (!a.empty() && a[0] == '-') {

@@ -63,9 +63,58 @@ bool is_x86_64_elf(Bytes b) {
 
 }  // namespace
 
-ImageInfo analyse_image(const std::string& path, Bytes data) {
+namespace {
+// The first bytes of a bzImage payload, decompressing no more than needed.
+Result<ByteVector> payload_head(Bytes image, const std::string& path, archive::Codec* codec) {
+  KMR_ASSIGN_OR_RETURN(auto h, kmod::parse_bzimage_header(image, path));
+  const Bytes payload = image.subspan(h.payload_start, h.payload_length);
+  *codec = archive::detect_codec(payload.first(std::min<std::size_t>(payload.size(), 64)));
+  ByteVector head;
+  if (*codec == archive::Codec::kNone) {
+    head.assign(payload.begin(), payload.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(payload.size(), 64)));
+    return head;
+  }
+  archive::DecompressOptions o;
+  o.allow_trailing_data = true;
+  o.max_output = 1ull << 30;
+  KMR_ASSIGN_OR_RETURN(auto dec, archive::Decompressor::create(*codec, o));
+  static constexpr std::string_view kEnough = "enough";
+  auto sink = [&](Bytes b) -> Result<void> {
+    head.insert(head.end(), b.begin(), b.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(b.size(), 64)));
+    if (head.size() >= 64) return internal_error(std::string(kEnough));
+    return ok();
+  };
+  for (std::size_t off = 0; off < payload.size() && head.size() < 64; off += 16384) {
+    auto r = dec->update(payload.subspan(off, std::min<std::size_t>(16384, payload.size() - off)), sink);
+    if (!r) {
+      if (r.error().message() == kEnough) break;
+      return Error(r.error().code(), path + ": payload: " + r.error().message());
+    }
+  }
+  return head;
+}
+}  // namespace
+
+ImageInfo analyse_image(const std::string& path, Bytes data, bool find_root) {
   ImageInfo info;
   info.path = path;
+  info.root_searched = find_root;
+  if (kmod::is_bzimage(data) && !find_root) {
+    info.kind = "bzimage";
+    archive::Codec codec = archive::Codec::kNone;
+    auto head = payload_head(data, path, &codec);
+    if (!head) {
+      info.error = head.error().to_string();
+      return info;
+    }
+    info.payload_codec = std::string(archive::codec_name(codec));
+    info.payload_is_x86_64_elf = is_x86_64_elf(*head);
+    return info;
+  }
+  if (!find_root) {
+    info.kind = data.size() >= 4 && data[0] == 0x7f && data[1] == 'E' ? "elf" : "other";
+    return info;
+  }
   if (kmod::is_bzimage(data)) {
     info.kind = "bzimage";
     auto payload = kmod::extract_bzimage_payload(data, path, kMaxImageBytes);
@@ -99,17 +148,18 @@ struct LayoutCollector::Impl {
   KernelLayout layout;
   std::map<std::string, std::uint64_t> release_modules;  // release -> module count
   std::string image_release;
-  std::future<ImageInfo> image_job;
-  std::future<ImageInfo> vmlinux_job;
+  std::shared_ptr<ByteVector> image_data;
+  std::string image_path;
+  std::shared_ptr<ByteVector> vmlinux_data;
+  bool full_image_analysis = false;
   std::vector<std::string> errors;
   ByteVector scratch;
 };
 
 LayoutCollector::LayoutCollector() : impl_(std::make_unique<Impl>()) {}
-LayoutCollector::~LayoutCollector() {
-  if (impl_->image_job.valid()) impl_->image_job.wait();
-  if (impl_->vmlinux_job.valid()) impl_->vmlinux_job.wait();
-}
+LayoutCollector::~LayoutCollector() = default;
+
+void LayoutCollector::set_full_image_analysis(bool full) { impl_->full_image_analysis = full; }
 
 archive::Visitor LayoutCollector::visitor(std::string what) {
   return [this, what](const archive::Entry& e, archive::MemberStream& s) -> Result<void> { return visit(what, e, s); };
@@ -122,16 +172,16 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
   const std::string& p = e.path;
   const std::string base = p.substr(p.rfind('/') == std::string::npos ? 0 : p.rfind('/') + 1);
 
-  auto start_image = [&](std::future<ImageInfo>& job, const std::string& kind) -> Result<void> {
-    if (job.valid()) {
+  auto start_image = [&](std::shared_ptr<ByteVector>& slot, std::string& slot_path, const std::string& kind) -> Result<void> {
+    if (slot) {
       L.warnings.push_back(what + ": second " + kind + " '" + p + "' ignored");
       return ok();
     }
     ++kernel_members_;
     auto r = s.read_all(kMaxImageBytes);
     if (!r) return Error(r.error().code(), what + ": " + p + ": " + r.error().message());
-    auto data = std::make_shared<ByteVector>(std::move(*r));
-    job = std::async(std::launch::async, [data, path = p]() { return analyse_image(path, *data); });
+    slot = std::make_shared<ByteVector>(std::move(*r));
+    slot_path = p;
     return ok();
   };
 
@@ -147,19 +197,17 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
     if (m->rest.rfind("build/", 0) == 0 || m->rest.rfind("source/", 0) == 0) {
       if (m->rest == "build/vmlinux") {
         L.vmlinux_path = p;
-        return start_image(impl_->vmlinux_job, "vmlinux");
+        return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
       }
       return ok();
     }
     if (m->rest == "vmlinuz") {
       impl_->image_release = m->release;
-      L.image = ImageInfo{};
-      L.image->path = p;
-      return start_image(impl_->image_job, "image");
+      return start_image(impl_->image_data, impl_->image_path, "image");
     }
     if (m->rest == "vmlinux.xz" || m->rest == "vmlinux.gz" || m->rest == "vmlinux") {
       L.vmlinux_path = p;
-      return start_image(impl_->vmlinux_job, "vmlinux");
+      return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
     }
     if (m->rest == "modules.order") {
       auto r = s.read_all(kMaxMetadataBytes);
@@ -221,35 +269,48 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
 
   if (p.rfind("boot/vmlinuz-", 0) == 0) {
     impl_->image_release = p.substr(13);
-    L.image = ImageInfo{};
-    L.image->path = p;
-    return start_image(impl_->image_job, "image");
+    return start_image(impl_->image_data, impl_->image_path, "image");
   }
   if (p.rfind("boot/vmlinux-", 0) == 0) {
     L.vmlinux_path = p;
-    return start_image(impl_->vmlinux_job, "vmlinux");
+    return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
   }
   // Nix outputs: the image and vmlinux at the top of the output.
   if (p == "bzImage" || p == "Image" || p == "zImage" || p == "vmlinuz") {
-    L.image = ImageInfo{};
-    L.image->path = p;
-    return start_image(impl_->image_job, "image");
+    return start_image(impl_->image_data, impl_->image_path, "image");
   }
   if (p == "vmlinux") {
     L.vmlinux_path = p;
-    return start_image(impl_->vmlinux_job, "vmlinux");
+    return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
   }
   return ok();
 }
 
 Result<KernelLayout> LayoutCollector::finish() {
   KernelLayout& L = impl_->layout;
-  if (impl_->image_job.valid()) {
-    L.image = impl_->image_job.get();
-    if (!L.image->error.empty()) L.warnings.push_back("image: " + L.image->error);
+  // The module-hashes root is searched (full image decompression) unless
+  // every module carries a PKCS#7 signature: then there is no proof to check.
+  bool need_root = impl_->full_image_analysis || L.modules.empty();
+  for (const auto& m : L.modules) need_root |= m.trailer != kmod::TrailerKind::kPkcs7;
+  std::future<ImageInfo> image_job, vmlinux_job;
+  if (impl_->image_data) {
+    image_job = std::async(std::launch::async, [d = impl_->image_data, path = impl_->image_path, need_root]() {
+      return analyse_image(path, *d, need_root);
+    });
   }
-  if (impl_->vmlinux_job.valid()) {
-    L.vmlinux = impl_->vmlinux_job.get();
+  if (impl_->vmlinux_data) {
+    vmlinux_job = std::async(std::launch::async, [d = impl_->vmlinux_data, path = L.vmlinux_path, need_root]() {
+      return analyse_image(path, *d, need_root);
+    });
+  }
+  if (image_job.valid()) {
+    L.image = image_job.get();
+    if (!L.image->error.empty()) L.warnings.push_back("image: " + L.image->error);
+  } else {
+    L.image.reset();
+  }
+  if (vmlinux_job.valid()) {
+    L.vmlinux = vmlinux_job.get();
     if (!L.vmlinux->error.empty()) L.warnings.push_back("vmlinux: " + L.vmlinux->error);
   }
   // Kernel release: the modules directory with the most modules, else the image name.

@@ -36,6 +36,10 @@ struct ImageInfo {
   bool payload_is_x86_64_elf = false;
   std::string payload_codec;  // bzImage payload codec
   std::optional<kmod::ImageRoot> root;
+  // False when the root was not searched (every module PKCS#7-signed and no
+  // full analysis asked for): the payload was decompressed only far enough
+  // to check its ELF header.
+  bool root_searched = true;
   std::string error;  // why analysis failed, if it did
 };
 
@@ -78,8 +82,11 @@ class LayoutCollector {
   // `prefix` is prepended to paths (e.g. a Nix output name); `what` names the
   // package in errors.
   archive::Visitor visitor(std::string what);
-  // Waits for background work and returns the layout.
+  // Analyses the images (in parallel) and returns the layout.
   Result<KernelLayout> finish();
+  // Always search the image for a module-hashes root (default: only when
+  // some module is not PKCS#7-signed, or there are no modules).
+  void set_full_image_analysis(bool full);
 
   // Package metadata members seen (".PKGINFO", ".BUILDINFO", "SOURCE").
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -94,7 +101,8 @@ class LayoutCollector {
   std::uint64_t kernel_members_ = 0;
 };
 
-// Analyses a kernel image (bzImage, ELF vmlinux, compressed vmlinux).
-ImageInfo analyse_image(const std::string& path, Bytes data);
+// Analyses a kernel image (bzImage, ELF vmlinux, compressed vmlinux); with
+// find_root the module-hashes root is searched (full decompression).
+ImageInfo analyse_image(const std::string& path, Bytes data, bool find_root = true);
 
 }  // namespace kmr::distro

@@ -17,6 +17,7 @@ enum class PackageKind { kArch, kNar, kNarinfo, kRpm, kDeb, kDebBuildinfo };
 struct InspectOptions {
   std::vector<archive::PublicKey> nix_keys;  // trusted narinfo signers
   std::string keyring;                       // OpenPGP keyring for <package>.sig
+  bool full_image = false;                   // always search the image for a root
   Limits limits;
 };
 

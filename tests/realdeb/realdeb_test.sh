@@ -52,3 +52,15 @@ if errors:
     sys.exit(1)
 print(f"OK: {rel}: {m['count']} modules, all PKCS#7, module hashes absent, bzImage -> x86-64 ELF")
 PY
+
+# With --full-image the whole payload is decompressed and searched: still no root.
+"$KMR" inspect --json --full-image "$DEB" > "$OUT.full"
+python3 - "$OUT.full" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["image_info"]["root_searched"] is True, j["image_info"]
+assert j["image_info"]["module_hashes_root"] is None, j["image_info"]
+assert j["module_hashes"] is None
+assert j["image_info"]["payload_is_x86_64_elf"] is True
+print("OK: --full-image: payload decompressed and searched, no module-hashes root")
+PY

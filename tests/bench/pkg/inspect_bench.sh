@@ -1,7 +1,8 @@
 #!/bin/bash
 # Benchmark: `kmr inspect --json PKG` against the floor `dpkg-deb --fsys-tarfile
-# PKG > /dev/null` (xz decompression of data.tar). Runs both alternately
-# RUNS times (default 5) and compares the medians of wall time.
+# PKG > /dev/null` (xz decompression of data.tar). Runs both alternately RUNS
+# times (default 5) and compares medians of wall time and of CPU time
+# (user+sys; steadier when the machine is shared).
 # usage: inspect_bench.sh [PACKAGE.deb] [RUNS]
 set -euo pipefail
 KMR="${KMR:-}"
@@ -11,22 +12,28 @@ if [ -z "$KMR" ]; then
   done
 fi
 [ -x "$KMR" ] || { echo "kmr binary not found (set KMR=)"; exit 2; }
-DEB="${1:-$(ls /var/cache/kmr-test/linux-image-6.1.0-*-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -1)}"
+DEB="${1:-}"
+[ -n "$DEB" ] || DEB="$(ls /var/cache/kmr-test/linux-image-6.1.0-*-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -1)"
 RUNS="${2:-5}"
-[ -f "$DEB" ] || { echo "no package (run tests/realdeb first or pass a .deb)"; exit 2; }
+[ -f "$DEB" ] || { echo "no package (run //tests/realdeb:realdeb_test first or pass a .deb)"; exit 2; }
 
-now() { date +%s.%N; }
-declare -a K D
+TIMEFORMAT='%R %U %S'
+measure() {  # prints "wall cpu"
+  local t
+  t=$( { time "$@" > /dev/null; } 2>&1 )
+  awk '{printf "%.3f %.3f\n", $1, $2 + $3}' <<< "$t"
+}
+declare -a DW DC KW KC
 for i in $(seq "$RUNS"); do
-  t0=$(now); dpkg-deb --fsys-tarfile "$DEB" > /dev/null; t1=$(now)
-  "$KMR" inspect --json "$DEB" > /dev/null; t2=$(now)
-  D+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')"); K+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.3f", b-a}')")
-  echo "run $i: dpkg-deb ${D[-1]}s  kmr inspect ${K[-1]}s"
+  read -r dw dc < <(measure dpkg-deb --fsys-tarfile "$DEB")
+  read -r kw kc < <(measure "$KMR" inspect --json "$DEB")
+  DW+=("$dw"); DC+=("$dc"); KW+=("$kw"); KC+=("$kc")
+  echo "run $i: dpkg-deb ${dw}s wall ${dc}s cpu | kmr inspect ${kw}s wall ${kc}s cpu"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-MD=$(median "${D[@]}"); MK=$(median "${K[@]}")
-RATIO=$(awk -v k="$MK" -v d="$MD" 'BEGIN{printf "%.3f", k/d}')
+ratio() { awk -v k="$1" -v d="$2" 'BEGIN{printf "%.3f", k/d}'; }
+mdw=$(median "${DW[@]}"); mdc=$(median "${DC[@]}"); mkw=$(median "${KW[@]}"); mkc=$(median "${KC[@]}")
 echo "package: $(basename "$DEB") ($(stat -c %s "$DEB") bytes), cores: $(nproc), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "median dpkg-deb --fsys-tarfile: ${MD}s"
-echo "median kmr inspect --json:      ${MK}s"
-echo "ratio kmr/dpkg-deb: $RATIO (target <= 1.2)"
+echo "median dpkg-deb --fsys-tarfile: ${mdw}s wall, ${mdc}s cpu"
+echo "median kmr inspect --json:      ${mkw}s wall, ${mkc}s cpu"
+echo "ratio kmr/dpkg-deb: wall $(ratio "$mkw" "$mdw"), cpu $(ratio "$mkc" "$mdc") (target <= 1.2)"
