@@ -227,7 +227,23 @@ Result<RpmPackage> read_rpm(InputStream& in, const ReaderOptions& options, const
   ReaderOptions o = options;
   o.name = options.name + ": payload";
   o.format = Format::kCpio;
-  KMR_ASSIGN_OR_RETURN(ArchiveStats st, read_archive(c, o, *visitor));
+  auto payload = read_archive(c, o, *visitor);
+  if (!payload) {
+    // A damaged payload: when the header's digest says so, that is the finding.
+    const auto* d = h.find(rpmtag::kPayloadDigest);
+    if (d && !d->strings.empty() && h.integer(rpmtag::kPayloadDigestAlgo).value_or(8) == 8) {
+      for (;;) {
+        auto b = c.next();
+        if (!b || b->empty()) break;
+      }
+      if (to_hex(c.payload_digest()) != d->strings[0]) {
+        return Error(ErrorCode::kVerificationFailed, options.name + ": RPM payload SHA256 does not match PAYLOADDIGEST (" +
+                                                         payload.error().message() + ")");
+      }
+    }
+    return std::move(payload).error();
+  }
+  ArchiveStats st = std::move(*payload);
   std::string filt = st.filter_name;
   const std::string want = p.payload_compressor == "identity" || p.payload_compressor.empty() ? "none"
                                                                                                 : p.payload_compressor;
