@@ -10,6 +10,7 @@
 #include "attest/note.h"
 #include "attest/query.h"
 #include "attest/statement.h"
+#include "attest/tlog_proof.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
@@ -84,11 +85,13 @@ int key_generate(const std::vector<std::string>& args) {
 
 constexpr const char* kVerifyHelp =
     "Usage: kmr attest verify --key PEM [--key PEM ...] [--threshold K] [--file ARTIFACT]\n"
-    "                         [--sha256 HEX] [--json] ENVELOPE\n"
+    "                         [--sha256 HEX] [--tlog-proof FILE] [--json] ENVELOPE\n"
     "Verifies a DSSE envelope (in-toto Statement, kmr kernel-rebuild predicate):\n"
     "the signature under >= K distinct given public keys (default 1), the\n"
     "statement's shape, and - with --file or --sha256 - that the statement's\n"
-    "subject digest is that artifact's SHA-256.\n"
+    "subject digest is that artifact's SHA-256. With --tlog-proof (C2SP tlog-proof,\n"
+    "from GET /api/v1/log/proof/tlog?hash=...) also that the exact envelope bytes\n"
+    "are in the rebuilder's log, under a checkpoint signed by one of the keys.\n"
     "Exit: 0 valid and PASSED, 1 invalid or FAILED/not matching, 2 error.\n";
 
 int attest_verify(const std::vector<std::string>& args) {
@@ -96,6 +99,7 @@ int attest_verify(const std::vector<std::string>& args) {
   std::string file;
   std::string want;
   std::string envelope_path;
+  std::string tlog_proof_path;
   std::size_t threshold = 1;
   bool json = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -108,6 +112,8 @@ int attest_verify(const std::vector<std::string>& args) {
       file = args[++i];
     } else if (args[i] == "--sha256" && i + 1 < args.size()) {
       want = args[++i];
+    } else if (args[i] == "--tlog-proof" && i + 1 < args.size()) {
+      tlog_proof_path = args[++i];
     } else if (args[i] == "--threshold" && i + 1 < args.size()) {
       try {
         threshold = std::stoul(args[++i]);
@@ -144,6 +150,12 @@ int attest_verify(const std::vector<std::string>& args) {
   if (!text) return report_error("attest verify", json, text.error());
   std::vector<const Ed25519Key*> trusted;
   for (const auto& k : keys) trusted.push_back(&k);
+  std::string tlog_proof;
+  if (!tlog_proof_path.empty()) {
+    auto t = read_text_file(tlog_proof_path, 2 * kMaxNoteBytes);
+    if (!t) return report_error("attest verify", json, t.error());
+    tlog_proof = std::move(*t);
+  }
 
   nlohmann::json out;
   out["envelope"] = envelope_path;
@@ -158,6 +170,8 @@ int attest_verify(const std::vector<std::string>& args) {
   } else {
     out["keyids"] = verified->keyids;
     auto st = parse_statement(verified->payload);
+    Result<Checkpoint> logged = malformed("no tlog-proof");
+    if (st && !tlog_proof_path.empty()) logged = verify_tlog_proof(tlog_proof, as_bytes(*text), trusted);
     if (!st) {
       verdict = "invalid";
       reason = envelope_path + ": " + st.error().to_string();
@@ -173,9 +187,17 @@ int attest_verify(const std::vector<std::string>& args) {
       out["verified_levels"] = st->verified_levels;
       out["module_root"] = st->module_root;
       out["files"] = st->files;
+      if (logged) {
+        auto p = parse_tlog_proof(tlog_proof);
+        out["log"] = {{"origin", logged->origin}, {"checkpoint_size", logged->size}, {"index", p ? p->index : 0}};
+      }
       if (!want.empty() && !has_subject(*st, want)) {
         verdict = "subject-mismatch";
         reason = "statement subject is not sha256:" + want;
+        code = kExitFailed;
+      } else if (!tlog_proof_path.empty() && !logged) {
+        verdict = "not-logged";
+        reason = tlog_proof_path + ": " + logged.error().to_string();
         code = kExitFailed;
       } else if (st->verification_result != "PASSED") {
         verdict = "failed";

@@ -9,6 +9,7 @@
 #include "attest/note.h"
 #include "attest/statement.h"
 #include "attest/tlog.h"
+#include "attest/tlog_proof.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace kmr::attest;
@@ -27,5 +28,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)Ed25519Key::from_pem(text);
   (void)Ed25519Key::from_spki_der(kmr::Bytes(data, size));
   (void)KeySet::from_json(text);
+  (void)verify_tlog_proof(text, kmr::Bytes(data, size), {&key});
   return 0;
 }

@@ -13,11 +13,13 @@
 
 #include "attest/dsse.h"
 #include "attest/http_client.h"
+#include "attest/merkle.h"
 #include "attest/service.h"
 #include "attest/statement.h"
 #include "attest/test_http_server.h"
 #include "attest/tlog.h"
 #include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
 
@@ -282,6 +284,21 @@ TEST_F(QueryTest, AttestVerifyCli) {
   ASSERT_TRUE(write_file_atomic(file, as_bytes(kContent)));
   auto res = kmr({"attest", "verify", "--key", a_->pub_pem_path(), "--file", file, env_path});
   EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  // Offline log inclusion with a C2SP tlog-proof from the rebuilder.
+  auto leaf = leaf_hash(as_bytes(env));
+  std::string proof_path = dir_->path() + "/env.tlog-proof";
+  ASSERT_TRUE(write_file_atomic(proof_path, as_bytes(http_get_body(a_->url() + "/api/v1/log/proof/tlog?hash=" +
+                                                                  to_hex(Bytes(leaf.data(), leaf.size()))))));
+  res = kmr({"attest", "verify", "--json", "--key", a_->pub_pem_path(), "--tlog-proof", proof_path, env_path});
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  EXPECT_EQ(nlohmann::json::parse(res.out)["log"]["checkpoint_size"], 1);
+  // The proof does not cover a different envelope.
+  a_->publish(sha256_hex(as_bytes("second")), "identical");
+  std::string env2_path = dir_->path() + "/env2.json";
+  ASSERT_TRUE(write_file_atomic(env2_path, as_bytes(http_get_body(a_->url() + "/api/v1/attestations/1"))));
+  res = kmr({"attest", "verify", "--json", "--key", a_->pub_pem_path(), "--tlog-proof", proof_path, env2_path});
+  EXPECT_EQ(res.exit_code, 1) << res.out << res.err;
+  EXPECT_EQ(nlohmann::json::parse(res.out)["verdict"], "not-logged");
   res = kmr({"attest", "verify", "--key", b_->pub_pem_path(), env_path});
   EXPECT_EQ(res.exit_code, 1) << res.out << res.err;
   res = kmr({"attest", "verify", "--key", a_->pub_pem_path(), "--sha256", sha256_hex(as_bytes("other")), env_path});

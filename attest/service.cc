@@ -4,6 +4,7 @@
 
 #include "attest/base64.h"
 #include "attest/dsse.h"
+#include "attest/tlog_proof.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 
@@ -79,7 +80,13 @@ AttestationService::AttestationService(TransparencyLog& log, const Ed25519Key& s
 }
 
 Result<std::string> AttestationService::checkpoint_note() const {
+  std::uint64_t ignored = 0;
+  return checkpoint_note(ignored);
+}
+
+Result<std::string> AttestationService::checkpoint_note(std::uint64_t& size) const {
   std::uint64_t n = log_.size();
+  size = n;
   std::lock_guard<std::mutex> lock(cp_mu_);
   if (n == cp_size_) return cp_note_;
   KMR_ASSIGN_OR_RETURN(Hash root, log_.root(n));
@@ -180,6 +187,32 @@ HttpResponse AttestationService::route(std::string_view path, std::string_view q
     HttpResponse r;
     r.body = j.dump() + "\n";
     r.cache_control = param(q, "size") ? kImmutable : "no-cache";
+    return r;
+  }
+  if (path == "/api/v1/log/proof/tlog") {
+    std::uint64_t size = 0;
+    auto note = checkpoint_note(size);
+    if (!note) return from_error(note.error());
+    std::uint64_t index = 0;
+    if (const std::string* h = param(q, "hash")) {
+      auto raw = from_hex(*h);
+      if (!raw || raw->size() != 32) return error_response(400, malformed("hash must be 64 hex digits"));
+      Hash lh;
+      std::copy(raw->begin(), raw->end(), lh.begin());
+      auto found = log_.find_leaf(lh);
+      if (!found || *found >= size) return error_response(404, not_found("leaf hash not in the log at this size"));
+      index = *found;
+    } else if (const std::string* i = param(q, "index")) {
+      if (!parse_u64(*i, index)) return error_response(400, malformed("index must be a decimal number"));
+    } else {
+      return error_response(400, malformed("index or hash is required"));
+    }
+    auto proof = log_.inclusion_proof(index, size);
+    if (!proof) return from_error(proof.error());
+    HttpResponse r;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = make_tlog_proof(index, *proof, *note);
+    r.cache_control = "no-cache";
     return r;
   }
   if (path == "/api/v1/log/proof/consistency") {

@@ -40,6 +40,9 @@ struct HttpResponse {
 //       {"index":I,"tree_size":N,"leaf_hash":"<hex>","hashes":["<base64>",...]}
 //   /api/v1/log/proof/consistency?old=M&new=N
 //       {"old_size":M,"new_size":N,"hashes":["<base64>",...]}
+//   /api/v1/log/proof/tlog?hash=<hex leaf hash>|index=I
+//       text/plain C2SP tlog-proof (inclusion proof + the signed checkpoint
+//       it reaches) for offline verification (`kmr attest verify --tlog-proof`)
 //   /tile/<L>/<N>[.p/<W>], /tile/entries/<N>[.p/<W>]   C2SP tlog-tiles,
 //                                     application/octet-stream, immutable
 // Errors: {"error":{"code":"<ErrorCode name>","message":"..."}} with 400/404.
@@ -55,6 +58,8 @@ class AttestationService {
   // The signed checkpoint for the current log size (cached per size; Ed25519
   // is deterministic, so one size always yields the same note).
   Result<std::string> checkpoint_note() const;
+  // Same, also returning the size the note signs.
+  Result<std::string> checkpoint_note(std::uint64_t& size) const;
   std::string vkey() const { return make_vkey(origin_, key_); }
   const std::string& origin() const { return origin_; }
 

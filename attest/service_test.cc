@@ -5,6 +5,7 @@
 
 #include "attest/base64.h"
 #include "attest/dsse.h"
+#include "attest/tlog_proof.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
@@ -115,6 +116,44 @@ TEST_F(ServiceTest, CheckpointAndProofEndpoints) {
   auto keys = nlohmann::json::parse(get("/api/v1/keys").body);
   EXPECT_EQ(keys["keys"][0]["keyid"], key_.keyid());
   EXPECT_EQ(keys["keys"][0]["vkey"], svc_->vkey());
+}
+
+TEST_F(ServiceTest, TlogProofVerifiesOfflineAndRejectsTampering) {
+  std::vector<Published> ps;
+  for (int i = 0; i < 7; ++i) ps.push_back(publish("identical"));
+  auto r = get("/api/v1/log/proof/tlog", "hash=" + ps[4].leaf_hash);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.rfind("c2sp.org/tlog-proof@v1\nindex 4\n", 0), 0u) << r.body;
+  auto cp = verify_tlog_proof(r.body, as_bytes(ps[4].envelope), {&key_});
+  ASSERT_TRUE(cp) << cp.error().to_string();
+  EXPECT_EQ(cp->size, 7u);
+  // Another entry's bytes, another key, a reordered proof: rejected.
+  EXPECT_FALSE(verify_tlog_proof(r.body, as_bytes(ps[3].envelope), {&key_}));
+  auto other = std::move(Ed25519Key::generate()).value();
+  auto wrong = verify_tlog_proof(r.body, as_bytes(ps[4].envelope), {&other});
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error().to_string().find("not signed by the given key"), std::string::npos);
+  auto parsed = parse_tlog_proof(r.body);
+  ASSERT_TRUE(parsed);
+  ASSERT_GE(parsed->hashes.size(), 2u);
+  std::swap(parsed->hashes[0], parsed->hashes[1]);
+  EXPECT_FALSE(verify_tlog_proof(make_tlog_proof(4, parsed->hashes, parsed->checkpoint_note),
+                                 as_bytes(ps[4].envelope), {&key_}));
+  struct Case {
+    std::string text, msg;
+  } bad[] = {
+      {"c2sp.org/tlog-proof@v2\n", "tlog-proof: first line is not c2sp.org/tlog-proof@v1"},
+      {"c2sp.org/tlog-proof@v1\nindex 01\n\nx", "tlog-proof: index is not a decimal without leading zeros"},
+      {"c2sp.org/tlog-proof@v1\nindex 1\nAAAA\n\nx", "tlog-proof: proof line is not a base64 SHA-256 hash"},
+      {"c2sp.org/tlog-proof@v1\nindex 1\n", "tlog-proof: missing blank line before the checkpoint"},
+      {"c2sp.org/tlog-proof@v1\nindex 1\n\n", "tlog-proof: missing checkpoint"},
+      {"c2sp.org/tlog-proof@v1\nextra AA==\n", "tlog-proof: missing index line"},
+  };
+  for (const auto& c : bad) {
+    auto p = parse_tlog_proof(c.text);
+    ASSERT_FALSE(p) << c.text;
+    EXPECT_EQ(p.error().message(), c.msg);
+  }
 }
 
 TEST_F(ServiceTest, ErrorsAndRouting) {
