@@ -118,7 +118,30 @@ rc, j, err = inspect([bad])
 check(rc == 1, f"suse tampered: exit {rc} (want 1) {err}")
 check(j is not None and any("PAYLOADDIGEST" in f for f in j.get("failures", [])), f"suse tampered: {j} {err}")
 
-# 4. Not a package at all -> exit 2 with the file named.
+# 4. Arch detached OpenPGP signature (gpg-made key, checked by sqv/gpgv).
+if shutil.which("gpg"):
+    g = os.path.join(tmp, "gpg")
+    shutil.rmtree(g, ignore_errors=True)
+    os.makedirs(g + "/home", mode=0o700)
+    env = dict(os.environ, GNUPGHOME=g + "/home")
+    subprocess.run(["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key", "kmr <k@kmr.invalid>",
+                    "ed25519", "sign", "never"], env=env, check=True)
+    with open(g + "/keyring.gpg", "wb") as f:
+        subprocess.run(["gpg", "--batch", "--export"], env=env, check=True, stdout=f)
+    signed = g + "/" + os.path.basename(arch["packages"][0]["path"])
+    shutil.copy(os.path.join(out, arch["packages"][0]["path"]), signed)
+    subprocess.run(["gpg", "--batch", "--quiet", "--detach-sign", "-o", signed + ".sig", signed], env=env, check=True)
+    r = subprocess.run([kmr, "inspect", "--json", "--keyring", g + "/keyring.gpg", signed], capture_output=True, text=True)
+    j = json.loads(r.stdout) if r.stdout else {}
+    check(r.returncode == 0 and j.get("build", {}).get("signature", {}).get("valid") is True,
+          f"arch signature: exit {r.returncode} {j.get('build', {}).get('signature')} {r.stderr}")
+    subprocess.run(["gpg", "--batch", "--quiet", "--yes", "--detach-sign", "-o", signed + ".sig", ko[:-4] + ".zst"]
+                   if os.path.exists(ko[:-4] + ".zst") else ["true"], env=env, check=True)
+    r = subprocess.run([kmr, "inspect", "--json", "--keyring", g + "/keyring.gpg", signed], capture_output=True, text=True)
+    check(r.returncode == 1, f"arch wrong signature: exit {r.returncode} (want 1)")
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env)
+
+# 5. Not a package at all -> exit 2 with the file named.
 junk = os.path.join(tmp, "junk.bin")
 open(junk, "wb").write(b"\x00" * 4096)
 rc, j, err = inspect([junk])
