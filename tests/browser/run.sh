@@ -40,8 +40,10 @@ fi
 
 # 3. kmrd --demo on a free port
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-state=$(mktemp -d "${TMPDIR:-/tmp}/kmr-browser-state.XXXXXX")
-"$KMR_KMRD" --demo --listen "127.0.0.1:$port" --state "$state" >"$out/kmrd.log" 2>&1 &
+# KMR_STATE reuses a state dir (its fixtures are built once); default: a fresh one
+if [[ -n ${KMR_STATE:-} ]]; then state=$KMR_STATE; KMR_KEEP_STATE=1; mkdir -p "$state"
+else state=$(mktemp -d "${TMPDIR:-/tmp}/kmr-browser-state.XXXXXX"); fi
+"$KMR_KMRD" --demo --listen "127.0.0.1:$port" --state "$state" ${KMR_WEB:+--web "$KMR_WEB"} >"$out/kmrd.log" 2>&1 &
 kmrd_pid=$!
 cleanup() {
   if kill -0 "$kmrd_pid" 2>/dev/null; then
@@ -77,7 +79,9 @@ cp "$manifest" "$out/manifest.json"
 
 # 4. the tests
 cd "$here"
-KMR_URL=$url KMR_MANIFEST=$manifest KMR_BIN=$KMR_BIN KMR_OUT=$out node test.mjs
+admin_token=
+[[ -f $state/admin-token ]] && admin_token=$(cat "$state/admin-token")
+KMR_URL=$url KMR_MANIFEST=$manifest KMR_BIN=$KMR_BIN KMR_OUT=$out KMR_ADMIN_TOKEN=$admin_token node test.mjs
 status=$?
 if [[ $status -ne 0 ]]; then
   echo "--- last lines of kmrd.log ---"
