@@ -169,8 +169,8 @@ class XzMtStream : public InputStream {
     mt.flags = LZMA_CONCATENATED;
     mt.threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
     mt.timeout = 0;
-    mt.memlimit_threading = 1ull << 30;
-    mt.memlimit_stop = 4ull << 30;
+    mt.memlimit_threading = 512ull << 20;  // beyond it: single-threaded
+    mt.memlimit_stop = 1ull << 30;         // beyond it: error (hostile dictionary sizes)
     if (lzma_stream_decoder_mt(&s_, &mt) != LZMA_OK) return internal_error(o_.name + ": lzma_stream_decoder_mt failed");
     return ok();
   }
@@ -500,6 +500,15 @@ Result<ArchiveStats> read_archive(InputStream& in, const ReaderOptions& options,
       if (!v) return std::move(v).error();
     }
     KMR_TRY(content.drain());
+  }
+  if (xz) {
+    // Decode to the end so a truncated or corrupt stream tail (index, footer,
+    // check) is an error even when the tar ended before it.
+    for (;;) {
+      auto b = xz->next();
+      if (!b) return std::move(b).error();
+      if (b->empty()) break;
+    }
   }
   stats.compressed_bytes = xz ? xz->compressed() : s.source_bytes();
   if (xz) stats.filter_name = "xz";

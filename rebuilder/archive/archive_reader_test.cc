@@ -207,6 +207,20 @@ TEST(ArchiveReader, TruncatedArchiveIsAnError) {
   EXPECT_EQ(r.error().message().rfind("t.tar: ", 0), 0u);
 }
 
+TEST(ArchiveReader, TruncatedAndCorruptXz) {
+  auto xz = make_archive({{"a", AE_IFREG, std::string(200000, 'x') + std::string(200000, 'y'), "", ""}},
+                         ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_XZ);
+  ByteVector cut(xz.begin(), xz.end() - 30);
+  auto r = list(cut);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message().rfind("t.tar: ", 0), 0u) << r.error().message();
+  ByteVector bad = xz;
+  bad[bad.size() / 2] ^= 0x55;
+  r = list(bad);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("xz: corrupt data"), std::string::npos) << r.error().message();
+}
+
 TEST(ArchiveReader, GarbageIsNotAnArchive) {
   std::string junk(1000, 'j');
   auto r = list(as_bytes(junk));
