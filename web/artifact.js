@@ -51,11 +51,15 @@
     s.appendChild(h('div', { class: 'roots' + (equal ? ' equal' : '') },
       rootColumn('Shipped (embedded in vmlinux)', shipped, rebuilt, sl, 'shipped'),
       rootColumn('Rebuilt (from rebuilt modules)', rebuilt, shipped, rl, 'rebuilt')));
-    const count = pick(a, ['modules.count', 'module_count']);
-    const failed = pick(a, ['modules.failed', 'failed_modules']) || [];
+    // kmrd: modules {verified: n, invalid: [names], note}; older shapes {count, failed}
+    const failed = pick(a, ['modules.failed', 'modules.invalid', 'failed_modules']) || [];
+    let count = pick(a, ['modules.count', 'module_count']);
+    const verified = pick(a, ['modules.verified']);
+    if (count == null && verified != null) count = Number(verified) + failed.length;
+    const note = pick(a, ['modules.note']);
     if (count != null || failed.length) {
-      s.appendChild(h('p', null, count != null ? String(count) + ' modules. ' : '',
-        failed.length ? failed.length + ' module proof(s) failed:' : 'No module proof failed.'));
+      s.appendChild(h('p', { id: 'module-count' }, count != null ? String(count) + ' modules' + (verified != null ? ', ' + verified + ' verified against the shipped root. ' : '. ') : '',
+        failed.length ? failed.length + ' module proof(s) failed:' : 'No module proof failed.', note ? ' ' + note : ''));
       if (failed.length) {
         s.appendChild(h('ul', { class: 'failed-modules' }, failed.slice(0, 500).map(function (m) {
           return h('li', null, h('code', null, typeof m === 'string' ? m : (m.name || JSON.stringify(m))),
@@ -282,7 +286,18 @@
       if (htmlUrl) diffSec.appendChild(h('p', null, h('a', { href: htmlUrl }, 'HTML report')));
       loadDiff(diffUrl, diffSec).catch(function (e) { diffSec.appendChild(errorBox(e)); });
     } else {
-      diffSec.appendChild(h('p', { class: 'muted' }, v.files && core.GOOD_FILES.has(v.files) ? 'No diff: the files reproduce.' : 'No diff report.'));
+      const differing = (a.verdicts && Array.isArray(a.verdicts.differing)) ? a.verdicts.differing : [];
+      if (differing.length) {
+        // no report stored: the rebuild's list of differing members ("file:member")
+        diffSec.appendChild(h('div', { class: 'diff-summary', id: 'diff-summary' },
+          h('h3', null, differing.length + ' differing member' + (differing.length === 1 ? '' : 's')),
+          h('p', { class: 'muted' }, 'No diff report was stored for this rebuild; the rebuild named these members:'),
+          h('ol', { class: 'members', id: 'differing-list' }, differing.slice(0, 2000).map(function (m) {
+            return h('li', null, h('code', null, String(m)));
+          }))));
+      } else {
+        diffSec.appendChild(h('p', { class: 'muted' }, v.files && core.GOOD_FILES.has(v.files) ? 'No diff: the files reproduce.' : 'No diff report.'));
+      }
     }
 
     const attSec = section('Attestations', 'attestations');
