@@ -178,9 +178,15 @@ HttpResponse Api::handle(const HttpRequest& req) {
   HttpResponse r;
   std::string path;
   Query query;
+  if (req.method == "HEAD") {
+    // Same answer as GET; the HTTP layer sends the headers only.
+    HttpRequest get = req;
+    get.method = "GET";
+    return handle(get);
+  }
   if (req.method != "GET" && req.method != "POST") {
-    r = json_error(405, "method_not_allowed", "only GET and POST are supported");
-    r.headers.emplace_back("Allow", "GET, POST");
+    r = json_error(405, "method_not_allowed", "only GET, HEAD and POST are supported");
+    r.headers.emplace_back("Allow", "GET, HEAD, POST");
   } else if (req.target.empty() || req.target[0] != '/' || req.target.size() > kMaxTarget) {
     r = json_error(400, "bad_target", "request target must be an absolute path");
   } else {

@@ -120,6 +120,8 @@ TEST_F(ApiTest, BadInputsAreJson4xx) {
   EXPECT_EQ(error_code(get("relative")), "bad_target");
   HttpRequest del{"DELETE", "/api/v1/queue", {}, "", ""};
   EXPECT_EQ(api_->handle(del).status, 405);
+  HttpRequest head{"HEAD", "/api/v1/stats", {}, "", ""};
+  EXPECT_EQ(api_->handle(head).status, 200);
 }
 
 TEST_F(ApiTest, SecurityHeadersEverywhere) {

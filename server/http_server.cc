@@ -161,6 +161,11 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
     HttpResponse res = s.api.handle(req);
     bool keep = req_msg.keep_alive() && !res.close && !s.stopping.load();
     auto out = to_beast(res, req_msg.version(), keep);
+    if (req.method == "HEAD") {
+      std::size_t n = out.body().size();
+      out.body().clear();
+      out.content_length(n);
+    }
     lowest.expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
     co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
     s.in_flight.fetch_sub(1);
