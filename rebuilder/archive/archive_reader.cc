@@ -11,6 +11,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "rebuilder/archive/decompress.h"
 #include "rebuilder/base/checked_math.h"
 
 namespace kmr::archive {
@@ -246,6 +247,70 @@ class XzMtStream : public InputStream {
   bool done_ = false;
 };
 
+// gzip, bzip2, zstd and lz4 through the codec libraries (decompress.h) in
+// front of libarchive, so the whole compressed stream is decoded and checked
+// to its end; same caps as the reader.
+class CodecStream : public InputStream {
+ public:
+  CodecStream(InputStream& in, Bytes first, const ReaderOptions& o) : in_(in), pending_(first), o_(o) {}
+
+  Result<void> init(Codec codec) {
+    DecompressOptions d;
+    d.max_output = o_.limits.max_total_bytes;
+    auto r = Decompressor::create(codec, d);
+    if (!r) return Error(r.error().code(), o_.name + ": " + r.error().message());
+    dec_ = std::move(*r);
+    return ok();
+  }
+
+  Result<Bytes> next() override {
+    out_.clear();
+    auto sink = [this](Bytes b) -> Result<void> {
+      out_.insert(out_.end(), b.begin(), b.end());
+      return ok();
+    };
+    while (out_.empty() && !done_) {
+      Bytes in;
+      if (!pending_.empty()) {
+        in = pending_;
+        pending_ = Bytes();
+      } else {
+        KMR_ASSIGN_OR_RETURN(in, in_.next());
+      }
+      compressed_ += in.size();
+      if (in.empty()) {
+        auto f = dec_->finish(sink);
+        if (!f) return Error(f.error().code(), o_.name + ": " + f.error().message());
+        done_ = true;
+        break;
+      }
+      for (std::size_t off = 0; off < in.size(); off += 64 << 10) {
+        auto u = dec_->update(in.subspan(off, std::min<std::size_t>(64 << 10, in.size() - off)), sink);
+        if (!u) return Error(u.error().code(), o_.name + ": " + u.error().message());
+      }
+      produced_ += out_.size();
+      const auto allowed = checked_mul<std::uint64_t>(std::max<std::uint64_t>(compressed_, 1),
+                                                      o_.limits.max_compression_ratio);
+      if (allowed && produced_ > *allowed + o_.ratio_slack) {
+        return limit_exceeded(o_.name + ": compression ratio exceeds " + std::to_string(o_.limits.max_compression_ratio) +
+                              " (" + std::to_string(produced_) + " bytes from " + std::to_string(compressed_) + ")");
+      }
+    }
+    return Bytes(out_.data(), out_.size());
+  }
+  std::uint64_t compressed() const { return compressed_; }
+
+ private:
+  InputStream& in_;
+  Bytes pending_;
+  const ReaderOptions& o_;
+  std::unique_ptr<Decompressor> dec_;
+  ByteVector out_;
+  std::uint64_t compressed_ = 0;
+  std::uint64_t produced_ = 0;
+  bool done_ = false;
+};
+
 // Replays one already-read chunk, then the rest of the source.
 class PeekedStream : public InputStream {
  public:
@@ -462,11 +527,22 @@ Result<ArchiveStats> read_archive(InputStream& in, const ReaderOptions& options,
   static constexpr std::uint8_t kXzMagic[6] = {0xfd, '7', 'z', 'X', 'Z', 0};
   PeekedStream peeked(in, first);
   std::unique_ptr<XzMtStream> xz;
+  std::unique_ptr<CodecStream> codec_stream;
   InputStream* src = &peeked;
+  std::string filter;
   if (options.threaded_xz && first.size() >= 6 && std::memcmp(first.data(), kXzMagic, 6) == 0) {
     xz = std::make_unique<XzMtStream>(in, first, options);
     KMR_TRY(xz->init());
     src = xz.get();
+    filter = "xz";
+  } else if (first.size() >= 4) {
+    const Codec c = detect_codec(first.first(std::min<std::size_t>(first.size(), 64)));
+    if (c == Codec::kGzip || c == Codec::kBzip2 || c == Codec::kZstd || c == Codec::kLz4) {
+      codec_stream = std::make_unique<CodecStream>(in, first, options);
+      KMR_TRY(codec_stream->init(c));
+      src = codec_stream.get();
+      filter = std::string(codec_name(c));
+    }
   }
   Session s(*src, options);
   KMR_TRY(s.open(false));
@@ -501,17 +577,17 @@ Result<ArchiveStats> read_archive(InputStream& in, const ReaderOptions& options,
     }
     KMR_TRY(content.drain());
   }
-  if (xz) {
+  if (src != &peeked) {
     // Decode to the end so a truncated or corrupt stream tail (index, footer,
     // check) is an error even when the tar ended before it.
     for (;;) {
-      auto b = xz->next();
+      auto b = src->next();
       if (!b) return std::move(b).error();
       if (b->empty()) break;
     }
   }
-  stats.compressed_bytes = xz ? xz->compressed() : s.source_bytes();
-  if (xz) stats.filter_name = "xz";
+  stats.compressed_bytes = xz ? xz->compressed() : codec_stream ? codec_stream->compressed() : s.source_bytes();
+  if (!filter.empty()) stats.filter_name = filter;
   return stats;
 }
 

@@ -221,6 +221,22 @@ TEST(ArchiveReader, TruncatedAndCorruptXz) {
   EXPECT_NE(r.error().message().find("xz: corrupt data"), std::string::npos) << r.error().message();
 }
 
+TEST(ArchiveReader, TruncatedCompressedTails) {
+  for (int filter : {ARCHIVE_FILTER_GZIP, ARCHIVE_FILTER_ZSTD, ARCHIVE_FILTER_BZIP2}) {
+    auto c = make_archive({{"a", AE_IFREG, "short", "", ""}}, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, filter);
+    ByteVector cut(c.begin(), c.end() - 4);  // the stream's check/trailer
+    auto r = list(cut);
+    EXPECT_FALSE(r) << "filter " << filter;
+    if (!r) {
+      EXPECT_EQ(r.error().message().rfind("t.tar: ", 0), 0u) << r.error().message();
+    }
+    ByteVector trailing = c;
+    trailing.push_back('!');
+    r = list(trailing);
+    EXPECT_FALSE(r) << "filter " << filter << ": trailing garbage accepted";
+  }
+}
+
 TEST(ArchiveReader, GarbageIsNotAnArchive) {
   std::string junk(1000, 'j');
   auto r = list(as_bytes(junk));
