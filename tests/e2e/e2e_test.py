@@ -162,11 +162,26 @@ r = subprocess.run([KMRD, "--config", bad_cfg, "--check-config"], capture_output
 check(r.returncode == 2 and "unknown key \"bogus\"" in r.stderr, "--check-config rejects unknown keys: " + r.stderr.strip())
 
 kmrd_log = open(os.path.join(TMP, "kmrd.log"), "ab")
+children = []
+
+
+def _cleanup():
+    for p in children:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL) if getattr(p, "_own_group", False) else p.kill()
+            except OSError:
+                pass
+
+
+import atexit
+atexit.register(_cleanup)
 
 
 def start_kmrd():
     p = subprocess.Popen([KMRD, "--config", cfg_file, "--web", os.path.join(TMP, "noweb")], stdout=kmrd_log,
                          stderr=kmrd_log)
+    children.append(p)
     for _ in range(200):
         try:
             if jget("/healthz")[0] == 200:
@@ -286,10 +301,13 @@ worker_log = open(os.path.join(TMP, "workers.log"), "ab")
 
 def start_worker(name, sleep):
     env = dict(os.environ, FAKE_EXPECT=expect_file, FAKE_SLEEP=str(sleep))
-    return subprocess.Popen([WORKER, "--server", BASE, "--key", keys[name][0], "--name", name, "--work-dir",
-                             os.path.join(TMP, "work-" + name), "--idle-seconds", "0.3",
-                             "--rebuild-command", sys.executable + " " + FAKE],
-                            env=env, stdout=worker_log, stderr=worker_log, start_new_session=True)
+    p = subprocess.Popen([WORKER, "--server", BASE, "--key", keys[name][0], "--name", name, "--work-dir",
+                          os.path.join(TMP, "work-" + name), "--idle-seconds", "0.3",
+                          "--rebuild-command", sys.executable + " " + FAKE],
+                         env=env, stdout=worker_log, stderr=worker_log, start_new_session=True)
+    p._own_group = True
+    children.append(p)
+    return p
 
 
 w1 = start_worker("w1", 60)
