@@ -226,7 +226,8 @@ Result<void> read_deb(const std::string& path, const archive::ReaderOptions& opt
     if (e.type != archive::EntryType::kFile) return ok();
     KMR_ASSIGN_OR_RETURN(auto data, s.read_all(c.limits.max_member_bytes));
     if (e.path.rfind("control.tar", 0) == 0 || e.path.rfind("data.tar", 0) == 0) {
-      const std::string prefix = e.path.substr(0, e.path.find(".tar") + 4) + "/";
+      // Payload members keep their package paths; control members are metadata.
+      const std::string prefix = e.path.rfind("control.tar", 0) == 0 ? "control.tar/" : "";
       // The compressed tar itself is not a member for the tiers: its content is.
       archive::ReaderOptions inner = opts;
       inner.name = opts.name + ": " + e.path;

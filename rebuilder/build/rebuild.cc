@@ -264,7 +264,12 @@ if [ $valid = 1 ]; then
   if [ $rc != 0 ]; then
     any=0; for o in $outs; do [ -e "$o.check" ] && any=1; done
     [ $any = 1 ] || exit $rc
-    echo "kmr: nix reports the rebuild differs (exit $rc); comparing the .check outputs"
+    # --check stops at the first differing output; the others were not
+    # compared. Rebuild every output: drop them from the store and realise.
+    echo "kmr: nix reports the rebuild differs (exit $rc); rebuilding every output"
+    for o in $outs; do rm -rf "$o.check"; done
+    nix-store --delete $outs || { echo "kmr: cannot delete the outputs to rebuild them all"; exit 3; }
+    nix-store --realise "$drv" || exit $?
   fi
 else
   echo "kmr: outputs absent: nix-store --realise $drv"

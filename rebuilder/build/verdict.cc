@@ -1,5 +1,6 @@
 #include "rebuilder/build/verdict.h"
 
+#include <algorithm>
 #include <set>
 
 #include "rebuilder/base/hex.h"
@@ -187,6 +188,17 @@ FilesReport files_verdict(const Artifact& shipped, const Artifact& rebuilt) {
       }
     }
   }
+  // Metadata is derived from the other members: named only when nothing else
+  // is. A directory present on one side only is implied by the files named
+  // beneath it.
+  std::vector<std::string> payload;
+  for (const auto& d : rep.differing) {
+    if (is_metadata(d)) continue;
+    const bool implied = std::any_of(rep.differing.begin(), rep.differing.end(),
+                                     [&](const std::string& o) { return o.size() > d.size() && o.rfind(d + "/", 0) == 0; });
+    if (!implied) payload.push_back(d);
+  }
+  if (!payload.empty()) rep.differing = std::move(payload);
   rep.tier = different    ? FilesTier::kDifferent
              : modulo_sig ? FilesTier::kIdenticalModuloSignatures
                           : FilesTier::kContentIdentical;
