@@ -53,7 +53,7 @@ MemberType member_type(archive_entry* e) {
 // Reads the data of the current entry: hash, optional retention, caps.
 // Returns false when the whole archive must stop (bomb, fatal error, timeout).
 bool read_member(Context& ctx, ::archive* a, Member& m, bool retain, std::uint64_t& total_out,
-                 std::uint64_t compressed_size, std::vector<std::string>& comments) {
+                 std::uint64_t compressed_size, std::vector<std::string>& comments, ByteVector* kept) {
   const Limits& lim = ctx.options().limits;
   Sha256 h;
   ByteVector content;
@@ -120,20 +120,32 @@ bool read_member(Context& ctx, ::archive* a, Member& m, bool retain, std::uint64
   }
   m.sha256 = to_hex(h.finish());
   if (m.type == MemberType::kFile) m.size = std::max<std::uint64_t>(m.size, got);
-  if (retain) m.content = blob_from_vector(std::move(content));
+  if (retain && kept != nullptr) {
+    *kept = std::move(content);
+  } else if (retain) {
+    m.content = blob_from_vector(std::move(content));
+  }
   return keep_going;
 }
 
 // One streaming pass. `want` (when set) selects which member ordinals keep
 // content; otherwise content is kept while the retain budget lasts.
-Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const std::vector<bool>* want) {
+Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const std::vector<bool>* want,
+                        const RetainHook* hook) {
   ArchivePtr a = open_archive(data, false);
   if (!a) return malformed(what + ": cannot open as an archive");
   MemberList list;
   std::uint64_t total_out = 0;
   std::uint64_t retained = 0;
   std::uint64_t ordinal = 0;
+  std::uint64_t last_wanted = 0;
+  if (want != nullptr) {
+    for (std::uint64_t i = 0; i < want->size(); ++i) {
+      if ((*want)[i]) last_wanted = i;
+    }
+  }
   for (;;) {
+    if (want != nullptr && ordinal > last_wanted) break;  // everything wanted is read
     if (list.members.size() >= ctx.options().limits.max_members) {
       list.comments.push_back("member limit reached; listing truncated");
       break;
@@ -160,13 +172,18 @@ Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const
     bool keep_going = true;
     if (m.type == MemberType::kFile) {
       bool retain;
-      if (want != nullptr) {
+      ByteVector kept;
+      if (hook != nullptr) {
+        retain = true;
+      } else if (want != nullptr) {
         retain = ordinal < want->size() && (*want)[ordinal];
       } else {
         retain = retained + m.size <= ctx.options().retain_bytes;
         if (retain) retained += m.size;
       }
-      keep_going = read_member(ctx, a.get(), m, retain, total_out, data.size(), list.comments);
+      keep_going = read_member(ctx, a.get(), m, retain, total_out, data.size(), list.comments,
+                               hook != nullptr ? &kept : nullptr);
+      if (hook != nullptr && m.error.empty()) (*hook)(m, std::move(kept));
     }
     list.members.push_back(std::move(m));
     ++ordinal;
@@ -177,8 +194,8 @@ Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const
 
 }  // namespace
 
-Result<MemberList> list_archive(Context& ctx, Bytes data, const std::string& what) {
-  return pass(ctx, data, what, nullptr);
+Result<MemberList> list_archive(Context& ctx, Bytes data, const std::string& what, const RetainHook* hook) {
+  return pass(ctx, data, what, nullptr, hook);
 }
 
 Result<void> fetch_archive(Context& ctx, Bytes data, const std::string& what, MemberList& list,
@@ -187,7 +204,7 @@ Result<void> fetch_archive(Context& ctx, Bytes data, const std::string& what, Me
   for (auto i : wanted) {
     if (i < want.size()) want[i] = true;
   }
-  KMR_ASSIGN_OR_RETURN(MemberList again, pass(ctx, data, what, &want));
+  KMR_ASSIGN_OR_RETURN(MemberList again, pass(ctx, data, what, &want, nullptr));
   for (auto i : wanted) {
     if (i < again.members.size() && i < list.members.size() && again.members[i].path == list.members[i].path) {
       list.members[i].content = again.members[i].content;

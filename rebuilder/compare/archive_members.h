@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,10 @@ namespace kmr::compare {
 // hashed; its content is kept while the retain budget lasts. Size, ratio and
 // time limits stop decompression with a comment. Errors only when not even
 // the first header can be read.
-Result<MemberList> list_archive(Context& ctx, Bytes data, const std::string& what);
+// With `hook`, every file member's full content is handed to the hook (which
+// decides what to keep) instead of the retain budget.
+using RetainHook = std::function<void(const Member& m, ByteVector&& content)>;
+Result<MemberList> list_archive(Context& ctx, Bytes data, const std::string& what, const RetainHook* hook = nullptr);
 // Second pass: loads the content of the listed members at `wanted`.
 Result<void> fetch_archive(Context& ctx, Bytes data, const std::string& what, MemberList& list,
                            const std::vector<std::size_t>& wanted);

@@ -333,11 +333,16 @@ void compare_members(Context& ctx, MemberList& a, MemberList& b, const Fetcher& 
   for (auto i : left_a) {
     if (!fuzzy_a[i]) nodes.emplace_back(i, one_sided(a.members[i], Status::kRemoved));
   }
+  // One-sided directories appear in the file list only (like diffoscope).
   for (std::size_t i = 0; i < a.members.size(); ++i) {
-    if (pair_of_a[i] < 0 && a.members[i].type != MemberType::kFile) nodes.emplace_back(i, one_sided(a.members[i], Status::kRemoved));
+    if (pair_of_a[i] < 0 && a.members[i].type != MemberType::kFile && a.members[i].type != MemberType::kDirectory) {
+      nodes.emplace_back(i, one_sided(a.members[i], Status::kRemoved));
+    }
   }
   for (std::size_t j = 0; j < b.members.size(); ++j) {
-    if (!b_paired[j] && !fuzzy_b[j]) nodes.emplace_back(a.members.size() + j, one_sided(b.members[j], Status::kAdded));
+    if (!b_paired[j] && !fuzzy_b[j] && b.members[j].type != MemberType::kDirectory) {
+      nodes.emplace_back(a.members.size() + j, one_sided(b.members[j], Status::kAdded));
+    }
   }
 
   // Compare the differing pairs, independent members in parallel.

@@ -142,6 +142,28 @@ else
   echo "skip: diffoscope not installed"
 fi
 
+# --- fixture kernel packages (pristine vs each non-determinism variant) ------
+# Uses the fixtures helper's cache when present ($KMR_FIXTURES_CACHE, e.g.
+# /var/tmp/kmr-fixtures built by tests/fixtures/repos/build-repos.sh).
+FX=${KMR_FIXTURES_CACHE:-}
+if [ -n "$FX" ] && [ -d "$FX/arch/pristine" ] && command -v diffoscope >/dev/null; then
+  for pristine in "$FX"/arch/pristine/os/x86_64/linux-kmrfix-[0-9]*.pkg.tar.zst "$FX"/suse/pristine/repo/x86_64/*.rpm \
+                  "$FX"/proxmox/pristine/pool/*/*/*/*.deb; do
+    [ -f "$pristine" ] || continue
+    for v in timestamp seed order extra signed; do
+      other=$(echo "$pristine" | sed "s|/pristine/|/$v/|")
+      [ -f "$other" ] || continue
+      "$KMR" diff --json "$T/fk.json" "$pristine" "$other" > /dev/null
+      timeout 600 diffoscope --new-file --json "$T/fd.json" "$pristine" "$other" > /dev/null 2>&1
+      $LEAVES "$T/fk.json" > "$T/fk.l"; $LEAVES "$T/fd.json" > "$T/fd.l"
+      if cmp -s "$T/fk.l" "$T/fd.l"; then pass "fixture $(basename "$pristine") $v: leaf paths equal ($(wc -l < "$T/fk.l"))"
+      else fail "fixture $(basename "$pristine") $v: leaf paths differ"; diff "$T/fd.l" "$T/fk.l" | head -20; fi
+    done
+  done
+else
+  echo "skip: fixture packages (set KMR_FIXTURES_CACHE)"
+fi
+
 # --- kernel-module semantics -----------------------------------------------
 python3 - "$T/fmt/a/x.ko" "$T/sig1.ko" "$T/sig2.ko" <<'PY'
 import struct, sys

@@ -4,11 +4,14 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <unordered_map>
 #include <thread>
 
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/compare/archive_members.h"
+#include "rebuilder/compare/pairing.h"
 
 namespace kmr::compare {
 
@@ -98,20 +101,85 @@ Result<void> compare_directory(Context& ctx, const Input& a, const Input& b, int
 
 // ---- libarchive containers ----
 
+// Both sides are listed at the same time and publish (normalised path,
+// hash) on a shared board: a member whose counterpart was already seen with
+// the same hash is dropped at once, so only differing or not-yet-matched
+// members stay in memory (bounded by retain_bytes), and the usual case
+// needs no second decompression pass.
+class RetainBoard {
+ public:
+  explicit RetainBoard(std::uint64_t budget) : budget_(budget) {}
+
+  void offer(int side, const Member& m, ByteVector&& content) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& r : kernel_releases({m.path})) {
+      if (std::find(releases_[side].begin(), releases_[side].end(), r) == releases_[side].end()) releases_[side].push_back(r);
+    }
+    std::string key = normalise_path(m.path, releases_[side]);
+    Entry& e = map_[key];
+    if (e.seen[side]) return;  // duplicate path: left to the second pass
+    e.seen[side] = true;
+    e.sha[side] = m.sha256;
+    e.path[side] = m.path;
+    int other = 1 - side;
+    if (e.seen[other] && e.sha[other] == m.sha256) {
+      if (e.content[other]) {
+        used_ -= e.content[other]->bytes().size();
+        e.content[other].reset();
+      }
+      return;
+    }
+    if (used_ + content.size() <= budget_) {
+      used_ += content.size();
+      e.content[side] = blob_from_vector(std::move(content));
+    }
+  }
+
+  void attach(int side, MemberList& list) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::unordered_map<std::string, BlobPtr> by_path;
+    for (auto& [key, e] : map_) {
+      if (e.content[side]) by_path[e.path[side]] = e.content[side];
+    }
+    for (auto& m : list.members) {
+      auto it = by_path.find(m.path);
+      if (it != by_path.end() && m.type == MemberType::kFile && !m.content) m.content = it->second;
+    }
+  }
+
+ private:
+  struct Entry {
+    bool seen[2] = {false, false};
+    std::string sha[2];
+    std::string path[2];
+    BlobPtr content[2];
+  };
+  std::mutex mu_;
+  std::uint64_t budget_;
+  std::uint64_t used_ = 0;
+  std::vector<std::string> releases_[2];
+  std::unordered_map<std::string, Entry> map_;
+};
+
 Result<void> compare_archive(Context& ctx, const Input& a, const Input& b, int depth, Difference& out) {
   Result<MemberList> la = malformed("not read");
   Result<MemberList> lb = malformed("not read");
+  RetainBoard board(ctx.options().retain_bytes);
+  RetainHook hook_a = [&board](const Member& m, ByteVector&& c) { board.offer(0, m, std::move(c)); };
+  RetainHook hook_b = [&board](const Member& m, ByteVector&& c) { board.offer(1, m, std::move(c)); };
   if (ctx.try_acquire_worker()) {
-    std::thread t([&] { la = list_archive(ctx, a.bytes(), a.name); });
-    lb = list_archive(ctx, b.bytes(), b.name);
+    std::thread t([&] { la = list_archive(ctx, a.bytes(), a.name, &hook_a); });
+    lb = list_archive(ctx, b.bytes(), b.name, &hook_b);
     t.join();
     ctx.release_worker();
   } else {
-    la = list_archive(ctx, a.bytes(), a.name);
-    lb = list_archive(ctx, b.bytes(), b.name);
+    la = list_archive(ctx, a.bytes(), a.name, &hook_a);
+    lb = list_archive(ctx, b.bytes(), b.name, &hook_b);
   }
   if (!la) return std::move(la).error();
   if (!lb) return std::move(lb).error();
+  board.attach(0, *la);
+  board.attach(1, *lb);
   auto fetcher = [&ctx](const Input& in) -> Fetcher {
     BlobPtr blob = in.blob;
     std::string name = in.name;
