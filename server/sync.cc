@@ -4,6 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rebuilder/archive/arch_meta.h"
+#include "rebuilder/archive/archive_reader.h"
+#include "rebuilder/archive/openpgp.h"
+#include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "server/http_client.h"
 
@@ -88,11 +92,48 @@ Result<std::vector<ImportArtifact>> parse_index(const RepositoryConfig& rc, std:
   return out;
 }
 
+Result<std::vector<ImportArtifact>> read_arch_db(const RepositoryConfig& rc, const std::string& db,
+                                                 std::chrono::milliseconds timeout) {
+  // Signature: <db>.sig checked with the configured keyring (sqv or gpgv, via the archive library).
+  if (!rc.trusted_keys.empty()) {
+    KMR_ASSIGN_OR_RETURN(std::string sig, fetch_url(rc.url + ".sig", timeout, 1 << 20));
+    KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
+    auto bytes = [](const std::string& s) { return Bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); };
+    KMR_TRY(write_file_atomic(tmp.path() + "/db", bytes(db)));
+    KMR_TRY(write_file_atomic(tmp.path() + "/db.sig", bytes(sig)));
+    KMR_ASSIGN_OR_RETURN(archive::PgpResult v,
+                         archive::verify_detached(rc.trusted_keys[0], tmp.path() + "/db.sig", tmp.path() + "/db"));
+    if (!v.valid) return Error(ErrorCode::kVerificationFailed, rc.url + ": repository signature does not verify: " + v.output);
+  }
+  archive::MemoryStream in(Bytes(reinterpret_cast<const std::uint8_t*>(db.data()), db.size()));
+  archive::ReaderOptions opt;
+  opt.name = rc.url;
+  KMR_ASSIGN_OR_RETURN(auto pkgs, archive::read_repo_db(in, opt));
+  std::vector<ImportArtifact> out;
+  for (const auto& p : pkgs) {
+    ImportArtifact a;
+    a.name = p.name;
+    a.version = p.version;
+    a.arch = p.arch;
+    a.filename = p.filename;
+    a.url = resolve_relative(rc.url, p.filename);
+    a.sha256 = p.sha256;
+    // Split packages of one pkgbase and version are one build: one job.
+    a.set_key = (p.base.empty() ? p.name : p.base) + "-" + p.version + "-" + p.arch;
+    a.resource_class = rc.resource_class;
+    if (!lower_hex64(a.sha256)) return malformed(rc.url + ": " + p.name + " has no %SHA256SUM%");
+    if (wanted(rc, a)) out.push_back(std::move(a));
+  }
+  return out;
+}
+
 Result<std::int64_t> sync_repository(Store& store, const RepositoryConfig& rc, std::int64_t now,
                                      std::chrono::milliseconds timeout) {
   KMR_ASSIGN_OR_RETURN(std::int64_t repo_id, store.upsert_repository(rc.name, rc.distro, rc.url));
   auto text = fetch_url(rc.url, timeout, 64 << 20);
-  Result<std::vector<ImportArtifact>> arts = text ? parse_index(rc, *text) : Result<std::vector<ImportArtifact>>(text.error());
+  Result<std::vector<ImportArtifact>> arts = !text ? Result<std::vector<ImportArtifact>>(text.error())
+                                             : rc.format == "arch" ? read_arch_db(rc, *text, timeout)
+                                                                   : parse_index(rc, *text);
   if (!arts) {
     (void)store.record_sync(repo_id, now, arts.error().to_string());
     return std::move(arts).error();
