@@ -410,6 +410,32 @@ except subprocess.TimeoutExpired:
     rc = -1
 check(rc == 0, "SIGTERM: graceful shutdown, exit 0")
 
+# ---------------------------------------------------------------- TLS
+import ssl
+cert, key = os.path.join(TMP, "tls.crt"), os.path.join(TMP, "tls.key")
+subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+tls_port = free_port()
+tls_cfg = dict(config, state_dir=os.path.join(TMP, "tls-state"), repositories=[],
+               http=dict(config["http"], listen="127.0.0.1:%d" % tls_port, tls_cert=cert, tls_key=key))
+tls_file = os.path.join(TMP, "tls.json")
+json.dump(tls_cfg, open(tls_file, "w"))
+tls = subprocess.Popen([KMRD, "--config", tls_file], stdout=kmrd_log, stderr=kmrd_log)
+children.append(tls)
+ctx = ssl.create_default_context(cafile=cert)
+ctx.check_hostname = False
+body = None
+for _ in range(100):
+    try:
+        with urllib.request.urlopen("https://127.0.0.1:%d/healthz" % tls_port, context=ctx, timeout=5) as r:
+            body = json.loads(r.read())
+            break
+    except Exception:
+        time.sleep(0.1)
+check(body is not None and body["status"] == "ok", "TLS: HTTPS /healthz with the configured certificate")
+tls.send_signal(signal.SIGTERM)
+check(tls.wait(timeout=10) == 0, "TLS server shuts down cleanly")
+
 if failures:
     print("\n%d failure(s); logs in %s" % (len(failures), TMP))
     for f in failures:
