@@ -127,10 +127,13 @@ StaticFiles StaticFiles::load(const std::string& dir) {
   StaticFiles sf;
   std::error_code ec;
   if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return sf;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           dir, std::filesystem::directory_options::follow_directory_symlink, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
-    std::string rel = std::filesystem::relative(it->path(), dir, ec).generic_string();
+    if (!it->is_regular_file(ec)) continue;  // follows symlinks (Bazel runfiles are symlinks)
+    // Lexical: relative() would canonicalise the runfiles symlinks to their targets.
+    std::string rel = it->path().lexically_relative(dir).generic_string();
+    if (rel.empty() || rel.rfind("..", 0) == 0) continue;
     if (rel.empty() || rel.find("BUILD") == 0 || rel.find("node_modules") != std::string::npos) continue;
     auto body = read_text_file(it->path().string(), 32 << 20);
     if (!body) continue;

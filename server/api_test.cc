@@ -32,9 +32,12 @@ class ApiTest : public ::testing::Test {
     auto at = Attestor::open(config_.state_dir, "", "https://test.invalid/kmr", "http://127.0.0.1");
     ASSERT_TRUE(at.has_value()) << at.error().to_string();
     attestor_ = std::move(at).value();
+    // Like Bazel runfiles: the served files are symlinks to files elsewhere.
     std::filesystem::create_directories(dir_->path() + "/web");
-    ASSERT_TRUE(write_file_atomic(dir_->path() + "/web/index.html",
+    std::filesystem::create_directories(dir_->path() + "/src");
+    ASSERT_TRUE(write_file_atomic(dir_->path() + "/src/index.html",
                                   Bytes(reinterpret_cast<const std::uint8_t*>("<html></html>"), 13)).has_value());
+    std::filesystem::create_symlink(dir_->path() + "/src/index.html", dir_->path() + "/web/index.html");
     api_ = std::make_unique<Api>(*store_, config_, metrics_, attestor_.get(), StaticFiles::load(dir_->path() + "/web"),
                                  [this] { return now_; });
     api_->on_report = [this](const ReportOutcome& o, const Report&) {
