@@ -133,8 +133,11 @@
   // diffoscope"). kmr gives members their sha256 (views have none); plain
   // diffoscope JSON has no kinds, so views are told by their command-like names.
   const MEMBER_KINDS = new Set(['file', 'directory', 'symlink', 'member', 'archive']);
+  // kmr's views of a file (rebuilder/compare): never package members
+  const VIEW_KINDS = /^(elf-.*|file-list|filetype|hexdump|strings|disassembly|modinfo|module-trailer|bzimage-header|rpm-header|merkle|pkcs7|symbols|section|metadata)$/;
   function isMemberNode(node) {
     if (!node || typeof node !== 'object') return false;
+    if (typeof node.kind === 'string' && VIEW_KINDS.test(node.kind)) return false;
     if (node.sha256 != null && node.sha256 !== '') return true;
     if (typeof node.kind === 'string' && node.kind !== '') return MEMBER_KINDS.has(node.kind);
     const s = String(node.source1 || node.source2 || '');

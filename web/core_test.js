@@ -86,6 +86,8 @@ test('kmr diff JSON: members carry sha256, views do not', () => {
               { source1: 'x.ko', source2: 'x.ko', unified_diff: null, kind: 'kernel-module', status: 'changed',
                 sha256: { source1: '1'.repeat(64), source2: '2'.repeat(64) }, details: [
                   { source1: 'symbols', source2: 'symbols', unified_diff: '@@ -1 +1 @@\n-x\n+y\n', kind: 'elf-symbols', status: 'changed' },
+                  { source1: 'section .rodata', source2: 'section .rodata', kind: 'elf-section', status: 'changed',
+                    sha256: { source1: '4'.repeat(64), source2: '5'.repeat(64) }, unified_diff: '-a\n+b\n' },
                   { source1: 'module signature trailer', source2: 'module signature trailer', unified_diff: '-a\n+b\n', kind: 'module-trailer', status: 'changed' }] }] },
           { source1: '/dev/null', source2: 'usr/lib/modules/6.1/kernel/new.ko.zst', unified_diff: null, kind: 'file', status: 'added',
             comments: ['Only in second'],
