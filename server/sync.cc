@@ -1,14 +1,22 @@
 #include "server/sync.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "rebuilder/archive/arch_meta.h"
 #include "rebuilder/archive/archive_reader.h"
+#include "rebuilder/archive/deb822.h"
+#include "rebuilder/archive/decompress.h"
+#include "rebuilder/archive/nar.h"
+#include "rebuilder/archive/narinfo.h"
 #include "rebuilder/archive/openpgp.h"
+#include "rebuilder/archive/rpmmd.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
 #include "server/http_client.h"
 
 namespace kmr::server {
@@ -127,13 +135,271 @@ Result<std::vector<ImportArtifact>> read_arch_db(const RepositoryConfig& rc, con
   return out;
 }
 
+namespace {
+
+Bytes as_bytes(std::string_view s) { return Bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
+
+// Verifies `sig_url` (detached OpenPGP signature) over `data` with the first configured keyring.
+Result<void> verify_detached_url(const RepositoryConfig& rc, const std::string& what, std::string_view data,
+                                 const std::string& sig_url, std::chrono::milliseconds timeout) {
+  KMR_ASSIGN_OR_RETURN(std::string sig, fetch_url(sig_url, timeout, 1 << 20));
+  KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
+  KMR_TRY(write_file_atomic(tmp.path() + "/data", as_bytes(data)));
+  KMR_TRY(write_file_atomic(tmp.path() + "/data.sig", as_bytes(sig)));
+  KMR_ASSIGN_OR_RETURN(archive::PgpResult v,
+                       archive::verify_detached(rc.trusted_keys[0], tmp.path() + "/data.sig", tmp.path() + "/data"));
+  if (!v.valid) return Error(ErrorCode::kVerificationFailed, what + ": repository signature does not verify: " + v.output);
+  return {};
+}
+
+std::string dir_of(const std::string& url) { return url.substr(0, url.rfind('/') + 1); }
+
+std::string with_slash(const std::string& url) { return url.empty() || url.back() == '/' ? url : url + "/"; }
+
+// "linux-6.18.0-modules" -> "6.18.0": the first dash-separated component starting with a digit.
+std::string nix_version(const std::string& name) {
+  std::size_t pos = 0;
+  while (pos < name.size()) {
+    std::size_t dash = name.find('-', pos);
+    if (dash == std::string::npos || dash + 1 >= name.size()) break;
+    if (name[dash + 1] >= '0' && name[dash + 1] <= '9') {
+      std::size_t end = name.find('-', dash + 1);
+      return name.substr(dash + 1, end == std::string::npos ? std::string::npos : end - dash - 1);
+    }
+    pos = dash + 1;
+  }
+  return "unknown";
+}
+
+Result<std::vector<archive::PublicKey>> nix_keys(const RepositoryConfig& rc) {
+  std::vector<archive::PublicKey> keys;
+  for (const auto& k : rc.trusted_keys) {
+    std::string text = k;
+    if (!k.empty() && k[0] == '/') {  // a key file ("name:base64")
+      KMR_ASSIGN_OR_RETURN(ByteVector raw, read_file(k, 1 << 16));
+      text.assign(raw.begin(), raw.end());
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r')) text.pop_back();
+    }
+    KMR_ASSIGN_OR_RETURN(archive::PublicKey pk, archive::parse_public_key(text));
+    keys.push_back(std::move(pk));
+  }
+  if (keys.empty()) return Error(ErrorCode::kVerificationFailed, rc.name + ": a nix repository needs trusted_keys");
+  return keys;
+}
+
+}  // namespace
+
+// Nix binary cache: rc.url is the cache (directory or its nix-cache-info). Narinfos are found by
+// listing a file:// cache, or named by store paths in rc.packages ("/nix/store/<hash>-<name>").
+// Every narinfo kept must carry a valid Sig by a trusted key (and no invalid one), its NAR must
+// match FileHash/FileSize and, decompressed, NarHash/NarSize. Outputs of one Deriver are one set.
+Result<std::vector<ImportArtifact>> read_nix_cache(const RepositoryConfig& rc, std::chrono::milliseconds timeout) {
+  std::string base = rc.url.ends_with("nix-cache-info") ? dir_of(rc.url) : with_slash(rc.url);
+  KMR_ASSIGN_OR_RETURN(std::string info_text, fetch_url(base + "nix-cache-info", timeout, 1 << 16));
+  KMR_ASSIGN_OR_RETURN(archive::NixCacheInfo info, archive::parse_nix_cache_info(info_text, base + "nix-cache-info"));
+  KMR_ASSIGN_OR_RETURN(auto keys, nix_keys(rc));
+  std::vector<std::string> hashes;
+  std::vector<std::string> patterns;
+  for (const auto& p : rc.packages) {
+    if (p.starts_with(info.store_dir + "/")) {
+      std::string b = p.substr(info.store_dir.size() + 1);
+      hashes.push_back(b.substr(0, b.find('-')));
+    } else {
+      patterns.push_back(p);
+    }
+  }
+  if (hashes.empty()) {
+    if (!base.starts_with("file://"))
+      return malformed(rc.name + ": an http nix cache cannot be listed; name store paths in \"packages\"");
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(base.substr(7), ec)) {
+      std::string f = e.path().filename().string();
+      if (f.ends_with(".narinfo")) hashes.push_back(f.substr(0, f.size() - 8));
+    }
+    if (ec) return Error(ErrorCode::kIo, base + ": " + ec.message());
+    std::sort(hashes.begin(), hashes.end());
+  }
+  std::vector<ImportArtifact> out;
+  for (const auto& h : hashes) {
+    std::string url = base + h + ".narinfo";
+    KMR_ASSIGN_OR_RETURN(std::string text, fetch_url(url, timeout, 1 << 20));
+    KMR_ASSIGN_OR_RETURN(archive::NarInfo ni, archive::parse_narinfo(text, url));
+    if (ni.deriver.empty()) continue;  // sources and derivations: not build outputs
+    std::string base_name = ni.store_path.substr(ni.store_path.rfind('/') + 1);
+    ImportArtifact a;
+    a.name = base_name.size() > 33 ? base_name.substr(33) : base_name;
+    a.version = nix_version(a.name);
+    a.arch = rc.architectures.empty() ? "x86_64-linux" : rc.architectures[0];
+    a.filename = h + ".narinfo";
+    a.url = url;
+    a.sha256 = sha256_hex(as_bytes(text));
+    a.size = static_cast<std::int64_t>(text.size());
+    a.set_key = ni.deriver.ends_with(".drv") ? ni.deriver.substr(0, ni.deriver.size() - 4) : ni.deriver;
+    a.resource_class = rc.resource_class;
+    bool name_ok = patterns.empty();
+    for (const auto& p : patterns)
+      if (glob_match(p, a.name)) name_ok = true;
+    if (!name_ok) continue;
+    KMR_ASSIGN_OR_RETURN(archive::SigCheck sc, archive::verify_narinfo_sigs(ni, keys));
+    if (sc.valid == 0 || sc.invalid > 0)
+      return Error(ErrorCode::kVerificationFailed,
+                   url + ": narinfo signature does not verify with the trusted keys (" + std::to_string(sc.valid) +
+                       " valid, " + std::to_string(sc.invalid) + " invalid, " + std::to_string(sc.untrusted) +
+                       " untrusted)");
+    // The NAR: FileHash over the compressed file, NarHash over the NAR.
+    std::string nar_url = resolve_relative(base, ni.url);
+    KMR_ASSIGN_OR_RETURN(std::string nar, fetch_url(nar_url, timeout, 4ull << 30));
+    if (!ni.file_hash.empty()) {
+      if (!ni.file_hash.starts_with("sha256:")) return malformed(url + ": FileHash is not sha256");
+      auto want = archive::nix32_decode(ni.file_hash.substr(7), 32);
+      if (!want) return malformed(url + ": FileHash is not nix32");
+      if (sha256_hex(as_bytes(nar)) != to_hex(*want))
+        return Error(ErrorCode::kVerificationFailed, nar_url + ": sha256 does not match the narinfo's FileHash");
+      if (ni.file_size != 0 && ni.file_size != nar.size())
+        return Error(ErrorCode::kVerificationFailed, nar_url + ": size does not match the narinfo's FileSize");
+    }
+    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(nar), 16ull << 30));
+    KMR_ASSIGN_OR_RETURN(auto nar_hash, ni.nar_hash_bytes());
+    if (raw.size() != ni.nar_size || sha256_hex(Bytes(raw.data(), raw.size())) != to_hex(nar_hash))
+      return Error(ErrorCode::kVerificationFailed, nar_url + ": NAR does not match the narinfo's NarHash/NarSize");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+// rpm-md: rc.url is the repository root (or its repodata/repomd.xml). With trusted_keys,
+// repomd.xml.asc must verify. primary.xml(.gz/.zst/...) must match repomd's checksum (and
+// open-checksum). One job per source rpm and architecture.
+Result<std::vector<ImportArtifact>> read_rpm_md(const RepositoryConfig& rc, std::chrono::milliseconds timeout) {
+  std::string base = rc.url.ends_with("repodata/repomd.xml") ? rc.url.substr(0, rc.url.size() - 19) : with_slash(rc.url);
+  std::string repomd_url = base + "repodata/repomd.xml";
+  KMR_ASSIGN_OR_RETURN(std::string repomd, fetch_url(repomd_url, timeout, 16 << 20));
+  if (!rc.trusted_keys.empty()) KMR_TRY(verify_detached_url(rc, repomd_url, repomd, repomd_url + ".asc", timeout));
+  KMR_ASSIGN_OR_RETURN(auto data, archive::parse_repomd(repomd, repomd_url));
+  const archive::RepoMdData* primary = nullptr;
+  for (const auto& d : data)
+    if (d.type == "primary") primary = &d;
+  if (primary == nullptr) return malformed(repomd_url + ": no primary data");
+  std::string primary_url = resolve_relative(base, primary->location);
+  KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(primary_url, timeout, 1ull << 30));
+  KMR_TRY(archive::check_digest(packed, primary->checksum_type, primary->checksum, primary_url));
+  KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(packed), 4ull << 30));
+  std::string_view xml(reinterpret_cast<const char*>(raw.data()), raw.size());
+  if (!primary->open_checksum.empty())
+    KMR_TRY(archive::check_digest(xml, primary->checksum_type, primary->open_checksum, primary_url + " (decompressed)"));
+  KMR_ASSIGN_OR_RETURN(auto pkgs, archive::parse_primary(xml, primary_url));
+  std::vector<ImportArtifact> out;
+  for (const auto& p : pkgs) {
+    ImportArtifact a;
+    a.name = p.name;
+    a.version = (p.epoch.empty() || p.epoch == "0" ? "" : p.epoch + ":") + p.version + "-" + p.release;
+    a.arch = p.arch;
+    a.filename = p.location.substr(p.location.rfind('/') + 1);
+    a.url = resolve_relative(base, p.location);
+    if (p.checksum_type != "sha256") return malformed(primary_url + ": " + p.name + " has no sha256 checksum");
+    a.sha256 = p.checksum;
+    if (p.package_size != 0) a.size = static_cast<std::int64_t>(p.package_size);
+    a.set_key = (p.sourcerpm.empty() ? p.name + "-" + a.version : p.sourcerpm) + "-" + p.arch;
+    a.resource_class = rc.resource_class;
+    if (!lower_hex64(a.sha256)) return malformed(primary_url + ": " + p.name + " has a bad sha256");
+    if (p.arch == "src") continue;
+    if (wanted(rc, a)) out.push_back(std::move(a));
+  }
+  return out;
+}
+
+// apt: rc.url is dists/<suite>/Release (or InRelease, clearsigned). With trusted_keys, Release.gpg
+// (or InRelease's signature) must verify. Every binary-<arch>/Packages(.xz/.gz) listed in the
+// Release (one compression per index, checked against its SHA256 and size) is read. One job per
+// source package, version and architecture.
+Result<std::vector<ImportArtifact>> read_apt(const RepositoryConfig& rc, std::chrono::milliseconds timeout) {
+  KMR_ASSIGN_OR_RETURN(std::string release_text, fetch_url(rc.url, timeout, 64 << 20));
+  bool inrelease = rc.url.ends_with("InRelease");
+  if (!rc.trusted_keys.empty()) {
+    if (inrelease) {
+      KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
+      KMR_TRY(write_file_atomic(tmp.path() + "/InRelease", as_bytes(release_text)));
+      KMR_ASSIGN_OR_RETURN(archive::PgpResult v, archive::verify_clearsigned(rc.trusted_keys[0], tmp.path() + "/InRelease"));
+      if (!v.valid) return Error(ErrorCode::kVerificationFailed, rc.url + ": repository signature does not verify: " + v.output);
+    } else {
+      KMR_TRY(verify_detached_url(rc, rc.url, release_text, rc.url + ".gpg", timeout));
+    }
+  }
+  KMR_ASSIGN_OR_RETURN(auto paras, archive::parse_deb822(release_text, rc.url));
+  if (paras.empty()) return malformed(rc.url + ": empty Release");
+  KMR_ASSIGN_OR_RETURN(auto files, archive::release_sha256(paras[0], rc.url));
+  std::string dist = dir_of(rc.url);
+  std::size_t dists = rc.url.rfind("/dists/");
+  if (dists == std::string::npos) return malformed(rc.url + ": a Release URL must be under dists/");
+  std::string archive_root = rc.url.substr(0, dists + 1);
+  // Pick one index per directory: xz, then gz, then plain.
+  std::map<std::string, std::string> index;  // dir -> path
+  auto rank = [](const std::string& p) { return p.ends_with(".xz") ? 0 : p.ends_with(".gz") ? 1 : 2; };
+  for (const auto& f : files) {
+    std::string p = f.path;
+    std::string stem = p.ends_with(".xz") || p.ends_with(".gz") ? p.substr(0, p.size() - 3) : p;
+    if (!stem.ends_with("/Packages")) continue;
+    std::string dir = stem.substr(0, stem.size() - 9);
+    std::size_t bin = dir.rfind("binary-");
+    if (bin == std::string::npos || dir.find("debian-installer") != std::string::npos) continue;
+    std::string arch = dir.substr(bin + 7);
+    if (!rc.architectures.empty() && arch != "all" &&
+        std::find(rc.architectures.begin(), rc.architectures.end(), arch) == rc.architectures.end())
+      continue;
+    auto it = index.find(dir);
+    if (it == index.end() || rank(p) < rank(it->second)) index[dir] = p;
+  }
+  if (index.empty()) return malformed(rc.url + ": no binary Packages index listed in the SHA256 field");
+  std::vector<ImportArtifact> out;
+  for (const auto& [dir, path] : index) {
+    std::string url = dist + path;
+    KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(url, timeout, 1ull << 30));
+    KMR_TRY(archive::check_release_entry(files, path, packed));
+    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(packed), 4ull << 30));
+    std::string_view text(reinterpret_cast<const char*>(raw.data()), raw.size());
+    KMR_ASSIGN_OR_RETURN(auto pkgs, archive::parse_deb822(text, url));
+    for (const auto& p : pkgs) {
+      ImportArtifact a;
+      a.name = p.get_or("Package");
+      a.version = p.get_or("Version");
+      a.arch = p.get_or("Architecture");
+      std::string filename = p.get_or("Filename");
+      a.sha256 = p.get_or("SHA256");
+      if (a.name.empty() || a.version.empty() || a.arch.empty() || filename.empty())
+        return malformed(url + ": a paragraph lacks Package, Version, Architecture or Filename");
+      if (!lower_hex64(a.sha256)) return malformed(url + ": " + a.name + " has no SHA256");
+      a.filename = filename.substr(filename.rfind('/') + 1);
+      a.url = resolve_relative(archive_root, filename);
+      std::string size = p.get_or("Size");
+      if (!size.empty() && size.size() < 19 && std::all_of(size.begin(), size.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        a.size = std::stoll(size);
+      // Source: "name" or "name (version)".
+      std::string src = p.get_or("Source", a.name);
+      std::string src_version = a.version;
+      if (auto paren = src.find(" ("); paren != std::string::npos && src.back() == ')') {
+        src_version = src.substr(paren + 2, src.size() - paren - 3);
+        src = src.substr(0, paren);
+      }
+      a.set_key = src + "_" + src_version + "_" + a.arch;
+      a.resource_class = rc.resource_class;
+      if (wanted(rc, a)) out.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
 Result<std::int64_t> sync_repository(Store& store, const RepositoryConfig& rc, std::int64_t now,
                                      std::chrono::milliseconds timeout) {
   KMR_ASSIGN_OR_RETURN(std::int64_t repo_id, store.upsert_repository(rc.name, rc.distro, rc.url));
-  auto text = fetch_url(rc.url, timeout, 64 << 20);
-  Result<std::vector<ImportArtifact>> arts = !text ? Result<std::vector<ImportArtifact>>(text.error())
-                                             : rc.format == "arch" ? read_arch_db(rc, *text, timeout)
-                                                                   : parse_index(rc, *text);
+  auto read = [&]() -> Result<std::vector<ImportArtifact>> {
+    if (rc.format == "nix") return read_nix_cache(rc, timeout);
+    if (rc.format == "rpm-md") return read_rpm_md(rc, timeout);
+    if (rc.format == "apt") return read_apt(rc, timeout);
+    KMR_ASSIGN_OR_RETURN(std::string text, fetch_url(rc.url, timeout, 64 << 20));
+    if (rc.format == "arch") return read_arch_db(rc, text, timeout);
+    return parse_index(rc, text);
+  };
+  Result<std::vector<ImportArtifact>> arts = read();
   if (!arts) {
     (void)store.record_sync(repo_id, now, arts.error().to_string());
     return std::move(arts).error();

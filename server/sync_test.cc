@@ -2,7 +2,11 @@
 
 #include <filesystem>
 
+#include <cstdlib>
+#include <fstream>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/subprocess.h"
@@ -75,6 +79,220 @@ TEST(SyncTest, ArchRepoDbOneJobPerPkgbase) {
   // A configured keyring makes the detached signature mandatory.
   rc.trusted_keys = {t->path() + "/missing-keyring.pgp"};
   EXPECT_FALSE(sync_repository(**store, rc, 200, std::chrono::seconds(5)).has_value());
+}
+
+// ---- Native indexes of the real fixture repositories (tests/fixtures/repos, pristine variant) ----
+
+// The fixtures tree: $KMR_FIXTURES_CACHE or /var/tmp/kmr-fixtures when its manifest holds the
+// pristine sets, else built into $TEST_TMPDIR with build-repos.sh (runfiles). Empty: cannot build.
+const std::string& fixtures_dir() {
+  static const std::string dir = [] {
+    const char* env = std::getenv("KMR_FIXTURES_CACHE");
+    std::string shared = env != nullptr && *env != '\0' ? env : "/var/tmp/kmr-fixtures";
+    for (const std::string& d : {shared, std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/fixtures"}) {
+      std::ifstream in(d + "/manifest.json");
+      if (in && std::string(std::istreambuf_iterator<char>(in), {}).find("\"proxmox/pristine\"") != std::string::npos)
+        return d;
+    }
+    std::string out = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/fixtures";
+    auto r = run_subprocess({"tests/fixtures/repos/build-repos.sh", out, "--variants", "pristine"},
+                            SubprocessOptions{.timeout = std::chrono::minutes(40)});
+    return r.has_value() && r->success() ? out : std::string();
+  }();
+  return dir;
+}
+
+nlohmann::json manifest_artifacts(const std::string& set) {
+  std::ifstream in(fixtures_dir() + "/manifest.json");
+  nlohmann::json m = nlohmann::json::parse(in);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& a : m["artifacts"])
+    if (a["set"] == set) out.push_back(a);
+  return out;
+}
+
+#define REQUIRE_FIXTURES()                                                                                     \
+  if (fixtures_dir().empty())                                                                                  \
+  GTEST_SKIP() << "fixture repositories could not be built (tests/fixtures/repos/build-repos.sh failed); "  \
+                  "set KMR_FIXTURES_CACHE to a built tree"
+
+struct Synced {
+  std::unique_ptr<Store> store;
+  Result<std::int64_t> first = std::int64_t{0};
+  Result<std::int64_t> second = std::int64_t{0};
+};
+
+Synced sync_twice(const std::string& state, const RepositoryConfig& rc) {
+  Synced s;
+  auto st = Store::open(state);
+  EXPECT_TRUE(st.has_value());
+  s.store = std::move(*st);
+  s.first = sync_repository(*s.store, rc, 100, std::chrono::seconds(30));
+  if (s.first) s.second = sync_repository(*s.store, rc, 200, std::chrono::seconds(30));
+  return s;
+}
+
+// Every manifest artifact of `set` is stored with its sha256, name and version, all in one job.
+void expect_manifest_set(Store& store, const std::string& set) {
+  auto want = manifest_artifacts(set);
+  ASSERT_FALSE(want.empty());
+  std::optional<nlohmann::json> job;
+  for (const auto& a : want) {
+    auto got = store.artifact_by_sha256(a["sha256"].get<std::string>());
+    ASSERT_TRUE(got.has_value() && got->has_value()) << set << ": " << a["name"] << " not synced";
+    EXPECT_EQ((**got)["package"]["name"], a["name"]);
+    EXPECT_EQ((**got)["package"]["version"], a["version"]);
+    if (!job) job = (**got)["job"]["id"];
+    EXPECT_EQ((**got)["job"]["id"], *job) << a["name"] << " is not in the set's job";
+  }
+}
+
+std::string copy_tree(const std::string& from, const std::string& to) {
+  std::filesystem::create_directories(to);
+  std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
+  return to;
+}
+
+void flip_last_byte(const std::string& path) {
+  auto data = read_file(path, 1 << 30);
+  ASSERT_TRUE(data.has_value());
+  data->back() ^= 0x01;
+  ASSERT_TRUE(write_file_atomic(path, Bytes(data->data(), data->size())).has_value());
+}
+
+RepositoryConfig nix_rc(const std::string& cache) {
+  RepositoryConfig rc;
+  rc.name = "nixos";
+  rc.distro = "nixos";
+  rc.format = "nix";
+  rc.url = "file://" + cache + "/";
+  rc.packages = {"linux-kmrfix-*"};
+  rc.trusted_keys = {fixtures_dir() + "/nixos/cache-key.pub"};
+  return rc;
+}
+
+TEST(SyncFixtures, NixCacheOutputsOfOneDeriverAreOneJob) {
+  REQUIRE_FIXTURES();
+  auto t = TempDir::create("sync-nix");
+  ASSERT_TRUE(t.has_value());
+  auto s = sync_twice(t->path() + "/state", nix_rc(fixtures_dir() + "/nixos/pristine/cache"));
+  ASSERT_TRUE(s.first.has_value()) << s.first.error().to_string();
+  EXPECT_EQ(*s.first, 1);  // out, modules, dev: one derivation
+  ASSERT_TRUE(s.second.has_value());
+  EXPECT_EQ(*s.second, 0);  // idempotent
+  expect_manifest_set(*s.store, "nixos/pristine");
+  EXPECT_EQ(manifest_artifacts("nixos/pristine").size(), 3u);
+}
+
+TEST(SyncFixtures, NixUntrustedOrForgedSignatureOrBadNarEnqueuesNothing) {
+  REQUIRE_FIXTURES();
+  auto t = TempDir::create("sync-nix-bad");
+  ASSERT_TRUE(t.has_value());
+  std::string out_narinfo = manifest_artifacts("nixos/pristine")[0]["path"];
+  std::string hash = out_narinfo.substr(out_narinfo.rfind('/') + 1);
+  // 1. Another key: no signature by a trusted key.
+  {
+    RepositoryConfig rc = nix_rc(fixtures_dir() + "/nixos/pristine/cache");
+    rc.trusted_keys = {"kmr-fixtures-1:" + std::string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")};
+    auto s = sync_twice(t->path() + "/s1", rc);
+    ASSERT_FALSE(s.first.has_value());
+    EXPECT_NE(s.first.error().message().find("narinfo signature does not verify"), std::string::npos)
+        << s.first.error().message();
+  }
+  // 2. A narinfo whose NarSize was changed: the signed fingerprint no longer matches.
+  {
+    std::string cache = copy_tree(fixtures_dir() + "/nixos/pristine/cache", t->path() + "/c2");
+    auto text = read_file(cache + "/" + hash, 1 << 20);
+    ASSERT_TRUE(text.has_value());
+    std::string s(text->begin(), text->end());
+    auto pos = s.find("NarSize: ");
+    ASSERT_NE(pos, std::string::npos);
+    s.insert(pos + 9, "1");
+    ASSERT_TRUE(write_file_atomic(cache + "/" + hash, b(s)).has_value());
+    auto r = sync_twice(t->path() + "/s2", nix_rc(cache));
+    ASSERT_FALSE(r.first.has_value());
+    EXPECT_NE(r.first.error().message().find(hash + ": narinfo signature does not verify"), std::string::npos)
+        << r.first.error().message();
+    for (const auto& a : manifest_artifacts("nixos/pristine"))
+      EXPECT_FALSE(r.store->artifact_by_sha256(a["sha256"].get<std::string>())->has_value());
+  }
+  // 3. A NAR file changed on the mirror: FileHash mismatch.
+  {
+    std::string cache = copy_tree(fixtures_dir() + "/nixos/pristine/cache", t->path() + "/c3");
+    std::string nar = manifest_artifacts("nixos/pristine")[0]["nar"];
+    flip_last_byte(cache + "/nar/" + nar.substr(nar.rfind('/') + 1));
+    auto r = sync_twice(t->path() + "/s3", nix_rc(cache));
+    ASSERT_FALSE(r.first.has_value());
+    EXPECT_NE(r.first.error().message().find("sha256 does not match the narinfo's FileHash"), std::string::npos)
+        << r.first.error().message();
+    for (const auto& a : manifest_artifacts("nixos/pristine"))
+      EXPECT_FALSE(r.store->artifact_by_sha256(a["sha256"].get<std::string>())->has_value());
+  }
+}
+
+RepositoryConfig rpm_rc(const std::string& repo) {
+  RepositoryConfig rc;
+  rc.name = "suse";
+  rc.distro = "suse";
+  rc.format = "rpm-md";
+  rc.url = "file://" + repo + "/";
+  rc.packages = {"kernel-*"};
+  rc.architectures = {"x86_64"};
+  return rc;
+}
+
+TEST(SyncFixtures, RpmMdPrimaryChecked) {
+  REQUIRE_FIXTURES();
+  auto t = TempDir::create("sync-rpm");
+  ASSERT_TRUE(t.has_value());
+  auto s = sync_twice(t->path() + "/state", rpm_rc(fixtures_dir() + "/suse/pristine/repo"));
+  ASSERT_TRUE(s.first.has_value()) << s.first.error().to_string();
+  EXPECT_EQ(*s.first, 1);
+  EXPECT_EQ(*s.second, 0);
+  expect_manifest_set(*s.store, "suse/pristine");
+  auto a = s.store->artifact_by_sha256(manifest_artifacts("suse/pristine")[0]["sha256"].get<std::string>());
+  EXPECT_EQ((**a)["url"], "file://" + fixtures_dir() + "/suse/pristine/repo/x86_64/kernel-kmrfix-6.18.0-1.x86_64.rpm");
+  // primary.xml.gz changed on the mirror: checksum mismatch, nothing enqueued.
+  std::string repo = copy_tree(fixtures_dir() + "/suse/pristine/repo", t->path() + "/bad");
+  for (const auto& e : std::filesystem::directory_iterator(repo + "/repodata"))
+    if (e.path().string().ends_with("-primary.xml.gz")) flip_last_byte(e.path().string());
+  auto r = sync_twice(t->path() + "/s2", rpm_rc(repo));
+  ASSERT_FALSE(r.first.has_value());
+  EXPECT_NE(r.first.error().message().find("primary.xml.gz"), std::string::npos) << r.first.error().message();
+  EXPECT_FALSE(r.store->artifact_by_sha256(manifest_artifacts("suse/pristine")[0]["sha256"].get<std::string>())->has_value());
+}
+
+RepositoryConfig apt_rc(const std::string& root) {
+  RepositoryConfig rc;
+  rc.name = "pve";
+  rc.distro = "proxmox";
+  rc.format = "apt";
+  rc.url = "file://" + root + "/dists/bookworm/Release";
+  rc.packages = {"proxmox-kernel-*"};
+  rc.architectures = {"amd64"};
+  return rc;
+}
+
+TEST(SyncFixtures, AptReleasePackagesChecked) {
+  REQUIRE_FIXTURES();
+  auto t = TempDir::create("sync-apt");
+  ASSERT_TRUE(t.has_value());
+  auto s = sync_twice(t->path() + "/state", apt_rc(fixtures_dir() + "/proxmox/pristine"));
+  ASSERT_TRUE(s.first.has_value()) << s.first.error().to_string();
+  EXPECT_EQ(*s.first, 1);
+  EXPECT_EQ(*s.second, 0);
+  expect_manifest_set(*s.store, "proxmox/pristine");
+  auto want = manifest_artifacts("proxmox/pristine")[0];
+  auto a = s.store->artifact_by_sha256(want["sha256"].get<std::string>());
+  EXPECT_EQ((**a)["url"], "file://" + fixtures_dir() + "/" + want["path"].get<std::string>());
+  // Packages.gz changed on the mirror: Release SHA256 mismatch, nothing enqueued.
+  std::string root = t->path() + "/bad";
+  copy_tree(fixtures_dir() + "/proxmox/pristine/dists", root + "/dists");
+  flip_last_byte(root + "/dists/bookworm/pve-no-subscription/binary-amd64/Packages.gz");
+  auto r = sync_twice(t->path() + "/s2", apt_rc(root));
+  ASSERT_FALSE(r.first.has_value());
+  EXPECT_NE(r.first.error().message().find("Packages.gz"), std::string::npos) << r.first.error().message();
+  EXPECT_FALSE(r.store->artifact_by_sha256(want["sha256"].get<std::string>())->has_value());
 }
 
 }  // namespace
