@@ -230,6 +230,24 @@ TEST(SyncFixtures, NixUntrustedOrForgedSignatureOrBadNarEnqueuesNothing) {
   }
 }
 
+TEST(SyncFixtures, ArchRepoDbOfTheFixtures) {
+  REQUIRE_FIXTURES();
+  auto t = TempDir::create("sync-arch");
+  ASSERT_TRUE(t.has_value());
+  RepositoryConfig rc;
+  rc.name = "arch";
+  rc.distro = "arch";
+  rc.format = "arch";
+  rc.url = "file://" + fixtures_dir() + "/arch/pristine/os/x86_64/kmrfix.db";
+  rc.packages = {"linux-kmrfix*"};
+  auto s = sync_twice(t->path() + "/state", rc);
+  ASSERT_TRUE(s.first.has_value()) << s.first.error().to_string();
+  EXPECT_EQ(*s.first, 1);  // linux-kmrfix + linux-kmrfix-headers: one pkgbase
+  EXPECT_EQ(*s.second, 0);
+  expect_manifest_set(*s.store, "arch/pristine");
+  EXPECT_EQ(manifest_artifacts("arch/pristine").size(), 2u);
+}
+
 RepositoryConfig rpm_rc(const std::string& repo) {
   RepositoryConfig rc;
   rc.name = "suse";
