@@ -16,9 +16,11 @@ class Pgp : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!have_program("gpg") || (!have_program("sqv") && !have_program("gpgv"))) GTEST_SKIP() << "gpg/sqv missing";
-    const char* t = std::getenv("TEST_TMPDIR");
-    d_ = std::string(t ? t : "/tmp") + "/pgp";
-    (void)run_subprocess({"rm", "-rf", d_});
+    // gpg-agent's socket path must fit in sun_path (108 bytes); Bazel's
+    // TEST_TMPDIR is often longer, so use a short private directory.
+    char templ[] = "/tmp/kmrpgp.XXXXXX";
+    ASSERT_NE(::mkdtemp(templ), nullptr);
+    d_ = templ;
     (void)run_subprocess({"mkdir", "-m", "700", "-p", d_ + "/home"});
     sh("gpg --batch --quiet --passphrase '' --quick-gen-key 'kmr test <t@kmr.invalid>' ed25519 sign never");
     sh("gpg --batch --export > " + d_ + "/keyring.gpg");
@@ -28,7 +30,9 @@ class Pgp : public ::testing::Test {
     sh("gpg --batch --quiet --clearsign -o " + d_ + "/InRelease " + d_ + "/Release");
   }
   void TearDown() override {
-    if (!d_.empty()) (void)run_subprocess({"sh", "-c", "GNUPGHOME=" + d_ + "/home gpgconf --kill gpg-agent"});
+    if (d_.empty()) return;
+    (void)run_subprocess({"sh", "-c", "GNUPGHOME=" + d_ + "/home gpgconf --kill gpg-agent"});
+    (void)run_subprocess({"rm", "-rf", d_});
   }
   void sh(const std::string& cmd) {
     auto r = run_subprocess({"sh", "-c", "GNUPGHOME=" + d_ + "/home " + cmd});
