@@ -67,7 +67,8 @@ curl -fsS "$url/healthz" >/dev/null 2>&1 || { tail -30 "$out/kmrd.log"; die "kmr
 
 # The fixtures' manifest (expected verdicts) that the demo imported.
 manifest=${KMR_MANIFEST:-}
-for _ in $(seq 1 600); do
+# (a fresh state builds the fixture repositories first: many minutes on 2 cores)
+for _ in $(seq 1 "${KMR_FIXTURE_WAIT_SECONDS:-3000}"); do
   [[ -n $manifest && -f $manifest ]] && break
   manifest=$(find "$state" -name manifest.json -print -quit 2>/dev/null)
   [[ -n $manifest ]] && break
