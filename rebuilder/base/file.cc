@@ -55,21 +55,42 @@ Result<std::string> read_text_file(const std::string& path, std::uint64_t max_by
   return std::string(data.begin(), data.end());
 }
 
-Result<void> write_file_atomic(const std::string& path, Bytes data, int mode) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return io_error(tmp + ": cannot create: " + std::strerror(errno));
+namespace {
+
+Result<void> write_all(int fd, Bytes data, const std::string& what) {
   std::size_t off = 0;
   while (off < data.size()) {
     const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return io_error(tmp + ": write: " + std::strerror(e));
+      return io_error(what + ": write: " + std::strerror(errno));
     }
     off += static_cast<std::size_t>(n);
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<void> write_file_atomic(const std::string& path, Bytes data, int mode) {
+  // Never rename over something that is not a regular file (/dev/null, a
+  // pipe, /dev/stdout): write to it in place instead.
+  struct stat existing;
+  if (::stat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
+    if (S_ISDIR(existing.st_mode)) return io_error(path + ": is a directory");
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return io_error(path + ": cannot open: " + std::strerror(errno));
+    auto written = write_all(fd, data, path);
+    ::close(fd);
+    return written;
+  }
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return io_error(tmp + ": cannot create: " + std::strerror(errno));
+  if (auto written = write_all(fd, data, tmp); !written) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return written;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include "rebuilder/base/file.h"
@@ -56,6 +58,12 @@ TEST(File, ReadLimitAndAtomicWrite) {
   auto got = read_text_file(p, 100);
   ASSERT_TRUE(got);
   EXPECT_EQ(*got, "hello");
+  // A non-regular target is written in place, never renamed over.
+  ASSERT_TRUE(write_file_atomic("/dev/null", as_bytes("discarded")));
+  struct stat st;
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_FALSE(write_file_atomic(dir->path(), as_bytes("x")));
   auto big = read_file(p, 4);
   ASSERT_FALSE(big);
   EXPECT_EQ(big.error().code(), ErrorCode::kLimitExceeded);
