@@ -52,6 +52,13 @@ bool is_reproducible(const std::string& status, const std::optional<std::string>
   return !module_root || *module_root == "match" || *module_root == "absent";
 }
 
+std::optional<std::string> artifact_files_tier(const std::string& status, const std::optional<std::string>& set_tier,
+                                               const std::string& shipped_sha256,
+                                               const std::optional<std::string>& rebuilt_sha256) {
+  if (status == "verified" && set_tier && rebuilt_sha256 && *rebuilt_sha256 == shipped_sha256) return "identical";
+  return set_tier;
+}
+
 // ---------------------------------------------------------------- blobs
 
 std::string BlobStore::path(const std::string& hex) const {
@@ -343,7 +350,8 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   out.rebuild_id = writer_->last_insert_id();
 
   KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
-      "SELECT a.id, a.filename, p.name FROM artifacts a JOIN packages p ON p.id = a.package_id WHERE a.build_input_id = ?"));
+      "SELECT a.id, a.filename, p.name, a.sha256 FROM artifacts a JOIN packages p ON p.id = a.package_id "
+      "WHERE a.build_input_id = ?"));
   arts.bind(1, bi);
   KMR_ASSIGN_OR_RETURN(auto ra, writer_->prepare(
       "INSERT INTO rebuild_artifacts(rebuild_id, artifact_id, rebuilt_sha256) VALUES (?, ?, ?)"));
@@ -354,7 +362,7 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
     KMR_ASSIGN_OR_RETURN(bool row, arts.step());
     if (!row) break;
     std::int64_t aid = arts.i64(0);
-    std::string filename = arts.text(1), name = arts.text(2);
+    std::string filename = arts.text(1), name = arts.text(2), shipped_sha256 = arts.text(3);
     std::optional<std::string> rebuilt;
     for (const auto& [k, h] : r.rebuilt)
       if (k == filename || k == name) rebuilt = h;
@@ -362,7 +370,8 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
     ra.bind(1, out.rebuild_id).bind(2, aid).bind(3, rebuilt);
     KMR_TRY(ra.run());
     v.reset();
-    v.bind(1, aid).bind(2, out.rebuild_id).bind(3, r.status).bind(4, r.module_root).bind(5, r.files).bind(6, now);
+    v.bind(1, aid).bind(2, out.rebuild_id).bind(3, r.status).bind(4, r.module_root)
+        .bind(5, artifact_files_tier(r.status, r.files, shipped_sha256, rebuilt)).bind(6, now);
     KMR_TRY(v.run());
     out.artifact_ids.push_back(aid);
   }

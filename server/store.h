@@ -75,6 +75,13 @@ struct ListQuery {
 bool is_good_files_tier(const std::string& files);
 bool is_reproducible(const std::string& status, const std::optional<std::string>& module_root,
                      const std::optional<std::string>& files);
+// The files tier of one artifact of a set: a package whose rebuilt file is
+// bit-identical to the shipped one is `identical` whatever its siblings in the
+// set (e.g. Arch linux-headers beside a differing linux); otherwise the set's
+// tier, which names the worst member.
+std::optional<std::string> artifact_files_tier(const std::string& status, const std::optional<std::string>& set_tier,
+                                               const std::string& shipped_sha256,
+                                               const std::optional<std::string>& rebuilt_sha256);
 
 class BlobStore {
  public:

@@ -102,6 +102,29 @@ TEST_F(StoreTest, ClaimReportOnlyByLeaseHolder) {
   EXPECT_EQ((**art)["package"]["name"], "linux-headers");
 }
 
+TEST_F(StoreTest, FilesTierIsPerArtifact) {
+  ASSERT_TRUE(store_->import_artifacts(repo_, "arch", linux_set(), 100).has_value());
+  Worker a = worker("a", std::string(64, 'a'));
+  auto job = store_->claim_job(a, 100, policy_);
+  ASSERT_TRUE(job.has_value() && job->has_value());
+  Report r;
+  r.job_id = (**job)["id"];
+  r.lease_token = (**job)["lease"];
+  r.worker_id = a.id;
+  r.status = "verified";
+  r.files = "different";
+  r.module_root = "match";
+  // linux rebuilt differently, linux-headers bit-identical.
+  r.rebuilt = {{"linux-6.1.pkg.tar.zst", hexof(9)}, {"linux-headers-6.1.pkg.tar.zst", hexof(2)}};
+  ASSERT_TRUE(store_->report(r, 110, policy_).has_value());
+  auto linux_art = store_->artifact_by_sha256(hexof(1));
+  auto headers = store_->artifact_by_sha256(hexof(2));
+  ASSERT_TRUE(linux_art.has_value() && linux_art->has_value() && headers.has_value() && headers->has_value());
+  EXPECT_EQ((**linux_art)["verdicts"]["files"], "different");
+  EXPECT_EQ((**headers)["verdicts"]["files"], "identical");
+  EXPECT_EQ(artifact_files_tier("build-failed", std::string("build-failed"), hexof(2), hexof(2)), "build-failed");
+}
+
 TEST_F(StoreTest, ExpiredLeaseIsReclaimedAndOldHolderRefused) {
   ASSERT_TRUE(store_->import_artifacts(repo_, "arch", linux_set(), 100).has_value());
   Worker a = worker("a", std::string(64, 'a'));
