@@ -91,7 +91,10 @@ Result<int> Attestor::attest_rebuild(Store& store, std::int64_t rebuild_id, std:
     in.module_root = build["module_root"];
     std::optional<std::string> rebuilt_sha;
     if (art["rebuilt_sha256"].is_string()) rebuilt_sha = art["rebuilt_sha256"].get<std::string>();
-    in.files = artifact_files_tier(status, files, art["sha256"].get<std::string>(), rebuilt_sha).value_or(files);
+    in.files = artifact_files_tier({status, files, art["sha256"].get<std::string>(), rebuilt_sha,
+                                    art["filename"].get<std::string>(), build["artifacts"].size(),
+                                    build.value("differing", json::array())})
+                   .value_or(files);
     if (build["reason"].is_string()) in.reason = build["reason"];
     if (build["shipped_root"].is_string()) in.shipped_root = build["shipped_root"];
     if (build["rebuilt_root"].is_string()) in.rebuilt_root = build["rebuilt_root"];

@@ -52,11 +52,23 @@ bool is_reproducible(const std::string& status, const std::optional<std::string>
   return !module_root || *module_root == "match" || *module_root == "absent";
 }
 
-std::optional<std::string> artifact_files_tier(const std::string& status, const std::optional<std::string>& set_tier,
-                                               const std::string& shipped_sha256,
-                                               const std::optional<std::string>& rebuilt_sha256) {
-  if (status == "verified" && set_tier && rebuilt_sha256 && *rebuilt_sha256 == shipped_sha256) return "identical";
-  return set_tier;
+std::optional<std::string> artifact_files_tier(const ArtifactTierInput& in) {
+  if (in.status != "verified" || !in.set_tier) return in.set_tier;
+  if (in.rebuilt_sha256 && *in.rebuilt_sha256 == in.shipped_sha256) return std::string("identical");
+  if (in.set_size < 2 || !in.differing.is_array() || in.differing.empty() || *in.set_tier == "identical") {
+    return in.set_tier;
+  }
+  static constexpr std::string_view kNarinfo = ".narinfo";
+  const bool nix = in.filename.size() > kNarinfo.size() &&
+                   in.filename.compare(in.filename.size() - kNarinfo.size(), kNarinfo.size(), kNarinfo) == 0;
+  const std::string store_hash = nix ? in.filename.substr(0, in.filename.size() - kNarinfo.size()) + "-" : "";
+  for (const auto& d : in.differing) {
+    if (!d.is_string()) return in.set_tier;
+    const std::string entry = d.get<std::string>();
+    const std::string owner = entry.substr(0, entry.find(':'));
+    if (owner == in.filename || (nix && owner.rfind(store_hash, 0) == 0)) return in.set_tier;
+  }
+  return std::string(nix ? "identical" : "content-identical");
 }
 
 // ---------------------------------------------------------------- blobs
@@ -350,8 +362,8 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   out.rebuild_id = writer_->last_insert_id();
 
   KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
-      "SELECT a.id, a.filename, p.name, a.sha256 FROM artifacts a JOIN packages p ON p.id = a.package_id "
-      "WHERE a.build_input_id = ?"));
+      "SELECT a.id, a.filename, p.name, a.sha256, (SELECT COUNT(*) FROM artifacts s WHERE s.build_input_id = ?1) "
+      "FROM artifacts a JOIN packages p ON p.id = a.package_id WHERE a.build_input_id = ?1"));
   arts.bind(1, bi);
   KMR_ASSIGN_OR_RETURN(auto ra, writer_->prepare(
       "INSERT INTO rebuild_artifacts(rebuild_id, artifact_id, rebuilt_sha256) VALUES (?, ?, ?)"));
@@ -363,6 +375,7 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
     if (!row) break;
     std::int64_t aid = arts.i64(0);
     std::string filename = arts.text(1), name = arts.text(2), shipped_sha256 = arts.text(3);
+    const auto set_size = static_cast<std::size_t>(arts.i64(4));
     std::optional<std::string> rebuilt;
     for (const auto& [k, h] : r.rebuilt)
       if (k == filename || k == name) rebuilt = h;
@@ -371,7 +384,10 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
     KMR_TRY(ra.run());
     v.reset();
     v.bind(1, aid).bind(2, out.rebuild_id).bind(3, r.status).bind(4, r.module_root)
-        .bind(5, artifact_files_tier(r.status, r.files, shipped_sha256, rebuilt)).bind(6, now);
+        .bind(5, artifact_files_tier({r.status, r.files, shipped_sha256, rebuilt, filename, set_size,
+                                      nlohmann::json::parse(r.differing_json.empty() ? "[]" : r.differing_json,
+                                                            nullptr, false)}))
+        .bind(6, now);
     KMR_TRY(v.run());
     out.artifact_ids.push_back(aid);
   }

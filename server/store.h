@@ -75,13 +75,22 @@ struct ListQuery {
 bool is_good_files_tier(const std::string& files);
 bool is_reproducible(const std::string& status, const std::optional<std::string>& module_root,
                      const std::optional<std::string>& files);
-// The files tier of one artifact of a set: a package whose rebuilt file is
-// bit-identical to the shipped one is `identical` whatever its siblings in the
-// set (e.g. Arch linux-headers beside a differing linux); otherwise the set's
-// tier, which names the worst member.
-std::optional<std::string> artifact_files_tier(const std::string& status, const std::optional<std::string>& set_tier,
-                                               const std::string& shipped_sha256,
-                                               const std::optional<std::string>& rebuilt_sha256);
+// The files tier of one artifact of a set (the engine reports one tier for
+// the whole set, naming differing members as "<package file>:<member>", Nix
+// "<store path>:<member>"). A package whose rebuilt file is bit-identical is
+// `identical`; a package of a multi-package set none of whose members is named
+// is `identical` for a Nix output (same NAR) or `content-identical` (only its
+// container differs); otherwise the set's tier.
+struct ArtifactTierInput {
+  std::string status;
+  std::optional<std::string> set_tier;
+  std::string shipped_sha256;
+  std::optional<std::string> rebuilt_sha256;
+  std::string filename;
+  std::size_t set_size = 1;
+  nlohmann::json differing = nlohmann::json::array();
+};
+std::optional<std::string> artifact_files_tier(const ArtifactTierInput& in);
 
 class BlobStore {
  public:

@@ -122,7 +122,23 @@ TEST_F(StoreTest, FilesTierIsPerArtifact) {
   ASSERT_TRUE(linux_art.has_value() && linux_art->has_value() && headers.has_value() && headers->has_value());
   EXPECT_EQ((**linux_art)["verdicts"]["files"], "different");
   EXPECT_EQ((**headers)["verdicts"]["files"], "identical");
-  EXPECT_EQ(artifact_files_tier("build-failed", std::string("build-failed"), hexof(2), hexof(2)), "build-failed");
+  EXPECT_EQ(artifact_files_tier({"build-failed", std::string("build-failed"), hexof(2), hexof(2)}), "build-failed");
+  // Nix outputs: the differing list names members by store path.
+  const nlohmann::json differing = {"aimz-linux-6.18:bzImage", "baqi-linux-6.18-dev:vmlinux"};
+  EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), std::nullopt, "85cv.narinfo", 3,
+                                 differing}),
+            "identical");
+  EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), std::nullopt, "aimz.narinfo", 3,
+                                 differing}),
+            "different");
+  // A package file none of whose members differ: only its container does.
+  EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), hexof(4), "h.pkg.tar.zst", 2,
+                                 nlohmann::json{"l.pkg.tar.zst:usr/lib/modules/x/vmlinuz"}}),
+            "content-identical");
+  // A single package keeps the set's tier.
+  EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), hexof(4), "l.deb", 1,
+                                 nlohmann::json{"boot/vmlinuz"}}),
+            "different");
 }
 
 TEST_F(StoreTest, ExpiredLeaseIsReclaimedAndOldHolderRefused) {
