@@ -43,6 +43,12 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 # KMR_STATE reuses a state dir (its fixtures are built once); default: a fresh one
 if [[ -n ${KMR_STATE:-} ]]; then state=$KMR_STATE; KMR_KEEP_STATE=1; mkdir -p "$state"
 else state=$(mktemp -d "${TMPDIR:-/tmp}/kmr-browser-state.XXXXXX"); fi
+# Reuse the fixture repositories the Bazel tests already built (same
+# content-hashed cache); kmrd --demo builds them itself when absent.
+fixtures_cache=${KMR_FIXTURES_CACHE:-/var/tmp/kmr-fixtures}
+if [[ ! -e $state/fixtures && -f $fixtures_cache/manifest.json ]]; then
+  ln -s "$fixtures_cache" "$state/fixtures"
+fi
 "$KMR_KMRD" --demo --listen "127.0.0.1:$port" --state "$state" ${KMR_WEB:+--web "$KMR_WEB"} >"$out/kmrd.log" 2>&1 &
 kmrd_pid=$!
 cleanup() {
@@ -70,7 +76,7 @@ manifest=${KMR_MANIFEST:-}
 # (a fresh state builds the fixture repositories first: many minutes on 2 cores)
 for _ in $(seq 1 "${KMR_FIXTURE_WAIT_SECONDS:-3000}"); do
   [[ -n $manifest && -f $manifest ]] && break
-  manifest=$(find "$state" -name manifest.json -print -quit 2>/dev/null)
+  manifest=$(find -L "$state" -name manifest.json -print -quit 2>/dev/null)
   [[ -n $manifest ]] && break
   kill -0 "$kmrd_pid" 2>/dev/null || { tail -30 "$out/kmrd.log"; die "kmrd exited early"; }
   sleep 1
