@@ -65,7 +65,9 @@ std::optional<std::string> artifact_files_tier(const ArtifactTierInput& in) {
   for (const auto& d : in.differing) {
     if (!d.is_string()) return in.set_tier;
     const std::string entry = d.get<std::string>();
-    const std::string owner = entry.substr(0, entry.find(':'));
+    const auto colon = entry.find(':');
+    if (colon == std::string::npos) return in.set_tier;  // not attributed to a package
+    const std::string owner = entry.substr(0, colon);
     if (owner == in.filename || (nix && owner.rfind(store_hash, 0) == 0)) return in.set_tier;
   }
   return std::string(nix ? "identical" : "content-identical");

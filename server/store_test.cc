@@ -135,6 +135,10 @@ TEST_F(StoreTest, FilesTierIsPerArtifact) {
   EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), hexof(4), "h.pkg.tar.zst", 2,
                                  nlohmann::json{"l.pkg.tar.zst:usr/lib/modules/x/vmlinuz"}}),
             "content-identical");
+  // Members not attributed to a package file keep the set's tier.
+  EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), hexof(4), "h.pkg.tar.zst", 2,
+                                 nlohmann::json{"lib/modules/x/seed.ko"}}),
+            "different");
   // A single package keeps the set's tier.
   EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), hexof(4), "l.deb", 1,
                                  nlohmann::json{"boot/vmlinuz"}}),
