@@ -120,8 +120,11 @@ check(j is not None and any("PAYLOADDIGEST" in f for f in j.get("failures", []))
 
 # 4. Arch detached OpenPGP signature (gpg-made key, checked by sqv/gpgv).
 if shutil.which("gpg"):
-    g = os.path.join(tmp, "gpg")
-    shutil.rmtree(g, ignore_errors=True)
+    # gpg-agent's socket path must fit in sun_path (108 bytes); Bazel's
+    # TEST_TMPDIR may be longer, so use a short private directory.
+    import atexit, tempfile
+    g = tempfile.mkdtemp(prefix="kmrgpg.", dir="/tmp")
+    atexit.register(shutil.rmtree, g, True)
     os.makedirs(g + "/home", mode=0o700)
     env = dict(os.environ, GNUPGHOME=g + "/home")
     subprocess.run(["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key", "kmr <k@kmr.invalid>",
