@@ -8,6 +8,8 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 
+#include <optional>
+
 namespace kmr::attest {
 namespace {
 
@@ -53,6 +55,27 @@ nlohmann::json b64_hashes(const std::vector<Hash>& hashes) {
 }
 
 std::string hex_of(const Hash& h) { return to_hex(Bytes(h.data(), h.size())); }
+
+// The leaf named by `hash=<hex>` (looked up in the log, below `size`) or
+// `index=N`; an error response when neither names one.
+std::optional<HttpResponse> leaf_index(const TransparencyLog& log,
+                                       const std::vector<std::pair<std::string, std::string>>& q,
+                                       std::uint64_t size, std::uint64_t& index) {
+  if (const std::string* h = param(q, "hash")) {
+    auto raw = from_hex(*h);
+    if (!raw || raw->size() != 32) return error_response(400, malformed("hash must be 64 hex digits"));
+    Hash lh;
+    std::copy(raw->begin(), raw->end(), lh.begin());
+    auto found = log.find_leaf(lh);
+    if (!found || *found >= size) return error_response(404, not_found("leaf hash not in the log at this size"));
+    index = *found;
+  } else if (const std::string* i = param(q, "index")) {
+    if (!parse_u64(*i, index)) return error_response(400, malformed("index must be a decimal number"));
+  } else {
+    return error_response(400, malformed("index or hash is required"));
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -162,19 +185,7 @@ HttpResponse AttestationService::route(std::string_view path, std::string_view q
       if (!parse_u64(*s, size)) return error_response(400, malformed("size must be a decimal number"));
     }
     std::uint64_t index = 0;
-    if (const std::string* h = param(q, "hash")) {
-      auto raw = from_hex(*h);
-      if (!raw || raw->size() != 32) return error_response(400, malformed("hash must be 64 hex digits"));
-      Hash lh;
-      std::copy(raw->begin(), raw->end(), lh.begin());
-      auto found = log_.find_leaf(lh);
-      if (!found || *found >= size) return error_response(404, not_found("leaf hash not in the log at this size"));
-      index = *found;
-    } else if (const std::string* i = param(q, "index")) {
-      if (!parse_u64(*i, index)) return error_response(400, malformed("index must be a decimal number"));
-    } else {
-      return error_response(400, malformed("index or hash is required"));
-    }
+    if (auto bad = leaf_index(log_, q, size, index)) return *bad;
     auto proof = log_.inclusion_proof(index, size);
     if (!proof) return from_error(proof.error());
     auto leaf = log_.leaf(index);
@@ -194,19 +205,7 @@ HttpResponse AttestationService::route(std::string_view path, std::string_view q
     auto note = checkpoint_note(size);
     if (!note) return from_error(note.error());
     std::uint64_t index = 0;
-    if (const std::string* h = param(q, "hash")) {
-      auto raw = from_hex(*h);
-      if (!raw || raw->size() != 32) return error_response(400, malformed("hash must be 64 hex digits"));
-      Hash lh;
-      std::copy(raw->begin(), raw->end(), lh.begin());
-      auto found = log_.find_leaf(lh);
-      if (!found || *found >= size) return error_response(404, not_found("leaf hash not in the log at this size"));
-      index = *found;
-    } else if (const std::string* i = param(q, "index")) {
-      if (!parse_u64(*i, index)) return error_response(400, malformed("index must be a decimal number"));
-    } else {
-      return error_response(400, malformed("index or hash is required"));
-    }
+    if (auto bad = leaf_index(log_, q, size, index)) return *bad;
     auto proof = log_.inclusion_proof(index, size);
     if (!proof) return from_error(proof.error());
     HttpResponse r;
