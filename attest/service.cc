@@ -1,5 +1,7 @@
 #include "attest/service.h"
 
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "attest/base64.h"
@@ -7,8 +9,6 @@
 #include "attest/tlog_proof.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
-
-#include <optional>
 
 namespace kmr::attest {
 namespace {
