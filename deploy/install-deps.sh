@@ -14,7 +14,7 @@ packages=(
   zstd xz-utils lz4 bzip2 gzip binutils bubblewrap sqv gpg gpgv openssl sqlite3 python3 curl
   # distro tools that build the fixture repositories and run rebuild backends
   makepkg pacman-package-manager libarchive-tools fakeroot nix-bin rpm createrepo-c
-  dpkg-dev apt-utils make
+  dpkg-dev apt-utils make cpio gcc-multilib
   # comparisons, browser tests and benchmarks
   diffoscope chromium wrk nginx hyperfine time
 )
