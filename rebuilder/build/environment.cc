@@ -66,10 +66,21 @@ Result<std::vector<std::string_view>> split_lines(std::string_view text, const L
   return lines;
 }
 
+bool all_of_chars(std::string_view s, std::string_view extra) {
+  return std::all_of(s.begin(), s.end(), [extra](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           extra.find(c) != std::string_view::npos;
+  });
+}
+
+bool is_digits(std::string_view v) {
+  return !v.empty() && v.size() <= 19 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 Result<std::int64_t> parse_epoch(std::string_view v, const std::string& what) {
   std::int64_t out = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (v.empty() || ec != std::errc() || p != v.data() + v.size() || out < 0) {
+  if (!is_digits(v) || ec != std::errc() || p != v.data() + v.size() || out < 0) {
     return malformed(what + " is not a non-negative integer: '" + std::string(v.substr(0, 64)) + "'");
   }
   return out;
@@ -83,7 +94,104 @@ bool valid_key(std::string_view k, bool deb) {
   });
 }
 
+// DEB_BUILD_OPTIONS / DEB_BUILD_PROFILES: "tok tok=value ...", where a
+// name is [a-z0-9][a-z0-9_.+-]* and a value [A-Za-z0-9_.,+:=-]* (e.g.
+// "parallel=4 nocheck hardening=+all,-pie"); no quotes, '$', '/', ';', '`'.
+bool valid_token_list(std::string_view v) {
+  if (v.size() > 1024) return false;
+  std::size_t start = 0;
+  while (start < v.size()) {
+    std::size_t end = v.find(' ', start);
+    if (end == std::string_view::npos) end = v.size();
+    const std::string_view tok = v.substr(start, end - start);
+    start = end + 1;
+    if (tok.empty()) continue;
+    const auto eq = tok.find('=');
+    const std::string_view name = tok.substr(0, eq);
+    if (name.empty() || name.front() == '-' || name.front() == '.' || !all_of_chars(name, "_.+-")) return false;
+    if (eq != std::string_view::npos && !all_of_chars(tok.substr(eq + 1), "_.,+:=-")) return false;
+  }
+  return true;
+}
+
+bool is_locale_var(std::string_view name) {
+  static const std::set<std::string, std::less<>> kLocale = {
+      "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_MESSAGES",
+      "LC_PAPER", "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE", "LC_MEASUREMENT", "LC_IDENTIFICATION"};
+  return kLocale.count(name) > 0;
+}
+
+bool has_line_break_or_nul(std::string_view v) { return v.find_first_of(std::string_view("\n\r\0", 3)) != std::string_view::npos; }
+
 }  // namespace
+
+bool build_env_allowed(std::string_view name, std::string_view value) {
+  if (name == "SOURCE_DATE_EPOCH") return is_digits(value);
+  if (name == "DEB_BUILD_OPTIONS" || name == "DEB_BUILD_PROFILES") return valid_token_list(value);
+  if (is_locale_var(name)) return !value.empty() && value.size() <= 64 && all_of_chars(value, "_.@:-");
+  return false;
+}
+
+std::string shell_quote(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+Result<std::string> config_line_value(std::string_view name, std::string_view value) {
+  if (has_line_break_or_nul(value)) {
+    return malformed(std::string(name) + " holds a line break or NUL; refused for a generated config line");
+  }
+  return shell_quote(value);
+}
+
+Result<std::string> rpm_macro_body(std::string_view name, std::string_view value) {
+  if (has_line_break_or_nul(value)) return malformed(std::string(name) + " holds a line break or NUL; refused as an rpm macro body");
+  for (std::string_view bad : {"$(", "${", "`"}) {
+    if (value.find(bad) != std::string_view::npos) {
+      return malformed(std::string(name) + " holds '" + std::string(bad) + "'; refused as an rpm macro body: '" +
+                       std::string(value.substr(0, 200)) + "'");
+    }
+  }
+  std::string out;
+  for (char c : value) out += c == '%' ? std::string("%%") : std::string(1, c);
+  return out;
+}
+
+Result<void> check_build_path(std::string_view what, std::string_view path) {
+  auto bad = [&](const std::string& why) {
+    return malformed(std::string(what) + " '" + std::string(path.substr(0, 200)) + "' refused: " + why);
+  };
+  if (path.size() > 255 || path.size() < 2 || path.front() != '/') return bad("not an absolute path of 2..255 bytes");
+  std::vector<std::string_view> parts;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view c = path.substr(start, end - start);
+    if (c.empty() || c == "." || c == ".." || !all_of_chars(c, "._+-")) return bad("component '" + std::string(c) + "' is empty, a dot component or has unsafe characters");
+    parts.push_back(c);
+    start = end + 1;
+  }
+  if (parts.size() > 16) return bad("more than 16 components");
+  static const std::set<std::string, std::less<>> kSystem = {"proc", "sys", "dev", "etc", "var", "bin", "sbin", "lib",
+                                                            "lib32", "lib64", "libx32", "nix", "run", "boot", "root",
+                                                            "kmr", "pkgdest", "opt", "srv", "usr"};
+  if (kSystem.count(parts[0]) && !(parts[0] == "usr" && parts.size() > 2 && parts[1] == "src")) {
+    return bad("a system location");
+  }
+  if (parts[0] == "tmp" && parts.size() == 1) return bad("a system location");
+  return ok();
+}
+
+Result<void> check_user_name(std::string_view what, std::string_view name) {
+  const bool good = !name.empty() && name.size() <= 32 && ((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_') &&
+                    std::all_of(name.begin(), name.end(), [](char c) {
+                      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+                    });
+  if (!good) return malformed(std::string(what) + " '" + std::string(name.substr(0, 64)) + "' is not a safe user name");
+  return ok();
+}
 
 nlohmann::json BuildEnvironment::to_json() const {
   nlohmann::json j = nlohmann::json::object();
@@ -94,6 +202,7 @@ nlohmann::json BuildEnvironment::to_json() const {
   j["build_user"] = build_user;
   j["build_host"] = build_host;
   j["env"] = env;
+  if (!dropped_env.empty()) j["dropped_env"] = dropped_env;
   j["buildenv"] = buildenv;
   j["options"] = options;
   j["installed"] = installed;
@@ -244,11 +353,15 @@ Result<BuildEnvironment> parse_debian_buildinfo(std::string_view text, const std
       if (eq == std::string_view::npos || eq == 0) return malformed(what + ": Environment entry is not KEY=value: '" + std::string(item.substr(0, 80)) + "'");
       std::string_view val = item.substr(eq + 1);
       if (val.size() >= 2 && val.front() == '"' && val.back() == '"') val = val.substr(1, val.size() - 2);
-      env.env[std::string(item.substr(0, eq))] = std::string(val);
+      const std::string name(item.substr(0, eq));
+      if (name == "SOURCE_DATE_EPOCH") {
+        KMR_ASSIGN_OR_RETURN(env.source_date_epoch, parse_epoch(val, what + ": SOURCE_DATE_EPOCH"));
+      }
+      if (env.env.count(name) || env.dropped_env.count(name)) {
+        return malformed(what + ": Environment sets '" + name.substr(0, 64) + "' twice");
+      }
+      (build_env_allowed(name, val) ? env.env : env.dropped_env)[name] = std::string(val);
     }
-  }
-  if (auto it = env.env.find("SOURCE_DATE_EPOCH"); it != env.env.end()) {
-    KMR_ASSIGN_OR_RETURN(env.source_date_epoch, parse_epoch(it->second, what + ": SOURCE_DATE_EPOCH"));
   }
   if (auto it = env.fields.find("Build-Path"); it != env.fields.end()) env.build_path = it->second;
   return env;

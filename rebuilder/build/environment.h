@@ -26,7 +26,12 @@ struct BuildEnvironment {
   std::string build_path;    // builddir / Build-Path / rpm build root ("" = backend default)
   std::string build_user;    // "" = backend default
   std::string build_host;
-  std::map<std::string, std::string> env;       // recorded environment variables
+  // Recorded environment variables the build receives: only allow-listed
+  // names with validated values (see build_env_allowed).
+  std::map<std::string, std::string> env;
+  // Recorded variables the build does not receive (name -> value as
+  // recorded); in the JSON as "dropped_env" when not empty.
+  std::map<std::string, std::string> dropped_env;
   std::vector<std::string> buildenv;            // Arch BUILDENV words
   std::vector<std::string> options;             // Arch OPTIONS words
   std::vector<std::string> installed;           // pinned toolchain packages, as recorded
@@ -66,5 +71,42 @@ Result<DistUrl> parse_disturl(std::string_view url);
 
 // NixOS: narinfo "Key: value" text; the Deriver names the .drv.
 Result<BuildEnvironment> parse_nix_narinfo(std::string_view text, const Limits& limits = {});
+
+// ---- Turning recorded (untrusted) values into build configuration ----------
+//
+// The build description ships with the package, so every value in it is
+// attacker-controlled. These are the only ways a value reaches a command
+// line, an environment variable or a generated config file.
+
+// True when a recorded environment variable may pass to the build:
+// SOURCE_DATE_EPOCH (digits), DEB_BUILD_OPTIONS / DEB_BUILD_PROFILES (space
+// separated tokens `name[=value]` of a safe charset), LANG / LANGUAGE / LC_*
+// (locale names: [A-Za-z0-9_.@:-]). Everything else (PERL5OPT, PATH,
+// LD_PRELOAD, CFLAGS, ...) is dropped.
+bool build_env_allowed(std::string_view name, std::string_view value);
+
+// Single-quoted POSIX shell word ('\'' for a quote). Safe for any bytes but
+// NUL; callers refuse newlines with config_line_value.
+std::string shell_quote(std::string_view s);
+
+// A value for one line of a generated shell-sourced config file (makepkg.conf):
+// refused when it holds a newline, CR or NUL, else shell_quote(value).
+Result<std::string> config_line_value(std::string_view name, std::string_view value);
+
+// A value for an rpm macro body (--define "name body"): refused when it holds
+// a newline, CR, NUL, "$(", "${" or a backtick (the body may land in a shell
+// scriptlet); '%' is doubled so rpm expands it to a literal '%' and never runs
+// %(...) or expands another macro.
+Result<std::string> rpm_macro_body(std::string_view name, std::string_view value);
+
+// A build path from a build description that becomes a mount point inside
+// the sandbox: absolute, normalized (no "", ".", ".." components), each
+// component of [A-Za-z0-9._+-], at most 16 components and 255 bytes, and not
+// a system location (/, /proc, /sys, /dev, /etc, /usr except /usr/src/...,
+// /var, /bin, /sbin, /lib*, /nix, /run, /boot, /root, /kmr, /pkgdest, /tmp itself).
+Result<void> check_build_path(std::string_view what, std::string_view path);
+
+// A user name from a build description: [a-z_][a-z0-9_-]{0,31}.
+Result<void> check_user_name(std::string_view what, std::string_view name);
 
 }  // namespace kmr::build

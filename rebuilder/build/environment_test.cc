@@ -2,10 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/sha256.h"
+#include "rebuilder/base/subprocess.h"
 
 namespace kmr::build {
 namespace {
@@ -128,6 +133,103 @@ TEST(DebianBuildinfo, HostileInputs) {
     auto env = parse_debian_buildinfo(c.text);
     ASSERT_FALSE(env) << c.text;
     EXPECT_EQ(env.error().message(), c.error);
+  }
+}
+
+// Recorded variables are untrusted: only allow-listed names with validated
+// values reach the build; the rest is recorded, literally, as dropped.
+TEST(DebianBuildinfo, EnvironmentAllowList) {
+  const std::string text =
+      "Source: linux\nVersion: 6.1-1\nEnvironment:\n"
+      " DEB_BUILD_OPTIONS=\"parallel=4 nocheck hardening=+all,-pie\"\n"
+      " DEB_BUILD_PROFILES=\"$(touch /tmp/p)\"\n"
+      " LANG=\"C.UTF-8\"\n"
+      " LC_ALL=\"en_US.UTF-8;id\"\n"
+      " PATH=\"/evil/bin\"\n"
+      " PERL5OPT=\"-M5;system(q{touch /tmp/x})\"\n"
+      " SOURCE_DATE_EPOCH=\"1700000000\"\n";
+  auto env = parse_debian_buildinfo(text);
+  ASSERT_TRUE(env) << env.error().to_string();
+  EXPECT_EQ(env->env, (std::map<std::string, std::string>{{"DEB_BUILD_OPTIONS", "parallel=4 nocheck hardening=+all,-pie"},
+                                                          {"LANG", "C.UTF-8"},
+                                                          {"SOURCE_DATE_EPOCH", "1700000000"}}));
+  EXPECT_EQ(env->dropped_env, (std::map<std::string, std::string>{{"DEB_BUILD_PROFILES", "$(touch /tmp/p)"},
+                                                                  {"LC_ALL", "en_US.UTF-8;id"},
+                                                                  {"PATH", "/evil/bin"},
+                                                                  {"PERL5OPT", "-M5;system(q{touch /tmp/x})"}}));
+  const auto j = nlohmann::json::parse(env->canonical_json());
+  EXPECT_EQ(j["dropped_env"]["PERL5OPT"], "-M5;system(q{touch /tmp/x})");
+  EXPECT_FALSE(j["env"].contains("PERL5OPT"));
+  auto twice = parse_debian_buildinfo("Source: a\nVersion: 1\nEnvironment:\n PERL5OPT=\"a\"\n PERL5OPT=\"b\"\n");
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().message(), ".buildinfo: Environment sets 'PERL5OPT' twice");
+  auto sign = parse_debian_buildinfo("Source: a\nVersion: 1\nEnvironment:\n SOURCE_DATE_EPOCH=\"+5\"\n");
+  ASSERT_FALSE(sign);
+}
+
+TEST(BuildValues, EnvAllowed) {
+  EXPECT_TRUE(build_env_allowed("SOURCE_DATE_EPOCH", "0"));
+  EXPECT_FALSE(build_env_allowed("SOURCE_DATE_EPOCH", "-1"));
+  EXPECT_FALSE(build_env_allowed("SOURCE_DATE_EPOCH", "1 2"));
+  EXPECT_TRUE(build_env_allowed("DEB_BUILD_OPTIONS", ""));
+  EXPECT_TRUE(build_env_allowed("DEB_BUILD_OPTIONS", "parallel=8 noautodbgsym optimize=-lto"));
+  for (const char* bad : {"parallel=$(nproc)", "a;b", "x=`id`", "a=b/c", "-x", "a\tb", "a='1'", "x=${HOME}"}) {
+    EXPECT_FALSE(build_env_allowed("DEB_BUILD_OPTIONS", bad)) << bad;
+  }
+  EXPECT_TRUE(build_env_allowed("LC_CTYPE", "de_DE.UTF-8@euro"));
+  EXPECT_FALSE(build_env_allowed("LANG", ""));
+  EXPECT_FALSE(build_env_allowed("LANG", "../../x"));
+  for (const char* name : {"PATH", "HOME", "PERL5OPT", "PERL5LIB", "LD_PRELOAD", "BASH_ENV", "ENV", "CFLAGS", "MAKEFLAGS",
+                           "PYTHONPATH", "DEB_VENDOR", "TZ"}) {
+    EXPECT_FALSE(build_env_allowed(name, "x")) << name;
+  }
+}
+
+// Checked against what POSIX sh makes of the quoted word: each value read
+// back through a real /bin/sh is the original bytes.
+TEST(BuildValues, ConfigLineAndShellQuote) {
+  EXPECT_EQ(shell_quote("a'b"), "'a'\\''b'");
+  EXPECT_EQ(*config_line_value("PACKAGER", "$(touch /tmp/y) `id` ${X}"), "'$(touch /tmp/y) `id` ${X}'");
+  for (const char* bad : {"a\nb", "a\rb"}) {
+    auto r = config_line_value("PACKAGER", bad);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().message(), "PACKAGER holds a line break or NUL; refused for a generated config line");
+  }
+  EXPECT_FALSE(config_line_value("PACKAGER", std::string("a\0b", 3)));
+  for (const std::string v : {"plain", "it's", "''", "$(touch /tmp/kmr-env-test-y)", "`id` ${HOME} \\ \" ; | & * ?"}) {
+    auto quoted = config_line_value("V", v);
+    ASSERT_TRUE(quoted);
+    auto r = run_subprocess({"/bin/sh", "-c", "V=" + *quoted + "\nprintf %s \"$V\""});
+    ASSERT_TRUE(r && r->success()) << v;
+    EXPECT_EQ(r->out, v);
+  }
+  EXPECT_FALSE(std::filesystem::exists("/tmp/kmr-env-test-y"));
+}
+
+TEST(BuildValues, RpmMacroBody) {
+  EXPECT_EQ(*rpm_macro_body("packager", "%(touch /tmp/x) %{name} 100%"), "%%(touch /tmp/x) %%{name} 100%%");
+  EXPECT_EQ(*rpm_macro_body("vendor", "openSUSE"), "openSUSE");
+  for (const char* bad : {"$(touch /tmp/x)", "`id`", "${HOME}", "a\nb", "a\rb"}) {
+    EXPECT_FALSE(rpm_macro_body("packager", bad)) << bad;
+  }
+  EXPECT_EQ(rpm_macro_body("packager", "x $(id)").error().message(),
+            "packager holds '$('; refused as an rpm macro body: 'x $(id)'");
+}
+
+TEST(BuildValues, BuildPathAndUser) {
+  for (const char* good : {"/build", "/startdir", "/home/abuild/rpmbuild", "/usr/src/packages", "/tmp/build-gen/arch/b",
+                           "/build/reproducible-path/linux-6.1"}) {
+    EXPECT_TRUE(check_build_path("p", good)) << good;
+  }
+  for (const char* bad : {"", "/", "build", "/etc", "/etc/x", "/usr", "/usr/lib/x", "/usr/src", "/proc/1", "/var/tmp/x",
+                          "/nix/store", "/kmr", "/pkgdest", "/tmp", "/build/../etc", "/build/./x", "/build//x", "/build/",
+                          "/bu ild", "/b$(id)", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q"}) {
+    EXPECT_FALSE(check_build_path("p", bad)) << bad;
+  }
+  EXPECT_TRUE(check_user_name("u", "abuild"));
+  EXPECT_TRUE(check_user_name("u", "root"));
+  for (const char* bad : {"", "Root", "a:b", "a/b", "x\ny", "-x", "0abc", "abcdefghijabcdefghijabcdefghijabc"}) {
+    EXPECT_FALSE(check_user_name("u", bad)) << bad;
   }
 }
 

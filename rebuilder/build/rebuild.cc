@@ -50,12 +50,6 @@ Result<void> write_text(const std::string& path, const std::string& text) {
   return write_file_atomic(path, as_bytes(text));
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // First existing candidate, else "".
 std::string first_existing(const std::vector<std::string>& candidates) {
   std::error_code ec;
@@ -160,24 +154,39 @@ class ArchBackend : public Backend {
     auto& s = p.sandbox;
     const std::string startdir = env.fields.count("startdir") ? env.fields.at("startdir") : "/startdir";
     const std::string builddir = env.build_path.empty() ? "/build" : env.build_path;
+    KMR_TRY(check_build_path(".BUILDINFO startdir", startdir));
+    KMR_TRY(check_build_path(".BUILDINFO builddir", builddir));
     s.build_path = startdir;
     KMR_TRY(copy_dir(sources_dir(job, env), job.work + "/build"));
     fs::create_directories(job.work + "/builddir");
     fs::create_directories(job.work + "/pkgdest");
+    // Every recorded value is one single-quoted word on its own line.
     std::string conf = "source /etc/makepkg.conf\n";
-    conf += "CARCH=" + shell_quote(env.fields.count("pkgarch") && env.fields.at("pkgarch") != "any" ? env.fields.at("pkgarch") : "x86_64") + "\n";
+    auto set = [&conf](const std::string& key, const std::string& value) -> Result<void> {
+      KMR_ASSIGN_OR_RETURN(auto quoted, config_line_value(".BUILDINFO " + key, value));
+      conf += key + "=" + quoted + "\n";
+      return ok();
+    };
+    KMR_TRY(set("CARCH", env.fields.count("pkgarch") && env.fields.at("pkgarch") != "any" ? env.fields.at("pkgarch") : "x86_64"));
     const std::string file = base_of(job.files[0]);
-    conf += "PKGEXT=" + shell_quote(file.substr(file.find(".pkg.tar"))) + "\n";
+    KMR_TRY(set("PKGEXT", file.substr(file.find(".pkg.tar"))));
     // devtools' compressor settings, as archlinux-repro writes them.
     conf += "COMPRESSZST=(zstd -c -T0 --ultra -20 -)\nCOMPRESSXZ=(xz -c -z -T0 -)\n";
-    conf += "BUILDDIR=" + shell_quote(builddir) + "\nPKGDEST=/pkgdest\nSRCDEST=" + shell_quote(startdir) + "\n";
-    if (env.fields.count("packager")) conf += "PACKAGER=" + shell_quote(env.fields.at("packager")) + "\n";
-    auto words = [](const std::vector<std::string>& v) {
+    KMR_TRY(set("BUILDDIR", builddir));
+    conf += "PKGDEST=/pkgdest\n";
+    KMR_TRY(set("SRCDEST", startdir));
+    if (env.fields.count("packager")) KMR_TRY(set("PACKAGER", env.fields.at("packager")));
+    auto words = [](const std::string& key, const std::vector<std::string>& v) -> Result<std::string> {
       std::string out;
-      for (const auto& w : v) out += (out.empty() ? "" : " ") + shell_quote(w);
-      return out;
+      for (const auto& w : v) {
+        KMR_ASSIGN_OR_RETURN(auto quoted, config_line_value(".BUILDINFO " + key, w));
+        out += (out.empty() ? "" : " ") + quoted;
+      }
+      return key + "=(" + out + ")\n";
     };
-    conf += "BUILDENV=(" + words(env.buildenv) + ")\nOPTIONS=(" + words(env.options) + ")\n";
+    KMR_ASSIGN_OR_RETURN(auto buildenv, words("BUILDENV", env.buildenv));
+    KMR_ASSIGN_OR_RETURN(auto options, words("OPTIONS", env.options));
+    conf += buildenv + options;
     KMR_TRY(write_text(job.work + "/conf/makepkg.conf", conf));
     s.mounts = {{job.work + "/builddir", builddir, true},
                 {job.work + "/pkgdest", "/pkgdest", true},
@@ -311,11 +320,28 @@ std::map<std::string, std::string> rpm_header_fields(const Artifact& a) {
   return f;
 }
 
+// A header string holding a line break would forge the lines after it.
+Result<void> check_rpm_header_lines(const Artifact& a) {
+  std::set<std::string> seen;
+  auto it = a.build_description.find("rpm-header");
+  if (it == a.build_description.end()) return ok();
+  std::istringstream in(it->second);
+  std::string line;
+  while (std::getline(in, line)) {
+    const std::string key = line.substr(0, line.find(' '));
+    if (key != "file" && !seen.insert(key).second) {
+      return malformed(a.file + ": RPM header tag '" + key.substr(0, 64) + "' appears twice (a string tag holds a line break)");
+    }
+  }
+  return ok();
+}
+
 class SuseBackend : public Backend {
  public:
   std::string name() const override { return "suse"; }
 
   Result<BuildEnvironment> environment(const Job& job) override {
+    KMR_TRY(check_rpm_header_lines(job.shipped[0]));
     auto f = rpm_header_fields(job.shipped[0]);
     if (f.empty()) return not_found("no RPM header facts for " + job.files[0]);
     RpmBuildFacts facts;
@@ -384,6 +410,8 @@ class SuseBackend : public Backend {
   Result<Plan> plan(const Job& job, const BuildEnvironment& env) override {
     Plan p;
     auto& s = p.sandbox;
+    KMR_TRY(check_build_path("rpm %_topdir", env.build_path));
+    KMR_TRY(check_user_name("rpm build user", env.build_user));
     s.build_path = env.build_path;
     s.user = env.build_user;
     if (env.build_user == "root") s.uid = s.gid = 0;
@@ -393,8 +421,14 @@ class SuseBackend : public Backend {
     s.env["SOURCE_DATE_EPOCH"] = std::to_string(env.source_date_epoch.value_or(0));
     // As OBS does: the spec is built with -ba (the source RPM is rebuilt too,
     // and its id lands in the binary header as SOURCEPKGID).
+    // Header values are data: '%' doubled, shell syntax refused (rpm_macro_body).
     std::vector<std::string> defs;
-    auto def = [&](const std::string& k, const std::string& v) { defs.push_back("--define " + shell_quote(k + " " + v)); };
+    Result<void> refused = ok();
+    auto def = [&](const std::string& k, const std::string& v) {
+      auto body = rpm_macro_body("rpm macro " + k, v);
+      if (!body) refused = std::move(body).error();
+      if (body && refused) defs.push_back("--define " + shell_quote(k + " " + *body));
+    };
     def("_topdir", env.build_path);
     if (!env.fields.at("disturl").empty()) def("disturl", env.fields.at("disturl"));
     for (const char* k : {"distribution", "vendor", "packager"}) {
@@ -418,6 +452,7 @@ class SuseBackend : public Backend {
       in >> sc >> sl;
       if (io.count(sc)) def("_source_payload", payload(sc, sl));
     }
+    KMR_TRY(std::move(refused));
     std::string all;
     for (const auto& d : defs) all += " " + d;
     const std::string script = "set -e\nrpm -i --nosignature --nodigest" + all + " " + shell_quote(env.build_path + "/" + base_of(src)) +
@@ -764,6 +799,8 @@ RebuildReport rebuild(const std::vector<std::string>& files, const RebuildOption
     }
     return finish(RebuildStatus::kError, plan.error().to_string());
   }
+  // The sandbox's pinned variables are never replaced by a recorded value.
+  for (const char* k : {"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "SHELL", "HOSTNAME", "TZ"}) plan->sandbox.env.erase(k);
   plan->sandbox.work_dir = work;
   plan->sandbox.wall_time = options.timeout;
   plan->sandbox.memory_bytes = options.memory_bytes;
