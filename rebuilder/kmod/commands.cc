@@ -1,5 +1,5 @@
 // kmr subcommands of the module Merkle engine:
-//   kmr merkle [--json] [--suffix .ko] [--proofs] MODULES_ORDER
+//   kmr merkle [--json] [--suffix .ko] [--proofs] [--strip-trailers] MODULES_ORDER
 //   kmr vmlinux root [--json] [--expect-root HEX --expect-levels N] IMAGE
 //   kmr modules verify [--json] [--vmlinux IMAGE] MODULE_TREE
 #include <sys/stat.h>
@@ -82,24 +82,45 @@ int usage_error(const std::string& cmd, const std::string& usage, const std::str
   return kExitError;
 }
 
+// --threads N (1..256); absent: 0 (one per core).
+Result<unsigned> thread_count(const Args& a) {
+  const auto t = a.get("--threads");
+  if (!t) return 0u;
+  unsigned v = 0;
+  for (char c : *t) {
+    if (c < '0' || c > '9' || v > 256) return malformed("--threads: not a number from 1 to 256");
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (t->empty() || v == 0 || v > 256) return malformed("--threads: not a number from 1 to 256");
+  return v;
+}
+
 // ---- kmr merkle ----------------------------------------------------------
 
-const char* kMerkleUsage = "kmr merkle [--json] [--suffix .ko] [--proofs] MODULES_ORDER";
+const char* kMerkleUsage = "kmr merkle [--json] [--suffix .ko] [--proofs] [--strip-trailers] MODULES_ORDER";
 
 int run_merkle(const std::vector<std::string>& argv) {
-  const Args a = parse_args(argv, {"--suffix", "--threads"}, {"--proofs"});
+  const Args a = parse_args(argv, {"--suffix", "--threads"}, {"--proofs", "--strip-trailers"});
   if (a.help) {
     std::printf(
         "usage: %s\n\n"
         "Computes the kernel's module Merkle tree (CONFIG_MODULE_HASHES) over the modules\n"
-        "listed in MODULES_ORDER, like the kernel's scripts/modules-merkle-tree: paths are\n"
-        "relative to the directory of MODULES_ORDER, a trailing .o is replaced by the suffix\n"
-        "(default .ko), installed-form lines (.ko, .ko.zst, .ko.xz, .ko.gz) are used as they\n"
-        "are; compressed modules are decompressed and appended signatures/proofs stripped.\n\n"
-        "  --json        print {\"count\":N,\"levels\":L,\"root\":\"<hex>\"}\n"
-        "  --suffix S    module suffix replacing .o (default .ko)\n"
-        "  --proofs      write <module>.merkle (the kernel's proof file) next to each module\n"
-        "  --threads N   hashing threads (default: one per core)\n\n"
+        "listed in MODULES_ORDER, exactly like the kernel's scripts/modules-merkle-tree:\n"
+        "paths are relative to the directory of MODULES_ORDER, a trailing .o is replaced by\n"
+        "the suffix (default .ko); installed-form lines (.ko, .ko.zst, .ko.xz, .ko.gz) are\n"
+        "used as they are, and a .ko line also finds .ko.zst/.ko.xz/.ko.gz on disk.\n\n"
+        "What is hashed: each module file's bytes exactly as they are. Only the name decides\n"
+        "decompression: .ko.zst (zstd), .ko.xz (xz) and .ko.gz (gzip) are decompressed; any\n"
+        "other file, e.g. a .ko whose content starts with gzip, zstd, xz, lz4 or bzip2\n"
+        "magic, is raw module bytes. An empty module file is an error (the kernel's tool\n"
+        "cannot hash it either).\n\n"
+        "  --json            print {\"count\":N,\"levels\":L,\"root\":\"<hex>\"}\n"
+        "  --suffix S        module suffix replacing .o (default .ko)\n"
+        "  --proofs          write each proof to <module path without its suffix>.merkle,\n"
+        "                    e.g. drivers/net/foo.merkle next to drivers/net/foo.ko\n"
+        "  --strip-trailers  cut an appended signature or proof off each module first\n"
+        "                    (installed trees; gives the root over the module contents)\n"
+        "  --threads N       hashing threads (default: one per core)\n\n"
         "Exit: 0 computed, 2 error.\n",
         kMerkleUsage);
     return kExitOk;
@@ -107,15 +128,19 @@ int run_merkle(const std::vector<std::string>& argv) {
   if (!a.error.empty()) return usage_error("merkle", kMerkleUsage, a.error);
   if (a.positional.size() != 1) return usage_error("merkle", kMerkleUsage, "expected one MODULES_ORDER argument");
   HashOptions ho;
-  if (auto t = a.get("--threads")) ho.threads = static_cast<unsigned>(std::stoul(*t));
+  auto threads = thread_count(a);
+  if (!threads) return usage_error("merkle", kMerkleUsage, threads.error().message());
+  ho.threads = *threads;
+  ho.strip_trailer = a.has("--strip-trailers");
+  ho.allow_empty = false;
   auto tree = compute_tree(a.positional[0], a.get("--suffix").value_or(".ko"), ho);
   if (!tree) return fail_error("merkle", a, tree.error());
   const MerkleRoot root = tree->tree.root();
   if (a.has("--proofs")) {
-    for (std::size_t i = 0; i < tree->module_paths.size(); ++i) {
+    for (std::size_t i = 0; i < tree->proof_paths.size(); ++i) {
       const ByteVector proof = tree->tree.proof_file(static_cast<std::uint32_t>(i));
-      auto w = write_file_atomic(tree->module_paths[i] + ".merkle", proof);
-      if (!w) return fail_error("merkle", a, w.error().with_context("writing " + tree->module_paths[i] + ".merkle"));
+      auto w = write_file_atomic(tree->proof_paths[i], proof);
+      if (!w) return fail_error("merkle", a, w.error().with_context("writing " + tree->proof_paths[i]));
     }
   }
   if (a.json) {
@@ -267,7 +292,9 @@ int run_modules_verify(const std::vector<std::string>& argv) {
   if (a.positional.size() != 1) return usage_error("modules verify", kVerifyUsage, "expected one MODULE_TREE argument");
   const std::string tree = a.positional[0];
   HashOptions ho;
-  if (auto t = a.get("--threads")) ho.threads = static_cast<unsigned>(std::stoul(*t));
+  auto threads = thread_count(a);
+  if (!threads) return usage_error("modules verify", kVerifyUsage, threads.error().message());
+  ho.threads = *threads;
   std::string image;
   if (auto v = a.get("--vmlinux")) {
     image = *v;

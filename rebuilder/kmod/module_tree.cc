@@ -118,11 +118,18 @@ Result<HashedModule> hash_once(const std::string& path, std::uint32_t pos, const
   out.pos = pos;
   TailHoldingLeaf leaf(pos);
   std::unique_ptr<archive::Decompressor> dec;
+  const archive::Codec codec = module_codec_from_name(path);
+  if (codec != archive::Codec::kNone) {
+    out.codec = std::string(archive::codec_name(codec));
+    archive::DecompressOptions o;
+    o.max_output = options.max_module_bytes;
+    KMR_ASSIGN_OR_RETURN(dec, archive::Decompressor::create(codec, o));
+  }
   auto sink = [&](Bytes b) -> Result<void> {
     leaf.update(b);
     return kmr::ok();
   };
-  bool first = true;
+  std::uint64_t file_bytes = 0;
   for (;;) {
     const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
@@ -130,18 +137,8 @@ Result<HashedModule> hash_once(const std::string& path, std::uint32_t pos, const
       return io_error(path + ": read error: " + std::strerror(errno));
     }
     if (n == 0) break;
+    file_bytes += static_cast<std::uint64_t>(n);
     const Bytes chunk(buf.data(), static_cast<std::size_t>(n));
-    if (first) {
-      first = false;
-      const archive::Codec codec = archive::detect_codec(chunk);
-      // An uncompressed module is an ELF; only real compressors count.
-      if (codec != archive::Codec::kNone && codec != archive::Codec::kLzma) {
-        out.codec = std::string(archive::codec_name(codec));
-        archive::DecompressOptions o;
-        o.max_output = options.max_module_bytes;
-        KMR_ASSIGN_OR_RETURN(dec, archive::Decompressor::create(codec, o));
-      }
-    }
     if (dec) {
       auto r = dec->update(chunk, sink);
       if (!r) return std::move(r).error().with_context(path);
@@ -152,9 +149,15 @@ Result<HashedModule> hash_once(const std::string& path, std::uint32_t pos, const
       leaf.update(chunk);
     }
   }
+  if (file_bytes == 0 && !options.allow_empty) return malformed(path + ": empty module file");
   if (dec) {
     auto r = dec->finish(sink);
     if (!r) return std::move(r).error().with_context(path);
+  }
+  if (!options.strip_trailer) {
+    out.content_length = leaf.total();
+    out.leaf = leaf.finish(0);
+    return out;
   }
   KMR_ASSIGN_OR_RETURN(ModuleTrailer t, parse_trailer(leaf.tail(), path));
   out.kind = t.kind;
@@ -166,6 +169,23 @@ Result<HashedModule> hash_once(const std::string& path, std::uint32_t pos, const
 }
 
 }  // namespace
+
+archive::Codec module_codec_from_name(std::string_view path) {
+  if (ends_with(path, ".ko.zst")) return archive::Codec::kZstd;
+  if (ends_with(path, ".ko.xz")) return archive::Codec::kXz;
+  if (ends_with(path, ".ko.gz")) return archive::Codec::kGzip;
+  return archive::Codec::kNone;
+}
+
+std::string proof_path_for(std::string_view module_path, std::string_view suffix) {
+  for (std::string_view s : {suffix, std::string_view(".ko.zst"), std::string_view(".ko.xz"),
+                             std::string_view(".ko.gz"), std::string_view(".ko")}) {
+    if (!s.empty() && module_path.size() > s.size() && ends_with(module_path, s)) {
+      return std::string(module_path.substr(0, module_path.size() - s.size())) + ".merkle";
+    }
+  }
+  return std::string(module_path) + ".merkle";
+}
 
 Result<std::vector<std::string>> parse_modules_order(std::string_view text, std::string_view suffix,
                                                      std::string_view what, const OrderLimits& limits) {
@@ -232,11 +252,14 @@ Result<ComputedTree> compute_tree(const std::string& modules_order, std::string_
   KMR_ASSIGN_OR_RETURN(auto entries, parse_modules_order(text, suffix, modules_order));
   if (entries.size() > 0xffffffffull) return limit_exceeded(modules_order + ": too many modules");
   const std::string dir = std::filesystem::path(modules_order).parent_path().string();
+  const std::string base = dir.empty() ? "." : dir;
   std::vector<std::string> paths;
+  std::vector<std::string> proofs;
   for (const auto& e : entries) {
-    auto p = resolve_module_file(dir.empty() ? "." : dir, e);
+    auto p = resolve_module_file(base, e);
     if (!p) return not_found(modules_order + ": module '" + e + "' listed but missing");
     paths.push_back(*p);
+    proofs.push_back(base + "/" + proof_path_for(e, suffix));
   }
   std::vector<Digest256> leaves(paths.size());
   std::vector<std::optional<Error>> errors(paths.size());
@@ -251,7 +274,7 @@ Result<ComputedTree> compute_tree(const std::string& modules_order, std::string_
   for (auto& e : errors) {
     if (e) return std::move(*e);
   }
-  return ComputedTree{std::move(paths), MerkleTree(std::move(leaves))};
+  return ComputedTree{std::move(paths), std::move(proofs), MerkleTree(std::move(leaves))};
 }
 
 std::string_view module_status_name(ModuleStatus s) {

@@ -1,7 +1,7 @@
 #pragma once
 
 // Kernel module trees: modules.order parsing, leaf hashing of module files
-// (plain or .zst/.xz/.gz, streamed, trailer stripped, in parallel), the tree
+// (plain or .ko.zst/.ko.xz/.ko.gz by name, streamed, in parallel), the tree
 // of a build or installed tree (`kmr merkle`), and verification of every
 // installed module's Merkle proof against a root (`kmr modules verify`).
 
@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rebuilder/archive/decompress.h"
 #include "rebuilder/base/bytes.h"
 #include "rebuilder/base/result.h"
 #include "rebuilder/kmod/merkle.h"
@@ -45,18 +46,35 @@ struct HashedModule {
 struct HashOptions {
   std::uint64_t max_module_bytes = 1ull << 30;  // decompressed cap per module
   unsigned threads = 0;                         // 0: one per core
+  // Cut a signature or proof trailer off before hashing (installed modules).
+  // The kernel's tool hashes build-tree files exactly as they are: off.
+  bool strip_trailer = true;
+  // The kernel's tool cannot hash an empty module file (mmap of 0 bytes).
+  bool allow_empty = true;
 };
 
-// Streams a module file once: decompresses by magic, holds back the last
-// kMaxTrailerSize bytes, strips the trailer and hashes the rest as the leaf
-// at `pos`. With `use_proof_pos`, a Merkle trailer whose position differs
-// from `pos` makes it hash the file again at the proof's position.
+// The compression a module file's name declares: zstd for ".ko.zst", xz for
+// ".ko.xz", gzip for ".ko.gz", none for anything else. Contents are never
+// sniffed: a ".ko" that starts with compressor magic is raw module bytes.
+archive::Codec module_codec_from_name(std::string_view path);
+
+// The proof file the kernel's tool writes for a module path: the path with
+// its module suffix (`suffix`, or .ko, .ko.zst, .ko.xz, .ko.gz) replaced by
+// ".merkle" (drivers/net/foo.ko -> drivers/net/foo.merkle).
+std::string proof_path_for(std::string_view module_path, std::string_view suffix);
+
+// Streams a module file once: decompresses as its name says, holds back the
+// last kMaxTrailerSize bytes, strips the trailer (options.strip_trailer) and
+// hashes the rest as the leaf at `pos`. With `use_proof_pos`, a Merkle
+// trailer whose position differs from `pos` makes it hash the file again at
+// the proof's position.
 Result<HashedModule> hash_module_file(const std::string& path, std::uint32_t pos, bool use_proof_pos,
                                       const HashOptions& options = {});
 
 // A tree over a modules.order file (the kernel tool's semantics).
 struct ComputedTree {
   std::vector<std::string> module_paths;  // as resolved on disk
+  std::vector<std::string> proof_paths;   // <module path without suffix>.merkle
   MerkleTree tree;
 };
 Result<ComputedTree> compute_tree(const std::string& modules_order, std::string_view suffix,

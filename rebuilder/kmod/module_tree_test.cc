@@ -42,7 +42,7 @@ MerkleRoot make_installed_tree(const std::string& name, int n) {
   script += "d=../lib/modules/6.99; mkdir -p $d/kernel/drivers; "
             "sed 's|^\\(.*\\)\\.o$|kernel/\\1.ko|' modules.order > $d/modules.order; "
             "i=0; while [ $i -lt " + std::to_string(n) + " ]; do "
-            "cat drivers/m$i.ko ../proofs/drivers/m$i.ko.merkle > $d/kernel/drivers/m$i.ko; "
+            "cat drivers/m$i.ko ../proofs/drivers/m$i.merkle > $d/kernel/drivers/m$i.ko; "
             "if [ $((i % 3)) -eq 0 ]; then zstd -q --rm $d/kernel/drivers/m$i.ko; fi; i=$((i+1)); done";
   sh(script);
   return parse_py_root(*read_text_file(tmpdir() + "/" + name + "/root.txt", 1000));

@@ -44,7 +44,7 @@ if [[ ! -f "$W/.complete" ]]; then
   sed 's|^\(.*\)\.o$|kernel/\1.ko|' "$W/build/modules.order" > "$T/modules.order"
   (cd "$W/build" && find . -name '*.ko' -printf '%P\n') | while read -r rel; do
     mkdir -p "$T/kernel/$(dirname "$rel")"
-    cat "$W/build/$rel" "$W/proofs/$rel.merkle" > "$T/kernel/$rel"
+    cat "$W/build/$rel" "$W/proofs/${rel%.ko}.merkle" > "$T/kernel/$rel"
   done
   find "$T/kernel" -name '*.ko' -print0 | xargs -0 -n 200 -P 2 zstd -q --rm -9
   echo 'int main(void){return 0;}' > "$W/k.c"
