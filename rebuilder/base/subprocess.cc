@@ -1,9 +1,13 @@
 #include "rebuilder/base/subprocess.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +40,74 @@ bool make_pipe(Fd& r, Fd& w) {
   r.fd = p[0];
   w.fd = p[1];
   return true;
+}
+
+// Why the child could not exec (sent over the exec pipe).
+enum ChildStage : int { kChdir = 1, kPassFds, kCgroup, kCredentials, kExec };
+
+const char* stage_name(int stage) {
+  switch (stage) {
+    case kChdir: return "chdir";
+    case kPassFds: return "passing descriptors";
+    case kCgroup: return "joining the cgroup";
+    case kCredentials: return "dropping to the build user";
+    default: return "exec";
+  }
+}
+
+// Child only (async-signal-safe calls): reports the failing stage and exits.
+[[noreturn]] void child_fail(int fd, int stage) {
+  const int msg[2] = {stage, errno};
+  (void)!::write(fd, msg, sizeof msg);
+  ::_exit(127);
+}
+
+// Child only: `fds` become 3, 4, ...; every other descriptor above 2 is
+// marked close-on-exec (the exec pipe keeps working until exec).
+bool child_arrange_fds(const std::vector<int>& fds) {
+  const int n = static_cast<int>(fds.size());
+  int high[64];
+  if (n > 64) return false;
+  for (int i = 0; i < n; ++i) {
+    high[i] = ::fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + n);
+    if (high[i] < 0) return false;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (::dup2(high[i], 3 + i) < 0) return false;
+  }
+  constexpr unsigned kCloseRangeCloexec = 1u << 2;  // CLOSE_RANGE_CLOEXEC
+  if (::syscall(SYS_close_range, 3u + static_cast<unsigned>(n), ~0u, kCloseRangeCloexec) == 0) return true;
+  const long max = std::min(::sysconf(_SC_OPEN_MAX), 1L << 20);
+  for (int fd = 3 + n; fd < max; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return true;
+}
+
+// Child only: writes "0" (this process) into each cgroup.procs file.
+bool child_join_cgroups(const std::vector<std::string>& procs) {
+  for (const auto& p : procs) {
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool ok = ::write(fd, "0", 1) == 1;
+    ::close(fd);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Child only: no supplementary groups, the given gid/uid, no capabilities
+// (bounding, ambient, permitted, effective, inheritable), no_new_privs.
+bool child_drop_to(const SubprocessOptions::Credentials& c) {
+  for (int cap = 0; cap <= 63; ++cap) ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);  // needs CAP_SETPCAP; best effort
+  if (::setgroups(0, nullptr) != 0) return false;
+  if (::setresgid(c.gid, c.gid, c.gid) != 0) return false;
+  if (::setresuid(c.uid, c.uid, c.uid) != 0) return false;
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (::syscall(SYS_capset, &hdr, data) != 0) return false;
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+  uid_t r, e, s;
+  return ::getresuid(&r, &e, &s) == 0 && r == c.uid && e == c.uid && s == c.uid && ::getegid() == c.gid;
 }
 
 }  // namespace
@@ -79,6 +151,7 @@ std::string CappedBuffer::take() {
 }
 
 std::string SubprocessResult::describe() const {
+  if (!killed_reason.empty()) return killed_reason;
   if (timed_out) return "timed out after " + std::to_string(elapsed.count()) + " ms";
   if (signaled) return "killed by signal " + std::to_string(term_signal);
   return "exit " + std::to_string(exit_code);
@@ -128,19 +201,16 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
     ::dup2(in_r.fd, 0);
     ::dup2(out_w.fd, 1);
     ::dup2(options.merge_stderr ? out_w.fd : err_w.fd, 2);
-    if (options.cwd && ::chdir(options.cwd->c_str()) != 0) {
-      const int e = errno;
-      (void)!::write(exec_w.fd, &e, sizeof e);
-      ::_exit(127);
-    }
+    if (options.cwd && ::chdir(options.cwd->c_str()) != 0) child_fail(exec_w.fd, kChdir);
+    if (!child_arrange_fds(options.pass_fds)) child_fail(exec_w.fd, kPassFds);
+    if (!child_join_cgroups(options.join_cgroup_procs)) child_fail(exec_w.fd, kCgroup);
+    if (options.run_as && !child_drop_to(*options.run_as)) child_fail(exec_w.fd, kCredentials);
     if (options.env) {
       ::execvpe(cargv[0], cargv.data(), cenv.data());
     } else {
       ::execvp(cargv[0], cargv.data());
     }
-    const int e = errno;
-    (void)!::write(exec_w.fd, &e, sizeof e);
-    ::_exit(127);
+    child_fail(exec_w.fd, kExec);
   }
   ::setpgid(pid, pid);
   in_r.reset();
@@ -148,11 +218,12 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
   err_w.reset();
   exec_w.reset();
 
-  int exec_errno = 0;
-  if (::read(exec_r.fd, &exec_errno, sizeof exec_errno) == static_cast<ssize_t>(sizeof exec_errno)) {
+  int failure[2] = {0, 0};
+  if (::read(exec_r.fd, failure, sizeof failure) == static_cast<ssize_t>(sizeof failure)) {
     int status;
     ::waitpid(pid, &status, 0);
-    return io_error("cannot run " + argv[0] + ": " + std::strerror(exec_errno));
+    if (failure[0] == kExec) return io_error("cannot run " + argv[0] + ": " + std::strerror(failure[1]));
+    return io_error("cannot run " + argv[0] + ": " + stage_name(failure[0]) + ": " + std::strerror(failure[1]));
   }
 
   SubprocessResult result;
@@ -164,6 +235,18 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
   const auto deadline = start + options.timeout;
   bool term_sent = false;
   Clock::time_point kill_at{};
+  auto next_watch = start + options.watchdog_interval;
+  // The watchdog's verdict kills at once (no grace: a limit was crossed).
+  auto watch = [&](Clock::time_point now) {
+    if (!options.watchdog || !result.killed_reason.empty() || now < next_watch) return;
+    next_watch = now + options.watchdog_interval;
+    std::string reason = options.watchdog();
+    if (reason.empty()) return;
+    result.killed_reason = std::move(reason);
+    ::kill(-pid, SIGKILL);
+    if (options.on_kill) options.on_kill();
+  };
+  const long long watch_ms = options.watchdog ? std::max<long long>(1, options.watchdog_interval.count()) : 1000;
   char buf[65536];
   while (out_r.fd >= 0 || err_r.fd >= 0) {
     pollfd fds[3];
@@ -173,6 +256,7 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
     if (err_r.fd >= 0) { err_i = n; fds[n++] = {err_r.fd, POLLIN, 0}; }
     if (in_w.fd >= 0) { in_i = n; fds[n++] = {in_w.fd, POLLOUT, 0}; }
     const auto now = Clock::now();
+    watch(now);
     if (!term_sent && now >= deadline) {
       result.timed_out = true;
       ::kill(-pid, SIGTERM);
@@ -186,7 +270,7 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
     auto wait_until = term_sent ? kill_at : deadline;
     if (wait_until == Clock::time_point::max()) wait_until = now + std::chrono::milliseconds(200);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait_until - now).count();
-    const int r = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(std::clamp<long long>(ms, 1, 1000)));
+    const int r = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(std::clamp<long long>(ms, 1, std::min(1000LL, watch_ms))));
     if (r < 0 && errno != EINTR) break;
     if (r <= 0) continue;
     auto drain = [&](int idx, Fd& fd, CappedBuffer& sink) {
@@ -213,6 +297,7 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
     if (w == pid) break;
     if (w < 0 && errno != EINTR) break;
     const auto now = Clock::now();
+    watch(now);
     if (!term_sent && now >= deadline) {
       result.timed_out = true;
       ::kill(-pid, SIGTERM);
@@ -226,6 +311,7 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
   }
   // Leave nothing behind from the group.
   ::kill(-pid, SIGKILL);
+  if (options.on_kill && (result.timed_out || !result.killed_reason.empty())) options.on_kill();
   result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
   if (WIFSIGNALED(status)) {
     result.signaled = true;

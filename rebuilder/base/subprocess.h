@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +26,26 @@ struct SubprocessOptions {
   std::string stdin_data;
   // Merge stderr into stdout (one interleaved log).
   bool merge_stderr = false;
+  // Every other inherited descriptor is closed at exec (close_range). These
+  // descriptors of the caller are passed on as 3, 4, ... in this order.
+  std::vector<int> pass_fds;
+  // Before exec, the child writes its pid into each of these files (cgroup
+  // `cgroup.procs`); failing to is an error of run_subprocess.
+  std::vector<std::string> join_cgroup_procs;
+  // Before exec (after joining the cgroups), the child drops to this host
+  // uid/gid with no supplementary groups and no capabilities, and sets
+  // no_new_privs. Needs CAP_SETUID/CAP_SETGID.
+  struct Credentials {
+    std::uint32_t uid;
+    std::uint32_t gid;
+  };
+  std::optional<Credentials> run_as;
+  // Called every `watchdog_interval` while the child runs; a non-empty
+  // reason kills the process group (and `on_kill`, e.g. a cgroup kill) and
+  // is reported in SubprocessResult::killed_reason.
+  std::function<std::string()> watchdog;
+  std::chrono::milliseconds watchdog_interval{std::chrono::seconds(2)};
+  std::function<void()> on_kill;
 };
 
 struct SubprocessResult {
@@ -31,14 +53,16 @@ struct SubprocessResult {
   int term_signal = 0;      // valid when signaled
   bool signaled = false;
   bool timed_out = false;
+  std::string killed_reason;  // set when the watchdog stopped the child
   std::string out;
   std::string err;
   bool out_truncated = false;
   bool err_truncated = false;
   std::chrono::milliseconds elapsed{0};
 
-  bool success() const { return !signaled && !timed_out && exit_code == 0; }
-  // "exit 3", "killed by signal 9", "timed out after 1000 ms".
+  bool success() const { return !signaled && !timed_out && killed_reason.empty() && exit_code == 0; }
+  // "exit 3", "killed by signal 9", "timed out after 1000 ms", or the
+  // watchdog's reason.
   std::string describe() const;
 };
 

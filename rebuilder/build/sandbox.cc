@@ -1,12 +1,21 @@
 #include "rebuilder/build/sandbox.h"
 
+#include <ftw.h>
+#include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <system_error>
 
 #include "rebuilder/base/file.h"
+#include "rebuilder/build/cgroup.h"
+#include "rebuilder/build/seccomp.h"
 
 namespace kmr::build {
 namespace {
@@ -15,10 +24,89 @@ namespace fs = std::filesystem;
 
 constexpr const char* kPath = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
-// Host top-level directories visible (read-only) inside the sandbox.
-constexpr const char* kHostDirs[] = {"/usr", "/etc", "/opt", "/var", "/srv"};
 // Top-level symlinks recreated inside (merged-/usr layouts).
 constexpr const char* kHostLinks[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
+
+// The toolchain's source tree: the build root, else the host.
+std::string source_root(const SandboxConfig& c) {
+  if (c.root_dir.empty()) return "";
+  return c.root_dir.back() == '/' ? c.root_dir.substr(0, c.root_dir.size() - 1) : c.root_dir;
+}
+
+// Read-only binds of the toolchain paths that exist under the source root.
+void add_toolchain(const SandboxConfig& c, std::vector<std::string>& a) {
+  const std::string root = source_root(c);
+  std::error_code ec;
+  if (fs::is_directory(root + "/usr", ec)) a.insert(a.end(), {"--ro-bind", root + "/usr", "/usr"});
+  for (const char* l : kHostLinks) {
+    const std::string host = root + l;
+    if (fs::is_symlink(host, ec)) {
+      a.insert(a.end(), {"--symlink", fs::read_symlink(host, ec).string(), l});
+    } else if (fs::is_directory(host, ec)) {
+      a.insert(a.end(), {"--ro-bind", host, l});
+    }
+  }
+  for (const auto& e : sandbox_etc_allowlist()) {
+    if (fs::exists(root + "/etc/" + e, ec)) a.insert(a.end(), {"--ro-bind", root + "/etc/" + e, "/etc/" + e});
+  }
+  for (const auto& v : sandbox_var_allowlist()) {
+    if (fs::exists(root + "/var/" + v, ec)) a.insert(a.end(), {"--ro-bind", root + "/var/" + v, "/var/" + v});
+  }
+}
+
+// Whether this process may switch to another uid/gid (root or CAP_SETUID +
+// CAP_SETGID in its effective set).
+bool can_change_uid() {
+  if (::geteuid() == 0) return true;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("CapEff:", 0) == 0) {
+      const unsigned long long eff = std::strtoull(line.c_str() + 7, nullptr, 16);
+      return (eff >> 6 & 1) && (eff >> 7 & 1);  // CAP_SETGID = 6, CAP_SETUID = 7
+    }
+  }
+  return false;
+}
+
+// The host identity the build runs as; nullopt: the caller's own.
+Result<std::optional<SubprocessOptions::Credentials>> build_identity(const SandboxConfig& c) {
+  if (!can_change_uid()) return std::optional<SubprocessOptions::Credentials>{};
+  if (c.host_uid >= 0) {
+    const auto gid = c.host_gid >= 0 ? c.host_gid : c.host_uid;
+    if (c.host_uid == 0 || gid == 0) return internal_error("the build user must not be root");
+    return std::optional(SubprocessOptions::Credentials{static_cast<std::uint32_t>(c.host_uid), static_cast<std::uint32_t>(gid)});
+  }
+  passwd* pw = ::getpwnam(c.host_user.c_str());
+  if (!pw && ::geteuid() == 0) {
+    SubprocessOptions o;
+    o.timeout = std::chrono::seconds(30);
+    o.merge_stderr = true;
+    auto r = run_subprocess({"useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                             "--shell", "/usr/sbin/nologin", "--comment", "kmr sandboxed builds", c.host_user},
+                            o);
+    if (!r || (!r->success() && r->exit_code != 9)) {  // 9: exists (a concurrent creator)
+      return io_error("cannot create the build user " + c.host_user + ": " + (r ? r->out : r.error().to_string()));
+    }
+    pw = ::getpwnam(c.host_user.c_str());
+  }
+  if (!pw) return not_found("build user '" + c.host_user + "' does not exist (create it: useradd --system " + c.host_user + ")");
+  if (pw->pw_uid == 0 || pw->pw_gid == 0) return internal_error("the build user " + c.host_user + " must not be root");
+  return std::optional(SubprocessOptions::Credentials{pw->pw_uid, pw->pw_gid});
+}
+
+// Hands the work directory to the build user (no symlink is followed).
+thread_local std::uint32_t chown_uid, chown_gid;
+Result<void> chown_tree(const std::string& dir, std::uint32_t uid, std::uint32_t gid) {
+  chown_uid = uid;
+  chown_gid = gid;
+  const int r = ::nftw(
+      dir.c_str(),
+      [](const char* path, const struct stat*, int, FTW*) { return ::lchown(path, chown_uid, chown_gid) == 0 ? 0 : 1; },
+      64, FTW_PHYS);
+  if (r != 0) return io_error("cannot hand " + dir + " to the build user: " + std::strerror(errno));
+  return ok();
+}
 
 Result<void> make_dir(const std::string& path) {
   std::error_code ec;
@@ -42,8 +130,32 @@ std::uint64_t tree_bytes(const std::string& dir) {
 
 }  // namespace
 
+const std::vector<std::string>& sandbox_etc_allowlist() {
+  // Toolchain configuration only: dynamic linker, alternatives links, distro
+  // build tool settings (makepkg, pacman, dpkg, rpm, nix), interpreters'
+  // site config, name-service and MIME tables. No keys, certificates,
+  // credentials, accounts (passwd/group are generated), or service config.
+  static const std::vector<std::string> kEtc = {
+      "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "localtime", "timezone",
+      "debian_version", "os-release", "lsb-release", "makepkg.conf", "makepkg.conf.d", "pacman.conf", "dpkg",
+      "rpm", "nix", "perl", "python3", "python3.11", "protocols", "services", "mime.types", "magic",
+      "magic.mime", "xattr.conf", "shells", "xml", "sgml", "fonts", "manpath.config", "environment.d",
+  };
+  return kEtc;
+}
+
+const std::vector<std::string>& sandbox_var_allowlist() {
+  static const std::vector<std::string> kVar = {"lib/dpkg", "lib/pacman", "lib/rpm"};
+  return kVar;
+}
+
+std::string disk_limit_reason(std::uint64_t limit, std::uint64_t used) {
+  return "disk limit (" + std::to_string(limit) + " bytes) exceeded: " + std::to_string(used) +
+         " bytes under the work directory";
+}
+
 std::string SandboxResult::describe() const {
-  if (disk_exceeded) return "disk limit exceeded (" + std::to_string(disk_used) + " bytes)";
+  if (process.killed_reason.empty() && disk_exceeded) return disk_limit_reason(disk_limit, disk_used);
   return process.describe();
 }
 
@@ -61,12 +173,18 @@ std::map<std::string, std::string> sandbox_env(const SandboxConfig& config) {
       {"TMPDIR", "/tmp"},
       {"SHELL", "/bin/sh"},
       {"HOSTNAME", config.hostname},
+      // Only one uid is mapped in the user namespace, so the kernel answers
+      // chown to any other id with EINVAL, which fakeroot (it forgives only
+      // EPERM) passes on: `cp -a`, `install -o root`, `chown root:root` fail.
+      // fakeroot then only records the ownership, as packaging needs.
+      {"FAKEROOTDONTTRYCHOWN", "1"},
   };
   for (const auto& [k, v] : config.env) env[k] = v;
   return env;
 }
 
-std::vector<std::string> sandbox_argv(const SandboxConfig& config, const std::vector<std::string>& argv) {
+std::vector<std::string> sandbox_argv(const SandboxConfig& config, const std::vector<std::string>& argv,
+                                      int seccomp_fd) {
   std::vector<std::string> a = {"/usr/bin/prlimit", "--core=0"};
   if (config.memory_bytes) a.push_back("--as=" + std::to_string(config.memory_bytes));
   if (config.cpu_seconds) a.push_back("--cpu=" + std::to_string(config.cpu_seconds));
@@ -74,22 +192,14 @@ std::vector<std::string> sandbox_argv(const SandboxConfig& config, const std::ve
   a.insert(a.end(), {
       "--", "/usr/bin/bwrap",
       "--unshare-user", "--uid", std::to_string(config.uid), "--gid", std::to_string(config.gid),
+      "--disable-userns", "--cap-drop", "ALL",
       "--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
       "--hostname", config.hostname,
       "--die-with-parent", "--new-session",
       "--tmpfs", "/",
   });
-  for (const char* d : kHostDirs) {
-    if (::access(d, F_OK) == 0) a.insert(a.end(), {"--ro-bind", d, d});
-  }
-  std::error_code ec;
-  for (const char* l : kHostLinks) {
-    if (fs::is_symlink(l, ec)) {
-      a.insert(a.end(), {"--symlink", fs::read_symlink(l, ec).string(), l});
-    } else if (fs::is_directory(l, ec)) {
-      a.insert(a.end(), {"--ro-bind", l, l});
-    }
-  }
+  if (seccomp_fd >= 0) a.insert(a.end(), {"--seccomp", std::to_string(seccomp_fd)});
+  add_toolchain(config, a);
   if (::access("/nix", F_OK) == 0) {
     a.insert(a.end(), {config.bind_nix_writable ? "--bind" : "--ro-bind", "/nix", "/nix"});
   }
@@ -126,6 +236,8 @@ Result<void> sandbox_available() {
                                                "--ro-bind", "/", "/", "--proc", "/proc", "--", "/bin/true"},
                                               o));
   if (!r.success()) return Error(ErrorCode::kPermissionDenied, "bubblewrap cannot create namespaces: " + r.out);
+  const std::string cg = cgroup_unavailable_reason();
+  if (!cg.empty()) return Error(ErrorCode::kPermissionDenied, "no cgroup for the build limits: " + cg);
   return ok();
 }
 
@@ -151,12 +263,43 @@ Result<SandboxResult> run_in_sandbox(const SandboxConfig& config, const std::vec
   KMR_TRY(write_file_atomic(etc + "hosts", as_bytes(hosts)));
   KMR_TRY(write_file_atomic(etc + "hostname", as_bytes(config.hostname + "\n")));
 
+  KMR_ASSIGN_OR_RETURN(auto identity, build_identity(config));
+  if (identity) KMR_TRY(chown_tree(config.work_dir, identity->uid, identity->gid));
+
+  static std::atomic<unsigned> serial{0};
+  const std::string cg_name = "kmr-build-" + std::to_string(::getpid()) + "-" + std::to_string(serial++);
+  KMR_ASSIGN_OR_RETURN(auto cgroup, BuildCgroup::create(cg_name, {config.memory_bytes, config.tasks_max},
+                                                        config.cgroup_parent));
+  KMR_ASSIGN_OR_RETURN(const int seccomp_fd, sandbox_seccomp_fd());
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } close_seccomp{seccomp_fd};
+
   SubprocessOptions o;
   o.timeout = config.wall_time;
   o.output_cap = config.log_cap;
   o.merge_stderr = true;
   o.env = std::vector<std::string>{std::string("PATH=") + kPath};
-  KMR_ASSIGN_OR_RETURN(auto proc, run_subprocess(sandbox_argv(config, argv), o));
+  o.pass_fds = {seccomp_fd};  // becomes 3 in the child
+  o.join_cgroup_procs = cgroup->procs_files();
+  o.run_as = identity;
+  o.watchdog_interval = config.disk_poll;
+  o.watchdog = [&]() -> std::string {
+    std::string hit = cgroup->limit_hit();
+    if (!hit.empty()) return hit;
+    if (config.disk_bytes == 0) return "";
+    const std::uint64_t used = tree_bytes(config.work_dir);
+    return used <= config.disk_bytes ? "" : disk_limit_reason(config.disk_bytes, used);
+  };
+  o.on_kill = [&] { cgroup->kill_all(); };
+  KMR_ASSIGN_OR_RETURN(auto proc, run_subprocess(sandbox_argv(config, argv, 3), o));
+  cgroup->kill_all();  // nothing of the build outlives it
+  // A limit the kernel enforced between two watchdog polls fails the build
+  // too (a build that lost a fork or a process to it is not a clean build).
+  if (proc.killed_reason.empty()) proc.killed_reason = cgroup->limit_hit();
+  const std::uint64_t peak = cgroup->memory_peak();
+  cgroup.reset();
 
   SandboxResult result;
   result.process = std::move(proc);
@@ -165,8 +308,11 @@ Result<SandboxResult> run_in_sandbox(const SandboxConfig& config, const std::vec
   if (result.process.out_truncated) log += "\n[kmr: log truncated to " + std::to_string(config.log_cap) + " bytes]\n";
   log += "\n[kmr: " + result.process.describe() + " in " + std::to_string(result.process.elapsed.count()) + " ms]\n";
   KMR_TRY(write_file_atomic(result.log_path, as_bytes(log)));
-  result.disk_used = tree_bytes(sandbox_build_dir(config)) + tree_bytes(config.work_dir + "/tmp");
+  result.disk_used = tree_bytes(config.work_dir);
+  result.disk_limit = config.disk_bytes;
   result.disk_exceeded = config.disk_bytes != 0 && result.disk_used > config.disk_bytes;
+  result.memory_peak = peak;
+  result.host_uid = identity ? identity->uid : ::geteuid();
   return result;
 }
 

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -18,6 +20,8 @@
 #include <vector>
 
 #include "rebuilder/base/file.h"
+#include "rebuilder/base/require.h"
+#include "rebuilder/build/seccomp.h"
 
 namespace kmr::build {
 namespace {
@@ -235,7 +239,7 @@ TEST_F(Sandbox, DiskLimitIsReported) {
   EXPECT_TRUE(r.process.success());
   EXPECT_TRUE(r.disk_exceeded);
   EXPECT_FALSE(r.success());
-  EXPECT_NE(r.describe().find("disk limit exceeded"), std::string::npos);
+  EXPECT_NE(r.describe().find("disk limit"), std::string::npos) << r.describe();
 }
 
 TEST_F(Sandbox, LogKeepsHeadAndTail) {
@@ -248,6 +252,294 @@ TEST_F(Sandbox, LogKeepsHeadAndTail) {
   EXPECT_EQ(log->rfind("FIRSTLINE", 0), 0u);
   EXPECT_NE(log->find("LASTLINE"), std::string::npos);
   EXPECT_NE(log->find("bytes truncated"), std::string::npos);
+}
+
+// Every regular file under `dir` (no symlink followed), concatenated.
+std::string tree_text(const std::string& dir) {
+  std::string all;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_symlink(ec) || !it->is_regular_file(ec)) continue;
+    auto t = read_text_file(it->path().string(), 64 << 20);
+    if (t) all += *t;
+  }
+  return all;
+}
+
+std::string random_tag() {
+  std::ifstream in("/dev/urandom", std::ios::binary);
+  unsigned char b[8];
+  in.read(reinterpret_cast<char*>(b), sizeof b);
+  std::string out;
+  for (unsigned char c : b) out += "0123456789abcdef"[c >> 4], out += "0123456789abcdef"[c & 15];
+  return out;
+}
+
+// Root-only files on the host, removed again at the end of the test.
+class PlantedSecrets {
+ public:
+  PlantedSecrets() : tag_(random_tag()) {}
+  ~PlantedSecrets() {
+    std::error_code ec;
+    for (auto it = paths_.rbegin(); it != paths_.rend(); ++it) fs::remove_all(*it, ec);
+  }
+  // Writes `path` (mode) holding a unique marker; returns the marker.
+  std::string plant(const std::string& path, mode_t mode) {
+    std::error_code ec;
+    const std::string dir = fs::path(path).parent_path().string();
+    if (!fs::exists(dir, ec)) {
+      fs::create_directories(dir, ec);
+      ::chmod(dir.c_str(), 0700);
+      paths_.push_back(dir);
+    }
+    const std::string marker = "KMRSECRET" + tag_ + std::to_string(paths_.size());
+    std::ofstream(path) << marker << "\n";
+    ::chmod(path.c_str(), mode);
+    paths_.push_back(path);
+    return marker;
+  }
+  const std::string& tag() const { return tag_; }
+
+ private:
+  std::string tag_;
+  std::vector<std::string> paths_;
+};
+
+TEST_F(Sandbox, HostSecretsAppearNowhere) {
+  if (::geteuid() != 0) KMR_SKIP_OR_FAIL("planting root-only files under /etc needs root");
+  PlantedSecrets p;
+  const std::string t = p.tag();
+  std::vector<std::pair<std::string, std::string>> planted;  // path, marker
+  for (const auto& [path, mode] : std::vector<std::pair<std::string, mode_t>>{
+           {"/etc/kmr-secret-" + t + "/secret", 0600},
+           {"/etc/kmr-secret-" + t + ".conf", 0600},
+           {"/etc/kmr-worker/kmr-secret-" + t + "-key.pem", 0600},  // beside the worker's key
+           {"/var/lib/kmr-secret-" + t + "/state", 0600},
+           {"/srv/kmr-secret-" + t + "/token", 0600},
+           {"/opt/kmr-secret-" + t + "/admin-token", 0600},
+           // World-readable too: /etc and /var are not bound whole, whatever the mode.
+           {"/etc/kmr-secret-" + t + "-public", 0644},
+           {"/var/lib/kmr-secret-" + t + "-public", 0644}}) {
+    planted.push_back({path, p.plant(path, mode)});
+  }
+  std::string script = "id; cat /proc/self/uid_map; cat /etc/shadow /etc/kmr-worker/key.pem; ";
+  for (const auto& [path, marker] : planted) script += "cat " + path + "; cp " + path + " /build/ 2>/dev/null; ";
+  script += "find / -xdev -name '*kmr-secret*' 2>/dev/null; grep -rs KMRSECRET /etc /var /srv /opt /root /home /run "
+            "> /build/grep.out; tar -cf /build/etc.tar /etc /var 2>/dev/null; exit 0";
+  auto c = config_in("secrets");
+  auto r = run_ok(c, script);
+  ASSERT_TRUE(r.success()) << r.process.out;
+  auto log = read_text_file(r.log_path, 16 << 20);
+  ASSERT_TRUE(log);
+  const std::string tree = tree_text(c.work_dir);
+  for (const auto& [path, marker] : planted) {
+    // Control: the host can read what was planted.
+    auto host = read_text_file(path, 1024);
+    ASSERT_TRUE(host) << path;
+    ASSERT_EQ(*host, marker + "\n");
+    EXPECT_EQ(r.process.out.find(marker), std::string::npos) << path << " leaked into the output:\n" << r.process.out;
+    EXPECT_EQ(log->find(marker), std::string::npos) << path << " leaked into the log";
+    EXPECT_EQ(tree.find(marker), std::string::npos) << path << " leaked into the work directory";
+  }
+  EXPECT_EQ(r.process.out.find("root:"), std::string::npos) << "/etc/shadow was readable:\n" << r.process.out;
+  EXPECT_NE(r.process.out.find("/etc/shadow: No such file or directory"), std::string::npos) << r.process.out;
+  // Inside uid 1000 is the unprivileged build user on the host: what the
+  // build wrote is owned by it, not by root.
+  EXPECT_NE(r.host_uid, 0u);
+  struct stat st;
+  ASSERT_EQ(::stat((c.work_dir + "/build/grep.out").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, r.host_uid);
+  EXPECT_NE(st.st_uid, 0u);
+}
+
+TEST_F(Sandbox, BuildUserCannotReadRootOnlyInputs) {
+  if (::geteuid() != 0) KMR_SKIP_OR_FAIL("dropping to the build user needs root");
+  PlantedSecrets p;
+  const std::string dir = test_tmp() + "/rootonly-" + p.tag();
+  fs::create_directories(dir);
+  std::ofstream(dir + "/key.pem") << "PRIVATE\n";
+  ::chmod((dir + "/key.pem").c_str(), 0600);
+  for (bool as_root_inside : {false, true}) {
+    auto c = config_in("rootonly");
+    if (as_root_inside) c.uid = c.gid = 0, c.user = "root";
+    c.mounts.push_back({dir, "/secret", false});
+    auto r = run_ok(c, "cat /secret/key.pem; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; exit 0");
+    EXPECT_EQ(r.process.out.find("PRIVATE"), std::string::npos) << r.process.out;
+    EXPECT_NE(r.process.out.find("Permission denied"), std::string::npos) << r.process.out;
+    // No capabilities, even as uid 0 inside.
+    EXPECT_NE(r.process.out.find("CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000"),
+              std::string::npos)
+        << r.process.out;
+  }
+  fs::remove_all(dir);
+}
+
+// A minimal build root (bash, cat, ls and their libraries) stands in for a
+// distro's chroot tree: the build sees it, not the host's /usr.
+TEST_F(Sandbox, BuildRootReplacesTheHostToolchain) {
+  const std::string root = test_tmp() + "/buildroot-tree";
+  fs::remove_all(root);
+  auto mk = run_subprocess({"/bin/bash", "-c",
+                            "set -e; R=" + root + "; mkdir -p $R/usr/bin $R/etc; ln -s usr/bin $R/bin; "
+                            "ln -s usr/lib $R/lib; ln -s usr/lib64 $R/lib64; "
+                            "for b in bash cat ls; do cp /usr/bin/$b $R/usr/bin/; "
+                            "  for l in $(ldd /usr/bin/$b | grep -o '/[^ ]*'); do d=$R/usr${l#/usr}; "
+                            "    mkdir -p $(dirname $d); cp -L $l $d; done; done; "
+                            "cp /usr/bin/bash $R/usr/bin/sh; mkdir -p $R/usr/lib/locale; cp -r /usr/lib/locale/C.utf8 $R/usr/lib/locale/; "
+                            "echo ID=kmr-test-root > $R/etc/os-release; "
+                            "chmod -R a+rX $R"});
+  ASSERT_TRUE(mk && mk->success()) << (mk ? mk->out + mk->err : mk.error().to_string());
+  auto c = config_in("buildroot");
+  c.root_dir = root;
+  auto r = run_ok(c, "ls /usr/bin; cat /etc/os-release; ls /etc");
+  ASSERT_TRUE(r.success()) << r.process.out;
+  EXPECT_EQ(r.process.out, "bash\ncat\nls\nsh\nID=kmr-test-root\ngroup\nhostname\nhosts\nos-release\npasswd\n");
+}
+
+// cp -a, install -o root and chown root:root under fakeroot, as makepkg's
+// package() and dpkg's binary targets use them; the archive records root.
+TEST_F(Sandbox, FakerootOwnershipIdioms) {
+  if (!have_program("fakeroot")) KMR_SKIP_OR_FAIL("fakeroot not installed");
+  for (bool as_root_inside : {false, true}) {
+    auto c = config_in("fakeroot");
+    if (as_root_inside) c.uid = c.gid = 0, c.user = "root";
+    auto r = run_ok(c,
+                    "set -e; mkdir -p src/out/lib/modules/6.8/kernel pkg/usr/lib; echo mod > src/out/lib/modules/6.8/kernel/a.ko; "
+                    "ln -s kernel/a.ko src/out/lib/modules/6.8/link; echo cfg > config; "
+                    "fakeroot -- sh -c 'set -e; cp -a src/out/lib/modules pkg/usr/lib/; "
+                    "install -o root -g root -m 0644 config pkg/usr/lib/config; "
+                    "install -d -o root -g root pkg/etc; chown root:root pkg/usr/lib/config; chown -R root:root pkg; "
+                    "tar --numeric-owner -cf pkg.tar pkg'; echo done");
+    ASSERT_TRUE(r.success()) << r.process.out;
+    EXPECT_EQ(r.process.out, "done\n");
+    // An independent reader (Python's tarfile) sees root for every member.
+    auto list = run_subprocess({"python3", "-c",
+                                "import sys,tarfile\nfor m in sorted(tarfile.open(sys.argv[1]), key=lambda m: m.name): print(m.uid, m.gid, m.name)",
+                                c.work_dir + "/build/pkg.tar"});
+    ASSERT_TRUE(list && list->success()) << (list ? list->err : list.error().to_string());
+    EXPECT_EQ(list->out,
+              "0 0 pkg\n0 0 pkg/etc\n0 0 pkg/usr\n0 0 pkg/usr/lib\n0 0 pkg/usr/lib/config\n0 0 pkg/usr/lib/modules\n"
+              "0 0 pkg/usr/lib/modules/6.8\n0 0 pkg/usr/lib/modules/6.8/kernel\n0 0 pkg/usr/lib/modules/6.8/kernel/a.ko\n"
+              "0 0 pkg/usr/lib/modules/6.8/link\n")
+        << (as_root_inside ? "uid 0 inside" : "uid 1000 inside");
+  }
+}
+
+TEST_F(Sandbox, OnlyStandardDescriptorsInside) {
+  const int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: would be inherited
+  ASSERT_GE(leaked, 0);
+  auto c = config_in("fds");
+  auto r = run_in_sandbox(c, {"ls", "/proc/self/fd"});
+  ::close(leaked);
+  ASSERT_TRUE(r) << r.error().to_string();
+  // 0-2 and the directory ls opens to read /proc/self/fd.
+  EXPECT_EQ(r->process.out, "0\n1\n2\n3\n");
+}
+
+// Host latency of starting a process while `busy` runs, in ms (max seen).
+template <typename F>
+long long max_host_latency_during(F busy) {
+  std::atomic<bool> done{false};
+  std::atomic<long long> worst{0};
+  std::thread probe([&] {
+    while (!done) {
+      const auto t0 = std::chrono::steady_clock::now();
+      (void)run_subprocess({"/bin/true"});
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+      worst = std::max(worst.load(), static_cast<long long>(ms));
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  busy();
+  done = true;
+  probe.join();
+  return worst;
+}
+
+TEST_F(Sandbox, ForkBombEndsAtTheProcessLimit) {
+  auto c = config_in("forkbomb");
+  c.tasks_max = 64;
+  SandboxResult r;
+  const auto latency = max_host_latency_during([&] { r = run_ok(c, "b() { b | b & }; b; wait"); });
+  EXPECT_FALSE(r.success());
+  EXPECT_FALSE(r.process.timed_out);
+  EXPECT_NE(r.describe().find("process limit (64 processes) reached"), std::string::npos) << r.describe();
+  EXPECT_LT(r.process.elapsed, 30s);
+  EXPECT_LT(latency, 3000) << "the host stalled while the bomb ran";
+}
+
+TEST_F(Sandbox, MemoryHogEndsAtTheMemoryLimit) {
+  auto c = config_in("memhog");
+  c.memory_bytes = 256ull << 20;
+  c.disk_poll = 200ms;
+  SandboxResult r;
+  // Three processes of 120 MiB each: every one stays under the per-process
+  // RLIMIT_AS; together they cross the whole build's limit.
+  const auto latency = max_host_latency_during([&] {
+    r = run_ok(c, "for i in 1 2 3; do python3 -c 'import time; b = b\"x\" * (120 << 20); time.sleep(20)' & done; wait");
+  });
+  EXPECT_FALSE(r.success());
+  EXPECT_NE(r.describe().find("memory limit (268435456 bytes) reached"), std::string::npos) << r.describe() << "\n"
+                                                                                           << r.process.out;
+  EXPECT_LT(r.process.elapsed, 15s);
+  EXPECT_LT(latency, 3000);
+}
+
+TEST_F(Sandbox, TenGigabyteWriterEndsAtTheDiskLimit) {
+  auto c = config_in("diskhog");
+  c.disk_bytes = 64ull << 20;
+  c.file_size_bytes = 16ull << 30;
+  c.disk_poll = 200ms;
+  SandboxResult r;
+  const auto latency = max_host_latency_during([&] { r = run_ok(c, "head -c 10G /dev/zero > /build/big; echo finished"); });
+  EXPECT_FALSE(r.success());
+  EXPECT_EQ(r.process.out.find("finished"), std::string::npos);
+  EXPECT_NE(r.describe().find("disk limit (67108864 bytes) exceeded"), std::string::npos) << r.describe();
+  std::error_code ec;
+  EXPECT_LT(fs::file_size(c.work_dir + "/build/big", ec), 4ull << 30);
+  EXPECT_LT(latency, 3000);
+  fs::remove_all(c.work_dir);
+}
+
+#if defined(__x86_64__)
+TEST_F(Sandbox, SeccompAndNoNestedUserNamespaces) {
+  auto c = config_in("seccomp");
+  // Raw syscalls through Python's ctypes: keyctl 250, ptrace 101, bpf 321,
+  // perf_event_open 298, mount 165, unshare(CLONE_NEWUSER) 272, personality 135.
+  const std::string py =
+      "import ctypes\n"
+      "libc = ctypes.CDLL(None, use_errno=True)\n"
+      "for name, nr, args in [('keyctl', 250, (0, 0)), ('ptrace', 101, (0, 1)), ('bpf', 321, (0, 0, 0)),\n"
+      "                       ('perf_event_open', 298, (0, 0, -1, -1, 0)), ('mount', 165, (0, 0, 0, 0, 0)),\n"
+      "                       ('unshare_newuser', 272, (0x10000000,)), ('personality_norandom', 135, (0x0040000,)),\n"
+      "                       ('getpid', 39, ())]:\n"
+      "    r = libc.syscall(nr, *args)\n"
+      "    print(name, 'ok' if r >= 0 else 'errno=%d' % ctypes.get_errno())\n";
+  c.env["PY"] = py;
+  auto r = run_ok(c, "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; python3 -c \"$PY\"; "
+                "unshare --user true 2>/dev/null && echo NESTED-USERNS; exit 0");
+  EXPECT_EQ(r.process.out,
+            "NoNewPrivs:\t1\nSeccomp:\t2\nkeyctl errno=1\nptrace errno=1\nbpf errno=1\nperf_event_open errno=1\n"
+            "mount errno=1\nunshare_newuser errno=1\npersonality_norandom errno=1\ngetpid ok\n");
+}
+#endif
+
+TEST(SandboxSeccomp, ProgramIsWellFormed) {
+  const auto prog = sandbox_seccomp_program();
+  ASSERT_GT(prog.size(), 10u);
+  ASSERT_LT(prog.size(), 4096u);  // BPF_MAXINSNS
+  // Every jump lands inside the program, and it ends in a return.
+  for (std::size_t i = 0; i < prog.size(); ++i) {
+    if (BPF_CLASS(prog[i].code) == BPF_JMP) {
+      EXPECT_LT(i + 1 + prog[i].jt, prog.size()) << i;
+      EXPECT_LT(i + 1 + prog[i].jf, prog.size()) << i;
+    }
+  }
+  EXPECT_EQ(BPF_CLASS(prog.back().code), BPF_RET);
+  const auto names = sandbox_denied_syscalls();
+  for (const char* n : {"keyctl", "add_key", "ptrace", "kexec_load", "bpf", "perf_event_open", "mount", "setns"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
+  }
 }
 
 TEST_F(Sandbox, RejectsRelativeWorkDir) {
