@@ -12,6 +12,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+
+#include "rebuilder/base/checked_math.h"
 
 namespace kmr::archive {
 
@@ -535,13 +538,21 @@ Result<void> decompress_fd(int fd, Codec codec, const ChunkSink& sink, const Dec
   return dec->finish(sink);
 }
 
-Result<ByteVector> decompress_all(Bytes in, std::uint64_t cap) {
+Result<ByteVector> decompress_all(Bytes in, std::uint64_t cap, std::uint64_t max_ratio) {
   const Codec codec = detect_codec(in);
   ByteVector out;
   out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(cap, std::min<std::uint64_t>(in.size() * 4ull, 256ull << 20))));
   DecompressOptions opts;
   opts.max_output = cap;
+  const auto by_ratio = checked_mul<std::uint64_t>(in.size(), max_ratio);
+  const std::uint64_t ratio_cap =
+      max_ratio == 0 || !by_ratio ? UINT64_MAX : checked_add<std::uint64_t>(*by_ratio, kRatioSlack).value_or(UINT64_MAX);
   KMR_TRY(decompress(in, codec, [&](Bytes b) -> Result<void> {
+    if (out.size() + b.size() > ratio_cap) {
+      return limit_exceeded("compression ratio exceeds " + std::to_string(max_ratio) + ":1 (" + std::to_string(in.size()) +
+                            " compressed bytes expand beyond " + std::to_string(ratio_cap) +
+                            "; possible decompression bomb)");
+    }
     out.insert(out.end(), b.begin(), b.end());
     return kmr::ok();
   }, opts));

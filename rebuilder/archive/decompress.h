@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "rebuilder/base/bytes.h"
+#include "rebuilder/base/limits.h"
 #include "rebuilder/base/result.h"
 
 namespace kmr::archive {
@@ -68,7 +69,14 @@ class Decompressor {
 Result<void> decompress(Bytes in, Codec codec, const ChunkSink& sink, const DecompressOptions& options);
 // Reads `fd` to EOF in chunks.
 Result<void> decompress_fd(int fd, Codec codec, const ChunkSink& sink, const DecompressOptions& options);
-// Detects the codec ("none" copies) and returns all output, at most `cap` bytes.
-Result<ByteVector> decompress_all(Bytes in, std::uint64_t cap);
+// Output allowed beyond `in.size() * max_ratio` (small inputs may expand more).
+inline constexpr std::uint64_t kRatioSlack = 16ull << 20;
+
+// Detects the codec ("none" copies) and returns all output: at most `cap`
+// bytes (kLimitExceeded "decompressed size exceeds N bytes") and at most
+// `in.size() * max_ratio + kRatioSlack` bytes (kLimitExceeded "compression
+// ratio exceeds R:1 ..."), so a bomb stops after a bounded amount of memory
+// whatever cap the caller chose. max_ratio 0 = no ratio limit.
+Result<ByteVector> decompress_all(Bytes in, std::uint64_t cap, std::uint64_t max_ratio = Limits{}.max_compression_ratio);
 
 }  // namespace kmr::archive

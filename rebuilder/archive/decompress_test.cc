@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -95,6 +99,55 @@ TEST(DecompressTest, BombHitsCapWithExactError) {
     EXPECT_EQ(r.error().code(), ErrorCode::kLimitExceeded) << t.tag;
     EXPECT_EQ(r.error().message(), "decompressed size exceeds 1048576 bytes") << t.tag;
   }
+}
+
+// A real bomb from the real tools: 1 GiB of zeros through zstd (33 KB) and
+// 256 MiB through xz (~40 KB). decompress_all with a generous size cap stops
+// on the ratio, quickly and without inflating the whole thing in memory.
+TEST(DecompressTest, BombStopsOnRatioQuicklyWithSmallMemory) {
+  struct Bomb {
+    const char* cmd;
+    const char* tag;
+  };
+  for (const Bomb& b : {Bomb{"head -c 1G /dev/zero | zstd -q -19 -c", "zst"}, Bomb{"head -c 256M /dev/zero | xz -0 -c", "xz"}}) {
+    const std::string path = tmpdir() + "/ratio-bomb." + b.tag;
+    auto made = run_subprocess({"sh", "-c", std::string(b.cmd) + " > '" + path + "'"});
+    ASSERT_TRUE(made && made->success()) << b.cmd;
+    auto comp = read_file(path, 16 << 20);
+    ASSERT_TRUE(comp.has_value());
+    ASSERT_LT(comp->size(), 1u << 20) << b.tag;
+    struct rusage before {};
+    ::getrusage(RUSAGE_SELF, &before);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = decompress_all(*comp, 8ull << 30);
+    const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    struct rusage after {};
+    ::getrusage(RUSAGE_SELF, &after);
+    ASSERT_FALSE(r.has_value()) << b.tag;
+    EXPECT_EQ(r.error().code(), ErrorCode::kLimitExceeded) << b.tag;
+    EXPECT_EQ(r.error().message().rfind("compression ratio exceeds 1000:1 (" + std::to_string(comp->size()) +
+                                            " compressed bytes expand beyond ",
+                                        0),
+              0u)
+        << r.error().message();
+    EXPECT_LT(secs, 10.0) << b.tag;
+    // Peak RSS grew by less than the allowance (size * 1000 + slack) and a
+    // small margin, far below what the bomb would inflate to.
+    const std::uint64_t allowance = comp->size() * 1000ull + kRatioSlack;
+    const auto grew = static_cast<std::uint64_t>(std::max<long>(0, after.ru_maxrss - before.ru_maxrss)) * 1024;
+    EXPECT_LT(grew, 2 * allowance + (32ull << 20)) << b.tag << " peak RSS grew by " << grew;
+    EXPECT_LT(grew, 200ull << 20) << b.tag;
+    // The same input passes when the caller lifts the ratio limit and the
+    // cap allows it (the bound is the ratio, not the codec).
+    auto small = decompress_all(*comp, 1 << 20, 0);
+    ASSERT_FALSE(small.has_value());
+    EXPECT_EQ(small.error().message(), "decompressed size exceeds 1048576 bytes");
+  }
+  // Ordinary data well within the ratio decompresses.
+  const ByteVector data = sample(1 << 20);
+  auto ok = decompress_all(compress_with("zstd -q -19 -c", data, "ratio-ok"), 1 << 30);
+  ASSERT_TRUE(ok.has_value()) << ok.error().to_string();
+  EXPECT_TRUE(*ok == data);
 }
 
 TEST(DecompressTest, TruncatedStreamsAreErrors) {
