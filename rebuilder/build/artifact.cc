@@ -1,6 +1,15 @@
 #include "rebuilder/build/artifact.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include "rebuilder/archive/archive_reader.h"
@@ -329,6 +338,200 @@ Result<Artifact> read_artifact(const std::string& path, const Limits& limits) {
   if (!r) return std::move(r).error().with_context("while reading " + path);
   c.finish();
   return art;
+}
+
+// ---- Copying without following symlinks ---------------------------------------
+namespace {
+
+struct OwnedFd {
+  int fd = -1;
+  explicit OwnedFd(int f) : fd(f) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+constexpr int kMaxTreeDepth = 64;
+constexpr std::size_t kMaxTreeEntries = 1000000;
+
+Error errno_error(const std::string& what) { return io_error(what + ": " + std::strerror(errno)); }
+
+// Whether a symlink at `depth` (directories below the tree's root) with
+// `target` resolves inside the tree (see copy_tree_no_follow).
+bool link_stays_inside(const std::string& target, int depth) {
+  if (target.empty() || target[0] == '/') return false;
+  bool descended = false;
+  std::size_t start = 0;
+  while (start <= target.size()) {
+    std::size_t end = target.find('/', start);
+    if (end == std::string::npos) end = target.size();
+    const std::string part = target.substr(start, end - start);
+    if (part == "..") {
+      if (descended || --depth < 0) return false;
+    } else if (!part.empty() && part != ".") {
+      descended = true;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+Result<void> copy_fd_bytes(int in, int out, const std::string& what, std::uint64_t max_bytes) {
+  char buf[1 << 16];
+  std::uint64_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(in, buf, sizeof buf);
+    if (n == 0) return ok();
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("reading " + what);
+    }
+    total += static_cast<std::uint64_t>(n);
+    if (total > max_bytes) return limit_exceeded(what + " is larger than " + std::to_string(max_bytes) + " bytes");
+    for (ssize_t off = 0; off < n;) {
+      const ssize_t w = ::write(out, buf + off, static_cast<std::size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return errno_error("writing " + what);
+      off += w;
+    }
+  }
+}
+
+struct TreeCopy {
+  std::size_t entries = 0;
+
+  Result<void> dir(int src, int dst, const std::string& rel, int depth) {
+    if (depth > kMaxTreeDepth) return limit_exceeded(rel + ": deeper than " + std::to_string(kMaxTreeDepth) + " levels");
+    const int listing = ::dup(src);
+    if (listing < 0) return errno_error(rel);
+    DIR* d = ::fdopendir(listing);
+    if (!d) {
+      ::close(listing);
+      return errno_error(rel);
+    }
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      const std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+      if (++entries > kMaxTreeEntries) return limit_exceeded("more than " + std::to_string(kMaxTreeEntries) + " entries");
+      KMR_TRY(entry(src, dst, n, rel.empty() ? n : rel + "/" + n, depth));
+    }
+    return ok();
+  }
+
+  Result<void> entry(int src, int dst, const std::string& name, const std::string& rel, int depth) {
+    struct stat st;
+    if (::fstatat(src, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno_error(rel);
+    if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      const ssize_t n = ::readlinkat(src, name.c_str(), target, sizeof target - 1);
+      if (n < 0) return errno_error(rel);
+      const std::string t(target, static_cast<std::size_t>(n));
+      if (!link_stays_inside(t, depth)) return malformed(rel + ": symlink to '" + t + "' leaves the tree");
+      if (::symlinkat(t.c_str(), dst, name.c_str()) != 0) return errno_error("creating symlink " + rel);
+      return ok();
+    }
+    if (S_ISDIR(st.st_mode)) {
+      OwnedFd in(::openat(src, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (in.fd < 0) return errno_error(rel);
+      if (::mkdirat(dst, name.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("creating " + rel);
+      OwnedFd out(::openat(dst, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (out.fd < 0) return errno_error("opening the copy of " + rel);
+      KMR_TRY(dir(in.fd, out.fd, rel, depth + 1));
+      ::fchmod(out.fd, (st.st_mode & 0777) | 0700);
+      return ok();
+    }
+    if (!S_ISREG(st.st_mode)) return malformed(rel + ": not a regular file, directory or symlink");
+    OwnedFd in(::openat(src, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (in.fd < 0) return errno_error(rel);
+    struct stat again;
+    if (::fstat(in.fd, &again) != 0 || !S_ISREG(again.st_mode)) return malformed(rel + ": changed while copying");
+    ::unlinkat(dst, name.c_str(), 0);
+    OwnedFd out(::openat(dst, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0777));
+    if (out.fd < 0) return errno_error("creating " + rel);
+    return copy_fd_bytes(in.fd, out.fd, rel, ~0ull);
+  }
+};
+
+// openat2 beneath `dirfd`, no symlinks; ENOSYS: component-wise O_NOFOLLOW.
+int open_beneath(int dirfd, const std::string& relative, int flags) {
+  open_how how{};
+  how.flags = static_cast<std::uint64_t>(flags);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  const long fd = ::syscall(SYS_openat2, dirfd, relative.c_str(), &how, sizeof how);
+  if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
+  int cur = ::dup(dirfd);
+  std::size_t start = 0;
+  while (cur >= 0) {
+    const std::size_t end = relative.find('/', start);
+    const std::string part = relative.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (part == ".." || part.empty()) {
+      ::close(cur);
+      errno = EXDEV;
+      return -1;
+    }
+    const bool last = end == std::string::npos;
+    const int next = ::openat(cur, part.c_str(), last ? flags | O_NOFOLLOW : O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    ::close(cur);
+    if (last) return next;
+    cur = next;
+    start = end + 1;
+  }
+  return -1;
+}
+
+}  // namespace
+
+Result<void> copy_tree_no_follow(const std::string& from, const std::string& to) {
+  OwnedFd src(::open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (src.fd < 0) return errno_error("cannot open " + from);
+  if (::mkdir(to.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("cannot create " + to);
+  OwnedFd dst(::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (dst.fd < 0) return errno_error("cannot open " + to);
+  TreeCopy copy;
+  auto r = copy.dir(src.fd, dst.fd, "", 0);
+  if (!r) return Error(r.error().code(), "cannot copy " + from + " to " + to + ": " + r.error().message());
+  return ok();
+}
+
+Result<void> copy_file_no_follow(const std::string& from, const std::string& to) {
+  OwnedFd in(::open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (in.fd < 0) {
+    if (errno == ELOOP) return malformed("source " + from + " is a symlink");
+    if (errno == ENOENT) return not_found("source " + from + " does not exist");
+    return errno_error("cannot open source " + from);
+  }
+  struct stat st;
+  if (::fstat(in.fd, &st) != 0) return errno_error(from);
+  if (!S_ISREG(st.st_mode)) return malformed("source " + from + " is not a regular file");
+  ::unlink(to.c_str());
+  OwnedFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (out.fd < 0) return errno_error("cannot create " + to);
+  return copy_fd_bytes(in.fd, out.fd, from, ~0ull);
+}
+
+Result<void> collect_output(const std::string& root, const std::string& relative, const std::string& dest,
+                            std::uint64_t max_bytes) {
+  OwnedFd dir(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.fd < 0) return errno_error("cannot open " + root);
+  OwnedFd in(open_beneath(dir.fd, relative, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (in.fd < 0) {
+    if (errno == ENOENT) return not_found("the build did not produce " + relative);
+    if (errno == ELOOP || errno == EXDEV) return malformed("build output " + relative + " is or passes through a symlink");
+    return errno_error("cannot open build output " + relative);
+  }
+  struct stat st;
+  if (::fstat(in.fd, &st) != 0) return errno_error(relative);
+  if (!S_ISREG(st.st_mode)) return malformed("build output " + relative + " is not a regular file");
+  OwnedFd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (out.fd < 0) return errno_error("cannot create " + dest);
+  return copy_fd_bytes(in.fd, out.fd, "build output " + relative, max_bytes);
 }
 
 }  // namespace kmr::build

@@ -67,4 +67,24 @@ Result<Artifact> read_artifact(const std::string& path, const Limits& limits = {
 Result<std::optional<kmod::MerkleRoot>> image_root_from_bytes(Bytes image, const std::string& what,
                                                               std::uint64_t max_bytes = 1ull << 30);
 
+// Copies the tree `from` into `to` (created) without following any symlink:
+// directories, regular files (bytes and permission bits) and symlinks as
+// symlinks. A symlink must stay inside the tree: a relative target whose
+// leading ".." do not climb above `from` and with no ".." after another
+// component; an absolute target, one that leaves the tree, or a device,
+// FIFO or socket is an error naming it. Depth and entry count are capped.
+Result<void> copy_tree_no_follow(const std::string& from, const std::string& to);
+
+// Copies one source file (a regular file, not through a symlink in its last
+// component) to `to` (replaced).
+Result<void> copy_file_no_follow(const std::string& from, const std::string& to);
+
+// Copies the build output `relative` (a path beneath `root`) to `dest`
+// (created exclusively, 0644). The path is resolved with
+// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),
+// or component by component with O_NOFOLLOW where openat2 is missing; only a
+// regular file is accepted. Errors name the output.
+Result<void> collect_output(const std::string& root, const std::string& relative, const std::string& dest,
+                            std::uint64_t max_bytes = 64ull << 30);
+
 }  // namespace kmr::build

@@ -1,5 +1,6 @@
 #include "rebuilder/build/rebuild.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,9 +40,8 @@ std::string file_sha256_hex(const std::string& path) {
 Result<void> copy_dir(const std::string& from, const std::string& to) {
   std::error_code ec;
   fs::create_directories(to, ec);
-  fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-  if (ec) return io_error("cannot copy " + from + " to " + to + ": " + ec.message());
-  return ok();
+  // Symlinks stay symlinks and must stay inside the tree (artifact.h).
+  return copy_tree_no_follow(from, to);
 }
 
 Result<void> write_text(const std::string& path, const std::string& text) {
@@ -417,7 +417,7 @@ class SuseBackend : public Backend {
     if (env.build_user == "root") s.uid = s.gid = 0;
     const std::string src = srpm(job, env);
     fs::create_directories(job.work + "/build");
-    fs::copy_file(src, job.work + "/build/" + base_of(src), fs::copy_options::overwrite_existing);
+    KMR_TRY(copy_file_no_follow(src, job.work + "/build/" + base_of(src)));
     s.env["SOURCE_DATE_EPOCH"] = std::to_string(env.source_date_epoch.value_or(0));
     // As OBS does: the spec is built with -ba (the source RPM is rebuilt too,
     // and its id lands in the binary header as SOURCEPKGID).
@@ -580,9 +580,8 @@ class DebianBackend : public Backend {
       }
     }
     for (const auto& f : files) {
-      std::error_code ec;
-      fs::copy_file(dir_of(d) + "/" + f, job.work + "/build/src/" + f, fs::copy_options::overwrite_existing, ec);
-      if (ec) return not_found("source file " + f + " listed in " + d + ": " + ec.message());
+      auto copied = copy_file_no_follow(dir_of(d) + "/" + f, job.work + "/build/src/" + f);
+      if (!copied) return Error(copied.error().code(), "source file " + f + " listed in " + d + ": " + copied.error().message());
     }
     for (const auto& [k, v] : env.env) s.env[k] = v;
     std::string version = env.fields.at("Version");
@@ -817,14 +816,24 @@ RebuildReport rebuild(const std::vector<std::string>& files, const RebuildOption
   progress("comparing");
   auto outs = backend->collect(job, *env);
   if (!outs) return finish(RebuildStatus::kError, outs.error().to_string());
+  // Outputs are copied out of the build's tree (no symlink followed, regular
+  // files only) into a directory the build never saw, and read from there.
+  const std::string collected = work + "/kmr-collected";
+  if (::mkdir(collected.c_str(), 0755) != 0) return finish(RebuildStatus::kError, "cannot create " + collected);
+  std::vector<std::string> outputs;
   for (const auto& o : *outs) {
-    if (!fs::exists(o, ec)) {
-      return finish(RebuildStatus::kBuildFailed, "the build did not produce " + base_of(o) + "; log tail:\n" + log_tail(run->log_path, 2000));
+    if (o.rfind(work + "/", 0) != 0) return finish(RebuildStatus::kError, "output " + o + " is outside the work directory");
+    const std::string dest = collected + "/" + base_of(o);
+    auto got = collect_output(work, o.substr(work.size() + 1), dest);
+    if (!got) {
+      const auto status = got.error().code() == ErrorCode::kIo ? RebuildStatus::kError : RebuildStatus::kBuildFailed;
+      return finish(status, got.error().message() + "; log tail:\n" + log_tail(run->log_path, 2000));
     }
-    rep.rebuilt.push_back({base_of(o), file_sha256_hex(o), o});
+    rep.rebuilt.push_back({base_of(o), file_sha256_hex(dest), dest});
+    outputs.push_back(dest);
   }
   progress("reading the rebuilt package(s)");
-  auto rebuilt = read_all(*outs);
+  auto rebuilt = read_all(outputs);
   if (!rebuilt) return finish(RebuildStatus::kError, rebuilt.error().to_string());
   fill_verdicts(rep, *shipped, *rebuilt);
   progress("done");
