@@ -14,6 +14,9 @@ constexpr std::uint8_t kLeadMagic[4] = {0xed, 0xab, 0xee, 0xdb};
 constexpr std::uint8_t kHeaderMagic[4] = {0x8e, 0xad, 0xe8, 0x01};
 constexpr std::uint32_t kMaxIndex = 0xffff;          // rpm's HEADER_TAGS_MAX
 constexpr std::uint32_t kMaxStore = 256u << 20;      // rpm's HEADER_DATA_MAX
+// Strings decoded from one header, all tags together (a kernel-source
+// header holds ~1M: a dozen string arrays over ~80k files).
+constexpr std::uint64_t kMaxStrings = 4u << 20;
 enum : std::uint32_t { kNull = 0, kChar = 1, kInt8 = 2, kInt16 = 3, kInt32 = 4, kInt64 = 5, kString = 6, kBin = 7,
                        kStringArray = 8, kI18n = 9 };
 }  // namespace
@@ -62,6 +65,20 @@ Result<RpmHeader> parse_rpm_header(Bytes data, const std::string& name, std::siz
   const Bytes store = data.subspan(16 + std::size_t{nindex} * 16, hsize);
   RpmHeader h;
   h.raw.assign(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(total));
+  // What the entries decode, all together, stays within the declared data
+  // size: rpm writes each tag's data once, so entries that share bytes (one
+  // string decoded 65535 times, or 256M empty strings) are refused.
+  std::uint64_t decoded = 0, strings = 0;
+  auto charge = [&](std::uint64_t bytes, std::uint64_t items, const std::string& where) -> Result<void> {
+    decoded += bytes;
+    strings += items;
+    if (decoded > hsize) {
+      return malformed(where + ": entries decode more than the header's " + std::to_string(hsize) +
+                       " data bytes (overlapping entries)");
+    }
+    if (strings > kMaxStrings) return limit_exceeded(where + ": more than " + std::to_string(kMaxStrings) + " strings in one header");
+    return ok();
+  };
   for (std::uint32_t i = 0; i < nindex; ++i) {
     const std::uint32_t tag = r.u32be();
     const std::uint32_t type = r.u32be();
@@ -95,6 +112,7 @@ Result<RpmHeader> parse_rpm_header(Bytes data, const std::string& name, std::siz
           const void* nul = pos < hsize ? std::memchr(store.data() + pos, 0, hsize - pos) : nullptr;
           if (!nul) return malformed(where + ": string " + std::to_string(k) + " runs past the data");
           const std::size_t end = static_cast<std::size_t>(static_cast<const std::uint8_t*>(nul) - store.data());
+          KMR_TRY(charge(end - pos + 1, 1, where));
           v.strings.emplace_back(reinterpret_cast<const char*>(store.data() + pos), end - pos);
           pos = end + 1;
         }
@@ -108,6 +126,7 @@ Result<RpmHeader> parse_rpm_header(Bytes data, const std::string& name, std::siz
         return malformed(where + ": " + std::to_string(count) + " items at offset " + std::to_string(offset) +
                          " run past the data (" + std::to_string(hsize) + " bytes)");
       }
+      KMR_TRY(charge(*len, 0, where));
       ByteReader d(store.subspan(offset, *len), name);
       if (type == kBin || type == kChar) {
         v.bin.assign(store.begin() + offset, store.begin() + offset + static_cast<std::ptrdiff_t>(*len));
