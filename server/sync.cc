@@ -258,7 +258,7 @@ Result<std::vector<ImportArtifact>> read_nix_cache(const RepositoryConfig& rc, s
       if (ni.file_size != 0 && ni.file_size != nar.size())
         return Error(ErrorCode::kVerificationFailed, nar_url + ": size does not match the narinfo's FileSize");
     }
-    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(nar), 16ull << 30));
+    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(nar), ni.nar_size));
     KMR_ASSIGN_OR_RETURN(auto nar_hash, ni.nar_hash_bytes());
     if (raw.size() != ni.nar_size || sha256_hex(Bytes(raw.data(), raw.size())) != to_hex(nar_hash))
       return Error(ErrorCode::kVerificationFailed, nar_url + ": NAR does not match the narinfo's NarHash/NarSize");

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <memory>
 
+#include "rebuilder/archive/decompress.h"
 #include "rebuilder/archive/nar.h"
 #include "rebuilder/base/hex.h"
 
@@ -99,6 +100,7 @@ Result<NarInfo> parse_narinfo(std::string_view text, const std::string& name, co
       info.file_hash = v;
     } else if (k == "FileSize") {
       KMR_ASSIGN_OR_RETURN(info.file_size, parse_u64(v, where + ": FileSize"));
+      info.file_size_given = true;
     } else if (k == "NarHash") {
       info.nar_hash = v;
     } else if (k == "NarSize") {
@@ -140,16 +142,54 @@ std::string NarInfo::store_dir() const {
   return store_path.substr(0, slash);
 }
 
-Result<std::vector<std::uint8_t>> NarInfo::nar_hash_bytes() const {
-  if (nar_hash.rfind("sha256:", 0) != 0) return malformed("NarHash is not sha256: '" + nar_hash + "'");
-  const std::string_view h = std::string_view(nar_hash).substr(7);
+Result<std::vector<std::uint8_t>> decode_sha256_field(std::string_view field, const std::string& value) {
+  const std::string f(field);
+  if (value.rfind("sha256:", 0) != 0) return malformed(f + " is not sha256: '" + value.substr(0, 120) + "'");
+  const std::string_view h = std::string_view(value).substr(7);
   if (h.size() == 64) {
     auto b = from_hex(h);
     if (b) return *b;
   } else if (auto b = nix32_decode(h, 32)) {
     return *b;
   }
-  return malformed("NarHash is not a valid sha256 hash: '" + nar_hash + "'");
+  return malformed(f + " is not a valid sha256 hash: '" + value.substr(0, 120) + "'");
+}
+
+Result<std::vector<std::uint8_t>> NarInfo::nar_hash_bytes() const { return decode_sha256_field("NarHash", nar_hash); }
+
+Result<ByteVector> load_verified_nar(Bytes file, const NarInfo& info, const std::string& name, std::uint64_t max_ratio) {
+  auto mismatch = [&](const std::string& field, const std::string& detail) {
+    return Error(ErrorCode::kVerificationFailed, name + ": " + field + " mismatch: " + detail);
+  };
+  auto hash_text = [](Bytes b) { return "sha256:" + nix32_encode(sha256(b)); };
+  if (info.file_size_given && file.size() != info.file_size) {
+    return mismatch("FileSize", "the file has " + std::to_string(file.size()) + " bytes, the narinfo says " +
+                                    std::to_string(info.file_size));
+  }
+  if (!info.file_hash.empty()) {
+    KMR_ASSIGN_OR_RETURN(auto want, decode_sha256_field("FileHash", info.file_hash));
+    const Digest256 got = sha256(file);
+    if (!std::equal(got.begin(), got.end(), want.begin(), want.end())) {
+      return mismatch("FileHash", "the file has " + hash_text(file) + ", the narinfo says " + info.file_hash);
+    }
+  }
+  KMR_ASSIGN_OR_RETURN(auto want_nar, info.nar_hash_bytes());
+  auto nar = decompress_all(file, info.nar_size, max_ratio);
+  if (!nar) {
+    if (nar.error().message().rfind("decompressed size exceeds", 0) == 0) {
+      return mismatch("NarSize", "the NAR decompresses to more than the narinfo's " + std::to_string(info.nar_size) + " bytes");
+    }
+    return std::move(nar).error().with_context("while decompressing " + name);
+  }
+  if (nar->size() != info.nar_size) {
+    return mismatch("NarSize", "the NAR has " + std::to_string(nar->size()) + " bytes, the narinfo says " +
+                                   std::to_string(info.nar_size));
+  }
+  const Digest256 got = sha256(*nar);
+  if (!std::equal(got.begin(), got.end(), want_nar.begin(), want_nar.end())) {
+    return mismatch("NarHash", "the NAR has " + hash_text(*nar) + ", the narinfo says " + info.nar_hash);
+  }
+  return std::move(*nar);
 }
 
 Result<std::string> NarInfo::fingerprint() const {

@@ -20,6 +20,7 @@ struct NarInfo {
   std::string compression = "bzip2";
   std::string file_hash;    // sha256:<nix32>
   std::uint64_t file_size = 0;
+  bool file_size_given = false;  // the narinfo has a FileSize line
   std::string nar_hash;     // sha256:<nix32> as written
   std::uint64_t nar_size = 0;
   std::vector<std::string> references;  // basenames
@@ -33,6 +34,19 @@ struct NarInfo {
   // NarHash decoded (accepts sha256:<nix32> or sha256:<hex>).
   Result<std::vector<std::uint8_t>> nar_hash_bytes() const;
 };
+
+// "sha256:<nix32>" or "sha256:<hex>" (NarHash, FileHash) decoded; errors name `field`.
+Result<std::vector<std::uint8_t>> decode_sha256_field(std::string_view field, const std::string& value);
+
+// The NAR behind `info`, from the cache file's bytes, checked before anyone
+// compares against it:
+//   1. the file: FileSize and FileHash (when the narinfo has them);
+//   2. the NAR: decompressed with at most NarSize bytes of output (and
+//      `max_ratio`, see decompress_all), then its size and SHA-256 against
+//      NarSize and NarHash (the fields the signature covers).
+// A mismatch is kVerificationFailed "<name>: <Field> mismatch: ...".
+Result<ByteVector> load_verified_nar(Bytes file, const NarInfo& info, const std::string& name,
+                                     std::uint64_t max_ratio = Limits{}.max_compression_ratio);
 
 // Parses a narinfo; `name` appears in errors. Unknown keys are ignored;
 // StorePath, URL, NarHash and NarSize are required.

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <sstream>
 
 #include "rebuilder/archive/archive_reader.h"
@@ -278,9 +279,11 @@ Result<void> read_rpm(const std::string& path, const archive::ReaderOptions& opt
 
 Result<void> read_nar_file(const std::string& path, const archive::ReaderOptions& opts, Collector& c) {
   std::string nar_path = path;
+  std::optional<archive::NarInfo> narinfo;
   if (ends_with(path, ".narinfo")) {
     KMR_ASSIGN_OR_RETURN(auto text, read_text_file(path, 1 << 20));
     KMR_ASSIGN_OR_RETURN(auto info, archive::parse_narinfo(text, path, c.limits));
+    narinfo = info;
     if (info.url.find("..") != std::string::npos || info.url.empty() || info.url[0] == '/') {
       return malformed(path + ": narinfo URL escapes the cache: '" + info.url + "'");
     }
@@ -289,7 +292,10 @@ Result<void> read_nar_file(const std::string& path, const archive::ReaderOptions
     c.art.build_description["narinfo"] = text;
   }
   KMR_ASSIGN_OR_RETURN(auto raw, read_file(nar_path, c.limits.max_member_bytes));
-  KMR_ASSIGN_OR_RETURN(auto nar, archive::decompress_all(raw, c.limits.max_total_bytes));
+  // Through a narinfo the NAR is checked against it (FileSize, FileHash, then
+  // NarSize as the decompression cap, NarHash) before anything compares it.
+  KMR_ASSIGN_OR_RETURN(auto nar, narinfo ? archive::load_verified_nar(raw, *narinfo, nar_path, c.limits.max_compression_ratio)
+                                         : archive::decompress_all(raw, c.limits.max_total_bytes, c.limits.max_compression_ratio));
   KMR_ASSIGN_OR_RETURN(auto res, archive::read_nar_memory(nar, opts, c.visitor("")));
   // The NAR is the artifact (the cache's compression is transport): its
   // hash is what narinfo's NarHash pins.

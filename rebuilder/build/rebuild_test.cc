@@ -347,5 +347,42 @@ TEST(ArchHostile, SystemBuildDirIsRefused) {
   EXPECT_NE(rep.reason.find(".BUILDINFO builddir '/usr' refused: a system location"), std::string::npos) << rep.reason;
 }
 
+// ---- Nix: the shipped NAR is checked against its narinfo -----------------------
+
+// A binary cache made by Nix; then the NAR's content is changed (same size),
+// recompressed, and the unsigned FileHash/FileSize rewritten to match.
+constexpr const char* kNixCache = R"SH(
+export NIX_CONFIG="extra-experimental-features = nix-command" HOME=$PWD XDG_CACHE_HOME=$PWD/xdg
+mkdir -p tree/lib/modules
+head -c 3000 /dev/zero | tr '\0' k > tree/bzImage
+echo module > tree/lib/modules/a.ko
+nix-store --generate-binary-cache-key kmr-test-1 sk pk
+p=$(nix store add-path --store "$PWD/root" "$PWD/tree")
+nix copy --store "$PWD/root" --to "file://$PWD/cache?compression=xz&secret-key=$PWD/sk" "$p"
+info=cache/$(basename "$p" | cut -c1-32).narinfo
+url=$(sed -n 's/^URL: //p' "$info")
+xz -dc "cache/$url" | sed '0,/kkkk/s//kkkK/' | xz -c > tampered.nar.xz
+cp tampered.nar.xz "cache/$url"
+sed -i "s|^FileHash: .*|FileHash: sha256:$(nix-hash --type sha256 --flat --base32 tampered.nar.xz)|; s|^FileSize: .*|FileSize: $(stat -c %s tampered.nar.xz)|" "$info"
+echo "$info" > narinfo-path
+)SH";
+
+TEST(NixHostile, TamperedNarIsAnErrorNamingNarHash) {
+  for (const char* t : {"nix", "nix-store", "nix-hash", "xz"}) {
+    if (!have_program(t)) KMR_SKIP_OR_FAIL(std::string(t) + " not installed");
+  }
+  const std::string dir = tmp() + "/nix";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  ASSERT_NO_FATAL_FAILURE(run_script(dir, kNixCache));
+  auto rel = read_text_file(dir + "/narinfo-path", 4096);
+  ASSERT_TRUE(rel);
+  const std::string narinfo = dir + "/" + rel->substr(0, rel->find('\n'));
+  const RebuildReport rep = rebuild({narinfo}, keep_options());
+  EXPECT_EQ(rebuild_status_name(rep.status), "error");
+  EXPECT_NE(rep.reason.find(": NarHash mismatch: the NAR has sha256:"), std::string::npos) << rep.reason;
+  EXPECT_EQ(rep.to_json()["files"], "error");
+}
+
 }  // namespace
 }  // namespace kmr::build
