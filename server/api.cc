@@ -9,12 +9,14 @@
 #include <set>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "server/auth.h"
 #include "server/embedded.h"
+#include "server/json_limits.h"
 
 namespace kmr::server {
 
@@ -99,6 +101,15 @@ HttpResponse json_error(int status, std::string_view code, std::string_view mess
   r.status = status;
   r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
   return r;
+}
+
+HttpResponse internal_error_response(const Error& e, std::string_view where) {
+  if (e.code() == ErrorCode::kDbBusy) {
+    spdlog::warn("{}: {}", where, e.to_string());
+    return json_error(503, "busy", "database busy, retry");
+  }
+  spdlog::error("{}: {}", where, e.to_string());
+  return json_error(500, "internal", "internal error (details in the server log)");
 }
 
 std::optional<std::string> url_decode(std::string_view s, bool plus_is_space) {
@@ -228,12 +239,18 @@ HttpResponse Api::handle(const HttpRequest& req) {
         try {
           r = route(req, path, query);
         } catch (const std::exception& e) {
-          r = json_error(500, "internal", e.what());
+          spdlog::error("{} {}: {}", req.method, path, e.what());
+          r = json_error(500, "internal", "internal error (details in the server log)");
         }
       }
     }
   }
+  return finalize(req, path.rfind("/api/v1/worker/", 0) == 0, std::move(r));
+}
+
+HttpResponse Api::finalize(const HttpRequest& req, bool worker_route, HttpResponse r) const {
   metrics_.request(r.route, r.status);
+  if (reply_key_ && worker_route) sign_worker_reply(req, r);
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   bool has_csp = false;
   for (auto& [k, v] : r.headers)
@@ -250,10 +267,7 @@ HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Q
     return r;
   };
   auto need_get = [&]() { return req.method != "GET"; };
-  auto store_err = [](const Error& e) {
-    if (e.code() == ErrorCode::kDbBusy) return json_error(503, "busy", "database busy, retry");
-    return json_error(500, "internal", e.message());
-  };
+  auto store_err = [&path](const Error& e) { return internal_error_response(e, path); };
 
   if (starts("/api/v1/worker/")) return with_route(worker_call(req, path), "/api/v1/worker");
   if (starts("/api/v1/admin/")) return with_route(admin_call(req, path), "/api/v1/admin");
@@ -262,7 +276,10 @@ HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Q
 
   if (path == "/healthz") {
     auto c = store_.metrics_counts();
-    if (!c) return with_route(json_error(503, "unhealthy", c.error().message()), "/healthz");
+    if (!c) {
+      spdlog::error("/healthz: {}", c.error().to_string());
+      return with_route(json_error(503, "unhealthy", "the store cannot be read (details in the server log)"), "/healthz");
+    }
     return with_route(json_ok({{"status", "ok"}, {"schema_version", store_.schema_version()}}), "/healthz");
   }
   if (path == "/metrics") return with_route(metrics_response(), "/metrics");
@@ -396,10 +413,7 @@ HttpResponse Api::get_artifact(const HttpRequest& req, const std::string& hex) {
     }
   }
   auto a = store_.artifact_by_sha256(hex);
-  if (!a) {
-    if (a.error().code() == ErrorCode::kDbBusy) return json_error(503, "busy", "database busy, retry");
-    return json_error(500, "internal", a.error().message());
-  }
+  if (!a) return internal_error_response(a.error(), "artifact");
   if (!*a) return json_error(404, "not_found", "no artifact with sha256 " + hex);
   Cached c;
   c.generation = gen;
@@ -444,7 +458,7 @@ HttpResponse Api::list_artifacts(const Query& query) {
     }
   }
   auto page = store_.list_artifacts(q);
-  if (!page) return json_error(500, "internal", page.error().message());
+  if (!page) return internal_error_response(page.error(), "artifact list");
   return json_ok(*page);
 }
 
@@ -452,7 +466,10 @@ HttpResponse Api::blob_response(const HttpRequest& req, const std::optional<std:
                                 const std::string& content_type, bool range_ok) {
   if (!hex) return json_error(404, "not_found", "no such blob");
   auto data = store_.blobs().get(*hex, kMaxBlobServe);
-  if (!data) return json_error(404, "not_found", "blob missing on disk");
+  if (!data) {
+    spdlog::error("blob {}: {}", *hex, data.error().to_string());
+    return json_error(404, "not_found", "blob missing");
+  }
   HttpResponse r;
   r.content_type = content_type;
   std::string etag = "\"" + hex->substr(0, 32) + "\"";
@@ -516,35 +533,82 @@ HttpResponse Api::metrics_response() {
 
 // ---------------------------------------------------------------- workers
 
-HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
+std::optional<HttpResponse> Api::check_worker_headers(const HttpRequest& req, Worker& worker, std::int64_t& ts) const {
   if (req.method != "POST") return json_error(405, "method_not_allowed", "worker endpoints take POST");
   // 1. Signature headers present and well formed.
   std::string key(req.header("x-kmr-key")), ts_s(req.header("x-kmr-timestamp")), nonce(req.header("x-kmr-nonce")),
       sig(req.header("x-kmr-signature"));
-  if (key.empty() || ts_s.empty() || nonce.empty() || sig.empty())
-    return json_error(401, "unsigned", "worker requests must carry X-Kmr-Key, X-Kmr-Timestamp, X-Kmr-Nonce, X-Kmr-Signature");
-  auto ts = parse_id(ts_s);
-  if (!is_lower_hex64(key) || !ts || nonce.size() < 16 || nonce.size() > 64 ||
-      !std::all_of(nonce.begin(), nonce.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+  std::string_view origin = req.header("x-kmr-origin");
+  if (key.empty() || ts_s.empty() || nonce.empty() || sig.empty() || origin.empty())
+    return json_error(401, "unsigned",
+                      "worker requests must carry X-Kmr-Key, X-Kmr-Origin, X-Kmr-Timestamp, X-Kmr-Nonce, X-Kmr-Signature");
+  auto parsed_ts = parse_id(ts_s);
+  if (!is_lower_hex64(key) || !parsed_ts || !is_valid_nonce(nonce) || sig.size() != 128)
     return json_error(401, "bad_signature_headers", "malformed signature headers");
-  // 2. Registered worker.
+  // 2. Addressed to this kmrd (the origin is also inside the signed message).
+  if (!config_.origin.empty() && origin != config_.origin)
+    return json_error(401, "wrong_origin", "request is signed for another kmrd origin");
+  // 3. Registered, enabled worker.
   auto w = store_.worker_by_key(key);
-  if (!w) return json_error(503, "busy", w.error().message());
-  if (!*w || (*w)->disabled) return json_error(401, "unknown_worker", "public key is not registered");
-  const Worker& worker = **w;
-  // 3. Fresh timestamp.
+  if (!w) return internal_error_response(w.error(), "worker lookup");
+  if (!*w) return json_error(401, "unknown_worker", "public key is not registered");
+  if ((*w)->disabled) return json_error(403, "worker_disabled", "this worker is disabled by an administrator");
+  // 4. Fresh timestamp.
   std::int64_t t = now();
-  if (*ts < t - config_.max_clock_skew_seconds || *ts > t + config_.max_clock_skew_seconds)
+  if (*parsed_ts < t - config_.max_clock_skew_seconds || *parsed_ts > t + config_.max_clock_skew_seconds)
     return json_error(401, "stale_timestamp", "timestamp outside the allowed clock skew");
-  // 4. Signature over method, target, body digest, timestamp, nonce.
-  auto v = verify_signature(key, req.method, req.target, req.body, *ts, nonce, sig);
-  if (!v) return json_error(401, "bad_signature", v.error().message());
-  // 5. Nonce not seen before (recorded only for valid signatures).
-  auto fresh = store_.use_nonce(worker.id, nonce, *ts, t - 2 * config_.max_clock_skew_seconds);
-  if (!fresh) return json_error(503, "busy", fresh.error().message());
+  worker = std::move(**w);
+  ts = *parsed_ts;
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> Api::precheck(const HttpRequest& head) const {
+  std::string_view t = head.target;
+  if (t.rfind("/api/v1/worker/", 0) == 0) {
+    Worker w;
+    std::int64_t ts = 0;
+    auto e = check_worker_headers(head, w, ts);
+    if (!e) return std::nullopt;
+    e->route = "/api/v1/worker";
+    return finalize(head, true, std::move(*e));
+  }
+  if (t.rfind("/api/v1/admin/", 0) == 0 && head.method == "POST" && !config_.admin_token.empty() && !is_admin(head)) {
+    HttpResponse r = json_error(401, "unauthorized", "admin endpoints need Authorization: Bearer <admin token>");
+    r.route = "/api/v1/admin";
+    return finalize(head, false, std::move(r));
+  }
+  return std::nullopt;
+}
+
+void Api::sign_worker_reply(const HttpRequest& req, HttpResponse& r) const {
+  std::string_view nonce = req.header("x-kmr-nonce");
+  if (!is_valid_nonce(nonce)) return;  // nothing to bind the reply to
+  auto sig = sign_reply(*reply_key_, config_.origin, nonce, r.status, r.body);
+  if (!sig) {
+    spdlog::error("signing a worker reply: {}", sig.error().to_string());
+    return;
+  }
+  r.headers.emplace_back("X-Kmr-Reply-Signature", *sig);
+}
+
+HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
+  Worker worker;
+  std::int64_t ts = 0;
+  if (auto e = check_worker_headers(req, worker, ts)) return *e;
+  const std::string key(req.header("x-kmr-key")), nonce(req.header("x-kmr-nonce"));
+  // 5. Signature over origin, method, target, body digest, timestamp, nonce.
+  auto v = verify_signature(key, req.header("x-kmr-origin"), req.method, req.target, req.body, ts, nonce,
+                            req.header("x-kmr-signature"));
+  if (!v) return json_error(401, "bad_signature", "signature does not verify");
+  // 6. Nonce not seen before (recorded only for valid signatures).
+  std::int64_t t = now();
+  auto fresh = store_.use_nonce(worker.id, nonce, ts, t - 2 * config_.max_clock_skew_seconds);
+  if (!fresh) return internal_error_response(fresh.error(), "nonce");
   if (!*fresh) return json_error(401, "replayed", "nonce already used");
   (void)store_.touch_worker(worker.id, req.remote, t);
 
+  if (!json_depth_ok(req.body))
+    return json_error(400, "json_too_deep", "JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return json_error(400, "invalid_json", "request body is not valid JSON");
 
@@ -562,7 +626,9 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
       }
     }
     auto job = store_.claim_job(eff, t, config_.queue);
-    if (!job) return json_error(503, "busy", job.error().message());
+    if (!job && job.error().code() == ErrorCode::kLimitExceeded)
+      return json_error(429, "too_many_leases", job.error().message());
+    if (!job) return internal_error_response(job.error(), "claim");
     if (!*job) return json_ok({{"job", nullptr}});
     return json_ok({{"job", **job}});
   }
@@ -580,10 +646,7 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
     auto lease = opt_string(body, "lease", err);
     if (err || !lease) return json_error(400, "invalid_field", "lease (string) required");
     auto hb = store_.heartbeat(*job_id, worker.id, *lease, t, config_.queue);
-    if (!hb) {
-      if (hb.error().code() == ErrorCode::kPermissionDenied) return json_error(409, "lease_not_held", hb.error().message());
-      return json_error(503, "busy", hb.error().message());
-    }
+    if (!hb) return lease_error(hb.error(), "heartbeat");
     return json_ok({{"lease_expiry", *hb}});
   }
   if (action != "report") return json_error(404, "not_found", "no such worker endpoint");
@@ -656,23 +719,35 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
   auto put = [&](const std::optional<std::string>& data, std::optional<std::string>& ref) -> bool {
     if (!data) return true;
     auto h = store_.blobs().put(*data);
-    if (!h) return false;
+    if (!h) {
+      spdlog::error("storing a report blob: {}", h.error().to_string());
+      return false;
+    }
     ref = *h;
     return true;
   };
   // Refuse before writing any blob when the lease is not held (checked again in the transaction).
-  auto held = store_.lease_held(r.job_id, r.worker_id, r.lease_token);
-  if (!held) return json_error(503, "busy", held.error().message());
-  if (!*held) return json_error(409, "lease_not_held", "lease not held by this worker");
+  auto held = store_.lease_state(r.job_id, r.worker_id, r.lease_token, t);
+  if (!held) return internal_error_response(held.error(), "report");
+  if (*held == LeaseState::kNotHeld) return json_error(409, "lease_not_held", "lease not held by this worker");
+  if (*held == LeaseState::kExpired) return json_error(410, "lease_expired", "the lease expired; the report is refused");
   if (!put(log, r.log_sha256) || !put(diff_json, r.diff_json_sha256) || !put(diff_html, r.diff_html_sha256))
-    return json_error(500, "internal", "cannot store report blobs");
+    return json_error(500, "internal", "internal error (details in the server log)");
   auto out = store_.report(r, t, config_.queue);
-  if (!out) {
-    if (out.error().code() == ErrorCode::kPermissionDenied) return json_error(409, "lease_not_held", out.error().message());
-    return json_error(503, "busy", out.error().message());
-  }
+  if (!out) return lease_error(out.error(), "report");
+  if (!out->downgraded.empty())
+    spdlog::warn("build {} (job {}, worker {}): verdict downgraded: {}", out->rebuild_id, r.job_id, worker.name,
+                 out->downgraded);
   if (on_report) on_report(*out, r);
-  return json_ok({{"build", out->rebuild_id}, {"job_state", out->job_state}, {"reproducible", out->reproducible}});
+  json ack = {{"build", out->rebuild_id}, {"job_state", out->job_state}, {"reproducible", out->reproducible}};
+  if (!out->downgraded.empty()) ack["downgraded"] = out->downgraded;
+  return json_ok(ack);
+}
+
+HttpResponse Api::lease_error(const Error& e, std::string_view what) const {
+  if (e.code() == ErrorCode::kPermissionDenied) return json_error(409, "lease_not_held", "lease not held by this worker");
+  if (e.code() == ErrorCode::kTimeout) return json_error(410, "lease_expired", "the lease expired");
+  return internal_error_response(e, what);
 }
 
 // ---------------------------------------------------------------- admin
@@ -681,8 +756,21 @@ HttpResponse Api::admin_call(const HttpRequest& req, const std::string& path) {
   if (config_.admin_token.empty()) return json_error(403, "admin_disabled", "no admin token configured");
   if (!is_admin(req)) return json_error(401, "unauthorized", "admin endpoints need Authorization: Bearer <admin token>");
   if (req.method != "POST") return json_error(405, "method_not_allowed", "admin endpoints take POST");
+  if (!json_depth_ok(req.body))
+    return json_error(400, "json_too_deep", "JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return json_error(400, "invalid_json", "request body is not valid JSON");
+  if (path == "/api/v1/admin/workers/disable" || path == "/api/v1/admin/workers/enable") {
+    if (auto e = check_fields(body, {"name"})) return json_error(e->status, e->code, e->message);
+    if (!body.contains("name") || !body["name"].is_string())
+      return json_error(400, "invalid_field", "name (string) required");
+    const bool disable = path.ends_with("/disable");
+    auto found = store_.set_worker_disabled(body["name"].get<std::string>(), disable, now());
+    if (!found) return internal_error_response(found.error(), path);
+    if (!*found) return json_error(404, "not_found", "no such worker");
+    spdlog::info("admin: worker {} {}", body["name"].get<std::string>(), disable ? "disabled" : "enabled");
+    return json_ok({{"name", body["name"]}, {"disabled", disable}});
+  }
   if (path == "/api/v1/admin/workers") {
     if (auto e = check_fields(body, {"name", "public_key", "resource_classes"})) return json_error(e->status, e->code, e->message);
     if (!body.contains("name") || !body["name"].is_string() || body["name"].get<std::string>().empty() ||
@@ -703,7 +791,7 @@ HttpResponse Api::admin_call(const HttpRequest& req, const std::string& path) {
     auto id = store_.register_worker(body["name"], body["public_key"], classes, now());
     if (!id) {
       if (id.error().code() == ErrorCode::kMalformedInput) return json_error(409, "conflict", id.error().message());
-      return json_error(503, "busy", id.error().message());
+      return internal_error_response(id.error(), path);
     }
     return json_ok({{"id", *id}, {"name", body["name"]}}, 201);
   }
@@ -728,7 +816,7 @@ HttpResponse Api::admin_call(const HttpRequest& req, const std::string& path) {
     if (static_cast<int>(job.has_value()) + static_cast<int>(sha.has_value()) + static_cast<int>(failed) != 1)
       return json_error(400, "invalid_field", "give exactly one of job, sha256, failed");
     auto n = store_.requeue(job, sha, failed, now());
-    if (!n) return json_error(503, "busy", n.error().message());
+    if (!n) return internal_error_response(n.error(), path);
     return json_ok({{"requeued", *n}});
   }
   return json_error(404, "not_found", "no such admin endpoint");

@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "attest/keys.h"
 #include "server/attestor.h"
 #include "server/config.h"
 #include "server/http_types.h"
@@ -45,6 +46,13 @@ class Api {
   void handle_rejected(int status) { metrics_.request("rejected", status); }
   // Body limit for a request, known from its header only (checked before reading the body).
   std::uint64_t body_limit(std::string_view method, std::string_view target) const;
+  // Checks a request's headers before its body is read: worker routes need well-formed
+  // signature headers for this origin, a registered enabled key and a fresh timestamp;
+  // admin POSTs need the admin token. The refusal to send, or nullopt to read the body.
+  std::optional<HttpResponse> precheck(const HttpRequest& head) const;
+  // Replies to worker requests are signed with this key (kmrd's attestation key), bound to
+  // the request's nonce and config.origin. Null: unsigned (tests without a key only).
+  void set_reply_key(const attest::Ed25519Key* key) { reply_key_ = key; }
 
   // Hooks run after a report is stored (attestation, metrics); set by main.
   std::function<void(const ReportOutcome&, const Report&)> on_report;
@@ -55,6 +63,11 @@ class Api {
   HttpResponse get_artifact(const HttpRequest& req, const std::string& hex);
   HttpResponse list_artifacts(const std::multimap<std::string, std::string>& query);
   HttpResponse worker_call(const HttpRequest& req, const std::string& path);
+  std::optional<HttpResponse> check_worker_headers(const HttpRequest& req, Worker& worker, std::int64_t& ts) const;
+  void sign_worker_reply(const HttpRequest& req, HttpResponse& r) const;
+  HttpResponse lease_error(const Error& e, std::string_view what) const;
+  // Metrics, reply signature (worker routes) and security headers of every response.
+  HttpResponse finalize(const HttpRequest& req, bool worker_route, HttpResponse r) const;
   HttpResponse admin_call(const HttpRequest& req, const std::string& path);
   HttpResponse blob_response(const HttpRequest& req, const std::optional<std::string>& hex,
                              const std::string& content_type, bool range_ok);
@@ -66,6 +79,7 @@ class Api {
   const Config& config_;
   Metrics& metrics_;
   Attestor* attestor_;
+  const attest::Ed25519Key* reply_key_ = nullptr;
   StaticFiles static_;
   Clock clock_;
 
@@ -78,6 +92,9 @@ class Api {
 };
 
 HttpResponse json_error(int status, std::string_view code, std::string_view message);
+// A store or I/O failure: logged with its detail, answered with a generic message
+// (503 busy for a busy database, else 500) so no SQL text or path reaches a client.
+HttpResponse internal_error_response(const Error& e, std::string_view where);
 // Decodes %XX and '+'; nullopt on bad escapes or NUL.
 std::optional<std::string> url_decode(std::string_view s, bool plus_is_space);
 

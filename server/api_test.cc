@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "attest/base64.h"
 #include "attest/keys.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
@@ -25,6 +26,7 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(t.has_value());
     dir_.emplace(std::move(t).value());
     config_.admin_token = "secret-token";
+    config_.origin = "http://kmrd.test:8080";
     config_.state_dir = dir_->path() + "/state";
     auto s = Store::open(config_.state_dir);
     ASSERT_TRUE(s.has_value());
@@ -40,6 +42,7 @@ class ApiTest : public ::testing::Test {
     std::filesystem::create_symlink(dir_->path() + "/src/index.html", dir_->path() + "/web/index.html");
     api_ = std::make_unique<Api>(*store_, config_, metrics_, attestor_.get(), StaticFiles::load(dir_->path() + "/web"),
                                  [this] { return now_; });
+    api_->set_reply_key(&attestor_->key());
     api_->on_report = [this](const ReportOutcome& o, const Report&) {
       (void)attestor_->attest_rebuild(*store_, o.rebuild_id, now_);
     };
@@ -67,8 +70,9 @@ class ApiTest : public ::testing::Test {
     HttpRequest r{"POST", target, {{"authorization", "Bearer " + token}}, body, "127.0.0.1"};
     return api_->handle(r);
   }
-  HttpRequest signed_req(const attest::Ed25519Key& k, const std::string& target, const std::string& body) {
-    auto h = sign_request(k, "POST", target, body, now_);
+  HttpRequest signed_req(const attest::Ed25519Key& k, const std::string& target, const std::string& body,
+                         const std::string& origin = "http://kmrd.test:8080") {
+    auto h = sign_request(k, origin, "POST", target, body, now_);
     EXPECT_TRUE(h.has_value());
     HttpRequest r{"POST", target, {}, body, "10.0.0.7"};
     for (auto& [name, v] : h->as_list()) {
@@ -169,7 +173,8 @@ TEST_F(ApiTest, ReportFlowWithAttestationAndLeaseChecks) {
   std::string target = "/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>()) + "/report";
   json rep = {{"lease", job["lease"]}, {"status", "verified"}, {"module_root", "match"}, {"files", "identical"},
               {"shipped_root", "ab12"}, {"rebuilt_root", "ab12"}, {"log", "build log\nline 2\n"},
-              {"rebuilt", {{{"name", "linux-1.pkg.tar.zst"}, {"sha256", hexof(1)}}}}};
+              {"rebuilt", {{{"name", "linux-1.pkg.tar.zst"}, {"sha256", hexof(1)}},
+                           {{"name", "linux-headers-1.pkg.tar.zst"}, {"sha256", hexof(2)}}}}};
   std::size_t blobs_before = blob_count();
   // Wrong lease token: 409 and nothing written.
   json wrong = rep;
@@ -251,6 +256,214 @@ TEST_F(ApiTest, ExpiredLeaseReportRefused) {
   std::string target = "/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>()) + "/report";
   json rep = {{"lease", job["lease"]}, {"status", "error"}, {"reason", "late"}};
   EXPECT_EQ(error_code(api_->handle(signed_req(*key_, target, rep.dump()))), "lease_not_held");
+}
+
+std::string header_of(const HttpResponse& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers)
+    if (k == name) return v;
+  return "";
+}
+
+// The in-toto statement inside an attestation envelope served by the API.
+json statement_of(const std::string& envelope) {
+  json env = json::parse(envelope);
+  auto payload = attest::base64_decode(env["payload"].get<std::string>());
+  EXPECT_TRUE(payload.has_value());
+  return json::parse(std::string(payload->begin(), payload->end()));
+}
+
+TEST_F(ApiTest, IdenticalClaimWithDifferentHashIsDowngraded) {
+  json job = claim();
+  std::string target = "/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>()) + "/report";
+  // The worker claims identical and a matching root, but its own hashes and roots disagree.
+  json rep = {{"lease", job["lease"]}, {"status", "verified"}, {"module_root", "match"}, {"files", "identical"},
+              {"shipped_root", "ab12"}, {"rebuilt_root", "cd34"},
+              {"rebuilt", {{{"name", "linux-1.pkg.tar.zst"}, {"sha256", hexof(1)}},
+                           {{"name", "linux-headers-1.pkg.tar.zst"}, {"sha256", hexof(77)}}}}};
+  HttpResponse ok = api_->handle(signed_req(*key_, target, rep.dump()));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_FALSE(body(ok)["reproducible"]);
+  EXPECT_NE(body(ok)["downgraded"].get<std::string>().find("linux-headers-1.pkg.tar.zst"), std::string::npos);
+  json headers = body(get("/api/v1/artifacts/sha256/" + hexof(2)));
+  EXPECT_EQ(headers["verdicts"]["files"], "different");
+  EXPECT_EQ(headers["verdicts"]["module_root"], "mismatch");
+  EXPECT_FALSE(headers["verdicts"]["reproducible"]);
+  EXPECT_NE(headers["verdicts"]["downgraded"].get<std::string>().find("roots differ"), std::string::npos);
+  // The bit-identical package stays identical per artifact; the root claim is still refused.
+  json linux_art = body(get("/api/v1/artifacts/sha256/" + hexof(1)));
+  EXPECT_EQ(linux_art["verdicts"]["files"], "identical");
+  EXPECT_EQ(linux_art["verdicts"]["module_root"], "mismatch");
+  json build = body(get("/api/v1/builds/" + std::to_string(body(ok)["build"].get<int>())));
+  EXPECT_EQ(build["files"], "different");
+  EXPECT_TRUE(build["downgraded"].is_string());
+  // The signed attestation carries the downgraded verdict, never PASSED.
+  ASSERT_EQ(headers["attestations"].size(), 1u);
+  json st = statement_of(get(headers["attestations"][0]).body);
+  EXPECT_EQ(st["predicate"]["verificationResult"], "FAILED") << st.dump();
+}
+
+TEST_F(ApiTest, IdenticalWithoutRebuiltHashesIsNotAccepted) {
+  json job = claim();
+  std::string target = "/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>()) + "/report";
+  json rep = {{"lease", job["lease"]}, {"status", "verified"}, {"module_root", "absent"}, {"files", "identical"}};
+  HttpResponse ok = api_->handle(signed_req(*key_, target, rep.dump()));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_FALSE(body(ok)["reproducible"]);
+  EXPECT_EQ(body(get("/api/v1/artifacts/sha256/" + hexof(1)))["verdicts"]["files"], "different");
+}
+
+TEST_F(ApiTest, RepliesAreSignedAndBoundToTheRequestNonce) {
+  HttpRequest req = signed_req(*key_, "/api/v1/worker/claim", "{}");
+  HttpResponse r = api_->handle(req);
+  ASSERT_EQ(r.status, 200);
+  std::string sig = header_of(r, "X-Kmr-Reply-Signature");
+  ASSERT_EQ(sig.size(), 128u);
+  std::string nonce(req.header("x-kmr-nonce"));
+  const attest::Ed25519Key& kmrd_key = attestor_->key();
+  EXPECT_TRUE(verify_reply(kmrd_key, config_.origin, nonce, r.status, r.body, sig).has_value());
+  // A swapped job, another request's nonce, another origin, another status or key: rejected.
+  std::string swapped = r.body;
+  swapped[swapped.size() / 2] ^= 1;
+  EXPECT_FALSE(verify_reply(kmrd_key, config_.origin, nonce, r.status, swapped, sig).has_value());
+  EXPECT_FALSE(verify_reply(kmrd_key, config_.origin, std::string(32, 'a'), r.status, r.body, sig).has_value());
+  EXPECT_FALSE(verify_reply(kmrd_key, "http://evil.test", nonce, r.status, r.body, sig).has_value());
+  EXPECT_FALSE(verify_reply(kmrd_key, config_.origin, nonce, 500, r.body, sig).has_value());
+  EXPECT_FALSE(verify_reply(*other_, config_.origin, nonce, r.status, r.body, sig).has_value());
+  EXPECT_FALSE(verify_reply(kmrd_key, config_.origin, nonce, r.status, r.body, "").has_value());
+  // Refusals are signed too.
+  HttpResponse refused = api_->handle(req);
+  EXPECT_EQ(error_code(refused), "replayed");
+  EXPECT_TRUE(verify_reply(kmrd_key, config_.origin, nonce, refused.status, refused.body,
+                           header_of(refused, "X-Kmr-Reply-Signature")).has_value());
+  // A request signed for another kmrd origin is refused, and the origin is inside the signature.
+  EXPECT_EQ(error_code(api_->handle(signed_req(*key_, "/api/v1/worker/claim", "{}", "http://other.test"))),
+            "wrong_origin");
+  HttpRequest moved = signed_req(*key_, "/api/v1/worker/claim", "{}", "http://other.test");
+  for (auto& [k, v] : moved.headers)
+    if (k == "x-kmr-origin") v = config_.origin;
+  EXPECT_EQ(error_code(api_->handle(moved)), "bad_signature");
+}
+
+TEST_F(ApiTest, LeaseExpiryIsCheckedOnHeartbeatAndReport) {
+  config_.queue.lease_seconds = 10;
+  json job = claim();
+  std::string base = "/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>());
+  json hb = {{"lease", job["lease"]}};
+  EXPECT_EQ(api_->handle(signed_req(*key_, base + "/heartbeat", hb.dump())).status, 200);
+  now_ += 11;  // past the lease, not yet reaped
+  HttpResponse h = api_->handle(signed_req(*key_, base + "/heartbeat", hb.dump()));
+  EXPECT_EQ(h.status, 410);
+  EXPECT_EQ(error_code(h), "lease_expired");
+  std::size_t blobs_before = blob_count();
+  json rep = {{"lease", job["lease"]}, {"status", "error"}, {"reason", "late"}, {"log", "late log"}};
+  HttpResponse r = api_->handle(signed_req(*key_, base + "/report", rep.dump()));
+  EXPECT_EQ(r.status, 410);
+  EXPECT_EQ(error_code(r), "lease_expired");
+  EXPECT_EQ(blob_count(), blobs_before);
+  EXPECT_TRUE(body(get("/api/v1/artifacts/sha256/" + hexof(1)))["history"].empty());
+}
+
+TEST_F(ApiTest, RunningLeasesPerWorkerAreCapped) {
+  auto repo = store_->upsert_repository("more", "arch", "file:///y");
+  ASSERT_TRUE(repo.has_value());
+  std::vector<ImportArtifact> arts;
+  for (int i = 10; i < 13; ++i)
+    arts.push_back({"set-" + std::to_string(i), "linux", std::to_string(i), "x86_64", "l" + std::to_string(i) + ".pkg",
+                    "file:///y/l", hexof(i), 1});
+  ASSERT_TRUE(store_->import_artifacts(*repo, "arch", arts, now_).has_value());
+  config_.queue.max_leases_per_worker = 2;
+  claim();
+  claim();
+  HttpResponse third = api_->handle(signed_req(*key_, "/api/v1/worker/claim", "{}"));
+  EXPECT_EQ(third.status, 429);
+  EXPECT_EQ(error_code(third), "too_many_leases");
+  EXPECT_EQ(body(get("/api/v1/queue"))["running"], 2);
+}
+
+TEST_F(ApiTest, DeepJsonIsRefusedBeforeItIsStored) {
+  json job = claim();
+  std::string target = "/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>()) + "/report";
+  std::string deep = std::string(65, '[') + std::string(65, ']');
+  std::string rep = R"({"lease":")" + job["lease"].get<std::string>() +
+                    R"(","status":"error","reason":"x","details":{"d":)" + deep + "}}";
+  std::size_t blobs_before = blob_count();
+  HttpResponse r = api_->handle(signed_req(*key_, target, rep));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_code(r), "json_too_deep");
+  EXPECT_EQ(blob_count(), blobs_before);
+  EXPECT_EQ(error_code(admin("/api/v1/admin/requeue", deep)), "json_too_deep");
+  // 62 levels inside the two outer objects: accepted.
+  std::string ok_rep = R"({"lease":")" + job["lease"].get<std::string>() + R"(","status":"error","reason":"x","details":{"d":)" +
+                       std::string(62, '[') + std::string(62, ']') + "}}";
+  EXPECT_EQ(api_->handle(signed_req(*key_, target, ok_rep)).status, 200);
+}
+
+TEST_F(ApiTest, SecondKeyUnderAKnownNameIsAConflict) {
+  HttpResponse r = admin("/api/v1/admin/workers", json{{"name", "w1"}, {"public_key", to_hex(other_->raw_public())}}.dump());
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(error_code(r), "conflict");
+  // The original key still works; the other key is still unknown.
+  claim();
+  EXPECT_EQ(error_code(api_->handle(signed_req(*other_, "/api/v1/worker/claim", "{}"))), "unknown_worker");
+  // Re-registering the same key under its name is idempotent.
+  EXPECT_EQ(admin("/api/v1/admin/workers", json{{"name", "w1"}, {"public_key", to_hex(key_->raw_public())}}.dump()).status,
+            201);
+}
+
+TEST_F(ApiTest, DisabledWorkerGets403OnEveryCall) {
+  json job = claim();
+  HttpResponse d = admin("/api/v1/admin/workers/disable", R"({"name":"w1"})");
+  ASSERT_EQ(d.status, 200) << d.body;
+  EXPECT_EQ(error_code(admin("/api/v1/admin/workers/disable", R"({"name":"nobody"})")), "not_found");
+  std::string base = "/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>());
+  for (const auto& [target, b] : std::vector<std::pair<std::string, std::string>>{
+           {"/api/v1/worker/claim", "{}"},
+           {base + "/heartbeat", json{{"lease", job["lease"]}}.dump()},
+           {base + "/report", json{{"lease", job["lease"]}, {"status", "error"}}.dump()}}) {
+    HttpRequest req = signed_req(*key_, target, b);
+    HttpResponse r = api_->handle(req);
+    EXPECT_EQ(r.status, 403) << target;
+    EXPECT_EQ(error_code(r), "worker_disabled");
+    req.body.clear();  // checked from the headers alone, before any body is read
+    auto pre = api_->precheck(req);
+    ASSERT_TRUE(pre.has_value());
+    EXPECT_EQ(pre->status, 403);
+  }
+  // Its job went back to the queue.
+  EXPECT_EQ(body(get("/api/v1/queue"))["running"], 0);
+  ASSERT_EQ(admin("/api/v1/admin/workers/enable", R"({"name":"w1"})").status, 200);
+  claim();
+}
+
+TEST_F(ApiTest, PrecheckRefusesFromHeadersAlone) {
+  HttpRequest head = signed_req(*other_, "/api/v1/worker/jobs/1/report", "x");
+  head.body.clear();
+  auto r = api_->precheck(head);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(error_code(*r), "unknown_worker");
+  HttpRequest good = signed_req(*key_, "/api/v1/worker/jobs/1/report", "x");
+  good.body.clear();
+  EXPECT_FALSE(api_->precheck(good).has_value());
+  HttpRequest stale = good;
+  now_ += 3600;
+  EXPECT_EQ(error_code(*api_->precheck(stale)), "stale_timestamp");
+  HttpRequest adm{"POST", "/api/v1/admin/requeue", {{"authorization", "Bearer nope"}}, "", ""};
+  EXPECT_EQ(api_->precheck(adm)->status, 401);
+  HttpRequest pub{"GET", "/api/v1/stats", {}, "", ""};
+  EXPECT_FALSE(api_->precheck(pub).has_value());
+}
+
+TEST_F(ApiTest, StoreErrorsGiveAGenericMessage) {
+  ASSERT_TRUE(store_->writer().exec("DROP TABLE verdicts").has_value());
+  HttpResponse r = get("/api/v1/artifacts/sha256/" + hexof(1));
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(error_code(r), "internal");
+  for (const char* leak : {"verdicts", "SQL", "sqlite", "no such", "kmrd.sqlite"})
+    EXPECT_EQ(r.body.find(leak), std::string::npos) << leak << " in " << r.body;
+  EXPECT_EQ(r.body.find(config_.state_dir), std::string::npos);
+  HttpResponse l = get("/api/v1/artifacts");
+  EXPECT_EQ(l.status, 500);
+  EXPECT_EQ(l.body.find("verdicts"), std::string::npos) << l.body;
 }
 
 }  // namespace

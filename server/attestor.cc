@@ -71,6 +71,8 @@ Result<std::unique_ptr<Attestor>> Attestor::open(const std::string& state_dir, c
   return a;
 }
 
+std::uint64_t Attestor::log_size() const { return log_->size(); }
+
 Result<int> Attestor::attest_rebuild(Store& store, std::int64_t rebuild_id, std::int64_t now) {
   std::lock_guard lock(mu_);
   KMR_ASSIGN_OR_RETURN(auto b, store.build(rebuild_id));
@@ -91,7 +93,11 @@ Result<int> Attestor::attest_rebuild(Store& store, std::int64_t rebuild_id, std:
     in.module_root = build["module_root"];
     std::optional<std::string> rebuilt_sha;
     if (art["rebuilt_sha256"].is_string()) rebuilt_sha = art["rebuilt_sha256"].get<std::string>();
-    in.files = artifact_files_tier({status, files, art["sha256"].get<std::string>(), rebuilt_sha,
+    // The hash a bit-identical rebuild has (Nix: the NarHash), stored at sync.
+    const std::string expected = art.contains("expected_sha256") && art["expected_sha256"].is_string()
+                                     ? art["expected_sha256"].get<std::string>()
+                                     : art["sha256"].get<std::string>();
+    in.files = artifact_files_tier({status, files, expected, rebuilt_sha,
                                     art["filename"].get<std::string>(), build["artifacts"].size(),
                                     build.value("differing", json::array())})
                    .value_or(files);

@@ -27,6 +27,10 @@ class Attestor {
   // artifact bytes (no module_root, e.g. build-failed) are not attested.
   Result<int> attest_rebuild(Store& store, std::int64_t rebuild_id, std::int64_t now);
   const std::string& keyid() const { return keyid_; }
+  // kmrd's Ed25519 key: signs attestations, checkpoints and replies to workers.
+  const attest::Ed25519Key& key() const { return *key_; }
+  // Entries in the transparency log.
+  std::uint64_t log_size() const;
   attest::AttestationService& service() { return *service_; }
 
  private:

@@ -69,7 +69,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded()) return malformed(origin + ": not valid JSON");
   Config c;
-  KMR_TRY(check_keys(j, {"state_dir", "web_dir", "admin_token", "admin_token_file", "log", "verifier_id", "signing_key",
+  KMR_TRY(check_keys(j, {"state_dir", "web_dir", "admin_token", "admin_token_file", "log", "verifier_id", "signing_key", "origin",
                          "http", "queue", "sync_interval_seconds", "max_clock_skew_seconds", "worker_online_seconds",
                          "repositories", "workers", "$comment"},
                      origin));
@@ -78,6 +78,11 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
   KMR_TRY(get(j, "admin_token", c.admin_token, origin));
   KMR_TRY(get(j, "verifier_id", c.verifier_id, origin));
   KMR_TRY(get(j, "signing_key", c.signing_key, origin));
+  KMR_TRY(get(j, "origin", c.origin, origin));
+  while (!c.origin.empty() && c.origin.back() == '/') c.origin.pop_back();
+  if (!c.origin.empty() && c.origin.rfind("http://", 0) != 0 && c.origin.rfind("https://", 0) != 0)
+    return malformed(origin + ".origin: must start with http:// or https://");
+  if (c.origin.find_first_of("\n\r ") != std::string::npos) return malformed(origin + ".origin: no whitespace");
   KMR_TRY(get(j, "sync_interval_seconds", c.sync_interval_seconds, origin));
   KMR_TRY(get(j, "max_clock_skew_seconds", c.max_clock_skew_seconds, origin));
   KMR_TRY(get(j, "worker_online_seconds", c.worker_online_seconds, origin));
@@ -100,7 +105,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     std::string w = origin + ".http";
     KMR_TRY(check_keys(h, {"listen", "threads", "read_timeout_ms", "write_timeout_ms", "idle_timeout_ms",
                            "max_header_bytes", "max_json_body", "max_report_body", "tls_cert", "tls_key",
-                           "shutdown_grace_ms"},
+                           "shutdown_grace_ms", "max_connections", "max_inflight_body_bytes"},
                        w));
     KMR_TRY(get(h, "listen", c.http.listen, w));
     KMR_TRY(get(h, "threads", c.http.threads, w));
@@ -113,6 +118,11 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     KMR_TRY(get(h, "tls_cert", c.http.tls_cert, w));
     KMR_TRY(get(h, "tls_key", c.http.tls_key, w));
     KMR_TRY(get(h, "shutdown_grace_ms", c.http.shutdown_grace_ms, w));
+    KMR_TRY(get(h, "max_connections", c.http.max_connections, w));
+    KMR_TRY(get(h, "max_inflight_body_bytes", c.http.max_inflight_body_bytes, w));
+    if (c.http.max_connections < 1) return malformed(w + ".max_connections: at least 1");
+    if (c.http.max_inflight_body_bytes < c.http.max_report_body || c.http.max_inflight_body_bytes < c.http.max_json_body)
+      return malformed(w + ".max_inflight_body_bytes: at least max_report_body and max_json_body");
     if (c.http.tls_cert.empty() != c.http.tls_key.empty()) return malformed(w + ": tls_cert and tls_key go together");
     if (c.http.threads < 1 || c.http.threads > 256) return malformed(w + ".threads: 1..256");
   }
@@ -121,13 +131,15 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     const json& q = j["queue"];
     std::string w = origin + ".queue";
     KMR_TRY(check_keys(q, {"lease_seconds", "heartbeat_seconds", "retry_backoff_seconds", "max_build_attempts",
-                           "max_repro_attempts"},
+                           "max_repro_attempts", "max_leases_per_worker"},
                        w));
     KMR_TRY(get(q, "lease_seconds", c.queue.lease_seconds, w));
     KMR_TRY(get(q, "heartbeat_seconds", c.queue.heartbeat_seconds, w));
     KMR_TRY(get(q, "retry_backoff_seconds", c.queue.retry_backoff_seconds, w));
     KMR_TRY(get(q, "max_build_attempts", c.queue.max_build_attempts, w));
     KMR_TRY(get(q, "max_repro_attempts", c.queue.max_repro_attempts, w));
+    KMR_TRY(get(q, "max_leases_per_worker", c.queue.max_leases_per_worker, w));
+    if (c.queue.max_leases_per_worker < 1) return malformed(w + ".max_leases_per_worker: at least 1");
     if (c.queue.lease_seconds < 1 || c.queue.heartbeat_seconds < 1 || c.queue.heartbeat_seconds >= c.queue.lease_seconds)
       return malformed(w + ": need 1 <= heartbeat_seconds < lease_seconds");
   }
@@ -138,7 +150,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
       const json& r = j["repositories"][i];
       std::string w = origin + ".repositories[" + std::to_string(i) + "]";
       KMR_TRY(check_keys(r, {"name", "distro", "url", "format", "packages", "architectures", "trusted_keys",
-                             "resource_class"},
+                             "resource_class", "insecure_unsigned"},
                          w));
       RepositoryConfig rc;
       KMR_TRY(get(r, "name", rc.name, w));
@@ -149,6 +161,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
       KMR_TRY(get(r, "architectures", rc.architectures, w));
       KMR_TRY(get(r, "trusted_keys", rc.trusted_keys, w));
       KMR_TRY(get(r, "resource_class", rc.resource_class, w));
+      KMR_TRY(get(r, "insecure_unsigned", rc.insecure_unsigned, w));
       if (rc.name.empty() || rc.distro.empty() || rc.url.empty()) return malformed(w + ": name, distro and url are required");
       if (rc.url.rfind("file://", 0) != 0 && rc.url.rfind("http://", 0) != 0 && rc.url.rfind("https://", 0) != 0)
         return malformed(w + ".url: must start with file://, http:// or https://");

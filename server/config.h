@@ -23,6 +23,8 @@ struct RepositoryConfig {
   std::vector<std::string> architectures;  // empty = all
   std::vector<std::string> trusted_keys;   // keyring files / public keys handed to the reader
   std::string resource_class = "default";
+  // Accept a remote (non-file://) index without a verified signature. Shown in the API and UI.
+  bool insecure_unsigned = false;
 };
 
 struct HttpConfig {
@@ -36,6 +38,8 @@ struct HttpConfig {
   std::uint64_t max_report_body = 64ull << 20;
   std::string tls_cert, tls_key;           // both set: HTTPS only
   std::int64_t shutdown_grace_ms = 10000;
+  int max_connections = 1024;                        // further connections are refused (503) until one ends
+  std::uint64_t max_inflight_body_bytes = 256ull << 20;  // request bodies held at once, all connections
 };
 
 struct Config {
@@ -45,6 +49,9 @@ struct Config {
   std::string log_format = "text";         // text | json
   std::string log_level = "info";
   std::string verifier_id = "https://kmr.invalid/rebuilder";
+  // kmrd's URL as workers address it (their "server"); bound into every worker request and
+  // reply signature. Empty: scheme://listen-address:bound-port, set at start.
+  std::string origin;
   std::string signing_key;                 // attestation key (PEM, 0600); generated in state_dir if empty
   HttpConfig http;
   QueuePolicy queue;

@@ -96,6 +96,11 @@ Result<ClientResponse> http_request(const std::string& method, const std::string
     auto& res = parser.get();
     out.status = static_cast<int>(res.result_int());
     out.content_type = std::string(res[http::field::content_type]);
+    for (const auto& f : res) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
     out.body = std::move(res.body());
     return out;
   } catch (const std::exception& e) {

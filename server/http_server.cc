@@ -31,6 +31,8 @@ struct HttpServer::Impl {
   std::unique_ptr<ssl::context> tls;
   std::atomic<bool> stopping{false};
   std::atomic<int> in_flight{0};
+  std::atomic<int> connections{0};
+  std::atomic<std::uint64_t> body_bytes{0};  // request bodies being read or handled
   net::signal_set signals{ioc, SIGTERM, SIGINT};
   net::steady_timer drain{ioc};
   std::chrono::steady_clock::time_point stop_deadline;
@@ -85,6 +87,55 @@ net::awaitable<void> send_error(Stream& stream, HttpServer::Impl& s, int status,
   co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
 }
 
+// Holds a share of the in-flight body budget for one request.
+class BodyReservation {
+ public:
+  BodyReservation(HttpServer::Impl& s, std::uint64_t n) : s_(s) {
+    std::uint64_t cur = s_.body_bytes.load();
+    while (cur + n <= s_.cfg.max_inflight_body_bytes) {
+      if (s_.body_bytes.compare_exchange_weak(cur, cur + n)) {
+        held_ = n;
+        ok_ = true;
+        return;
+      }
+    }
+  }
+  ~BodyReservation() {
+    if (ok_) s_.body_bytes.fetch_sub(held_);
+  }
+  BodyReservation(const BodyReservation&) = delete;
+  BodyReservation& operator=(const BodyReservation&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  HttpServer::Impl& s_;
+  std::uint64_t held_ = 0;
+  bool ok_ = false;
+};
+
+template <class Fields>
+HttpRequest head_of(const Fields& h, std::string method, std::string target, const std::string& remote) {
+  HttpRequest req;
+  req.method = std::move(method);
+  req.target = std::move(target);
+  req.remote = remote;
+  req.headers.reserve(8);
+  for (const auto& f : h) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    req.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  return req;
+}
+
+template <class Stream>
+net::awaitable<void> send_response(Stream& stream, HttpServer::Impl& s, const HttpResponse& r) {
+  auto out = to_beast(r, 11, false);
+  beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
+  beast::error_code ec;
+  co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
+}
+
 template <class Stream>
 net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remote) {
   beast::flat_buffer buffer;
@@ -111,7 +162,7 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
         ec == net::error::operation_aborted || ec == net::error::connection_reset)
       co_return;
     if (ec) {
-      co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request: " + ec.message());
+      co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request");
       co_return;
     }
     auto& h = parser.get();
@@ -124,6 +175,17 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
       co_return;
     }
     parser.body_limit(limit);
+    HttpRequest req = head_of(h, std::move(method), std::move(target), remote);
+    // Authenticate from the headers before reading (and buffering) a body.
+    if (auto refused = s.api.precheck(req)) {
+      co_await send_response(stream, s, *refused);
+      co_return;
+    }
+    BodyReservation budget(s, parser.is_done() ? 0 : len ? *len : limit);
+    if (!budget.ok()) {
+      co_await send_error(stream, s, 503, "busy", "too many request bodies in flight, retry");
+      co_return;
+    }
     if (!parser.is_done()) {
       if (beast::iequals(h[http::field::expect], "100-continue")) {
         http::response<http::empty_body> cont{http::status::continue_, 11};
@@ -141,21 +203,11 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
           ec == net::error::connection_reset || ec == net::error::operation_aborted)
         co_return;
       if (ec) {
-        co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request body: " + ec.message());
+        co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request body");
         co_return;
       }
     }
     auto req_msg = parser.release();
-    HttpRequest req;
-    req.method = std::move(method);
-    req.target = std::move(target);
-    req.remote = remote;
-    req.headers.reserve(8);
-    for (const auto& f : req_msg) {
-      std::string name(f.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      req.headers.emplace_back(std::move(name), std::string(f.value()));
-    }
     req.body = std::move(req_msg.body());
     s.in_flight.fetch_add(1);
     HttpResponse res = s.api.handle(req);
@@ -204,19 +256,58 @@ net::awaitable<void> tls_session(tcp::socket socket, HttpServer::Impl& s) {
   co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
 }
 
+// Answers a connection over the limit without a coroutine: one non-blocking write, then close.
+void refuse_connection(tcp::socket& socket) {
+  static constexpr std::string_view kBusy =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+      "Content-Length: 73\r\n\r\n{\"error\":{\"code\":\"busy\",\"message\":\"too many connections, retry later\"}}";
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(kBusy.data(), kBusy.size()), ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
+
+bool out_of_descriptors(const beast::error_code& ec) {
+  return ec == net::error::no_descriptors || ec.value() == ENFILE || ec == net::error::no_buffer_space ||
+         ec == net::error::no_memory;
+}
+
 net::awaitable<void> accept_loop(HttpServer::Impl& s) {
+  net::steady_timer backoff(s.ioc);
+  std::chrono::milliseconds wait = 10ms;
   for (;;) {
     beast::error_code ec;
     tcp::socket socket = co_await s.acceptor.async_accept(net::make_strand(s.ioc),
                                                           net::redirect_error(net::use_awaitable, ec));
     if (ec) {
       if (s.stopping.load() || ec == net::error::operation_aborted) co_return;
-      spdlog::warn("accept: {}", ec.message());
+      // Out of descriptors (EMFILE/ENFILE) or memory: the pending connection stays queued, so an
+      // immediate retry fails again. Wait, doubling up to 1 s, instead of spinning.
+      if (out_of_descriptors(ec)) {
+        if (wait == 10ms) spdlog::warn("accept: {}; backing off", ec.message());
+        wait = std::min<std::chrono::milliseconds>(wait * 2, 1000ms);
+      } else {
+        spdlog::warn("accept: {}", ec.message());
+      }
+      backoff.expires_after(wait);
+      co_await backoff.async_wait(net::redirect_error(net::use_awaitable, ec));
       continue;
     }
+    wait = 10ms;
+    if (s.connections.load() >= s.cfg.max_connections) {
+      s.api.handle_rejected(503);
+      refuse_connection(socket);
+      continue;
+    }
+    s.connections.fetch_add(1);
+    auto release = [&s](std::exception_ptr e) {
+      s.connections.fetch_sub(1);
+      log_exception(e);
+    };
     auto ex = socket.get_executor();
-    if (s.tls) net::co_spawn(ex, tls_session(std::move(socket), s), log_exception);
-    else net::co_spawn(ex, plain_session(std::move(socket), s), log_exception);
+    if (s.tls) net::co_spawn(ex, tls_session(std::move(socket), s), release);
+    else net::co_spawn(ex, plain_session(std::move(socket), s), release);
   }
 }
 

@@ -105,6 +105,26 @@ void setup_logging(const Config& c) {
   spdlog::set_level(spdlog::level::from_str(c.log_level));
 }
 
+// In a forked child before exec: closes every descriptor but 0-2, so the listening
+// socket, the database and the log never reach a spawned program.
+void close_inherited_fds() {
+  if (::close_range(3, ~0U, 0) == 0) return;
+  long max = ::sysconf(_SC_OPEN_MAX);
+  for (long fd = 3; fd < (max > 0 ? max : 65536); ++fd) ::close(static_cast<int>(fd));
+}
+
+// The log must hold every entry the database references: a log truncated or
+// replaced behind kmrd's back would make served attestations unprovable.
+Result<void> check_log_covers_store(Store& store, const Attestor& attestor) {
+  KMR_ASSIGN_OR_RETURN(auto max_index, store.max_log_index());
+  if (max_index && static_cast<std::uint64_t>(*max_index) >= attestor.log_size())
+    return Error(ErrorCode::kVerificationFailed,
+                 "the database references transparency log entry " + std::to_string(*max_index) +
+                     " but the log holds " + std::to_string(attestor.log_size()) +
+                     " entries (log truncated or replaced); refusing to start");
+  return ok();
+}
+
 struct Daemon {
   Config cfg;
   std::unique_ptr<Store> store;
@@ -156,6 +176,7 @@ struct Daemon {
     pid_t pid = fork();
     if (pid == 0) {
       setpgid(0, 0);
+      close_inherited_fds();
       std::vector<char*> a;
       for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
       a.push_back(nullptr);
@@ -189,7 +210,7 @@ struct Daemon {
 // Demo: fixtures, repositories, one spawned kmr-worker, a summary when done.
 void run_demo(Daemon& d, std::uint16_t port) {
   std::string state = d.cfg.state_dir;
-  std::string base = "http://127.0.0.1:" + std::to_string(port);
+  std::string base = d.cfg.origin.empty() ? "http://127.0.0.1:" + std::to_string(port) : d.cfg.origin;
   std::string fixtures = state + "/fixtures";
   std::error_code ec;
   if (!fs::exists(fixtures + "/manifest.json", ec)) {
@@ -251,8 +272,8 @@ void run_demo(Daemon& d, std::uint16_t port) {
       if (k) pub = to_hex(k->raw_public());
     }
     if (pub.size() == 64 && d.store->register_worker("demo-worker", pub, {"default"}, unix_now())) {
-      d.spawn({worker_bin, "--server", base, "--key", key, "--name", "demo-worker", "--work-dir", state + "/work",
-               "--idle-seconds", "2"});
+      d.spawn({worker_bin, "--server", base, "--server-key", to_hex(d.attestor->key().raw_public()), "--key", key,
+               "--name", "demo-worker", "--work-dir", state + "/work", "--idle-seconds", "2"});
     } else {
       spdlog::error("demo: cannot create the worker key {}", key);
     }
@@ -390,6 +411,10 @@ int main_impl(int argc, char** argv) {
     return 2;
   }
   d.attestor = std::move(att).value();
+  if (auto covered = check_log_covers_store(*d.store, *d.attestor); !covered) {
+    spdlog::error("{}", covered.error().to_string());
+    return 2;
+  }
   // Verdicts stored before a crash but not yet signed.
   if (auto pending = d.store->unattested_rebuilds(); pending)
     for (std::int64_t id : *pending) (void)d.attestor->attest_rebuild(*d.store, id, unix_now());
@@ -397,6 +422,7 @@ int main_impl(int argc, char** argv) {
   StaticFiles files = StaticFiles::load(web_dir);
   if (files.size() == 0) spdlog::warn("web UI not found (looked for web/index.html); API only");
   d.api = std::make_unique<Api>(*d.store, d.cfg, d.metrics, d.attestor.get(), std::move(files));
+  d.api->set_reply_key(&d.attestor->key());
   d.api->on_report = [&d](const ReportOutcome& o, const Report& r) {
     d.metrics.verification(static_cast<double>(r.duration_ms.value_or(0)) / 1000.0,
                            r.status != "verified" ? r.status : o.reproducible ? "reproducible" : "not-reproducible");
@@ -413,6 +439,14 @@ int main_impl(int argc, char** argv) {
   }
   d.http = std::move(http).value();
   std::uint16_t port = d.http->port();
+  if (d.cfg.origin.empty()) {
+    std::string host = hp.first.find(':') != std::string::npos ? "[" + hp.first + "]" : hp.first;
+    d.cfg.origin = scheme + "://" + host + ":" + std::to_string(port);
+    if (hp.first == "0.0.0.0" || hp.first == "::")
+      spdlog::warn("listening on all addresses without \"origin\": workers must use {} as their server URL",
+                   d.cfg.origin);
+  }
+  spdlog::info("workers: server {} server_key {}", d.cfg.origin, to_hex(d.attestor->key().raw_public()));
   spdlog::info("kmrd {} listening on {}://{}:{} (state {}, web {})", kVersion, scheme, hp.first, port,
                d.cfg.state_dir, web_dir.empty() ? "-" : web_dir);
   if (!port_file.empty()) {

@@ -55,22 +55,65 @@ bool is_reproducible(const std::string& status, const std::optional<std::string>
 std::optional<std::string> artifact_files_tier(const ArtifactTierInput& in) {
   if (in.status != "verified" || !in.set_tier) return in.set_tier;
   if (in.rebuilt_sha256 && *in.rebuilt_sha256 == in.shipped_sha256) return std::string("identical");
-  if (in.set_size < 2 || !in.differing.is_array() || in.differing.empty() || *in.set_tier == "identical") {
-    return in.set_tier;
-  }
+  if (*in.set_tier == "identical") return std::string("different");  // bit-identical needs equal hashes
+  if (in.set_size < 2 || !in.differing.is_array() || in.differing.empty()) return in.set_tier;
   static constexpr std::string_view kNarinfo = ".narinfo";
   const bool nix = in.filename.size() > kNarinfo.size() &&
                    in.filename.compare(in.filename.size() - kNarinfo.size(), kNarinfo.size(), kNarinfo) == 0;
-  const std::string store_hash = nix ? in.filename.substr(0, in.filename.size() - kNarinfo.size()) + "-" : "";
+  // A Nix output is its NAR: bit-identical only with the equal NarHash (checked above).
+  if (nix) return in.set_tier;
   for (const auto& d : in.differing) {
     if (!d.is_string()) return in.set_tier;
     const std::string entry = d.get<std::string>();
     const auto colon = entry.find(':');
     if (colon == std::string::npos) return in.set_tier;  // not attributed to a package
-    const std::string owner = entry.substr(0, colon);
-    if (owner == in.filename || (nix && owner.rfind(store_hash, 0) == 0)) return in.set_tier;
+    if (entry.substr(0, colon) == in.filename) return in.set_tier;
   }
-  return std::string(nix ? "identical" : "content-identical");
+  return std::string("content-identical");
+}
+
+std::optional<std::string> rebuilt_hash_for(const std::vector<std::pair<std::string, std::string>>& rebuilt,
+                                            const std::string& filename, const std::string& name) {
+  static constexpr std::string_view kNarinfo = ".narinfo", kNar = ".nar";
+  const bool nix = filename.size() > kNarinfo.size() && filename.ends_with(kNarinfo);
+  const std::string nar_prefix = nix ? filename.substr(0, filename.size() - kNarinfo.size()) + "-" : "";
+  for (const auto& [k, h] : rebuilt) {
+    if (k == filename || k == name) return h;
+    if (nix && k.size() > nar_prefix.size() + kNar.size() && k.starts_with(nar_prefix) && k.ends_with(kNar)) return h;
+  }
+  return std::nullopt;
+}
+
+VerdictCheck check_verdict(const std::string& status, const std::optional<std::string>& files,
+                           const std::optional<std::string>& module_root, const std::optional<std::string>& shipped_root,
+                           const std::optional<std::string>& rebuilt_root, const std::vector<ExpectedHash>& expected) {
+  VerdictCheck c{files, module_root, ""};
+  if (status != "verified") return c;
+  auto add = [&c](const std::string& why) { c.reason += (c.reason.empty() ? "" : "; ") + why; };
+  if (files && *files == "identical") {
+    std::string why;
+    if (expected.empty()) why = "no artifacts to compare";
+    for (const auto& e : expected) {
+      if (!e.rebuilt) why = "no rebuilt sha256 reported for " + e.filename;
+      else if (*e.rebuilt != e.shipped)
+        why = "rebuilt sha256 of " + e.filename + " is " + *e.rebuilt + ", shipped is " + e.shipped;
+      if (!why.empty()) break;
+    }
+    if (!why.empty()) {
+      c.files = "different";
+      add("worker reported files identical but " + why);
+    }
+  }
+  if (module_root && *module_root == "match" && (!shipped_root || !rebuilt_root || *shipped_root != *rebuilt_root)) {
+    c.module_root = "mismatch";
+    add(!shipped_root || !rebuilt_root ? "worker reported module_root match without both roots"
+                                       : "worker reported module_root match but the roots differ");
+  }
+  if (module_root && *module_root == "absent" && shipped_root) {
+    c.module_root = "mismatch";
+    add("worker reported module_root absent but named a shipped root");
+  }
+  return c;
 }
 
 // ---------------------------------------------------------------- blobs
@@ -193,7 +236,8 @@ Result<std::int64_t> Store::import_artifacts(std::int64_t repo_id, const std::st
       "INSERT INTO jobs(build_input_id, resource_class, created_at, updated_at) VALUES (?, ?, ?, ?) "
       "ON CONFLICT(build_input_id) DO NOTHING"));
   KMR_ASSIGN_OR_RETURN(auto art_ins, writer_->prepare(
-      "INSERT INTO artifacts(package_id, build_input_id, filename, url, sha256, size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+      "INSERT INTO artifacts(package_id, build_input_id, filename, url, sha256, size, created_at, content_sha256) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   for (const ImportArtifact& a : artifacts) {
     known.reset();
     known.bind(1, a.sha256);
@@ -223,7 +267,7 @@ Result<std::int64_t> Store::import_artifacts(std::int64_t repo_id, const std::st
     }
     art_ins.reset();
     art_ins.bind(1, package_id).bind(2, bi_id).bind(3, a.filename).bind(4, a.url).bind(5, a.sha256)
-        .bind(6, a.size).bind(7, now);
+        .bind(6, a.size).bind(7, now).bind(8, a.content_sha256);
     KMR_TRY(art_ins.run());
   }
   KMR_TRY(txn.commit());
@@ -234,9 +278,14 @@ Result<std::int64_t> Store::import_artifacts(std::int64_t repo_id, const std::st
 Result<std::int64_t> Store::register_worker(const std::string& name, const std::string& public_key_hex,
                                             const std::vector<std::string>& resource_classes, std::int64_t now) {
   std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto find, writer_->prepare("SELECT id, public_key FROM workers WHERE name = ?"));
+  find.bind(1, name);
+  KMR_ASSIGN_OR_RETURN(bool known, find.step());
+  if (known && find.text(1) != public_key_hex)
+    return Error(ErrorCode::kMalformedInput, "worker \"" + name + "\" is registered with another key");
   KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
       "INSERT INTO workers(name, public_key, resource_classes, created_at) VALUES (?1, ?2, ?3, ?4) "
-      "ON CONFLICT(name) DO UPDATE SET public_key = ?2, resource_classes = ?3, disabled = 0 RETURNING id"));
+      "ON CONFLICT(name) DO UPDATE SET resource_classes = ?3 RETURNING id"));
   s.bind(1, name).bind(2, public_key_hex).bind(3, json(resource_classes).dump()).bind(4, now);
   auto row = s.step();
   if (!row) {
@@ -247,6 +296,43 @@ Result<std::int64_t> Store::register_worker(const std::string& name, const std::
   std::int64_t id = s.i64(0);
   bump();
   return id;
+}
+
+Result<bool> Store::set_worker_disabled(const std::string& name, bool disabled, std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  Txn txn(*writer_);
+  KMR_TRY(txn.begin());
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare("UPDATE workers SET disabled = ? WHERE name = ? RETURNING id"));
+  s.bind(1, disabled ? 1 : 0).bind(2, name);
+  KMR_ASSIGN_OR_RETURN(bool found, s.step());
+  if (!found) return false;
+  std::int64_t id = s.i64(0);
+  KMR_TRY(s.run());
+  if (disabled) {
+    KMR_ASSIGN_OR_RETURN(auto rq, writer_->prepare(
+        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_token = NULL, lease_expiry = NULL, "
+        "priority = 0, updated_at = ? WHERE state = 'running' AND lease_owner = ?"));
+    rq.bind(1, now).bind(2, id);
+    KMR_TRY(rq.run());
+  }
+  KMR_TRY(txn.commit());
+  bump();
+  return true;
+}
+
+Result<void> Store::set_repository_insecure(std::int64_t repo_id, bool insecure) {
+  std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare("UPDATE repositories SET insecure_unsigned = ? WHERE id = ?"));
+  s.bind(1, insecure ? 1 : 0).bind(2, repo_id);
+  KMR_TRY(s.run());
+  bump();
+  return ok();
+}
+
+Result<bool> Store::artifact_known(const std::string& sha256) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT 1 FROM artifacts WHERE sha256 = ?"));
+  s.bind(1, sha256);
+  return s.step();
 }
 
 Result<bool> Store::use_nonce(std::int64_t worker_id, const std::string& nonce, std::int64_t ts, std::int64_t min_ts) {
@@ -265,6 +351,16 @@ Result<void> Store::touch_worker(std::int64_t worker_id, const std::string& addr
   KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare("UPDATE workers SET address = ?, last_seen = ? WHERE id = ?"));
   s.bind(1, address).bind(2, now).bind(3, worker_id);
   return s.run();
+}
+
+Error Store::lease_error_locked(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token) {
+  auto s = writer_->prepare("SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND lease_owner = ? AND lease_token = ?");
+  if (s) {
+    s->bind(1, job_id).bind(2, worker_id).bind(3, lease_token);
+    auto row = s->step();
+    if (row && *row) return Error(ErrorCode::kTimeout, "lease expired");
+  }
+  return Error(ErrorCode::kPermissionDenied, "lease not held by this worker");
 }
 
 namespace {
@@ -290,6 +386,16 @@ Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t 
   Txn txn(*writer_);
   KMR_TRY(txn.begin());
   KMR_ASSIGN_OR_RETURN(std::int64_t reaped, reap_locked(*writer_, now));
+  KMR_ASSIGN_OR_RETURN(auto held, writer_->prepare(
+      "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND lease_owner = ? AND lease_expiry >= ?"));
+  held.bind(1, worker.id).bind(2, now);
+  KMR_ASSIGN_OR_RETURN(bool counted, held.step());
+  if (counted && held.i64(0) >= policy.max_leases_per_worker) {
+    KMR_TRY(txn.commit());
+    if (reaped) bump();
+    return limit_exceeded("worker holds " + std::to_string(held.i64(0)) + " running lease(s), the limit is " +
+                          std::to_string(policy.max_leases_per_worker));
+  }
   KMR_ASSIGN_OR_RETURN(auto pick, writer_->prepare(
       "SELECT id, build_input_id FROM jobs WHERE state = 'queued' AND next_try <= ?1 "
       "AND resource_class IN (SELECT value FROM json_each(?2)) ORDER BY priority, next_try, id LIMIT 1"));
@@ -336,7 +442,7 @@ Result<std::int64_t> Store::heartbeat(std::int64_t job_id, std::int64_t worker_i
   std::int64_t expiry = now + policy.lease_seconds;
   s.bind(1, expiry).bind(2, now).bind(3, job_id).bind(4, worker_id).bind(5, lease_token).bind(6, now);
   KMR_TRY(s.run());
-  if (writer_->changes() != 1) return Error(ErrorCode::kPermissionDenied, "lease not held by this worker");
+  if (writer_->changes() != 1) return lease_error_locked(job_id, worker_id, lease_token);
   return expiry;
 }
 
@@ -346,55 +452,68 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   KMR_TRY(txn.begin());
   KMR_ASSIGN_OR_RETURN(auto j, writer_->prepare(
       "SELECT build_input_id, build_attempts, repro_attempts, updated_at FROM jobs WHERE id = ? AND state = 'running' "
-      "AND lease_owner = ? AND lease_token = ?"));
-  j.bind(1, r.job_id).bind(2, r.worker_id).bind(3, r.lease_token);
+      "AND lease_owner = ? AND lease_token = ? AND lease_expiry >= ?"));
+  j.bind(1, r.job_id).bind(2, r.worker_id).bind(3, r.lease_token).bind(4, now);
   KMR_ASSIGN_OR_RETURN(bool held, j.step());
-  if (!held) return Error(ErrorCode::kPermissionDenied, "lease not held by this worker");
+  if (!held) return lease_error_locked(r.job_id, r.worker_id, r.lease_token);
   std::int64_t bi = j.i64(0), build_attempts = j.i64(1), repro_attempts = j.i64(2);
   ReportOutcome out;
+  // The set's artifacts and the hash each rebuild must have to be bit-identical.
+  struct Art {
+    std::int64_t id;
+    std::string filename, expected;
+    std::optional<std::string> rebuilt;
+  };
+  std::vector<Art> set;
+  std::vector<ExpectedHash> expected;
+  {
+    KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
+        "SELECT a.id, a.filename, p.name, COALESCE(a.content_sha256, a.sha256) FROM artifacts a "
+        "JOIN packages p ON p.id = a.package_id WHERE a.build_input_id = ? ORDER BY a.id"));
+    arts.bind(1, bi);
+    for (;;) {
+      KMR_ASSIGN_OR_RETURN(bool row, arts.step());
+      if (!row) break;
+      Art x{arts.i64(0), arts.text(1), arts.text(3), rebuilt_hash_for(r.rebuilt, arts.text(1), arts.text(2))};
+      expected.push_back({x.filename, x.expected, x.rebuilt});
+      set.push_back(std::move(x));
+    }
+  }
+  const VerdictCheck checked = check_verdict(r.status, r.files, r.module_root, r.shipped_root, r.rebuilt_root, expected);
+  out.downgraded = checked.reason;
+  const std::optional<std::string> downgraded =
+      checked.reason.empty() ? std::nullopt : std::optional<std::string>(checked.reason);
   KMR_ASSIGN_OR_RETURN(auto ins, writer_->prepare(
       "INSERT INTO rebuilds(job_id, build_input_id, worker_id, lease_token, finished_at, status, module_root, files, "
       "reason, shipped_root, rebuilt_root, differing, environment, log_sha256, diff_json_sha256, diff_html_sha256, "
-      "duration_ms, details) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+      "duration_ms, details, downgraded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   ins.bind(1, r.job_id).bind(2, bi).bind(3, r.worker_id).bind(4, r.lease_token).bind(5, now).bind(6, r.status)
-      .bind(7, r.module_root).bind(8, r.files).bind(9, r.reason).bind(10, r.shipped_root).bind(11, r.rebuilt_root)
-      .bind(12, r.differing_json).bind(13, r.environment_json).bind(14, r.log_sha256).bind(15, r.diff_json_sha256)
-      .bind(16, r.diff_html_sha256).bind(17, r.duration_ms).bind(18, r.details_json);
+      .bind(7, checked.module_root).bind(8, checked.files).bind(9, r.reason).bind(10, r.shipped_root)
+      .bind(11, r.rebuilt_root).bind(12, r.differing_json).bind(13, r.environment_json).bind(14, r.log_sha256)
+      .bind(15, r.diff_json_sha256).bind(16, r.diff_html_sha256).bind(17, r.duration_ms).bind(18, r.details_json)
+      .bind(19, downgraded);
   KMR_TRY(ins.run());
   out.rebuild_id = writer_->last_insert_id();
 
-  KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
-      "SELECT a.id, a.filename, p.name, a.sha256, (SELECT COUNT(*) FROM artifacts s WHERE s.build_input_id = ?1) "
-      "FROM artifacts a JOIN packages p ON p.id = a.package_id WHERE a.build_input_id = ?1"));
-  arts.bind(1, bi);
   KMR_ASSIGN_OR_RETURN(auto ra, writer_->prepare(
       "INSERT INTO rebuild_artifacts(rebuild_id, artifact_id, rebuilt_sha256) VALUES (?, ?, ?)"));
   KMR_ASSIGN_OR_RETURN(auto v, writer_->prepare(
       "INSERT INTO verdicts(artifact_id, rebuild_id, status, module_root, files, updated_at) VALUES (?1,?2,?3,?4,?5,?6) "
       "ON CONFLICT(artifact_id) DO UPDATE SET rebuild_id = ?2, status = ?3, module_root = ?4, files = ?5, updated_at = ?6"));
-  for (;;) {
-    KMR_ASSIGN_OR_RETURN(bool row, arts.step());
-    if (!row) break;
-    std::int64_t aid = arts.i64(0);
-    std::string filename = arts.text(1), name = arts.text(2), shipped_sha256 = arts.text(3);
-    const auto set_size = static_cast<std::size_t>(arts.i64(4));
-    std::optional<std::string> rebuilt;
-    for (const auto& [k, h] : r.rebuilt)
-      if (k == filename || k == name) rebuilt = h;
+  const json differing = json::parse(r.differing_json.empty() ? "[]" : r.differing_json, nullptr, false);
+  for (const Art& x : set) {
     ra.reset();
-    ra.bind(1, out.rebuild_id).bind(2, aid).bind(3, rebuilt);
+    ra.bind(1, out.rebuild_id).bind(2, x.id).bind(3, x.rebuilt);
     KMR_TRY(ra.run());
     v.reset();
-    v.bind(1, aid).bind(2, out.rebuild_id).bind(3, r.status).bind(4, r.module_root)
-        .bind(5, artifact_files_tier({r.status, r.files, shipped_sha256, rebuilt, filename, set_size,
-                                      nlohmann::json::parse(r.differing_json.empty() ? "[]" : r.differing_json,
-                                                            nullptr, false)}))
+    v.bind(1, x.id).bind(2, out.rebuild_id).bind(3, r.status).bind(4, checked.module_root)
+        .bind(5, artifact_files_tier({r.status, checked.files, x.expected, x.rebuilt, x.filename, set.size(), differing}))
         .bind(6, now);
     KMR_TRY(v.run());
-    out.artifact_ids.push_back(aid);
+    out.artifact_ids.push_back(x.id);
   }
 
-  out.reproducible = is_reproducible(r.status, r.module_root, r.files);
+  out.reproducible = is_reproducible(r.status, checked.module_root, checked.files);
   bool build_failure = r.status != "verified";
   std::int64_t attempts = 0, budget = 0;
   if (build_failure) {
@@ -471,6 +590,23 @@ Result<void> Store::snapshot_stats(std::int64_t now) {
 
 // ---------------------------------------------------------------- reads
 
+Result<LeaseState> Store::lease_state(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token,
+                                      std::int64_t now) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT lease_expiry FROM jobs WHERE id = ? AND state = 'running' AND lease_owner = ? AND lease_token = ?"));
+  s.bind(1, job_id).bind(2, worker_id).bind(3, lease_token);
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return LeaseState::kNotHeld;
+  return s.opt_i64(0).value_or(0) >= now ? LeaseState::kHeld : LeaseState::kExpired;
+}
+
+Result<std::optional<std::int64_t>> Store::max_log_index() {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT MAX(log_index) FROM attestations"));
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<std::int64_t>();
+  return s.opt_i64(0);
+}
+
 Result<bool> Store::lease_held(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token) {
   KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
       "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND lease_owner = ? AND lease_token = ?"));
@@ -509,7 +645,7 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
   Db& db = reader();
   KMR_ASSIGN_OR_RETURN(auto s, db.prepare(
       "SELECT a.id, a.sha256, r.distro, r.name, p.name, p.version, p.arch, a.filename, a.url, a.build_input_id, "
-      "v.status, v.module_root, v.files, v.rebuild_id, j.state, j.id, a.size "
+      "v.status, v.module_root, v.files, v.rebuild_id, j.state, j.id, a.size, r.insecure_unsigned, a.content_sha256 "
       "FROM artifacts a JOIN packages p ON p.id = a.package_id JOIN repositories r ON r.id = p.repository_id "
       "LEFT JOIN verdicts v ON v.artifact_id = a.id LEFT JOIN jobs j ON j.build_input_id = a.build_input_id "
       "WHERE a.sha256 = ?"));
@@ -524,6 +660,8 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
               {"filename", s.text(7)},
               {"url", s.text(8)},
               {"size", s.opt_i64(16) ? json(*s.opt_i64(16)) : json(nullptr)},
+              {"insecure_unsigned", s.i64(17) != 0},
+              {"content_sha256", opt(s.opt_text(18))},
               {"verdicts", verdict_json(s.opt_text(10), s.opt_text(11), s.opt_text(12))},
               {"job", {{"id", s.i64(15)}, {"state", s.opt_text(14) ? json(*s.opt_text(14)) : json(nullptr)}}}};
   auto rebuild_id = s.opt_i64(13);
@@ -534,7 +672,7 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
   KMR_ASSIGN_OR_RETURN(auto h, db.prepare(
       "SELECT rb.id, rb.finished_at, rb.status, rb.module_root, rb.files, w.name, rb.log_sha256, rb.diff_json_sha256, "
       "ra.rebuilt_sha256, rb.shipped_root, rb.rebuilt_root, rb.differing, rb.environment, rb.reason, rb.diff_html_sha256, "
-      "rb.details, rb.duration_ms "
+      "rb.details, rb.duration_ms, rb.downgraded "
       "FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
       "LEFT JOIN rebuild_artifacts ra ON ra.rebuild_id = rb.id AND ra.artifact_id = ?2 "
       "WHERE rb.build_input_id = ?1 ORDER BY rb.id DESC LIMIT 100"));
@@ -552,6 +690,7 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
               {"files", opt(h.opt_text(4))},
               {"worker", h.text(5)},
               {"rebuilt_sha256", opt(h.opt_text(8))},
+              {"downgraded", opt(h.opt_text(17))},
               {"url", base}};
     history.push_back(e);
     if (rebuild_id && id == *rebuild_id) {
@@ -561,6 +700,7 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
       out["verdicts"]["rebuilt_root"] = opt(h.opt_text(10));
       out["verdicts"]["differing"] = parse_or(h.opt_text(11), json::array());
       out["verdicts"]["reason"] = opt(h.opt_text(13));
+      out["verdicts"]["downgraded"] = opt(h.opt_text(17));
       out["environment"] = parse_or(h.opt_text(12), json::object());
       out["rebuilt_sha256"] = opt(h.opt_text(8));
       out["reason"] = opt(h.opt_text(13));
@@ -594,7 +734,7 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
 
 Result<json> Store::list_artifacts(const ListQuery& q) {
   std::string sql =
-      "SELECT a.id, a.sha256, r.distro, p.name, p.version, p.arch, v.status, v.module_root, v.files "
+      "SELECT a.id, a.sha256, r.distro, p.name, p.version, p.arch, v.status, v.module_root, v.files, r.insecure_unsigned "
       "FROM artifacts a JOIN packages p ON p.id = a.package_id JOIN repositories r ON r.id = p.repository_id "
       "LEFT JOIN verdicts v ON v.artifact_id = a.id WHERE a.id > ?1";
   if (q.distro) sql += " AND r.distro = ?2";
@@ -640,6 +780,7 @@ Result<json> Store::list_artifacts(const ListQuery& q) {
                      {"distro", s.text(2)},
                      {"package", {{"name", s.text(3)}, {"version", s.text(4)}, {"arch", s.text(5)}}},
                      {"verdicts", verdict_json(s.opt_text(6), s.opt_text(7), s.opt_text(8))},
+                     {"insecure_unsigned", s.i64(9) != 0},
                      {"url", "/api/v1/artifacts/sha256/" + s.text(1)}});
   }
   return json{{"items", std::move(items)}, {"next", more ? json(std::to_string(last)) : json(nullptr)}};
@@ -650,7 +791,7 @@ Result<std::optional<json>> Store::build(std::int64_t id) {
   KMR_ASSIGN_OR_RETURN(auto s, db.prepare(
       "SELECT rb.id, rb.job_id, rb.finished_at, rb.status, rb.module_root, rb.files, rb.reason, rb.shipped_root, "
       "rb.rebuilt_root, rb.differing, rb.environment, rb.log_sha256, rb.diff_json_sha256, rb.diff_html_sha256, "
-      "rb.duration_ms, w.name, b.distro, b.set_key FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
+      "rb.duration_ms, w.name, b.distro, b.set_key, rb.downgraded FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
       "JOIN build_inputs b ON b.id = rb.build_input_id WHERE rb.id = ?"));
   s.bind(1, id);
   KMR_ASSIGN_OR_RETURN(bool row, s.step());
@@ -674,9 +815,11 @@ Result<std::optional<json>> Store::build(std::int64_t id) {
               {"duration_ms", s.opt_i64(14) ? json(*s.opt_i64(14)) : json(nullptr)},
               {"worker", s.text(15)},
               {"distro", s.text(16)},
-              {"set", s.text(17)}};
+              {"set", s.text(17)},
+              {"downgraded", opt(s.opt_text(18))}};
   KMR_ASSIGN_OR_RETURN(auto a, db.prepare(
-      "SELECT a.sha256, a.filename, p.name, p.version, p.arch, ra.rebuilt_sha256 FROM rebuild_artifacts ra "
+      "SELECT a.sha256, a.filename, p.name, p.version, p.arch, ra.rebuilt_sha256, COALESCE(a.content_sha256, a.sha256) "
+      "FROM rebuild_artifacts ra "
       "JOIN artifacts a ON a.id = ra.artifact_id JOIN packages p ON p.id = a.package_id WHERE ra.rebuild_id = ?"));
   a.bind(1, id);
   json arts = json::array();
@@ -687,6 +830,7 @@ Result<std::optional<json>> Store::build(std::int64_t id) {
                     {"filename", a.text(1)},
                     {"package", {{"name", a.text(2)}, {"version", a.text(3)}, {"arch", a.text(4)}}},
                     {"rebuilt_sha256", opt(a.opt_text(5))},
+                    {"expected_sha256", a.text(6)},
                     {"url", "/api/v1/artifacts/sha256/" + a.text(0)}});
   }
   out["artifacts"] = std::move(arts);

@@ -25,6 +25,7 @@ struct QueuePolicy {
   std::int64_t retry_backoff_seconds = 300;   // doubled per attempt
   std::int64_t max_build_attempts = 3;        // build-failed / error / environment-unavailable
   std::int64_t max_repro_attempts = 2;        // not reproducible (files different, root mismatch)
+  std::int64_t max_leases_per_worker = 2;     // running leases one worker may hold at once
 };
 
 // One artifact found by sync (or the import document).
@@ -35,6 +36,9 @@ struct ImportArtifact {
   std::optional<std::int64_t> size;
   std::string resource_class = "default";
   std::optional<std::string> sources;  // URL of the set's sources (fixtures), handed to the worker
+  // The hash the engine reports for this artifact's rebuild when it is not the file's sha256
+  // (Nix: the narinfo's NarHash, hex). kmrd compares the worker's rebuilt hash against it.
+  std::optional<std::string> content_sha256;
 };
 
 struct Worker {
@@ -61,6 +65,9 @@ struct Report {
 
 struct ReportOutcome {
   std::int64_t rebuild_id = 0;
+  // Why kmrd stored a weaker verdict than the worker reported (its claim contradicted its
+  // own hashes or roots); empty when the report was stored as sent.
+  std::string downgraded;
   std::string job_state;  // done | queued (retry)
   std::vector<std::int64_t> artifact_ids;
   bool reproducible = false;
@@ -92,6 +99,29 @@ struct ArtifactTierInput {
 };
 std::optional<std::string> artifact_files_tier(const ArtifactTierInput& in);
 
+// The verdict kmrd is willing to store for a report, checked against the worker's own evidence:
+// `identical` needs every artifact's rebuilt hash equal to its shipped hash (Nix: NarHash),
+// `match` needs equal shipped and rebuilt roots, `absent` needs no shipped root. A claim the
+// evidence contradicts is downgraded (files -> different, module_root -> mismatch); `reason`
+// says why. `expected` pairs each artifact's shipped hash with its reported rebuilt hash.
+struct VerdictCheck {
+  std::optional<std::string> files, module_root;
+  std::string reason;  // empty: accepted as reported
+};
+struct ExpectedHash {
+  std::string filename, shipped;
+  std::optional<std::string> rebuilt;
+};
+VerdictCheck check_verdict(const std::string& status, const std::optional<std::string>& files,
+                           const std::optional<std::string>& module_root, const std::optional<std::string>& shipped_root,
+                           const std::optional<std::string>& rebuilt_root, const std::vector<ExpectedHash>& expected);
+// The rebuilt hash a report names for an artifact: by file name or package name, for Nix
+// (filename "<hash>.narinfo") by the rebuilt NAR "<hash>-<name>.nar".
+std::optional<std::string> rebuilt_hash_for(const std::vector<std::pair<std::string, std::string>>& rebuilt,
+                                            const std::string& filename, const std::string& name);
+
+enum class LeaseState { kHeld, kExpired, kNotHeld };
+
 class BlobStore {
  public:
   explicit BlobStore(std::string root) : root_(std::move(root)) {}
@@ -121,13 +151,25 @@ class Store {
   // Idempotent: known sha256s and set keys are skipped. Returns the number of new jobs.
   Result<std::int64_t> import_artifacts(std::int64_t repo_id, const std::string& distro,
                                         const std::vector<ImportArtifact>& artifacts, std::int64_t now);
+  // A new name, or the same name with the same key (classes updated). Another key under a
+  // known name, or a key known under another name: a conflict (kMalformedInput).
   Result<std::int64_t> register_worker(const std::string& name, const std::string& public_key_hex,
                                        const std::vector<std::string>& resource_classes, std::int64_t now);
+  // Disables (or re-enables) a worker by name; disabling requeues the jobs it holds.
+  // false when no such worker.
+  Result<bool> set_worker_disabled(const std::string& name, bool disabled, std::int64_t now);
+  // Records whether the repository's index was read without a verified signature.
+  Result<void> set_repository_insecure(std::int64_t repo_id, bool insecure);
+  // True when an artifact with this sha256 is already stored.
+  Result<bool> artifact_known(const std::string& sha256);
   // Records the nonce; false when it was seen before (replay). Prunes nonces older than min_ts.
   Result<bool> use_nonce(std::int64_t worker_id, const std::string& nonce, std::int64_t ts, std::int64_t min_ts);
   Result<void> touch_worker(std::int64_t worker_id, const std::string& address, std::int64_t now);
   // Requeues expired leases, then leases the best job for the worker. nullopt: nothing to do.
+  // kLimitExceeded when the worker already holds policy.max_leases_per_worker running leases.
   Result<std::optional<nlohmann::json>> claim_job(const Worker& worker, std::int64_t now, const QueuePolicy& policy);
+  // Heartbeat and report need the lease held and not expired: kPermissionDenied when not
+  // held, kTimeout when held but expired (nothing written).
   Result<std::int64_t> heartbeat(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token,
                                  std::int64_t now, const QueuePolicy& policy);
   Result<ReportOutcome> report(const Report& r, std::int64_t now, const QueuePolicy& policy);
@@ -141,6 +183,9 @@ class Store {
 
   // --- reads (per-thread read-only connection) ---
   Result<bool> lease_held(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token);
+  // Held and not expired at `now`, held but past its expiry, or not held.
+  Result<LeaseState> lease_state(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token,
+                                 std::int64_t now);
   Result<std::optional<Worker>> worker_by_key(const std::string& public_key_hex);
   // The end-user answer; nullopt when the hash is unknown.
   Result<std::optional<nlohmann::json>> artifact_by_sha256(const std::string& sha256);
@@ -156,6 +201,8 @@ class Store {
   // Latest rebuilds (current verdicts) with a module_root verdict but no attestation
   // (e.g. kmrd was killed between storing the verdict and signing).
   Result<std::vector<std::int64_t>> unattested_rebuilds();
+  // The highest transparency-log index an attestation row references (nullopt: none).
+  Result<std::optional<std::int64_t>> max_log_index();
   // Counts for /metrics: jobs by state, workers, queued.
   Result<nlohmann::json> metrics_counts();
 
@@ -166,6 +213,8 @@ class Store {
   Store(std::string db_path, std::unique_ptr<Db> writer, BlobStore blobs, int busy)
       : db_path_(std::move(db_path)), writer_(std::move(writer)), blobs_(std::move(blobs)), busy_(busy) {}
   Result<void> migrate();
+  // Why a lease check failed (writer lock held): expired (kTimeout) or not held (kPermissionDenied).
+  Error lease_error_locked(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token);
   void bump() { generation_.fetch_add(1, std::memory_order_acq_rel); }
 
   std::string db_path_;

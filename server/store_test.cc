@@ -13,6 +13,18 @@ namespace {
 
 std::string hexof(int i) { return sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(&i), sizeof i)); }
 
+// A report for a claimed job, by the given worker.
+Report report_for(const nlohmann::json& job, const Worker& w, const std::string& status,
+                  std::optional<std::string> files = std::nullopt) {
+  Report r;
+  r.job_id = job["id"];
+  r.lease_token = job["lease"];
+  r.worker_id = w.id;
+  r.status = status;
+  r.files = std::move(files);
+  return r;
+}
+
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -44,11 +56,11 @@ class StoreTest : public ::testing::Test {
 };
 
 TEST_F(StoreTest, MigrationsAppliedOnceAndReopen) {
-  EXPECT_EQ(store_->schema_version(), 1);
+  EXPECT_EQ(store_->schema_version(), 2);
   store_.reset();
   auto s = Store::open(dir_->path() + "/state");
   ASSERT_TRUE(s.has_value()) << s.error().to_string();
-  EXPECT_EQ((*s)->schema_version(), 1);
+  EXPECT_EQ((*s)->schema_version(), 2);
 }
 
 TEST_F(StoreTest, ImportIsIdempotentOneJobPerSet) {
@@ -74,13 +86,10 @@ TEST_F(StoreTest, ClaimReportOnlyByLeaseHolder) {
   ASSERT_TRUE(none.has_value());
   EXPECT_FALSE(none->has_value());
 
-  Report r;
-  r.job_id = (**job)["id"];
-  r.lease_token = (**job)["lease"];
-  r.worker_id = b.id;
-  r.status = "verified";
-  r.files = "identical";
+  Report r = report_for(**job, b, "verified", "identical");
   r.module_root = "match";
+  r.shipped_root = r.rebuilt_root = "ab12";
+  r.rebuilt = {{"linux-6.1.pkg.tar.zst", hexof(1)}, {"linux-headers-6.1.pkg.tar.zst", hexof(2)}};
   auto bad = store_->report(r, 110, policy_);
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code(), ErrorCode::kPermissionDenied);
@@ -107,12 +116,7 @@ TEST_F(StoreTest, FilesTierIsPerArtifact) {
   Worker a = worker("a", std::string(64, 'a'));
   auto job = store_->claim_job(a, 100, policy_);
   ASSERT_TRUE(job.has_value() && job->has_value());
-  Report r;
-  r.job_id = (**job)["id"];
-  r.lease_token = (**job)["lease"];
-  r.worker_id = a.id;
-  r.status = "verified";
-  r.files = "different";
+  Report r = report_for(**job, a, "verified", "different");
   r.module_root = "match";
   // linux rebuilt differently, linux-headers bit-identical.
   r.rebuilt = {{"linux-6.1.pkg.tar.zst", hexof(9)}, {"linux-headers-6.1.pkg.tar.zst", hexof(2)}};
@@ -123,11 +127,17 @@ TEST_F(StoreTest, FilesTierIsPerArtifact) {
   EXPECT_EQ((**linux_art)["verdicts"]["files"], "different");
   EXPECT_EQ((**headers)["verdicts"]["files"], "identical");
   EXPECT_EQ(artifact_files_tier({"build-failed", std::string("build-failed"), hexof(2), hexof(2)}), "build-failed");
-  // Nix outputs: the differing list names members by store path.
+  // Nix outputs: bit-identical only with the rebuilt NAR's hash equal to the NarHash, even
+  // when the differing list (members named by store path) does not name the output.
   const nlohmann::json differing = {"aimz-linux-6.18:bzImage", "baqi-linux-6.18-dev:vmlinux"};
   EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), std::nullopt, "85cv.narinfo", 3,
                                  differing}),
+            "different");
+  EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), hexof(3), "85cv.narinfo", 3,
+                                 differing}),
             "identical");
+  // A set claimed identical: only artifacts whose hashes match are.
+  EXPECT_EQ(artifact_files_tier({"verified", std::string("identical"), hexof(3), hexof(4), "l.deb", 1}), "different");
   EXPECT_EQ(artifact_files_tier({"verified", std::string("different"), hexof(3), std::nullopt, "aimz.narinfo", 3,
                                  differing}),
             "different");
@@ -175,12 +185,7 @@ TEST_F(StoreTest, SeparateRetryBudgets) {
   auto run = [&](const std::string& status, std::optional<std::string> files) {
     auto job = store_->claim_job(a, now, policy_);
     EXPECT_TRUE(job.has_value() && job->has_value());
-    Report r;
-    r.job_id = (**job)["id"];
-    r.lease_token = (**job)["lease"];
-    r.worker_id = a.id;
-    r.status = status;
-    r.files = files;
+    Report r = report_for(**job, a, status, files);
     auto o = store_->report(r, now, policy_);
     EXPECT_TRUE(o.has_value());
     return o->job_state;
@@ -193,10 +198,63 @@ TEST_F(StoreTest, SeparateRetryBudgets) {
   now += 11;
   EXPECT_EQ(run("verified", "different"), "done");  // repro budget 1: no retry
   ASSERT_TRUE(store_->requeue(std::nullopt, std::nullopt, true, now).value_or(0) == 1);
-  EXPECT_EQ(run("verified", "identical"), "done");
+  EXPECT_EQ(run("verified", "content-identical"), "done");
   auto art = store_->artifact_by_sha256(hexof(1));
   EXPECT_EQ((**art)["history"].size(), 3u);
   EXPECT_TRUE((**art)["verdicts"]["reproducible"].get<bool>());
+}
+
+TEST(CheckVerdict, ClaimsAreCheckedAgainstTheWorkersOwnEvidence) {
+  const std::vector<ExpectedHash> same = {{"a.pkg", hexof(1), hexof(1)}, {"b.pkg", hexof(2), hexof(2)}};
+  const std::vector<ExpectedHash> one_differs = {{"a.pkg", hexof(1), hexof(1)}, {"b.pkg", hexof(2), hexof(9)}};
+  const std::vector<ExpectedHash> missing = {{"a.pkg", hexof(1), std::nullopt}};
+  const std::optional<std::string> root = std::string("ab"), other_root = std::string("cd"), none;
+  auto c = check_verdict("verified", std::string("identical"), std::string("match"), root, root, same);
+  EXPECT_EQ(c.files, "identical");
+  EXPECT_EQ(c.module_root, "match");
+  EXPECT_TRUE(c.reason.empty());
+  c = check_verdict("verified", std::string("identical"), std::string("match"), root, root, one_differs);
+  EXPECT_EQ(c.files, "different");
+  EXPECT_NE(c.reason.find("b.pkg"), std::string::npos) << c.reason;
+  c = check_verdict("verified", std::string("identical"), std::string("absent"), none, none, missing);
+  EXPECT_EQ(c.files, "different");
+  EXPECT_NE(c.reason.find("no rebuilt sha256"), std::string::npos);
+  c = check_verdict("verified", std::string("content-identical"), std::string("match"), root, other_root, one_differs);
+  EXPECT_EQ(c.files, "content-identical");
+  EXPECT_EQ(c.module_root, "mismatch");
+  c = check_verdict("verified", std::string("different"), std::string("match"), none, root, same);
+  EXPECT_EQ(c.module_root, "mismatch");
+  c = check_verdict("verified", std::string("different"), std::string("absent"), root, none, same);
+  EXPECT_EQ(c.module_root, "mismatch");
+  c = check_verdict("build-failed", std::nullopt, std::nullopt, none, none, {});
+  EXPECT_TRUE(c.reason.empty());
+  // Nix: the rebuilt NAR "<hash>-<name>.nar" answers for "<hash>.narinfo".
+  EXPECT_EQ(rebuilt_hash_for({{"85cv-linux-6.18.nar", hexof(5)}}, "85cv.narinfo", "linux-6.18"), hexof(5));
+  EXPECT_EQ(rebuilt_hash_for({{"85cvx-linux-6.18.nar", hexof(5)}}, "85cv.narinfo", "linux-6.18"), std::nullopt);
+  EXPECT_EQ(rebuilt_hash_for({{"linux-headers", hexof(6)}}, "h.pkg", "linux-headers"), hexof(6));
+}
+
+TEST_F(StoreTest, NixIdenticalNeedsTheNarHash) {
+  const std::string narhash = hexof(40);
+  std::vector<ImportArtifact> nix = {{"drv-1", "linux-6.18", "6.18", "x86_64-linux", "85cv.narinfo", "file:///c/85cv.narinfo",
+                                      hexof(41), 100}};
+  nix[0].content_sha256 = narhash;
+  ASSERT_TRUE(store_->import_artifacts(repo_, "nixos", nix, 100).has_value());
+  Worker a = worker("a", std::string(64, 'a'));
+  std::int64_t t = 100;
+  for (const std::string& rebuilt : {hexof(41), narhash}) {
+    auto job = store_->claim_job(a, t, policy_);
+    ASSERT_TRUE(job.has_value() && job->has_value());
+    Report r = report_for(**job, a, "verified", "identical");
+    r.module_root = "absent";
+    r.rebuilt = {{"85cv-linux-6.18.nar", rebuilt}};
+    auto o = store_->report(r, t, policy_);
+    ASSERT_TRUE(o.has_value()) << o.error().to_string();
+    t += 10000;  // past the retry backoff
+    // The narinfo's own sha256 is not the NAR's: refused; the NarHash: accepted.
+    EXPECT_EQ(o->reproducible, rebuilt == narhash);
+    EXPECT_EQ(o->downgraded.empty(), rebuilt == narhash) << o->downgraded;
+  }
 }
 
 TEST_F(StoreTest, NoncesRejectReplay) {

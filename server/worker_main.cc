@@ -2,13 +2,16 @@
 // engine (`kmr rebuild --json`, a subprocess so an engine crash cannot take the
 // worker down), heartbeats while it runs, and reports the verdict, log and
 // rebuilt artifact hashes.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
@@ -39,10 +42,12 @@ constexpr const char* kUsage =
     "Pulls rebuild jobs from kmrd, runs `kmr rebuild --json` for each, reports the verdict.\n"
     "Every request is signed with the worker's Ed25519 key (register its public key with\n"
     "POST /api/v1/admin/workers or the \"workers\" list of kmrd's config).\n\n"
-    "  --config FILE          JSON: {\"server\",\"key\",\"name\",\"resource_classes\",\"work_dir\",\n"
+    "  --config FILE          JSON: {\"server\",\"server_key\",\"key\",\"name\",\"resource_classes\",\"work_dir\",\n"
     "                         \"rebuild_command\",\"idle_seconds\",\"error_backoff_seconds\",\n"
     "                         \"rebuild_timeout_seconds\",\"max_log_bytes\",\"exit_when_idle\"}\n"
-    "  --server URL           kmrd base URL (http://host:port)\n"
+    "  --server URL           kmrd base URL (http://host:port): kmrd's \"origin\"\n"
+    "  --server-key KEY       kmrd's public key: 64 hex digits (logged by kmrd at start) or a\n"
+    "                         PEM file; every reply must carry kmrd's signature under it\n"
     "  --key FILE             the worker's private key (PEM, mode 0600)\n"
     "  --gen-key FILE         create a key, print its public key (hex) and exit\n"
     "  --work-dir DIR         downloads and engine work (default /var/tmp/kmr-worker)\n"
@@ -54,7 +59,7 @@ constexpr const char* kUsage =
     "  --version, --help\n";
 
 struct WorkerConfig {
-  std::string server, key, name, work_dir = "/var/tmp/kmr-worker";
+  std::string server, server_key, key, name, work_dir = "/var/tmp/kmr-worker";
   std::vector<std::string> rebuild_command;
   std::vector<std::string> resource_classes;
   double idle_seconds = 10, error_backoff_seconds = 5;
@@ -95,17 +100,21 @@ std::vector<std::string> default_engine(const char* argv0) {
   return {"kmr", "rebuild"};
 }
 
+// Signed requests to kmrd; a reply counts only when kmrd's signature over it (bound to this
+// request's nonce and the server origin) verifies with the pinned key.
 class Client {
  public:
-  Client(std::string base, attest::Ed25519Key key) : base_(std::move(base)), key_(std::move(key)) {
+  Client(std::string base, attest::Ed25519Key key, attest::Ed25519Key server_key)
+      : base_(std::move(base)), key_(std::move(key)), server_key_(std::move(server_key)) {
     while (!base_.empty() && base_.back() == '/') base_.pop_back();
   }
-  // Signed POST; returns status + parsed body.
+  // Signed POST; returns status + parsed body. kVerificationFailed for an unsigned or forged reply.
   Result<std::pair<int, json>> post(const std::string& path, const json& body,
                                     std::chrono::milliseconds timeout = 60s) {
     std::string b = body.dump();
-    KMR_ASSIGN_OR_RETURN(SignedHeaders h, sign_request(key_, "POST", path, b, unix_now()));
+    KMR_ASSIGN_OR_RETURN(SignedHeaders h, sign_request(key_, base_, "POST", path, b, unix_now()));
     KMR_ASSIGN_OR_RETURN(ClientResponse r, http_request("POST", base_ + path, h.as_list(), b, timeout, 16 << 20));
+    KMR_TRY(verify_reply(server_key_, base_, h.nonce, r.status, r.body, r.header("x-kmr-reply-signature")));
     json j = json::parse(r.body, nullptr, false);
     if (j.is_discarded()) j = json::object();
     return std::make_pair(r.status, j);
@@ -115,7 +124,29 @@ class Client {
  private:
   std::string base_;
   attest::Ed25519Key key_;
+  attest::Ed25519Key server_key_;
 };
+
+// kmrd's public key: 64 hex digits (raw Ed25519) or a PEM file (public or private key).
+Result<attest::Ed25519Key> load_server_key(const std::string& spec) {
+  if (spec.size() == 64) {
+    if (auto raw = from_hex(spec); raw && raw->size() == 32) return attest::Ed25519Key::from_raw_public(*raw);
+  }
+  return attest::Ed25519Key::load(spec);
+}
+
+// The worker's private key must be readable by its owner only.
+Result<void> check_key_file_mode(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return io_error(path + ": " + std::strerror(errno));
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Error(ErrorCode::kPermissionDenied, std::string("key file ") + path + " has mode " + mode +
+                                                   ": it is readable by group or others; run chmod 600 " + path);
+  }
+  return ok();
+}
 
 // Head and tail of a log, with an explicit marker where the middle was cut.
 std::string cap_log(const std::string& s, std::uint64_t cap) {
@@ -318,14 +349,37 @@ json run_job(const json& job, const WorkerConfig& cfg) {
   return report;
 }
 
+// The fields run_job and the loop rely on, with their types.
+bool valid_job(const json& job) {
+  if (!job.is_object() || !job.contains("id") || !job["id"].is_number_integer() || !job.contains("lease") ||
+      !job["lease"].is_string() || !job.contains("artifacts") || !job["artifacts"].is_array() ||
+      job["artifacts"].empty())
+    return false;
+  for (const json& a : job["artifacts"])
+    if (!a.is_object() || !a.contains("url") || !a["url"].is_string() || !a.contains("sha256") ||
+        !a["sha256"].is_string() || a["sha256"].get<std::string>().size() != 64)
+      return false;
+  return !job.contains("heartbeat_seconds") || job["heartbeat_seconds"].is_number_integer();
+}
+
 int run_worker(const WorkerConfig& cfg) {
+  if (auto mode = check_key_file_mode(cfg.key); !mode) {
+    std::fprintf(stderr, "kmr-worker: refusing to start: %s\n", mode.error().message().c_str());
+    return 2;
+  }
   auto key = attest::Ed25519Key::load(cfg.key);
   if (!key || !key->has_private()) {
     std::fprintf(stderr, "kmr-worker: cannot load private key %s: %s\n", cfg.key.c_str(),
                  key ? "not a private key" : key.error().to_string().c_str());
     return 2;
   }
-  Client client(cfg.server, std::move(key).value());
+  auto server_key = load_server_key(cfg.server_key);
+  if (!server_key) {
+    std::fprintf(stderr, "kmr-worker: cannot load kmrd's key %s: %s\n", cfg.server_key.c_str(),
+                 server_key.error().to_string().c_str());
+    return 2;
+  }
+  Client client(cfg.server, std::move(key).value(), std::move(server_key).value());
   spdlog::info("kmr-worker {} key {} polling {}", cfg.name, client.public_hex(), cfg.server);
   auto sleep_for = [](double seconds) {
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
@@ -337,11 +391,16 @@ int run_worker(const WorkerConfig& cfg) {
     auto r = client.post("/api/v1/worker/claim", claim_body);
     if (!r || r->first != 200) {
       spdlog::warn("claim failed: {}", r ? r->second.dump() : r.error().to_string());
-      if (r && r->first == 401) return 2;
-      sleep_for(cfg.error_backoff_seconds);
+      if (r && (r->first == 401 || r->first == 403)) return 2;
+      sleep_for(r && r->first == 429 ? cfg.idle_seconds : cfg.error_backoff_seconds);
       continue;
     }
     const json& job = r->second["job"];
+    if (!job.is_null() && !valid_job(job)) {
+      spdlog::warn("claim reply has no valid job: {}", r->second.dump().substr(0, 500));
+      sleep_for(cfg.error_backoff_seconds);
+      continue;
+    }
     if (job.is_null()) {
       if (cfg.exit_when_idle) return 0;
       sleep_for(cfg.idle_seconds);
@@ -360,7 +419,7 @@ int run_worker(const WorkerConfig& cfg) {
       while (!cv.wait_for(lock, std::chrono::seconds(hb), [&] { return done; })) {
         lock.unlock();
         auto h = client.post("/api/v1/worker/jobs/" + std::to_string(id) + "/heartbeat", {{"lease", lease}}, 20s);
-        if (h && h->first == 409) {
+        if (h && (h->first == 409 || h->first == 410 || h->first == 403)) {
           spdlog::warn("job {}: lease lost", id);
           lost = true;
         }
@@ -417,6 +476,7 @@ int main_impl(int argc, char** argv) {
     } else if (a == "--config") config_file = val();
     else if (a == "--server") cfg.server = val();
     else if (a == "--key") cfg.key = val();
+    else if (a == "--server-key") cfg.server_key = val();
     else if (a == "--gen-key") gen_key = val();
     else if (a == "--work-dir") cfg.work_dir = val();
     else if (a == "--rebuild-command") cmdline = val();
@@ -447,7 +507,7 @@ int main_impl(int argc, char** argv) {
       return 2;
     }
     json j = json::parse(*text, nullptr, false);
-    static const std::vector<std::string> keys = {"server", "key", "name", "resource_classes", "work_dir",
+    static const std::vector<std::string> keys = {"server", "server_key", "key", "name", "resource_classes", "work_dir",
                                                   "rebuild_command", "idle_seconds", "error_backoff_seconds",
                                                   "rebuild_timeout_seconds", "max_log_bytes", "exit_when_idle", "$comment"};
     if (j.is_discarded() || !j.is_object()) {
@@ -462,6 +522,7 @@ int main_impl(int argc, char** argv) {
     try {
       cfg.server = j.value("server", cfg.server);
       cfg.key = j.value("key", cfg.key);
+      cfg.server_key = j.value("server_key", cfg.server_key);
       cfg.name = j.value("name", cfg.name);
       cfg.resource_classes = j.value("resource_classes", cfg.resource_classes);
       cfg.work_dir = j.value("work_dir", cfg.work_dir);
@@ -478,8 +539,8 @@ int main_impl(int argc, char** argv) {
   }
   if (!cmdline.empty()) cfg.rebuild_command = split_words(cmdline);
   if (cfg.rebuild_command.empty()) cfg.rebuild_command = default_engine(argv[0]);
-  if (cfg.server.empty() || cfg.key.empty()) {
-    std::fprintf(stderr, "kmr-worker: --server and --key (or --config) are required; see --help\n");
+  if (cfg.server.empty() || cfg.key.empty() || cfg.server_key.empty()) {
+    std::fprintf(stderr, "kmr-worker: --server, --server-key and --key (or --config) are required; see --help\n");
     return 2;
   }
   if (cfg.name.empty()) cfg.name = "worker";
