@@ -6,6 +6,11 @@
 # and web UI on http://127.0.0.1:8080 (extra arguments go to kmrd).
 set -euo pipefail
 cd "$(dirname "$0")"
+# Root is needed (packages, build users, namespaces): as another user, run
+# again through sudo.
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then
+  exec sudo -E "$0" "$@"
+fi
 deploy/install-deps.sh
 bazel build //server:kmrd //server:kmr-worker //rebuilder/cli:kmr
 bin=$(bazel info bazel-bin 2>/dev/null)

@@ -1,10 +1,29 @@
 #!/usr/bin/env bash
 # Runs every kmr test: unit and integration tests through Bazel, fuzz targets
 # for a short time, browser tests. Installs missing Debian packages first.
-# Ends with "N passed, N failed" and exits non-zero on any failure.
+# Ends with "N passed, N failed" (and the parts that were skipped) and exits
+# non-zero on any failure.
+#
+#   ./run-tests.sh          required mode (KMR_REQUIRE_ALL=1): a test that
+#                           cannot do its real work fails, naming what is missing
+#   ./run-tests.sh --slow   also the slow real-kernel rebuilds (KMR_SLOW=1)
+#   KMR_REQUIRE_ALL=0 ./run-tests.sh   a missing tool or input is a skip, listed at the end
 set -uo pipefail
 cd "$(dirname "$0")"
+# Root is needed (packages, build users, namespaces): as another user, run
+# again through sudo.
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then
+  exec sudo -E "$0" "$@"
+fi
 top=$PWD
+for arg in "$@"; do
+  case $arg in
+    --slow) export KMR_SLOW=1 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "run-tests.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+export KMR_REQUIRE_ALL=${KMR_REQUIRE_ALL:-1}
 log_dir=${KMR_TEST_LOGS:-$top/.test-logs}
 mkdir -p "$log_dir"
 
@@ -28,7 +47,7 @@ if ! bazel build //... >"$log_dir/build.log" 2>&1; then
 fi
 
 phase "bazel test"
-bazel test //... --test_summary=short 2>&1 | tee "$log_dir/test.log" | grep -vE '^(\[|INFO: From|Loading|Analyzing)' | tail -80
+bazel test //... --test_env=KMR_SLOW --test_summary=short 2>&1 | tee "$log_dir/test.log" | grep -vE '^(\[|INFO: From|Loading|Analyzing)' | tail -80
 p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log_dir/test.log")
 f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|INCOMPLETE)' "$log_dir/test.log")
 passed=$((passed + p))
@@ -52,7 +71,15 @@ if [[ -x tests/browser/run.sh ]]; then
   fi
 fi
 
+# Skipped parts: GoogleTest skips and script-level skips both print
+# "SKIPPED: <test>: <reason>" (rebuilder/base/require.h, tests/lib/require.sh).
+skips=$( { grep -rh --include=test.log -E '^SKIPPED: ' bazel-testlogs/ 2>/dev/null;
+           grep -h -E '^SKIPPED: ' "$log_dir"/fuzz.log "$log_dir"/browser.log 2>/dev/null; } | sort -u)
+nskips=$(grep -c . <<<"$skips")
+
 phase "done"
 echo "total time: $SECONDS s"
+echo "$nskips part(s) skipped${skips:+:}"
+[[ -n $skips ]] && sed 's/^/  /' <<<"$skips"
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

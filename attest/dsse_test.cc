@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "rebuilder/base/require.h"
+
 #include "attest/base64.h"
 #include "attest/keys.h"
 #include "rebuilder/base/file.h"
@@ -201,7 +203,7 @@ TEST(Keys, KeySetJsonRotation) {
 
 // Signs with our code; verifies with the openssl command-line tool.
 TEST(Dsse, ExternalOpensslVerifies) {
-  if (!have_program("openssl")) GTEST_SKIP() << "openssl not installed";
+  if (!have_program("openssl")) KMR_SKIP_OR_FAIL("openssl not installed");
   auto dir = std::move(TempDir::create("attest-ossl")).value();
   Ed25519Key key = std::move(Ed25519Key::generate()).value();
   std::string payload = "{\"_type\":\"https://in-toto.io/Statement/v1\"}";

@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "rebuilder/base/file.h"
+#include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
+#include "tests/lib/fixtures.h"
 
 namespace kmr::server {
 namespace {
@@ -83,24 +85,12 @@ TEST(SyncTest, ArchRepoDbOneJobPerPkgbase) {
 
 // ---- Native indexes of the real fixture repositories (tests/fixtures/repos, pristine variant) ----
 
-// The fixtures tree: $KMR_FIXTURES_CACHE or /var/tmp/kmr-fixtures when its manifest holds the
-// pristine sets, else built into $TEST_TMPDIR with build-repos.sh (runfiles). Empty: cannot build.
-const std::string& fixtures_dir() {
-  static const std::string dir = [] {
-    const char* env = std::getenv("KMR_FIXTURES_CACHE");
-    std::string shared = env != nullptr && *env != '\0' ? env : "/var/tmp/kmr-fixtures";
-    for (const std::string& d : {shared, std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/fixtures"}) {
-      std::ifstream in(d + "/manifest.json");
-      if (in && std::string(std::istreambuf_iterator<char>(in), {}).find("\"proxmox/pristine\"") != std::string::npos)
-        return d;
-    }
-    std::string out = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/fixtures";
-    auto r = run_subprocess({"tests/fixtures/repos/build-repos.sh", out, "--variants", "pristine"},
-                            SubprocessOptions{.timeout = std::chrono::minutes(40)});
-    return r.has_value() && r->success() ? out : std::string();
-  }();
-  return dir;
+// The fixture repositories, from the shared cache (tests/lib/fixtures.h).
+const kmr::testing::FixtureRepos& fixtures() {
+  static const kmr::testing::FixtureRepos f = kmr::testing::ensure_fixture_repos();
+  return f;
 }
+const std::string& fixtures_dir() { return fixtures().dir; }
 
 nlohmann::json manifest_artifacts(const std::string& set) {
   std::ifstream in(fixtures_dir() + "/manifest.json");
@@ -111,10 +101,11 @@ nlohmann::json manifest_artifacts(const std::string& set) {
   return out;
 }
 
-#define REQUIRE_FIXTURES()                                                                                     \
-  if (fixtures_dir().empty())                                                                                  \
-  GTEST_SKIP() << "fixture repositories could not be built (tests/fixtures/repos/build-repos.sh failed); "  \
-                  "set KMR_FIXTURES_CACHE to a built tree"
+#define REQUIRE_FIXTURES()                                                  \
+  do {                                                                      \
+    ASSERT_TRUE(fixtures().error.empty()) << fixtures().error;              \
+    if (!fixtures().unavailable.empty()) KMR_SKIP_OR_FAIL(fixtures().unavailable); \
+  } while (0)
 
 struct Synced {
   std::unique_ptr<Store> store;

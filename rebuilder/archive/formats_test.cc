@@ -1,6 +1,8 @@
 // Package formats against packages made by the distros' own tools
 // (dpkg-deb, rpmbuild) plus hostile hand-made inputs.
 #include <gtest/gtest.h>
+
+#include "rebuilder/base/require.h"
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -47,7 +49,7 @@ Visitor collector(Collected& c) {
 }
 
 TEST(Deb, ReadsDpkgDebBuild) {
-  if (!have_program("dpkg-deb")) GTEST_SKIP() << "dpkg-deb not installed";
+  if (!have_program("dpkg-deb")) KMR_SKIP_OR_FAIL("dpkg-deb not installed");
   const std::string d = tmpdir("deb");
   sh("mkdir -p " + d + "/root/DEBIAN " + d + "/root/boot " + d + "/root/lib/modules/6.1.0-t/kernel && "
      "printf 'Package: linux-image-t\\nVersion: 6.1.1-1\\nArchitecture: amd64\\nMaintainer: K <k@x>\\n"
@@ -81,7 +83,7 @@ TEST(Deb, ReadsDpkgDebBuild) {
 class RealRpm : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_program("rpmbuild")) GTEST_SKIP() << "rpmbuild not installed";
+    if (!have_program("rpmbuild")) KMR_SKIP_OR_FAIL("rpmbuild not installed");
     d_ = tmpdir("rpm");
     std::ofstream(d_ + "/k.spec") << "Name: kernel-test\nVersion: 6.1.2\nRelease: 3.1\nSummary: t\nLicense: GPL\n"
                                      "BuildArch: x86_64\n%description\nt\n%install\n"
@@ -177,7 +179,7 @@ TEST_F(RealRpm, HostileHeaders) {
 }
 
 TEST_F(RealRpm, RpmMdRepositoryFromCreaterepo) {
-  if (!have_program("createrepo_c")) GTEST_SKIP() << "createrepo_c not installed";
+  if (!have_program("createrepo_c")) KMR_SKIP_OR_FAIL("createrepo_c not installed");
   sh("mkdir -p " + d_ + "/repo/x86_64 && cp " + rpm_ + " " + d_ + "/repo/x86_64/ && createrepo_c -q " + d_ + "/repo");
   auto repomd = read_text_file(d_ + "/repo/repodata/repomd.xml", 1 << 20);
   ASSERT_TRUE(repomd);
@@ -297,7 +299,7 @@ TEST(Deb822, Buildinfo) {
 }
 
 TEST(ArchMeta, RepoAddDatabase) {
-  if (!have_program("repo-add") || !have_program("bsdtar")) GTEST_SKIP() << "repo-add/bsdtar not installed";
+  if (!have_program("repo-add") || !have_program("bsdtar")) KMR_SKIP_OR_FAIL("repo-add/bsdtar not installed");
   const std::string d = tmpdir("arch");
   sh("mkdir -p " + d + "/p/usr/lib/modules/6.18.0-t && printf IMG > " + d + "/p/usr/lib/modules/6.18.0-t/vmlinuz && "
      "printf 'pkgname = linux-t\\npkgbase = linux-t\\npkgver = 6.18.0-1\\npkgdesc = t\\nbuilddate = 1767225600\\n"
@@ -323,7 +325,7 @@ TEST(ArchMeta, RepoAddDatabase) {
 }
 
 TEST(Deb, AptFtparchiveReleaseChain) {
-  if (!have_program("dpkg-deb") || !have_program("apt-ftparchive")) GTEST_SKIP() << "dpkg-deb/apt-ftparchive missing";
+  if (!have_program("dpkg-deb") || !have_program("apt-ftparchive")) KMR_SKIP_OR_FAIL("dpkg-deb/apt-ftparchive missing");
   const std::string d = tmpdir("apt");
   sh("mkdir -p " + d + "/root/DEBIAN " + d + "/pool && printf 'Package: k\\nVersion: 1\\nArchitecture: amd64\\n"
      "Maintainer: K <k@x>\\nDescription: t\\n' > " + d + "/root/DEBIAN/control && "

@@ -1,6 +1,8 @@
 #include "rebuilder/archive/nar.h"
 
 #include <gtest/gtest.h>
+
+#include "rebuilder/base/require.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,7 +152,7 @@ TEST(Nar, RejectsNonCanonicalForms) {
 class RealNix : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_program("nix-store") || !have_program("nix-hash")) GTEST_SKIP() << "nix tools not installed";
+    if (!have_program("nix-store") || !have_program("nix-hash")) KMR_SKIP_OR_FAIL("nix tools not installed");
     const char* t = std::getenv("TEST_TMPDIR");
     tmp_ = std::string(t ? t : "/tmp") + "/nar";
     run({"rm", "-rf", tmp_});
@@ -202,7 +204,7 @@ TEST_F(RealNix, NarHashMatchesNixHash) {
 }
 
 TEST_F(RealNix, SignedNarinfoFromNixCopy) {
-  if (!have_program("nix")) GTEST_SKIP() << "nix not installed";
+  if (!have_program("nix")) KMR_SKIP_OR_FAIL("nix not installed");
   const std::vector<std::string> env = {"NIX_CONFIG=extra-experimental-features = nix-command",
                                         "HOME=" + tmp_, "XDG_CACHE_HOME=" + tmp_ + "/xdg"};
   run({"nix-store", "--generate-binary-cache-key", "kmr-test-1", tmp_ + "/sk", tmp_ + "/pk"}, env);

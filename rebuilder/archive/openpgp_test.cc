@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "rebuilder/base/require.h"
+
 #include <cstdlib>
 #include <fstream>
 
@@ -15,7 +17,7 @@ namespace {
 class Pgp : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_program("gpg") || (!have_program("sqv") && !have_program("gpgv"))) GTEST_SKIP() << "gpg/sqv missing";
+    if (!have_program("gpg") || (!have_program("sqv") && !have_program("gpgv"))) KMR_SKIP_OR_FAIL("gpg/sqv missing");
     // gpg-agent's socket path must fit in sun_path (108 bytes); Bazel's
     // TEST_TMPDIR is often longer, so use a short private directory.
     char templ[] = "/tmp/kmrpgp.XXXXXX";
@@ -52,7 +54,7 @@ TEST_F(Pgp, DetachedSignature) {
 }
 
 TEST_F(Pgp, ClearsignedInRelease) {
-  if (!have_program("gpgv")) GTEST_SKIP() << "gpgv missing";
+  if (!have_program("gpgv")) KMR_SKIP_OR_FAIL("gpgv missing");
   auto r = verify_clearsigned(d_ + "/keyring.gpg", d_ + "/InRelease");
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_TRUE(r->valid) << r->output;

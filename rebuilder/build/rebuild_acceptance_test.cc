@@ -23,8 +23,10 @@
 #include <nlohmann/json.hpp>
 
 #include "rebuilder/base/file.h"
+#include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
 #include "rebuilder/build/rebuild.h"
+#include "tests/lib/fixtures.h"
 
 namespace kmr::build {
 namespace {
@@ -41,24 +43,23 @@ std::string tmp() {
 class Acceptance : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const char* env = std::getenv("KMR_FIXTURES_CACHE");
-    repos_ = new std::string(env && *env ? env : tmp() + "/repos");
     // KMR_FIXTURES_AS_IS=1: take an existing manifest as it is (no rebuild
     // when the fixture scripts changed since).
+    const char* env = std::getenv("KMR_FIXTURES_CACHE");
     const char* as_is = std::getenv("KMR_FIXTURES_AS_IS");
-    if (!(as_is && *as_is == '1' && fs::exists(*repos_ + "/manifest.json"))) {
-      if (::geteuid() != 0 && !fs::exists(*repos_ + "/manifest.json")) {
-        skip_ = "build-repos.sh needs root";
+    if (as_is && *as_is == '1' && env && *env && fs::exists(std::string(env) + "/manifest.json")) {
+      repos_ = new std::string(env);
+    } else {
+      auto f = kmr::testing::ensure_fixture_repos();
+      if (!f.unavailable.empty()) {
+        skip_ = f.unavailable;
         return;
       }
-      SubprocessOptions o;
-      o.timeout = 3600s;
-      o.merge_stderr = true;
-      auto r = run_subprocess({"bash", fs::absolute("tests/fixtures/repos/build-repos.sh").string(), *repos_}, o);
-      if (!r || !r->success()) {
-        error_ = "build-repos.sh failed: " + (r ? r->out.substr(r->out.size() > 3000 ? r->out.size() - 3000 : 0) : r.error().to_string());
+      if (!f.error.empty()) {
+        error_ = f.error;
         return;
       }
+      repos_ = new std::string(f.dir);
     }
     auto text = read_text_file(*repos_ + "/manifest.json", 64 << 20);
     if (!text) {
@@ -72,7 +73,7 @@ class Acceptance : public ::testing::Test {
     delete manifest_;
   }
   void SetUp() override {
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
+    if (!skip_.empty()) KMR_SKIP_OR_FAIL(skip_);
     ASSERT_TRUE(error_.empty()) << error_;
     ASSERT_NE(manifest_, nullptr);
   }

@@ -9,6 +9,7 @@ KMR=${KMR:-rebuilder/cli/kmr}; KMR=$(cd "$(dirname "$KMR")" && pwd)/$(basename "
 TD=rebuilder/compare/testdata
 LEAVES="python3 rebuilder/compare/leaf_paths.py"
 T=${TEST_TMPDIR:-$(mktemp -d)}; mkdir -p "$T"
+source tests/lib/require.sh
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails+1)); }
 pass() { echo "ok: $*"; }
@@ -82,7 +83,7 @@ mk a; mk b
 for f in x.tar:tar x.tar.gz:gzip x.tar.xz:xz x.tar.zst:zstd x.tar.bz2:bzip2 x.tar.lz4:lz4 x.cpio:cpio x.a:ar \
          x.deb:deb x.nar:nar x.ko:kernel-module x.o:elf x.c:text; do
   file=${f%%:*}; want=${f##*:}
-  [ -f "$T/fmt/a/$file" ] || { echo "skip: $file (tool missing)"; continue; }
+  [ -f "$T/fmt/a/$file" ] || { kmr_skip_part "$file: the tool that makes it is missing"; continue; }
   expect_rc 0 "self $file" "$KMR" diff "$T/fmt/a/$file" "$T/fmt/a/$file"
   cp "$T/fmt/a/$file" "$T/self-copy"
   expect_rc 0 "copy $file" "$KMR" diff "$T/fmt/a/$file" "$T/self-copy"
@@ -139,13 +140,15 @@ walk(json.load(open(sys.argv[1])))
 print("note: diffoscope mispaired %d modules on the renamed release: %s" % (len(bad), bad[:5]))
 PY
 else
-  echo "skip: diffoscope not installed"
+  kmr_skip_part "diffoscope not installed (head-to-head)"
 fi
 
 # --- fixture kernel packages (pristine vs each non-determinism variant) ------
-# Uses the fixtures helper's cache when present ($KMR_FIXTURES_CACHE, e.g.
-# /var/tmp/kmr-fixtures built by tests/fixtures/repos/build-repos.sh).
-FX=${KMR_FIXTURES_CACHE:-}
+# The fixture repositories from the shared cache (ensure-fixtures.sh builds
+# them or waits for the build already running).
+FX=$(tests/fixtures/repos/ensure-fixtures.sh 2> "$T/fixtures.err"); fx_rc=$?
+[ $fx_rc -eq 1 ] && { fail "fixture repositories: $(tail -20 "$T/fixtures.err")"; FX=; }
+[ $fx_rc -eq 3 ] && { kmr_skip_part "fixture packages: $(cat "$T/fixtures.err")"; FX=; }
 if [ -n "$FX" ] && [ -d "$FX/arch/pristine" ] && command -v diffoscope >/dev/null; then
   for pristine in "$FX"/arch/pristine/os/x86_64/linux-kmrfix-[0-9]*.pkg.tar.zst "$FX"/suse/pristine/repo/x86_64/*.rpm \
                   "$FX"/proxmox/pristine/pool/*/*/*/*.deb; do
@@ -160,8 +163,8 @@ if [ -n "$FX" ] && [ -d "$FX/arch/pristine" ] && command -v diffoscope >/dev/nul
       else fail "fixture $(basename "$pristine") $v: leaf paths differ"; diff "$T/fd.l" "$T/fk.l" | head -20; fi
     done
   done
-else
-  echo "skip: fixture packages (set KMR_FIXTURES_CACHE)"
+elif [ -n "$FX" ]; then
+  fail "fixture packages: no arch/pristine in $FX or diffoscope missing"
 fi
 
 # --- kernel-module semantics -----------------------------------------------

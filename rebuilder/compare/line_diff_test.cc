@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "rebuilder/base/require.h"
+
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -64,7 +66,7 @@ std::string mutate(std::mt19937& rng, const std::string& text, int edits) {
 }
 
 TEST(LineDiff, AppliesWithPatchAndIsAsMinimalAsGnuDiff) {
-  if (!have_program("patch") || !have_program("diff")) GTEST_SKIP() << "patch/diff not installed";
+  if (!have_program("patch") || !have_program("diff")) KMR_SKIP_OR_FAIL("patch/diff not installed");
   std::mt19937 rng(42);
   DiffOptions opt;
   opt.max_output_lines = 1 << 20;

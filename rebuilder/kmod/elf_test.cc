@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "rebuilder/base/require.h"
+
 #include <cstdlib>
 #include <sstream>
 #include <string>
@@ -87,7 +89,7 @@ TEST(ElfTest, GccProgram64) {
 
 TEST(ElfTest, GccProgram32) {
   if (!run_subprocess({"sh", "-c", "echo 'int main(void){return 0;}' | gcc -m32 -x c -o /dev/null -"})->success()) {
-    GTEST_SKIP() << "gcc -m32 not available";
+    KMR_SKIP_OR_FAIL("gcc -m32 not available");
   }
   const ByteVector prog = build_program("prog32", "-m32");
   auto f = ElfFile::parse(prog, "prog32");

@@ -5,15 +5,22 @@ KMR="${TEST_SRCDIR:-$PWD/..}/kmr/rebuilder/cli/kmr"
 [ -x "$KMR" ] || KMR="$PWD/rebuilder/cli/kmr"
 CACHE="${KMR_TEST_CACHE:-/var/cache/kmr-test}"
 
-skip() { echo "SKIPPED: $*"; exit 0; }
+R="${TEST_SRCDIR:-$PWD/..}/kmr"; [ -f "$R/tests/lib/require.sh" ] || R=$PWD
+source "$R/tests/lib/require.sh"
+skip() { kmr_skip "$@"; }
 
 command -v apt-cache >/dev/null || skip "apt-cache not available"
 PKG=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -1)
+if [ -z "$PKG" ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq >/dev/null 2>&1 || true
+  PKG=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -1)
+fi
 [ -n "$PKG" ] || skip "no linux-image-6.1.0-*-amd64 in the apt lists (run apt-get update)"
 mkdir -p "$CACHE" 2>/dev/null || skip "cannot create cache $CACHE"
 DEB=$(ls "$CACHE"/"${PKG}"_*_amd64.deb 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$DEB" ]; then
-  (cd "$CACHE" && timeout 600 apt-get download "$PKG" >/dev/null 2>&1) || skip "apt-get download $PKG failed (offline?)"
+  (cd "$CACHE" && timeout 600 apt-get download "$PKG" >/dev/null 2>&1 ||
+   { apt-get update -qq >/dev/null 2>&1 && timeout 600 apt-get download "$PKG" >/dev/null 2>&1; }) || skip "apt-get download $PKG failed (offline?)"
   DEB=$(ls "$CACHE"/"${PKG}"_*_amd64.deb 2>/dev/null | sort -V | tail -1 || true)
 fi
 [ -n "$DEB" ] || skip "could not fetch $PKG"
