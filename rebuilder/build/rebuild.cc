@@ -204,6 +204,43 @@ class ArchBackend : public Backend {
 };
 
 // ---- NixOS: nix-store --realise --check of the deriver -------------------------
+// Copies what building `drv` needs from the host store into a chroot store
+// at `root` (store dir /nix/store): the derivation closure, and the outputs
+// of its input derivations that are valid on the host. The derivation's own
+// outputs are not copied: the job builds them.
+Result<void> seed_job_store(const std::string& drv, const std::string& root) {
+  SubprocessOptions o;
+  o.timeout = std::chrono::minutes(30);
+  o.env = std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin",
+                                   "NIX_CONFIG=build-users-group =\nexperimental-features = nix-command\nsandbox = false\nsubstituters ="};
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> v;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) {
+      if (!l.empty()) v.push_back(l);
+    }
+    return v;
+  };
+  KMR_ASSIGN_OR_RETURN(auto own, run_subprocess({"nix-store", "--query", "--outputs", drv}, o));
+  KMR_ASSIGN_OR_RETURN(auto closure, run_subprocess({"nix-store", "--query", "--requisites", "--include-outputs", drv}, o));
+  if (!own.success() || !closure.success()) return not_found("nix-store cannot query " + drv + ": " + own.err + closure.err);
+  const auto own_outputs = lines(own.out);
+  std::vector<std::string> drvs = {"nix", "copy", "--derivation", "--no-check-sigs", "--to", "local?root=" + root};
+  std::vector<std::string> paths = {"nix", "copy", "--no-check-sigs", "--to", "local?root=" + root};
+  for (const auto& p : lines(closure.out)) {
+    if (std::find(own_outputs.begin(), own_outputs.end(), p) != own_outputs.end()) continue;
+    (p.size() > 4 && p.compare(p.size() - 4, 4, ".drv") == 0 ? drvs : paths).push_back(p);
+  }
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  for (const auto* argv : {&drvs, &paths}) {
+    if (argv->size() == (argv == &drvs ? 6u : 5u)) continue;
+    KMR_ASSIGN_OR_RETURN(auto r, run_subprocess(*argv, o));
+    if (!r.success()) return io_error("cannot copy the derivation closure into the job's store: " + r.err);
+  }
+  return ok();
+}
+
 class NixBackend : public Backend {
  public:
   std::string name() const override { return "nixos"; }
@@ -252,13 +289,16 @@ class NixBackend : public Backend {
   Result<Plan> plan(const Job& job, const BuildEnvironment& env) override {
     Plan p;
     auto& s = p.sandbox;
-    // Nix writes its store and database; bubblewrap maps us to root and
-    // /nix stays writable. Network, the rest of the host, user and host
-    // names stay pinned as for the other backends.
+    // Each job has its own store: the derivation's closure (and the valid
+    // outputs of its inputs) copied from the host store into work/nix, bound
+    // writable at /nix; the host store is never visible to the build.
+    // Inside, root of the user namespace owns that store (the build user on
+    // the host). Nix's own sandbox stays off: see the README.
     s.uid = 0;
     s.gid = 0;
     s.user = "root";
-    s.bind_nix_writable = true;
+    KMR_TRY(seed_job_store(env.fields.at("drv"), job.work + "/nixroot"));
+    s.mounts.push_back({job.work + "/nixroot/nix", "/nix", true});
     s.env["NIX_CONFIG"] = "build-users-group =\nexperimental-features = nix-command\nsandbox = false\nsubstituters =";
     s.env["NIX_REMOTE"] = "";
     fs::create_directories(job.work + "/build/out");

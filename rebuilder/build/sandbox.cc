@@ -200,9 +200,9 @@ std::vector<std::string> sandbox_argv(const SandboxConfig& config, const std::ve
   });
   if (seccomp_fd >= 0) a.insert(a.end(), {"--seccomp", std::to_string(seccomp_fd)});
   add_toolchain(config, a);
-  if (::access("/nix", F_OK) == 0) {
-    a.insert(a.end(), {config.bind_nix_writable ? "--bind" : "--ro-bind", "/nix", "/nix"});
-  }
+  // The host's Nix store only when asked for (a job normally has its own,
+  // as a mount at /nix).
+  if (config.bind_nix_writable && ::access("/nix", F_OK) == 0) a.insert(a.end(), {"--bind", "/nix", "/nix"});
   const std::string etc = config.work_dir + "/etc";
   a.insert(a.end(), {
       "--dev", "/dev", "--proc", "/proc",

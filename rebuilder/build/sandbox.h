@@ -56,7 +56,9 @@ struct SandboxConfig {
   // HOME, USER, LOGNAME, TMPDIR, SHELL, HOSTNAME, FAKEROOTDONTTRYCHOWN).
   std::map<std::string, std::string> env;
   std::vector<Mount> mounts;            // extra inputs (read-only unless writable)
-  bool bind_nix_writable = false;       // nix needs its store and db (see README)
+  // The host's /nix, writable (not used by the backends: a Nix job binds its
+  // own store at /nix through `mounts`). The host /nix is absent otherwise.
+  bool bind_nix_writable = false;
   // Where the toolchain comes from ("" = the host). See above.
   std::string root_dir;
   // The unprivileged host identity of the build (see above).
