@@ -524,6 +524,54 @@ TEST_F(Sandbox, SeccompAndNoNestedUserNamespaces) {
 }
 #endif
 
+// A Nix job's own store at /nix: the build realises a derivation as root of
+// the user namespace with Nix's sandbox off. Nix's sandbox cannot be set up
+// inside (sandbox-fallback = false makes that an error instead of a silent
+// unsandboxed build).
+TEST_F(Sandbox, NixBuildsInItsOwnStoreAndNixSandboxCannotNest) {
+  if (!have_program("nix-instantiate") || !have_program("nix")) KMR_SKIP_OR_FAIL("nix not installed");
+  const std::string dir = test_tmp() + "/nixjob";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string tag = random_tag();
+  std::ofstream(dir + "/t.nix") << "derivation { name = \"kmr-sandbox-test-" << tag
+                                << "\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; "
+                                   "args = [ \"-c\" \"echo built > $out\" ]; PATH = \"/usr/bin:/bin\"; }\n";
+  SubprocessOptions o;
+  o.env = std::vector<std::string>{"PATH=/usr/bin:/bin", "HOME=" + dir,
+                                   "NIX_CONFIG=build-users-group =\nexperimental-features = nix-command\nsandbox = false"};
+  auto inst = run_subprocess({"nix-instantiate", dir + "/t.nix"}, o);
+  ASSERT_TRUE(inst && inst->success()) << (inst ? inst->err : inst.error().to_string());
+  const std::string drv = inst->out.substr(0, inst->out.find('\n'));
+  for (const std::string mode : {"false", "true"}) {
+    auto c = config_in("nixjob-" + mode);
+    const std::string store = c.work_dir + "-store";
+    fs::remove_all(store);
+    auto cp = run_subprocess({"nix", "copy", "--derivation", "--no-check-sigs", "--to", "local?root=" + store, drv}, o);
+    ASSERT_TRUE(cp && cp->success()) << (cp ? cp->err : cp.error().to_string());
+    c.uid = c.gid = 0;
+    c.user = "root";
+    c.mounts.push_back({store + "/nix", "/nix", true});
+    c.env["NIX_CONFIG"] = "build-users-group =\nsandbox = " + mode + "\nsandbox-fallback = false\nsubstituters =";
+    c.env["NIX_REMOTE"] = "";
+    // The build user owns the job's store (run_in_sandbox hands it work_dir only).
+    ASSERT_TRUE(run_subprocess({"chown", "-R", "kmrbuild:kmrbuild", store}));
+    auto r = run_ok(c, "out=$(nix-store --realise " + drv + " 2>/build/err) && cat $out; tail -3 /build/err; ls /nix/store | grep -c -v kmr-sandbox-test; true");
+    if (mode == "false") {
+      EXPECT_TRUE(r.success()) << r.process.out;
+      EXPECT_EQ(r.process.out.rfind("built\n", 0), 0u) << r.process.out;
+      // Only the job's own paths are in its store: none of the host's.
+      EXPECT_EQ(r.process.out.substr(r.process.out.size() - 2), "0\n") << r.process.out;
+    } else {
+      // Nix's sandbox setup fails at setgroups (bwrap's user namespace has
+      // setgroups denied, and no nested user namespace may be made).
+      EXPECT_EQ(r.process.out.find("built"), std::string::npos) << r.process.out;
+      EXPECT_NE(r.process.out.find("setgroups failed"), std::string::npos) << r.process.out;
+    }
+    fs::remove_all(store);
+  }
+}
+
 TEST(SandboxSeccomp, ProgramIsWellFormed) {
   const auto prog = sandbox_seccomp_program();
   ASSERT_GT(prog.size(), 10u);
