@@ -104,6 +104,8 @@ VARIANTS = {
     "seed": {"files": "different", "module_root": "mismatch", "differing": ["lib/modules/x/kmr_seed.ko"]},
     "signed": {"files": "identical-modulo-signatures", "module_root": "absent"},
     "broken": {"status": "build-failed", "files": "build-failed", "module_root": None},
+    # The engine claims identical but reports rebuilt hashes that differ: kmrd stores "different".
+    "liar": {"files": "identical", "module_root": "match", "lie": True, "stored_files": "different"},
 }
 DISTROS = {"arch": ["linux", "linux-headers"], "nixos": ["linux"], "suse": ["kernel-default"], "proxmox": ["proxmox-kernel-6.8"]}
 repo_dir = os.path.join(TMP, "repos")
@@ -142,7 +144,8 @@ config = {
     "admin_token": ADMIN,
     "log": {"format": "json", "level": "info"},
     "http": {"listen": "127.0.0.1:%d" % PORT, "read_timeout_ms": 1500, "write_timeout_ms": 1500,
-             "idle_timeout_ms": 3000, "max_json_body": 65536, "max_report_body": 1 << 20, "shutdown_grace_ms": 3000},
+             "idle_timeout_ms": 3000, "max_json_body": 65536, "max_report_body": 1 << 20, "shutdown_grace_ms": 3000,
+             "max_connections": 24},
     "queue": {"lease_seconds": 4, "heartbeat_seconds": 1, "retry_backoff_seconds": 1, "max_build_attempts": 1,
               "max_repro_attempts": 1},
     "sync_interval_seconds": 2,
@@ -193,6 +196,7 @@ def start_kmrd():
 
 
 kmrd = start_kmrd()
+SERVER_KEY = os.path.join(config["state_dir"], "keys", "attestation.pem.pub")  # kmrd's key, pinned by workers
 for _ in range(100):
     st, q = jget("/api/v1/queue")
     if q and q["queued"] == len(SETS):
@@ -207,7 +211,8 @@ st, body = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"
 check(st == 431 and error_code(body) == "header_too_large", "oversized headers -> 431 JSON (%s)" % st)
 st, body = raw(b"POST /api/v1/admin/requeue HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"{" * 1000)
 check(st == 413 and error_code(body) == "body_too_large", "oversized body -> 413 JSON (%s)" % st)
-st, body = raw(b"POST /api/v1/admin/requeue HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+st, body = raw(b"POST /api/v1/admin/requeue HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Authorization: Bearer " + ADMIN.encode() + b"\r\n\r\n" +
                b"11170\r\n" + b"x" * 70000 + b"\r\n0\r\n\r\n")
 check(st == 413, "oversized chunked body -> 413 (%s)" % st)
 # Slowloris: one header byte every 200 ms; the read timeout (1.5 s) closes it.
@@ -250,18 +255,39 @@ st, body, hdrs = http("GET", "/api/v1/stats")
 check(hdrs.get("Content-Security-Policy") == "default-src 'self'" and hdrs.get("X-Content-Type-Options") == "nosniff",
       "CSP and nosniff headers")
 
+# Worker headers are checked before the body is read: an unknown key gets its 401 at once,
+# though the announced body never arrives (the connection would otherwise wait for it).
+head = ("POST /api/v1/worker/jobs/1/report HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 500000\r\nX-Kmr-Key: %s\r\nX-Kmr-Origin: %s\r\nX-Kmr-Timestamp: %d\r\n"
+        "X-Kmr-Nonce: %s\r\nX-Kmr-Signature: %s\r\n\r\n" % ("ab" * 32, BASE, int(time.time()), "cd" * 16, "ef" * 64))
+t0 = time.time()
+st, body = raw(head.encode(), read_timeout=1.2)
+check(st == 401 and error_code(body) == "unknown_worker" and time.time() - t0 < 1.0,
+      "unknown worker key refused from the headers, before the body (%s in %.2fs)" % (st, time.time() - t0))
+# Connection cap (24 in this config): one more connection gets 503 busy, and the server recovers.
+held = [socket.create_connection(("127.0.0.1", PORT)) for _ in range(24)]
+time.sleep(0.3)
+st, body = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", read_timeout=3)
+check(st == 503 and error_code(body) == "busy", "connection over max_connections -> 503 busy (%s)" % st)
+for c in held:
+    c.close()
+time.sleep(0.3)
+st, _ = jget("/healthz")
+check(st == 200, "serving again once connections end")
+
 
 # ---------------------------------------------------------------- worker auth faults
 def signed(worker, method, path, body, ts=None, nonce=None, sign_with=None):
     ts = int(time.time()) if ts is None else ts
     nonce = nonce or os.urandom(16).hex()
-    msg = "kmr-worker-request-v1\n%s\n%s\n%s\n%d\n%s" % (method, path, hashlib.sha256(body.encode()).hexdigest(), ts, nonce)
+    msg = "kmr-worker-request-v2\n%s\n%s\n%s\n%s\n%d\n%s" % (BASE, method, path, hashlib.sha256(body.encode()).hexdigest(),
+                                                           ts, nonce)
     mf = os.path.join(TMP, "msg")
     open(mf, "w").write(msg)
     sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", keys[sign_with or worker][0], "-rawin", "-in", mf],
                          check=True, capture_output=True).stdout.hex()
-    return {"X-Kmr-Key": keys[worker][1], "X-Kmr-Timestamp": str(ts), "X-Kmr-Nonce": nonce, "X-Kmr-Signature": sig,
-            "Content-Type": "application/json"}
+    return {"X-Kmr-Key": keys[worker][1], "X-Kmr-Origin": BASE, "X-Kmr-Timestamp": str(ts), "X-Kmr-Nonce": nonce,
+            "X-Kmr-Signature": sig, "Content-Type": "application/json"}
 
 
 def blob_count():
@@ -301,7 +327,8 @@ worker_log = open(os.path.join(TMP, "workers.log"), "ab")
 
 def start_worker(name, sleep):
     env = dict(os.environ, FAKE_EXPECT=expect_file, FAKE_SLEEP=str(sleep))
-    p = subprocess.Popen([WORKER, "--server", BASE, "--key", keys[name][0], "--name", name, "--work-dir",
+    p = subprocess.Popen([WORKER, "--server", BASE, "--server-key", SERVER_KEY, "--key", keys[name][0], "--name", name,
+                          "--work-dir",
                           os.path.join(TMP, "work-" + name), "--idle-seconds", "0.3",
                           "--rebuild-command", sys.executable + " " + FAKE],
                          env=env, stdout=worker_log, stderr=worker_log, start_new_session=True)
@@ -354,7 +381,8 @@ for h, distro, name, variant, set_key in artifacts:
     v = a["verdicts"] or {}
     good = (st == 200 and a["sha256"] == h and a["distro"] == distro and a["package"]["name"] == name
             and v.get("module_root") == want.get("module_root")
-            and (v.get("files") == want["files"] if "status" not in want else v.get("status") == want["status"])
+            and (v.get("files") == want.get("stored_files", want["files"]) if "status" not in want
+                 else v.get("status") == want["status"])
             and len(a["history"]) == 1)
     if want.get("module_root"):
         good = good and len(a["attestations"]) == 1
@@ -387,9 +415,19 @@ while True:
     cursor = page["next"]
     if not cursor:
         break
-check(sorted(seen) == sorted(a[0] for a in artifacts) and pages == 3, "cursor pagination returns every artifact once")
+check(sorted(seen) == sorted(a[0] for a in artifacts) and pages == (len(artifacts) + 6) // 7,
+      "cursor pagination returns every artifact once")
+liar = [a for a in artifacts if a[3] == "liar"]
+st, a = jget("/api/v1/artifacts/sha256/" + liar[0][0])
+check(a["verdicts"]["files"] == "different" and not a["verdicts"]["reproducible"]
+      and "identical" in (a["verdicts"].get("downgraded") or ""),
+      "a worker's 'identical' with differing hashes is stored as different, with the reason: %s" % a["verdicts"].get("downgraded"))
+st, env_body, _ = http("GET", a["attestations"][0])
+import base64
+stmt = json.loads(base64.b64decode(json.loads(env_body)["payload"]))
+check(stmt["predicate"]["verificationResult"] == "FAILED", "and its attestation says FAILED")
 st, page = jget("/api/v1/artifacts?verdict=different&distro=arch")
-check(len(page["items"]) == 2, "filter by verdict and distro")
+check(len(page["items"]) == 4, "filter by verdict and distro (seed and liar sets)")
 st, w = jget("/api/v1/workers")
 check(all("address" not in i for i in w["items"]), "worker addresses hidden without the admin token")
 st, w = jget("/api/v1/workers", {"Authorization": "Bearer " + ADMIN})
@@ -409,6 +447,103 @@ except subprocess.TimeoutExpired:
     kmrd.kill()
     rc = -1
 check(rc == 0, "SIGTERM: graceful shutdown, exit 0")
+
+# ---------------------------------------------------------------- a log behind the database
+# The database references attestations by log index: kmrd refuses to start on a log that lost them.
+state = config["state_dir"]
+os.rename(os.path.join(state, "log"), os.path.join(state, "log.real"))
+os.makedirs(os.path.join(state, "log"))
+r = subprocess.run([KMRD, "--config", cfg_file], capture_output=True, text=True, timeout=30)
+check(r.returncode == 2 and "transparency log" in r.stdout + r.stderr,
+      "kmrd refuses to start when the database references entries beyond the log (rc %d)" % r.returncode)
+import shutil
+shutil.rmtree(os.path.join(state, "log"))
+os.rename(os.path.join(state, "log.real"), os.path.join(state, "log"))
+
+# ---------------------------------------------------------------- worker key file mode
+loose = os.path.join(TMP, "loose.pem")
+shutil.copy(keys["w3"][0], loose)
+os.chmod(loose, 0o644)
+r = subprocess.run([WORKER, "--server", BASE, "--server-key", SERVER_KEY, "--key", loose, "--exit-when-idle"],
+                   capture_output=True, text=True, timeout=30)
+check(r.returncode == 2 and loose in r.stderr and "0644" in r.stderr,
+      "worker refuses a group/world-readable key, naming path and mode: " + r.stderr.strip())
+
+
+# ---------------------------------------------------------------- replies must be signed by kmrd
+# A stand-in kmrd hands the worker a valid job (a real file with its sha256). Only a reply signed
+# with kmrd's pinned key, bound to the request's nonce and origin, may make it run the engine.
+import http.server
+import threading
+
+KMRD_PRIV = os.path.join(state, "keys", "attestation.pem")
+
+
+def ed25519_sign(key_file, msg):
+    mf = os.path.join(TMP, "reply-msg")
+    open(mf, "wb").write(msg)
+    return subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", key_file, "-rawin", "-in", mf],
+                          check=True, capture_output=True).stdout.hex()
+
+
+def fake_kmrd(mode):
+    port = free_port()
+    origin = "http://127.0.0.1:%d" % port
+    art = os.path.join(TMP, "mitm-artifact.pkg")
+    open(art, "wb").write(b"artifact bytes")
+    job = {"id": 7, "lease": "l" * 32, "heartbeat_seconds": 60, "distro": "arch", "set": "s",
+           "artifacts": [{"filename": "mitm-artifact.pkg", "url": "file://" + art,
+                          "sha256": hashlib.sha256(b"artifact bytes").hexdigest()}]}
+    seen = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.append(self.path)
+            body = json.dumps({"job": job} if self.path.endswith("/claim") else {}).encode()
+            nonce = self.headers.get("X-Kmr-Nonce", "")
+            msg = ("kmr-server-reply-v1\n%s\n%s\n200\n%s" % (origin, nonce, hashlib.sha256(body).hexdigest())).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if mode == "signed":
+                self.send_header("X-Kmr-Reply-Signature", ed25519_sign(KMRD_PRIV, msg))
+            elif mode == "other-key":
+                self.send_header("X-Kmr-Reply-Signature", ed25519_sign(keys["w2"][0], msg))
+            elif mode == "other-nonce":
+                self.send_header("X-Kmr-Reply-Signature", ed25519_sign(KMRD_PRIV, msg.replace(nonce.encode(), b"0" * 32)))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    marker = os.path.join(TMP, "engine-ran-" + mode)
+    engine = os.path.join(TMP, "marker-engine.sh")
+    open(engine, "w").write("#!/bin/sh\ntouch \"$MARKER\"\necho '{}'\n")
+    os.chmod(engine, 0o755)
+    log = open(os.path.join(TMP, "worker-" + mode + ".log"), "w+")
+    w = subprocess.Popen([WORKER, "--server", origin, "--server-key", SERVER_KEY, "--key", keys["w3"][0],
+                          "--work-dir", os.path.join(TMP, "work-" + mode), "--rebuild-command", engine],
+                         env=dict(os.environ, MARKER=marker), stdout=log, stderr=log, start_new_session=True)
+    deadline = time.time() + 6
+    while time.time() < deadline and not os.path.exists(marker):
+        time.sleep(0.1)
+    os.killpg(w.pid, signal.SIGKILL)
+    w.wait()
+    srv.shutdown()
+    log.seek(0)
+    return os.path.exists(marker), seen, log.read()
+
+
+ran, seen, log = fake_kmrd("signed")
+check(ran, "worker runs a job whose claim reply kmrd signed (control)")
+for mode, why in (("unsigned", "not signed"), ("other-key", "does not verify"), ("other-nonce", "does not verify")):
+    ran, seen, log = fake_kmrd(mode)
+    check(not ran and seen and all(p.endswith("/claim") for p in seen) and why in log,
+          "worker ignores a %s claim reply: no engine run, no report (%s)" % (mode, log.strip().splitlines()[-1:]))
 
 # ---------------------------------------------------------------- TLS
 import ssl
@@ -435,6 +570,98 @@ for _ in range(100):
 check(body is not None and body["status"] == "ok", "TLS: HTTPS /healthz with the configured certificate")
 tls.send_signal(signal.SIGTERM)
 check(tls.wait(timeout=10) == 0, "TLS server shuts down cleanly")
+
+# ---------------------------------------------------------------- out of descriptors: back off, do not spin
+import resource
+
+
+def cpu_seconds(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+fd_port = free_port()
+fd_cfg = dict(config, state_dir=os.path.join(TMP, "fd-state"), repositories=[], workers=[],
+              http=dict(config["http"], listen="127.0.0.1:%d" % fd_port, read_timeout_ms=20000, max_connections=1000))
+fd_file = os.path.join(TMP, "fd.json")
+json.dump(fd_cfg, open(fd_file, "w"))
+fdk = subprocess.Popen([KMRD, "--config", fd_file], stdout=kmrd_log, stderr=kmrd_log,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+children.append(fdk)
+for _ in range(200):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % fd_port, timeout=2) as resp:
+            if resp.status == 200:
+                break
+    except Exception:
+        time.sleep(0.05)
+flood = []
+for _ in range(120):
+    try:
+        flood.append(socket.create_connection(("127.0.0.1", fd_port), timeout=2))
+    except OSError:
+        break
+time.sleep(0.5)
+c0 = cpu_seconds(fdk.pid)
+time.sleep(2)
+burned = cpu_seconds(fdk.pid) - c0
+check(burned < 0.5, "out of descriptors: accept backs off (%.2f s CPU in 2 s with %d connections held)" % (burned, len(flood)))
+for c in flood:
+    c.close()
+ok_again = False
+for _ in range(60):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % fd_port, timeout=2) as resp:
+            ok_again = resp.status == 200
+            break
+    except Exception:
+        time.sleep(0.1)
+check(ok_again, "serves again once descriptors are free")
+fdk.send_signal(signal.SIGTERM)
+fdk.wait(timeout=10)
+
+# ---------------------------------------------------------------- kmrd's spawns inherit no descriptors
+# kmrd --demo spawns kmr-worker: the child must not hold kmrd's listening socket or state files.
+demo_state = os.path.join(TMP, "demo")
+os.makedirs(os.path.join(demo_state, "fixtures"), exist_ok=True)
+json.dump({"artifacts": []}, open(os.path.join(demo_state, "fixtures", "manifest.json"), "w"))
+port_file = os.path.join(TMP, "demo.port")
+demo = subprocess.Popen([KMRD, "--demo", "--state", demo_state, "--listen", "127.0.0.1:0", "--port-file", port_file,
+                         "--web", os.path.join(TMP, "noweb")], stdout=kmrd_log, stderr=kmrd_log, start_new_session=True)
+demo._own_group = True
+children.append(demo)
+worker_pid = None
+for _ in range(200):
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()
+                cmd = open("/proc/%s/cmdline" % d, "rb").read()
+            except OSError:
+                continue
+            if int(stat[1]) == demo.pid and b"kmr-worker" in cmd:
+                worker_pid = int(d)
+    if worker_pid and os.path.exists(port_file):
+        break
+    time.sleep(0.05)
+demo_port = int(open(port_file).read())
+listen_inodes = set()
+for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    f = line.split()
+    if f[3] == "0A" and int(f[1].split(":")[1], 16) == demo_port:
+        listen_inodes.add("socket:[%s]" % f[9])
+kmrd_fds = {os.readlink("/proc/%d/fd/%s" % (demo.pid, fd)) for fd in os.listdir("/proc/%d/fd" % demo.pid)}
+worker_fds = {}
+for fd in os.listdir("/proc/%d/fd" % worker_pid):
+    try:
+        worker_fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (worker_pid, fd))
+    except OSError:
+        pass
+leaked = {fd: t for fd, t in worker_fds.items() if fd > 2 and (t in listen_inodes or t.startswith(demo_state))}
+check(worker_pid is not None and listen_inodes and listen_inodes <= kmrd_fds and not leaked,
+      "spawned kmr-worker holds neither kmrd's listening socket nor its state files (fds %s)" % sorted(worker_fds.items()))
+os.killpg(demo.pid, signal.SIGTERM)
+demo.wait(timeout=15)
 
 if failures:
     print("\n%d failure(s); logs in %s" % (len(failures), TMP))

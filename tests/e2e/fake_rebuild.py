@@ -34,13 +34,14 @@ verdict = None
 for f in files:
     h = hashlib.sha256(open(f, "rb").read()).hexdigest()
     verdict = verdict or expect[h]
-    rebuilt.append({"name": os.path.basename(f), "sha256": h if verdict["files"] == "identical" else hashlib.sha256(h.encode()).hexdigest()})
+    same = verdict["files"] == "identical" and not verdict.get("lie")
+    rebuilt.append({"name": os.path.basename(f), "sha256": h if same else hashlib.sha256(h.encode()).hexdigest()})
 log = os.path.join(os.environ.get("KMR_REBUILD_DIR", "/tmp"), "fake.log")
 os.makedirs(os.path.dirname(log), exist_ok=True)
 with open(log, "w") as fh:
     fh.write("fake rebuild of %s\n" % " ".join(os.path.basename(f) for f in files))
 out = {"status": verdict.get("status", "verdict"), "files": verdict["files"], "module_root": verdict.get("module_root"),
-       "differing": verdict.get("differing", []), "shipped_root": "ab" * 32, "rebuilt_root": "ab" * 32 if verdict.get("module_root") == "match" else "cd" * 32,
+       "differing": verdict.get("differing", []), "shipped_root": None if verdict.get("module_root") == "absent" else "ab" * 32, "rebuilt_root": "ab" * 32 if verdict.get("module_root") == "match" else "cd" * 32,
        "levels": 6, "environment": {"backend": "fake"}, "rebuilt": rebuilt, "log": log}
 if out["status"] != "verdict":
     out["files"] = out["status"]

@@ -122,7 +122,9 @@ def start_instance(name):
     else:
         raise SystemExit("kmrd %s did not come up" % name)
     env = dict(os.environ, FAKE_EXPECT=expect_file, FAKE_SLEEP="0")
-    w = subprocess.Popen([WORKER, "--server", base, "--key", wkey, "--name", "w" + name, "--work-dir",
+    server_key = os.path.join(d, "state", "keys", "attestation.pem.pub")
+    w = subprocess.Popen([WORKER, "--server", base, "--server-key", server_key, "--key", wkey, "--name", "w" + name,
+                          "--work-dir",
                           os.path.join(d, "work"), "--idle-seconds", "0.3",
                           "--rebuild-command", sys.executable + " " + FAKE],
                          env=env, stdout=log, stderr=log, start_new_session=True)
