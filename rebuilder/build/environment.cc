@@ -121,6 +121,15 @@ bool is_locale_var(std::string_view name) {
   return kLocale.count(name) > 0;
 }
 
+// Names that become path components when the backends look for sources:
+// letters, digits and `extra`, not starting with '.' or '-' (so never "..").
+Result<void> check_name_field(const std::string& what, std::string_view v, std::string_view extra) {
+  if (v.empty() || v.size() > 255 || v.front() == '.' || v.front() == '-' || !all_of_chars(v, extra)) {
+    return malformed(what + " is not a safe package name or version: '" + std::string(v.substr(0, 120)) + "'");
+  }
+  return ok();
+}
+
 bool has_line_break_or_nul(std::string_view v) { return v.find_first_of(std::string_view("\n\r\0", 3)) != std::string_view::npos; }
 
 }  // namespace
@@ -252,6 +261,11 @@ Result<BuildEnvironment> parse_arch_buildinfo(std::string_view text, const Limit
   if (env.fields["format"] != "1" && env.fields["format"] != "2") {
     return unsupported(what + ": unsupported format '" + env.fields["format"] + "'");
   }
+  // makepkg's own rule for names ([[:alnum:]+_.@-]); pkgver-pkgrel likewise.
+  for (const char* k : {"pkgname", "pkgbase"}) {
+    if (env.fields.count(k)) KMR_TRY(check_name_field(what + ": " + k, env.fields[k], "+_.@-"));
+  }
+  KMR_TRY(check_name_field(what + ": pkgver", env.fields["pkgver"], "+_.@:~-"));
   KMR_ASSIGN_OR_RETURN(env.source_date_epoch, parse_epoch(env.fields["builddate"], what + ": builddate"));
   env.env["SOURCE_DATE_EPOCH"] = env.fields["builddate"];
   if (env.fields.count("builddir")) env.build_path = env.fields["builddir"];
@@ -314,6 +328,11 @@ Result<BuildEnvironment> parse_debian_buildinfo(std::string_view text, const std
   for (const char* required : {"Source", "Version"}) {
     if (!env.fields.count(required)) return malformed(what + ": missing field '" + std::string(required) + "'");
   }
+  // Debian policy: package names [a-z0-9][a-z0-9+.-]*, versions [A-Za-z0-9.+~:-];
+  // "Source: name (version)" names the source of a binNMU.
+  const std::string& source = env.fields["Source"];
+  KMR_TRY(check_name_field(what + ": Source", std::string_view(source).substr(0, source.find(' ')), "+.-"));
+  KMR_TRY(check_name_field(what + ": Version", env.fields["Version"], ".+~:-"));
   // Installed-Build-Depends: "pkg (= ver)," entries -> "pkg=ver".
   if (auto it = env.fields.find("Installed-Build-Depends"); it != env.fields.end()) {
     std::string_view all = it->second;

@@ -2,6 +2,7 @@
 // dumps to canonical JSON without throwing) or returns an error.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "rebuilder/build/environment.h"
@@ -15,5 +16,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (r) (void)r->digest();
   }
   (void)kmr::build::parse_disturl(text);
+  // The value checks that stand between recorded metadata and the build.
+  const auto eq = text.find('=');
+  if (eq != std::string_view::npos) (void)kmr::build::build_env_allowed(text.substr(0, eq), text.substr(eq + 1));
+  if (auto body = kmr::build::rpm_macro_body("m", text)) {
+    // A body never holds an unescaped '%' nor shell substitution.
+    for (std::size_t i = 0; i < body->size(); ++i) {
+      if ((*body)[i] == '%') {
+        if (i + 1 >= body->size() || (*body)[i + 1] != '%') __builtin_trap();
+        ++i;
+      }
+    }
+    if (body->find("$(") != std::string::npos || body->find('`') != std::string::npos) __builtin_trap();
+  }
+  if (auto quoted = kmr::build::config_line_value("v", text)) {
+    if (quoted->find('\n') != std::string::npos) __builtin_trap();
+  }
+  (void)kmr::build::check_build_path("p", text);
+  (void)kmr::build::check_user_name("u", text);
   return 0;
 }

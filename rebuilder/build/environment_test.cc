@@ -65,6 +65,12 @@ TEST(ArchBuildinfo, HostileInputs) {
       {"format = 3\npkgname = a\npkgver = 1\nbuilddate = 1\n", ".BUILDINFO: unsupported format '3'"},
       {"format = 2\npkgname = a\npkgver = 1\nbuilddate = 1\npkgbuild_sha256sum = abc\n",
        ".BUILDINFO: pkgbuild_sha256sum is not a SHA-256: 'abc'"},
+      {"format = 2\npkgname = a\npkgbase = ../../../../etc\npkgver = 1\nbuilddate = 1\n",
+       ".BUILDINFO: pkgbase is not a safe package name or version: '../../../../etc'"},
+      {"format = 2\npkgname = a/b\npkgver = 1\nbuilddate = 1\n",
+       ".BUILDINFO: pkgname is not a safe package name or version: 'a/b'"},
+      {"format = 2\npkgname = a\npkgver = 1$(id)\nbuilddate = 1\n",
+       ".BUILDINFO: pkgver is not a safe package name or version: '1$(id)'"},
       {"format = 2\npkgname = \xff\xfe\n", ".BUILDINFO: invalid UTF-8"},
       {"format = 2\npkgname = \xed\xa0\x80\n", ".BUILDINFO: invalid UTF-8"},  // surrogate
       {"format = 2\npkgname = \xc0\xaf\n", ".BUILDINFO: invalid UTF-8"},      // overlong
@@ -128,6 +134,9 @@ TEST(DebianBuildinfo, HostileInputs) {
       {"Source: a\nVersion: 1\nEnvironment:\n SOURCE_DATE_EPOCH=\"soon\"\n",
        ".buildinfo: SOURCE_DATE_EPOCH is not a non-negative integer: 'soon'"},
       {"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n", ".buildinfo: clearsigned message without a body"},
+      {"Source: ../../srv/x\nVersion: 1\n", ".buildinfo: Source is not a safe package name or version: '../../srv/x'"},
+      {"Source: linux (6.1-1)\nVersion: 6.1-1/../../x\n",
+       ".buildinfo: Version is not a safe package name or version: '6.1-1/../../x'"},
   };
   for (const auto& c : cases) {
     auto env = parse_debian_buildinfo(c.text);
