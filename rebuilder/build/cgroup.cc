@@ -109,23 +109,24 @@ Result<void> make_group_dir(const std::string& dir) {
   return ok();
 }
 
-// Enables memory and pids for the children of `base` (v2), moving the caller
-// into a leaf when `base` still holds processes.
-Result<void> enable_v2_controllers(const std::string& base) {
-  const std::string sub = read_small(base + "/cgroup.subtree_control");
-  if (has_word(sub, "memory") && has_word(sub, "pids")) return ok();
-  if (write_value(base + "/cgroup.subtree_control", "+memory +pids")) return ok();
-  KMR_TRY(make_group_dir(base + "/kmr-supervisor"));
-  KMR_TRY(write_value(base + "/kmr-supervisor/cgroup.procs", "0"));
-  return write_value(base + "/cgroup.subtree_control", "+memory +pids");
-}
-
 std::vector<int> group_pids(const std::string& dir) {
   std::vector<int> out;
   std::istringstream in(read_small(dir + "/cgroup.procs"));
   int pid;
   while (in >> pid) out.push_back(pid);
   return out;
+}
+
+// Enables memory and pids for the children of `base` (v2). When `base`
+// still holds processes (a delegated service cgroup holding the worker and
+// its `kmr rebuild`), they move into a `kmr-supervisor` leaf first.
+Result<void> enable_v2_controllers(const std::string& base) {
+  const std::string sub = read_small(base + "/cgroup.subtree_control");
+  if (has_word(sub, "memory") && has_word(sub, "pids")) return ok();
+  if (write_value(base + "/cgroup.subtree_control", "+memory +pids")) return ok();
+  KMR_TRY(make_group_dir(base + "/kmr-supervisor"));
+  for (int pid : group_pids(base)) (void)write_value(base + "/kmr-supervisor/cgroup.procs", std::to_string(pid));
+  return write_value(base + "/cgroup.subtree_control", "+memory +pids");
 }
 
 }  // namespace
