@@ -55,8 +55,6 @@ Result<std::string> read_text_file(const std::string& path, std::uint64_t max_by
   return std::string(data.begin(), data.end());
 }
 
-namespace {
-
 Result<void> write_all(int fd, Bytes data, const std::string& what) {
   std::size_t off = 0;
   while (off < data.size()) {
@@ -69,8 +67,6 @@ Result<void> write_all(int fd, Bytes data, const std::string& what) {
   }
   return ok();
 }
-
-}  // namespace
 
 Result<void> write_file_atomic(const std::string& path, Bytes data, int mode) {
   // Never rename over something that is not a regular file (/dev/null, a
