@@ -100,18 +100,35 @@ Result<std::vector<ImportArtifact>> parse_index(const RepositoryConfig& rc, std:
   return out;
 }
 
+namespace {
+
+Bytes bytes_of(std::string_view s) { return Bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
+
+// Verifies a detached OpenPGP signature over `data` with the first configured keyring.
+Result<void> verify_detached_bytes(const RepositoryConfig& rc, const std::string& what, std::string_view data,
+                                   std::string_view sig) {
+  KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
+  KMR_TRY(write_file_atomic(tmp.path() + "/data", bytes_of(data)));
+  KMR_TRY(write_file_atomic(tmp.path() + "/data.sig", bytes_of(sig)));
+  KMR_ASSIGN_OR_RETURN(archive::PgpResult v,
+                       archive::verify_detached(rc.trusted_keys[0], tmp.path() + "/data.sig", tmp.path() + "/data"));
+  if (!v.valid) return Error(ErrorCode::kVerificationFailed, what + ": repository signature does not verify: " + v.output);
+  return {};
+}
+
+}  // namespace
+
+// db_signed: set when <db>.sig exists and verifies. Arch mirrors usually ship an unsigned db
+// and signed packages; then every new package's own .sig is checked (verify_arch_packages).
 Result<std::vector<ImportArtifact>> read_arch_db(const RepositoryConfig& rc, const std::string& db,
-                                                 std::chrono::milliseconds timeout) {
-  // Signature: <db>.sig checked with the configured keyring (sqv or gpgv, via the archive library).
+                                                 std::chrono::milliseconds timeout, bool* db_signed) {
+  *db_signed = false;
   if (!rc.trusted_keys.empty()) {
-    KMR_ASSIGN_OR_RETURN(std::string sig, fetch_url(rc.url + ".sig", timeout, 1 << 20));
-    KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
-    auto bytes = [](const std::string& s) { return Bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); };
-    KMR_TRY(write_file_atomic(tmp.path() + "/db", bytes(db)));
-    KMR_TRY(write_file_atomic(tmp.path() + "/db.sig", bytes(sig)));
-    KMR_ASSIGN_OR_RETURN(archive::PgpResult v,
-                         archive::verify_detached(rc.trusted_keys[0], tmp.path() + "/db.sig", tmp.path() + "/db"));
-    if (!v.valid) return Error(ErrorCode::kVerificationFailed, rc.url + ": repository signature does not verify: " + v.output);
+    auto sig = fetch_url(rc.url + ".sig", timeout, 1 << 20);
+    if (sig) {
+      KMR_TRY(verify_detached_bytes(rc, rc.url, db, *sig));
+      *db_signed = true;
+    }
   }
   archive::MemoryStream in(Bytes(reinterpret_cast<const std::uint8_t*>(db.data()), db.size()));
   archive::ReaderOptions opt;
@@ -137,19 +154,12 @@ Result<std::vector<ImportArtifact>> read_arch_db(const RepositoryConfig& rc, con
 
 namespace {
 
-Bytes as_bytes(std::string_view s) { return Bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
 
 // Verifies `sig_url` (detached OpenPGP signature) over `data` with the first configured keyring.
 Result<void> verify_detached_url(const RepositoryConfig& rc, const std::string& what, std::string_view data,
                                  const std::string& sig_url, std::chrono::milliseconds timeout) {
   KMR_ASSIGN_OR_RETURN(std::string sig, fetch_url(sig_url, timeout, 1 << 20));
-  KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
-  KMR_TRY(write_file_atomic(tmp.path() + "/data", as_bytes(data)));
-  KMR_TRY(write_file_atomic(tmp.path() + "/data.sig", as_bytes(sig)));
-  KMR_ASSIGN_OR_RETURN(archive::PgpResult v,
-                       archive::verify_detached(rc.trusted_keys[0], tmp.path() + "/data.sig", tmp.path() + "/data"));
-  if (!v.valid) return Error(ErrorCode::kVerificationFailed, what + ": repository signature does not verify: " + v.output);
-  return {};
+  return verify_detached_bytes(rc, what, data, sig);
 }
 
 std::string dir_of(const std::string& url) { return url.substr(0, url.rfind('/') + 1); }
@@ -232,7 +242,7 @@ Result<std::vector<ImportArtifact>> read_nix_cache(const RepositoryConfig& rc, s
     a.arch = rc.architectures.empty() ? "x86_64-linux" : rc.architectures[0];
     a.filename = h + ".narinfo";
     a.url = url;
-    a.sha256 = sha256_hex(as_bytes(text));
+    a.sha256 = sha256_hex(bytes_of(text));
     a.size = static_cast<std::int64_t>(text.size());
     a.set_key = ni.deriver.ends_with(".drv") ? ni.deriver.substr(0, ni.deriver.size() - 4) : ni.deriver;
     a.resource_class = rc.resource_class;
@@ -253,15 +263,16 @@ Result<std::vector<ImportArtifact>> read_nix_cache(const RepositoryConfig& rc, s
       if (!ni.file_hash.starts_with("sha256:")) return malformed(url + ": FileHash is not sha256");
       auto want = archive::nix32_decode(ni.file_hash.substr(7), 32);
       if (!want) return malformed(url + ": FileHash is not nix32");
-      if (sha256_hex(as_bytes(nar)) != to_hex(*want))
+      if (sha256_hex(bytes_of(nar)) != to_hex(*want))
         return Error(ErrorCode::kVerificationFailed, nar_url + ": sha256 does not match the narinfo's FileHash");
       if (ni.file_size != 0 && ni.file_size != nar.size())
         return Error(ErrorCode::kVerificationFailed, nar_url + ": size does not match the narinfo's FileSize");
     }
-    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(nar), ni.nar_size));
+    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(bytes_of(nar), ni.nar_size));
     KMR_ASSIGN_OR_RETURN(auto nar_hash, ni.nar_hash_bytes());
     if (raw.size() != ni.nar_size || sha256_hex(Bytes(raw.data(), raw.size())) != to_hex(nar_hash))
       return Error(ErrorCode::kVerificationFailed, nar_url + ": NAR does not match the narinfo's NarHash/NarSize");
+    a.content_sha256 = to_hex(nar_hash);
     out.push_back(std::move(a));
   }
   return out;
@@ -283,7 +294,7 @@ Result<std::vector<ImportArtifact>> read_rpm_md(const RepositoryConfig& rc, std:
   std::string primary_url = resolve_relative(base, primary->location);
   KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(primary_url, timeout, 1ull << 30));
   KMR_TRY(archive::check_digest(packed, primary->checksum_type, primary->checksum, primary_url));
-  KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(packed), 4ull << 30));
+  KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(bytes_of(packed), 4ull << 30));
   std::string_view xml(reinterpret_cast<const char*>(raw.data()), raw.size());
   if (!primary->open_checksum.empty())
     KMR_TRY(archive::check_digest(xml, primary->checksum_type, primary->open_checksum, primary_url + " (decompressed)"));
@@ -318,7 +329,7 @@ Result<std::vector<ImportArtifact>> read_apt(const RepositoryConfig& rc, std::ch
   if (!rc.trusted_keys.empty()) {
     if (inrelease) {
       KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
-      KMR_TRY(write_file_atomic(tmp.path() + "/InRelease", as_bytes(release_text)));
+      KMR_TRY(write_file_atomic(tmp.path() + "/InRelease", bytes_of(release_text)));
       KMR_ASSIGN_OR_RETURN(archive::PgpResult v, archive::verify_clearsigned(rc.trusted_keys[0], tmp.path() + "/InRelease"));
       if (!v.valid) return Error(ErrorCode::kVerificationFailed, rc.url + ": repository signature does not verify: " + v.output);
     } else {
@@ -355,7 +366,7 @@ Result<std::vector<ImportArtifact>> read_apt(const RepositoryConfig& rc, std::ch
     std::string url = dist + path;
     KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(url, timeout, 1ull << 30));
     KMR_TRY(archive::check_release_entry(files, path, packed));
-    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(packed), 4ull << 30));
+    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(bytes_of(packed), 4ull << 30));
     std::string_view text(reinterpret_cast<const char*>(raw.data()), raw.size());
     KMR_ASSIGN_OR_RETURN(auto pkgs, archive::parse_deb822(text, url));
     for (const auto& p : pkgs) {
@@ -388,16 +399,93 @@ Result<std::vector<ImportArtifact>> read_apt(const RepositoryConfig& rc, std::ch
   return out;
 }
 
+namespace {
+
+bool is_local(const RepositoryConfig& rc) { return rc.url.starts_with("file://"); }
+
+// What signature sync verifies over the repository's index; empty when none.
+std::string index_signature(const RepositoryConfig& rc) {
+  if (rc.format == "nix") return "narinfo Sig";  // required by read_nix_cache
+  if (rc.trusted_keys.empty()) return "";
+  if (rc.format == "arch") return "<db>.sig or each package's .sig";
+  if (rc.format == "rpm-md") return "repomd.xml.asc";
+  if (rc.format == "apt") return "InRelease or Release.gpg";
+  return "";
+}
+
+// A remote repository needs a verified signature unless the operator opted out explicitly.
+// Returns whether the index will be read unsigned (shown as insecure in the API and UI).
+Result<bool> check_signature_policy(const RepositoryConfig& rc) {
+  if (!index_signature(rc).empty()) return false;
+  if (is_local(rc) || rc.insecure_unsigned) return true;
+  const bool has_signatures = rc.format == "arch" || rc.format == "rpm-md" || rc.format == "apt";
+  return Error(ErrorCode::kVerificationFailed,
+               rc.name + ": remote repository " + rc.url + " has no signature check (" +
+                   (has_signatures ? "format " + rc.format + " is signed, but no trusted_keys are configured"
+                                   : "format " + rc.format + " carries no signature") +
+                   "); configure trusted_keys, or set \"insecure_unsigned\": true to sync it unsigned");
+}
+
+// Unsigned Arch db: every package not yet known must carry a valid detached signature
+// (<package>.sig next to it) by the trusted keys before it is enqueued.
+Result<void> verify_arch_packages(Store& store, const RepositoryConfig& rc, const std::vector<ImportArtifact>& arts,
+                                  std::chrono::milliseconds timeout) {
+  for (const auto& a : arts) {
+    KMR_ASSIGN_OR_RETURN(bool known, store.artifact_known(a.sha256));
+    if (known) continue;
+    KMR_ASSIGN_OR_RETURN(std::string sig, fetch_url(a.url + ".sig", timeout, 1 << 20));
+    KMR_ASSIGN_OR_RETURN(std::string pkg, fetch_url(a.url, timeout, 4ull << 30));
+    if (sha256_hex(bytes_of(pkg)) != a.sha256)
+      return Error(ErrorCode::kVerificationFailed, a.url + ": sha256 does not match the repository db");
+    KMR_TRY(verify_detached_bytes(rc, a.url, pkg, sig));
+  }
+  return {};
+}
+
+// The hash a rebuild of a narinfo artifact is compared with: its NarHash (hex). The narinfo is
+// fetched again and must still have the sha256 the index recorded.
+Result<void> add_nar_hashes(Store& store, std::vector<ImportArtifact>& arts, std::chrono::milliseconds timeout) {
+  for (auto& a : arts) {
+    if (a.content_sha256 || !a.filename.ends_with(".narinfo")) continue;
+    KMR_ASSIGN_OR_RETURN(bool known, store.artifact_known(a.sha256));
+    if (known) continue;
+    KMR_ASSIGN_OR_RETURN(std::string text, fetch_url(a.url, timeout, 1 << 20));
+    if (sha256_hex(bytes_of(text)) != a.sha256)
+      return Error(ErrorCode::kVerificationFailed, a.url + ": sha256 does not match the index");
+    KMR_ASSIGN_OR_RETURN(archive::NarInfo ni, archive::parse_narinfo(text, a.url));
+    KMR_ASSIGN_OR_RETURN(auto nar_hash, ni.nar_hash_bytes());
+    a.content_sha256 = to_hex(Bytes(nar_hash.data(), nar_hash.size()));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<std::int64_t> sync_repository(Store& store, const RepositoryConfig& rc, std::int64_t now,
                                      std::chrono::milliseconds timeout) {
   KMR_ASSIGN_OR_RETURN(std::int64_t repo_id, store.upsert_repository(rc.name, rc.distro, rc.url));
   auto read = [&]() -> Result<std::vector<ImportArtifact>> {
-    if (rc.format == "nix") return read_nix_cache(rc, timeout);
-    if (rc.format == "rpm-md") return read_rpm_md(rc, timeout);
-    if (rc.format == "apt") return read_apt(rc, timeout);
-    KMR_ASSIGN_OR_RETURN(std::string text, fetch_url(rc.url, timeout, 64 << 20));
-    if (rc.format == "arch") return read_arch_db(rc, text, timeout);
-    return parse_index(rc, text);
+    KMR_ASSIGN_OR_RETURN(bool insecure, check_signature_policy(rc));
+    KMR_TRY(store.set_repository_insecure(repo_id, insecure));
+    std::vector<ImportArtifact> arts;
+    if (rc.format == "nix") {
+      KMR_ASSIGN_OR_RETURN(arts, read_nix_cache(rc, timeout));
+    } else if (rc.format == "rpm-md") {
+      KMR_ASSIGN_OR_RETURN(arts, read_rpm_md(rc, timeout));
+    } else if (rc.format == "apt") {
+      KMR_ASSIGN_OR_RETURN(arts, read_apt(rc, timeout));
+    } else {
+      KMR_ASSIGN_OR_RETURN(std::string text, fetch_url(rc.url, timeout, 64 << 20));
+      if (rc.format == "arch") {
+        bool db_signed = false;
+        KMR_ASSIGN_OR_RETURN(arts, read_arch_db(rc, text, timeout, &db_signed));
+        if (!rc.trusted_keys.empty() && !db_signed) KMR_TRY(verify_arch_packages(store, rc, arts, timeout));
+      } else {
+        KMR_ASSIGN_OR_RETURN(arts, parse_index(rc, text));
+      }
+    }
+    KMR_TRY(add_nar_hashes(store, arts, timeout));
+    return arts;
   };
   Result<std::vector<ImportArtifact>> arts = read();
   if (!arts) {

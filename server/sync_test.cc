@@ -10,6 +10,7 @@
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/require.h"
+#include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
 #include "tests/lib/fixtures.h"
 
@@ -78,9 +79,141 @@ TEST(SyncTest, ArchRepoDbOneJobPerPkgbase) {
   EXPECT_EQ((**a)["url"], "file://" + t->path() + "/linux-headers-6.8.1-1-x86_64.pkg.tar.zst");
   auto fx = (*store)->artifact_by_sha256(std::string(64, 'c'));
   EXPECT_FALSE(fx->has_value());
-  // A configured keyring makes the detached signature mandatory.
+  // A local repository without trusted_keys syncs, shown as unsigned.
+  EXPECT_TRUE((**a)["insecure_unsigned"].get<bool>());
+  // A configured keyring makes a signature mandatory (the db's, else each new package's).
   rc.trusted_keys = {t->path() + "/missing-keyring.pgp"};
-  EXPECT_FALSE(sync_repository(**store, rc, 200, std::chrono::seconds(5)).has_value());
+  auto fresh = Store::open(t->path() + "/state2");
+  ASSERT_TRUE(fresh.has_value());
+  EXPECT_FALSE(sync_repository(**fresh, rc, 200, std::chrono::seconds(5)).has_value());
+  EXPECT_FALSE((*fresh)->artifact_by_sha256(std::string(64, 'b'))->has_value());
+}
+
+
+// ---- Signature policy: a remote repository needs a verified signature unless opted out ----
+
+RepositoryConfig remote_rc(const std::string& format, const std::string& url) {
+  RepositoryConfig rc;
+  rc.name = "remote-" + format;
+  rc.distro = "arch";
+  rc.format = format;
+  rc.url = url;
+  return rc;
+}
+
+TEST(SyncPolicy, RemoteUnsignedRepositoryFailsWithoutTheFlag) {
+  auto t = TempDir::create("sync-policy");
+  ASSERT_TRUE(t.has_value());
+  auto store = Store::open(t->path() + "/state");
+  ASSERT_TRUE(store.has_value());
+  // Port 1 refuses connections: the policy must refuse before any fetch.
+  for (const auto& [format, url] : std::vector<std::pair<std::string, std::string>>{
+           {"kmr-import", "http://127.0.0.1:1/index.json"},
+           {"arch", "http://127.0.0.1:1/core/os/x86_64/core.db"},
+           {"rpm-md", "http://127.0.0.1:1/repo/"},
+           {"apt", "http://127.0.0.1:1/debian/dists/bookworm/InRelease"}}) {
+    RepositoryConfig rc = remote_rc(format, url);
+    auto n = sync_repository(**store, rc, 100, std::chrono::seconds(2));
+    ASSERT_FALSE(n.has_value()) << format;
+    EXPECT_EQ(n.error().code(), ErrorCode::kVerificationFailed) << n.error().to_string();
+    EXPECT_NE(n.error().message().find("has no signature check"), std::string::npos) << n.error().message();
+    EXPECT_NE(n.error().message().find("insecure_unsigned"), std::string::npos) << n.error().message();
+    // Opting out, or configuring keys, passes the policy (and then fails to connect).
+    rc.insecure_unsigned = true;
+    n = sync_repository(**store, rc, 100, std::chrono::seconds(2));
+    ASSERT_FALSE(n.has_value());
+    EXPECT_EQ(n.error().message().find("no signature check"), std::string::npos) << n.error().message();
+    if (format != "kmr-import") {
+      rc.insecure_unsigned = false;
+      rc.trusted_keys = {t->path() + "/keyring.pgp"};
+      n = sync_repository(**store, rc, 100, std::chrono::seconds(2));
+      ASSERT_FALSE(n.has_value());
+      EXPECT_EQ(n.error().message().find("no signature check"), std::string::npos) << n.error().message();
+    }
+  }
+}
+
+// A throwaway OpenPGP key in a short GNUPGHOME (gpg-agent's socket path must fit).
+struct TestGpg {
+  std::string home, keyring;
+  static std::optional<TestGpg> create(const std::string& dir, const std::string& uid) {
+    char tmpl[] = "/tmp/kmrgpgXXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return std::nullopt;
+    TestGpg g{tmpl, dir + "/" + uid + ".pgp"};
+    if (!g.run({"--quick-gen-key", uid + " <" + uid + "@kmr.invalid>", "ed25519", "sign", "never"})) return std::nullopt;
+    if (!g.run({"--output", g.keyring, "--export"})) return std::nullopt;
+    return g;
+  }
+  bool sign(const std::string& file) const { return run({"--output", file + ".sig", "--detach-sign", file}); }
+  bool run(std::vector<std::string> args) const {
+    std::vector<std::string> argv = {"gpg", "--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback",
+                                     "--passphrase", ""};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run_subprocess(argv);
+    return r.has_value() && r->success();
+  }
+  ~TestGpg() {
+    if (home.empty()) return;
+    (void)run_subprocess({"gpgconf", "--homedir", home, "--kill", "gpg-agent"});
+    std::error_code ec;
+    std::filesystem::remove_all(home, ec);
+  }
+  TestGpg(std::string h, std::string k) : home(std::move(h)), keyring(std::move(k)) {}
+  TestGpg(TestGpg&& o) noexcept : home(std::move(o.home)), keyring(std::move(o.keyring)) { o.home.clear(); }
+};
+
+TEST(SyncPolicy, UnsignedArchDbNeedsEachPackageSignature) {
+  auto t = TempDir::create("sync-pkgsig");
+  ASSERT_TRUE(t.has_value());
+  auto gpg = TestGpg::create(t->path(), "packager");
+  auto mallory = TestGpg::create(t->path(), "mallory");
+  if (!gpg || !mallory) KMR_SKIP_OR_FAIL("gpg cannot create a test key");
+  const std::string repo = t->path() + "/repo";
+  std::filesystem::create_directories(repo + "/db");
+  auto add = [&](const std::string& name, const std::string& content, const TestGpg& signer) {
+    const std::string file = name + "-6.8.1-1-x86_64.pkg.tar.zst";
+    ASSERT_TRUE(write_file_atomic(repo + "/" + file, b(content)).has_value());
+    ASSERT_TRUE(signer.sign(repo + "/" + file));
+    const std::string entry = repo + "/db/" + name + "-6.8.1-1";
+    std::filesystem::create_directories(entry);
+    std::string d = "%FILENAME%\n" + file + "\n\n%NAME%\n" + name + "\n\n%BASE%\nlinux\n\n%VERSION%\n6.8.1-1\n\n"
+                    "%ARCH%\nx86_64\n\n%SHA256SUM%\n" + sha256_hex(b(content)) + "\n\n";
+    ASSERT_TRUE(write_file_atomic(entry + "/desc", b(d)).has_value());
+  };
+  auto make_db = [&]() {
+    auto r = run_subprocess({"tar", "-czf", repo + "/core.db", "-C", repo + "/db", "linux-6.8.1-1", "linux-headers-6.8.1-1"});
+    ASSERT_TRUE(r.has_value() && r->success());
+  };
+  add("linux", "kernel package bytes", *gpg);
+  add("linux-headers", "headers package bytes", *gpg);
+  make_db();
+  RepositoryConfig rc;
+  rc.name = "core";
+  rc.distro = "arch";
+  rc.format = "arch";
+  rc.url = "file://" + repo + "/core.db";
+  rc.trusted_keys = {gpg->keyring};
+  {
+    auto store = Store::open(t->path() + "/s1");
+    ASSERT_TRUE(store.has_value());
+    auto n = sync_repository(**store, rc, 100, std::chrono::seconds(30));
+    ASSERT_TRUE(n.has_value()) << n.error().to_string();
+    EXPECT_EQ(*n, 1);
+    auto a = (*store)->artifact_by_sha256(sha256_hex(b("kernel package bytes")));
+    ASSERT_TRUE(a.has_value() && a->has_value());
+    EXPECT_FALSE((**a)["insecure_unsigned"].get<bool>());
+  }
+  // The mirror swaps linux-headers for a package signed by another key: nothing is enqueued.
+  add("linux-headers", "evil headers", *mallory);
+  make_db();
+  auto store = Store::open(t->path() + "/s2");
+  ASSERT_TRUE(store.has_value());
+  auto n = sync_repository(**store, rc, 100, std::chrono::seconds(30));
+  ASSERT_FALSE(n.has_value());
+  EXPECT_NE(n.error().message().find("linux-headers-6.8.1-1-x86_64.pkg.tar.zst: repository signature does not verify"),
+            std::string::npos)
+      << n.error().message();
+  EXPECT_FALSE((*store)->artifact_by_sha256(sha256_hex(b("kernel package bytes")))->has_value());
 }
 
 // ---- Native indexes of the real fixture repositories (tests/fixtures/repos, pristine variant) ----
@@ -173,6 +306,16 @@ TEST(SyncFixtures, NixCacheOutputsOfOneDeriverAreOneJob) {
   EXPECT_EQ(*s.second, 0);  // idempotent
   expect_manifest_set(*s.store, "nixos/pristine");
   EXPECT_EQ(manifest_artifacts("nixos/pristine").size(), 3u);
+  // Each output remembers its NarHash (what a bit-identical rebuild must hash to), checked
+  // here against an independent decompression of the NAR.
+  for (const auto& a : manifest_artifacts("nixos/pristine")) {
+    auto got = s.store->artifact_by_sha256(a["sha256"].get<std::string>());
+    ASSERT_TRUE(got.has_value() && got->has_value());
+    auto r = run_subprocess({"sh", "-c", "xz -dc \"$0\" | sha256sum", fixtures_dir() + "/" + a["nar"].get<std::string>()});
+    ASSERT_TRUE(r.has_value() && r->success());
+    EXPECT_EQ((**got)["content_sha256"], r->out.substr(0, 64)) << a["name"];
+    EXPECT_FALSE((**got)["insecure_unsigned"].get<bool>());
+  }
 }
 
 TEST(SyncFixtures, NixUntrustedOrForgedSignatureOrBadNarEnqueuesNothing) {
