@@ -186,9 +186,10 @@ Result<void> check_build_path(std::string_view what, std::string_view path) {
   static const std::set<std::string, std::less<>> kSystem = {"proc", "sys", "dev", "etc", "var", "bin", "sbin", "lib",
                                                             "lib32", "lib64", "libx32", "nix", "run", "boot", "root",
                                                             "kmr", "pkgdest", "opt", "srv", "usr"};
-  if (kSystem.count(parts[0]) && !(parts[0] == "usr" && parts.size() > 2 && parts[1] == "src")) {
-    return bad("a system location");
-  }
+  // Below /usr/src (OBS's old topdir) and the sandbox's own /tmp and /var/tmp is fine.
+  const bool below_scratch = (parts[0] == "usr" && parts.size() > 2 && parts[1] == "src") ||
+                             (parts[0] == "var" && parts.size() > 2 && parts[1] == "tmp");
+  if (kSystem.count(parts[0]) && !below_scratch) return bad("a system location");
   if (parts[0] == "tmp" && parts.size() == 1) return bad("a system location");
   return ok();
 }

@@ -103,7 +103,7 @@ Result<std::string> rpm_macro_body(std::string_view name, std::string_view value
 // the sandbox: absolute, normalized (no "", ".", ".." components), each
 // component of [A-Za-z0-9._+-], at most 16 components and 255 bytes, and not
 // a system location (/, /proc, /sys, /dev, /etc, /usr except /usr/src/...,
-// /var, /bin, /sbin, /lib*, /nix, /run, /boot, /root, /kmr, /pkgdest, /tmp itself).
+// /var except /var/tmp/..., /bin, /sbin, /lib*, /nix, /run, /boot, /root, /kmr, /pkgdest, /tmp itself).
 Result<void> check_build_path(std::string_view what, std::string_view path);
 
 // A user name from a build description: [a-z_][a-z0-9_-]{0,31}.

@@ -227,10 +227,10 @@ TEST(BuildValues, RpmMacroBody) {
 
 TEST(BuildValues, BuildPathAndUser) {
   for (const char* good : {"/build", "/startdir", "/home/abuild/rpmbuild", "/usr/src/packages", "/tmp/build-gen/arch/b",
-                           "/build/reproducible-path/linux-6.1"}) {
+                           "/build/reproducible-path/linux-6.1", "/var/tmp/kmrfix-work/arch/start"}) {
     EXPECT_TRUE(check_build_path("p", good)) << good;
   }
-  for (const char* bad : {"", "/", "build", "/etc", "/etc/x", "/usr", "/usr/lib/x", "/usr/src", "/proc/1", "/var/tmp/x",
+  for (const char* bad : {"", "/", "build", "/etc", "/etc/x", "/usr", "/usr/lib/x", "/usr/src", "/proc/1", "/var/tmp", "/var/lib/x",
                           "/nix/store", "/kmr", "/pkgdest", "/tmp", "/build/../etc", "/build/./x", "/build//x", "/build/",
                           "/bu ild", "/b$(id)", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q"}) {
     EXPECT_FALSE(check_build_path("p", bad)) << bad;
