@@ -19,11 +19,67 @@ nlohmann::json image_json(const std::optional<ImageInfo>& img) {
   if (!img->error.empty()) j["error"] = img->error;
   return j;
 }
+
+nlohmann::json signatures_json(const std::optional<ModuleSignaturesResult>& s) {
+  if (!s) return nullptr;
+  nlohmann::json failed = nlohmann::json::array();
+  for (const auto& [module, reason] : s->failed) failed.push_back({{"module", module}, {"reason", reason}});
+  nlohmann::json certs = nlohmann::json::array();
+  for (const auto& c : s->certificates) {
+    certs.push_back({{"subject", c.subject}, {"sha256", c.sha256}, {"source", c.source}});
+  }
+  return {{"signed", s->signed_count}, {"verified", s->verified}, {"unsigned", s->unsigned_count},
+          {"failed", failed},          {"certificates", certs},  {"ok", s->ok}};
+}
+
+// The Authenticode signature of the image (or, failing that, the vmlinux).
+nlohmann::json image_signature_json(const KernelLayout& L) {
+  for (const auto* img : {&L.image, &L.vmlinux}) {
+    if (!*img || !(*img)->authenticode) continue;
+    const kmod::AuthenticodeInfo& a = *(*img)->authenticode;
+    nlohmann::json j = {{"kind", "authenticode"}, {"signer", a.signer}, {"verified", a.verified},
+                        {"issuer", a.signer_issuer}, {"digest", a.digest}, {"image", (*img)->path}};
+    if (!a.verified) j["reason"] = a.reason;
+    return j;
+  }
+  return nullptr;
+}
+
+nlohmann::json content_root_json(const KernelLayout& L) {
+  if (!L.content_root) return nullptr;
+  return {{"levels", L.content_root->root.levels}, {"root", to_hex(L.content_root->root.hash)}};
+}
+
+}  // namespace
+
+namespace {
+// Text lines for module signatures, the image signature and the content root.
+void signature_text(std::ostringstream& t, const KernelLayout& L, const nlohmann::json& img_sig) {
+  if (L.module_signatures) {
+    const auto& s = *L.module_signatures;
+    t << "module signatures: " << s.verified << " of " << s.signed_count << " PKCS#7 signatures verified ("
+      << s.certificates.size() << " trusted certificate(s)) -> " << (s.ok ? "OK" : "FAILED") << "\n";
+    for (const auto& c : s.certificates) t << "  certificate (" << c.source << "): " << c.subject << " sha256 " << c.sha256 << "\n";
+    std::size_t shown = 0;
+    for (const auto& [m, why] : s.failed) {
+      if (shown++ < 20) t << "  FAILED " << m << ": " << why << "\n";
+    }
+  }
+  if (!img_sig.is_null()) {
+    t << "image signature: authenticode, signer " << img_sig["signer"].get<std::string>() << ": "
+      << (img_sig["verified"].get<bool>() ? "verified" : "not verified (" + img_sig["reason"].get<std::string>() + ")")
+      << "\n";
+  }
+  if (L.content_root) {
+    t << "content root:    " << to_hex(L.content_root->root.hash) << " levels " << L.content_root->root.levels << "\n";
+  }
+}
 }  // namespace
 
 Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, const InspectOptions& options) {
   LayoutCollector collector;
   collector.set_full_image_analysis(options.full_image);
+  KMR_TRY(collector.add_keyring_certificates(options.trusted_certificates));
   std::vector<PackageReport> reps;
   for (const std::string& p : paths) {
     KMR_ASSIGN_OR_RETURN(PackageReport r, read_package(p, collector, options));
@@ -71,12 +127,27 @@ Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, co
   j["vmlinux_info"] = image_json(L.vmlinux);
   j["modules_dir"] = L.modules_dir.empty() ? nlohmann::json(nullptr) : nlohmann::json(L.modules_dir);
   j["modules_order"] = L.has_modules_order ? nlohmann::json(L.modules_order.size()) : nlohmann::json(nullptr);
-  j["modules"] = {{"count", L.modules.size()}, {"compression", L.compression_counts()}, {"trailers", L.trailer_counts()}};
+  j["modules"] = {{"count", L.modules.size()},
+                  {"compression", L.compression_counts()},
+                  {"trailers", L.trailer_counts()},
+                  {"content_root", content_root_json(L)}};
+  j["module_signatures"] = signatures_json(L.module_signatures);
+  const nlohmann::json img_sig = image_signature_json(L);
+  j["image_signature"] = img_sig;
+  if (L.module_signatures && !L.module_signatures->ok) {
+    failures.push_back("module signatures do not verify (" + std::to_string(L.module_signatures->failed.size()) +
+                       " failed, " + std::to_string(L.module_signatures->verified) + " of " +
+                       std::to_string(L.module_signatures->signed_count) + " verified)");
+  }
   auto mh = L.module_hashes();
   if (mh) {
     j["module_hashes"] = {{"levels", mh->root.levels}, {"root", to_hex(mh->root.hash)}, {"verified", mh->verified},
                           {"failed", mh->failed},        {"ok", mh->ok},                {"problems", mh->problems}};
     if (!mh->ok) failures.push_back("module hashes do not verify (" + std::to_string(mh->failed) + " failed)");
+    if (L.content_root && !(L.content_root->root == mh->root)) {
+      failures.push_back("content root " + to_hex(L.content_root->root.hash) + " differs from the embedded root " +
+                         to_hex(mh->root.hash));
+    }
   } else {
     j["module_hashes"] = nullptr;
   }
@@ -123,6 +194,7 @@ Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, co
   } else {
     t << "module hashes:   absent\n";
   }
+  signature_text(t, L, img_sig);
   t << "build:\n";
   for (auto it = build.begin(); it != build.end(); ++it) {
     t << "  " << it.key() << ": " << (it.value().is_string() ? it.value().get<std::string>() : it.value().dump()) << "\n";

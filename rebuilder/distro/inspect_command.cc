@@ -5,7 +5,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
+#include "rebuilder/kmod/module_sig.h"
 #include "rebuilder/cli/command.h"
 #include "rebuilder/distro/inspect.h"
 
@@ -18,16 +20,21 @@ constexpr const char* kUsage =
     "Reads distro kernel packages (format detected by content: Arch .pkg.tar.*, NixOS NAR or\n"
     ".narinfo (+ its NAR), SUSE RPM, Debian/Proxmox .deb, Debian .buildinfo) and reports the\n"
     "kernel release, image, modules (compression, trailer types), the module-hashes root and the\n"
-    "result of verifying every shipped Merkle proof, and a summary of the build description.\n"
+    "result of verifying every shipped Merkle proof, every PKCS#7 module signature against the\n"
+    "X.509 certificates built into the image (plus --keyring certificates), the image's\n"
+    "Authenticode signature, the content root (the module-hashes root over the modules without\n"
+    "their signatures), and a summary of the build description.\n"
     "Several packages form one kernel (Arch linux + linux-headers; Nix out + modules + dev).\n"
     "\n"
     "  --json           machine-readable output\n"
     "  --nix-key K      trusted narinfo signing key (repeatable)\n"
-    "  --keyring FILE   OpenPGP keyring for PACKAGE.sig (Arch), checked with sqv/gpgv\n"
-    "  --full-image     always decompress the image to search for a module-hashes root\n"
-    "                   (default: skipped when every module is PKCS#7-signed)\n"
+    "  --keyring FILE   X.509 certificates (PEM or DER) trusted besides the image's own: module\n"
+    "                   signers and the Authenticode CA; or an OpenPGP keyring for PACKAGE.sig\n"
+    "                   (Arch), checked with sqv/gpgv. Repeatable; the content decides.\n"
+    "  --full-image     accepted for compatibility: the image is always decompressed and searched\n"
     "\n"
-    "exit: 0 everything present verifies, 1 a check failed, 2 error\n";
+    "exit: 0 everything present verifies, 1 a check failed (a module signature or proof, a\n"
+    "digest, a package signature), 2 error\n";
 
 int run_inspect(const std::vector<std::string>& args) {
   bool json = false;
@@ -51,7 +58,22 @@ int run_inspect(const std::vector<std::string>& args) {
     } else if (a == "--full-image") {
       opt.full_image = true;
     } else if (a == "--keyring" && i + 1 < args.size()) {
-      opt.keyring = args[++i];
+      const std::string file = args[++i];
+      auto data = read_file(file, 64 << 20);
+      if (!data) {
+        std::fprintf(stderr, "kmr inspect: --keyring: %s\n", data.error().to_string().c_str());
+        return cli::kExitError;
+      }
+      if (kmod::looks_like_certificates(*data)) {
+        auto certs = kmod::parse_certificate_file(*data, file);
+        if (!certs) {
+          std::fprintf(stderr, "kmr inspect: --keyring: %s\n", certs.error().to_string().c_str());
+          return cli::kExitError;
+        }
+        for (auto& c : *certs) opt.trusted_certificates.push_back(std::move(c));
+      } else {
+        opt.keyring = file;
+      }
     } else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "kmr inspect: unknown option '%s'\n%s", a.c_str(), kUsage);
       return cli::kExitError;

@@ -1,11 +1,22 @@
 #include "rebuilder/distro/kernel_layout.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <future>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "rebuilder/archive/decompress.h"
 #include "rebuilder/kmod/bzimage.h"
+#include "rebuilder/kmod/parallel.h"
 
 namespace kmr::distro {
 
@@ -95,10 +106,35 @@ Result<ByteVector> payload_head(Bytes image, const std::string& path, archive::C
 }
 }  // namespace
 
-ImageInfo analyse_image(const std::string& path, Bytes data, bool find_root) {
+namespace {
+
+void add_certificates(ImageInfo& info, Bytes decompressed) {
+  auto certs = kmod::find_embedded_certificates(decompressed, info.path);
+  if (!certs) {
+    if (info.error.empty()) info.error = certs.error().to_string();
+    return;
+  }
+  info.certificates = std::move(certs->certificates);
+  info.certificates_method = certs->method;
+}
+
+void add_authenticode(ImageInfo& info, Bytes data, const kmod::CertificateSet* trust) {
+  static const kmod::CertificateSet kNone;
+  auto a = kmod::check_authenticode(data, trust ? *trust : kNone, info.path);
+  if (!a) {
+    if (info.error.empty()) info.error = a.error().to_string();
+    return;
+  }
+  info.authenticode = std::move(*a);
+}
+
+}  // namespace
+
+ImageInfo analyse_image(const std::string& path, Bytes data, bool find_root, const kmod::CertificateSet* trust) {
   ImageInfo info;
   info.path = path;
   info.root_searched = find_root;
+  add_authenticode(info, data, trust);
   if (kmod::is_bzimage(data) && !find_root) {
     info.kind = "bzimage";
     archive::Codec codec = archive::Codec::kNone;
@@ -131,6 +167,7 @@ ImageInfo analyse_image(const std::string& path, Bytes data, bool find_root) {
     } else {
       info.error = root.error().to_string();
     }
+    add_certificates(info, payload->vmlinux);
     return info;
   }
   info.kind = data.size() >= 4 && data[0] == 0x7f && data[1] == 'E' ? "elf" : "other";
@@ -141,11 +178,108 @@ ImageInfo analyse_image(const std::string& path, Bytes data, bool find_root) {
   } else {
     info.error = root.error().to_string();
   }
+  if (info.kind == "elf") {
+    add_certificates(info, data);
+  } else if (info.kind == "compressed-elf") {
+    auto plain = archive::decompress_all(data, kMaxImageBytes);
+    if (plain) add_certificates(info, *plain);
+  }
   return info;
 }
 
+namespace {
+
+// Decompressed module contents kept for a leaf whose modules.order position
+// is not known yet (modules.order streams after the modules, as in Debian's
+// data.tar): an unlinked temporary file, written concurrently at reserved
+// offsets, read back in finish().
+class SpillFile {
+ public:
+  ~SpillFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Result<std::uint64_t> append(Bytes b) {
+    {
+      std::lock_guard<std::mutex> lock(open_mu_);
+      if (fd_ < 0) KMR_TRY(open());
+    }
+    const std::uint64_t at = size_.fetch_add(b.size());
+    for (std::uint64_t done = 0; done < b.size();) {
+      const ssize_t n = ::pwrite(fd_, b.data() + done, b.size() - done, static_cast<off_t>(at + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return io_error(std::string("temporary module file: write failed: ") + std::strerror(errno));
+      done += static_cast<std::uint64_t>(n);
+    }
+    return at;
+  }
+  Result<void> read(std::uint64_t at, ByteVector& out) const {
+    for (std::uint64_t done = 0; done < out.size();) {
+      const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(at + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return io_error(std::string("temporary module file: read failed: ") + std::strerror(errno));
+      done += static_cast<std::uint64_t>(n);
+    }
+    return ok();
+  }
+
+ private:
+  Result<void> open() {
+    const char* t = std::getenv("TMPDIR");
+    const std::string dir = t && *t ? t : "/var/tmp";
+    fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ < 0) return io_error("cannot create a temporary file in " + dir + ": " + std::strerror(errno));
+    return ok();
+  }
+  std::mutex open_mu_;
+  int fd_ = -1;
+  std::atomic<std::uint64_t> size_{0};
+};
+
+archive::Codec codec_of(const std::string& comp) {
+  if (comp == "zst") return archive::Codec::kZstd;
+  if (comp == "xz") return archive::Codec::kXz;
+  if (comp == "gz") return archive::Codec::kGzip;
+  return archive::Codec::kNone;
+}
+
+// Per-module work done off the streaming thread.
+struct ModuleWork {
+  ModuleInfo info;
+  std::string rel;                       // path below the modules dir, without compression suffix
+  std::string dir;                       // the modules dir it was found in
+  std::optional<std::uint32_t> pos;      // modules.order position when known at read time
+  std::string what;                      // the package, for errors
+  std::optional<kmod::PendingSignature> pending;  // PKCS#7 signature, digested
+  std::size_t checked_with = 0;          // certificates it was verified against (0: not yet)
+  std::optional<std::uint64_t> spill_at;          // content in the spill file
+  ByteVector kept;                       // or held in memory: the content is kept[kept_at, +content_length)
+  std::uint64_t kept_at = 0;
+  bool is_kept = false;
+  std::optional<Error> error;            // malformed module (an inspect error)
+};
+
+}  // namespace
+
 struct LayoutCollector::Impl {
   KernelLayout layout;
+  // Module pipeline: the streaming thread queues each module's bytes; workers
+  // decompress, parse the trailer, digest the signed content, hash the leaf.
+  std::deque<ModuleWork> work;  // stable references while growing
+  std::deque<std::pair<ModuleWork*, ByteVector>> queue;
+  std::uint64_t queued_bytes = 0;
+  std::mutex mu;
+  std::condition_variable cv_work, cv_space;
+  bool closing = false;
+  std::vector<std::thread> workers;
+  SpillFile spill;
+  // Trusted certificates: the keyring's from the start, the image's once
+  // analysed (then workers verify signatures as they go).
+  kmod::CertificateSet keyring;
+  std::shared_ptr<const kmod::CertificateSet> trusted;  // guarded by mu
+  std::unordered_map<std::string, std::uint32_t> order_pos;  // modules.order entry -> position
+  std::string order_dir;                                     // the modules dir holding modules.order
+  std::future<ImageInfo> image_job, vmlinux_job;
+  bool image_analysis_started = false;
   std::map<std::string, std::uint64_t> release_modules;  // release -> module count
   std::string image_release;
   std::shared_ptr<ByteVector> image_data;
@@ -153,13 +287,146 @@ struct LayoutCollector::Impl {
   std::shared_ptr<ByteVector> vmlinux_data;
   bool full_image_analysis = false;
   std::vector<std::string> errors;
-  ByteVector scratch;
+
+  static constexpr std::uint64_t kMaxQueuedBytes = 96ull << 20;
+
+  static std::shared_ptr<const kmod::CertificateSet> trust_set(const std::vector<const ImageInfo*>& images,
+                                                               const kmod::CertificateSet& keyring) {
+    auto set = std::make_shared<kmod::CertificateSet>();
+    for (const ImageInfo* img : images) {
+      if (img == nullptr) continue;
+      for (const auto& c : img->certificates) (void)set->add_der(c.der, "embedded", c.offset);
+    }
+    for (const auto& c : keyring.info()) (void)set->add_der(c.der, "keyring");
+    return set;
+  }
+
+  void publish_certificates(const ImageInfo& info) {
+    auto set = trust_set({&info}, keyring);
+    std::lock_guard<std::mutex> lock(mu);
+    trusted = std::move(set);
+  }
+
+  void start_workers() {
+    if (!workers.empty()) return;
+    const unsigned n = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+    for (unsigned i = 0; i < n; ++i) workers.emplace_back([this] { worker_loop(); });
+  }
+
+  // Contents held in memory for leaves computed in finish(); beyond this
+  // budget they go to the spill file.
+  static constexpr std::uint64_t kMaxKeptBytes = 768ull << 20;
+  std::atomic<std::uint64_t> kept_bytes{0};
+
+  void submit(ModuleWork* w, ByteVector raw) {
+    start_workers();
+    std::unique_lock<std::mutex> lock(mu);
+    cv_space.wait(lock, [&] { return queued_bytes < kMaxQueuedBytes || queue.empty(); });
+    queued_bytes += raw.size();
+    queue.emplace_back(w, std::move(raw));
+    cv_work.notify_one();
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      closing = true;
+    }
+    cv_work.notify_all();
+    for (auto& t : workers) t.join();
+    workers.clear();
+  }
+
+  void worker_loop() {
+    for (;;) {
+      std::pair<ModuleWork*, ByteVector> job;
+      std::shared_ptr<const kmod::CertificateSet> certs;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv_work.wait(lock, [&] { return closing || !queue.empty(); });
+        if (queue.empty()) return;
+        job = std::move(queue.front());
+        queue.pop_front();
+        queued_bytes -= job.second.size();
+        certs = trusted;
+      }
+      cv_space.notify_one();
+      process(*job.first, job.second, certs.get());
+    }
+  }
+
+  // Decompresses (by name), parses the trailer, digests the signed content
+  // (verifying at once when the certificates are known), hashes the content
+  // leaf (or keeps the content for it).
+  void process(ModuleWork& w, ByteVector& raw, const kmod::CertificateSet* certs) {
+    ModuleInfo& mod = w.info;
+    ByteVector plain;
+    Bytes bytes = raw;
+    if (mod.compression != "none") {
+      auto sink = [&](Bytes b) -> Result<void> {
+        plain.insert(plain.end(), b.begin(), b.end());
+        return ok();
+      };
+      archive::DecompressOptions o;
+      o.max_output = kMaxModuleBytes;
+      auto d = archive::decompress(raw, codec_of(mod.compression), sink, o);
+      if (!d) {
+        w.error = Error(d.error().code(), w.what + ": " + mod.path + ": " + d.error().message());
+        return;
+      }
+      bytes = plain;
+    }
+    mod.size = bytes.size();
+    auto t = kmod::parse_trailer(bytes, mod.path);
+    if (!t) {
+      w.error = Error(t.error().code(), w.what + ": " + t.error().message());
+      return;
+    }
+    mod.trailer = t->kind;
+    mod.content_length = t->content_length;
+    const Bytes content = bytes.first(t->content_length);
+    if (t->kind == kmod::TrailerKind::kMerkle && t->proof) {
+      mod.proof = t->proof;
+      mod.leaf = kmod::leaf_hash(t->proof->pos, content);
+    }
+    if (t->kind == kmod::TrailerKind::kPkcs7) {
+      auto pending = kmod::PendingSignature::prepare(t->blob, content);
+      if (!pending) {
+        mod.signature_failure = pending.error().message();
+      } else {
+        if (certs != nullptr) {
+          mod.signature_failure = pending->verify(*certs);
+          w.checked_with = certs->size();
+        }
+        w.pending = std::move(*pending);
+      }
+    }
+    if (w.pos) {
+      mod.content_leaf = kmod::leaf_hash(*w.pos, content);
+    } else if (kept_bytes.fetch_add(bytes.size()) + bytes.size() <= kMaxKeptBytes) {
+      w.kept_at = static_cast<std::uint64_t>(content.data() - bytes.data());
+      w.kept = mod.compression != "none" ? std::move(plain) : std::move(raw);
+      w.is_kept = true;
+    } else {
+      auto at = spill.append(content);
+      if (!at) {
+        w.error = std::move(at).error();
+        return;
+      }
+      w.spill_at = *at;
+    }
+  }
 };
 
 LayoutCollector::LayoutCollector() : impl_(std::make_unique<Impl>()) {}
-LayoutCollector::~LayoutCollector() = default;
+LayoutCollector::~LayoutCollector() { impl_->stop_workers(); }
 
 void LayoutCollector::set_full_image_analysis(bool full) { impl_->full_image_analysis = full; }
+
+Result<void> LayoutCollector::add_keyring_certificates(const std::vector<ByteVector>& der) {
+  for (const auto& d : der) KMR_TRY(impl_->keyring.add_der(d, "keyring"));
+  return ok();
+}
 
 archive::Visitor LayoutCollector::visitor(std::string what) {
   return [this, what](const archive::Entry& e, archive::MemberStream& s) -> Result<void> { return visit(what, e, s); };
@@ -182,6 +449,14 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
     if (!r) return Error(r.error().code(), what + ": " + p + ": " + r.error().message());
     slot = std::make_shared<ByteVector>(std::move(*r));
     slot_path = p;
+    // Analysed at once, on its own thread, while the package streams on.
+    Impl* impl = impl_.get();
+    auto job = std::async(std::launch::async, [impl, d = slot, path = p]() {
+      ImageInfo info = analyse_image(path, *d, true, &impl->keyring);
+      if (d == impl->image_data) impl->publish_certificates(info);
+      return info;
+    });
+    (slot == impl_->image_data ? impl_->image_job : impl_->vmlinux_job) = std::move(job);
     return ok();
   };
 
@@ -215,12 +490,16 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
       L.has_modules_order = true;
       ++kernel_members_;
       L.modules_order.clear();
+      impl_->order_pos.clear();
+      impl_->order_dir = m->dir;
       std::string_view text = as_string_view(*r);
       while (!text.empty()) {
         const std::size_t nl = text.find('\n');
         std::string_view line = text.substr(0, nl);
         text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-        if (!line.empty()) L.modules_order.emplace_back(line);
+        if (line.empty()) continue;
+        impl_->order_pos.emplace(std::string(line), static_cast<std::uint32_t>(L.modules_order.size()));
+        L.modules_order.emplace_back(line);
       }
       if (L.modules_dir.empty()) L.modules_dir = m->dir;
       return ok();
@@ -230,12 +509,18 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
     ++impl_->release_modules[m->release];
     ++kernel_members_;
     if (L.modules_dir.empty() || L.modules_dir.size() > m->dir.size()) L.modules_dir = m->dir;
-    ModuleInfo mod;
-    mod.path = p;
-    mod.compression = comp;
-    // One reused buffer: no allocation or page faults per module.
-    ByteVector& raw = impl_->scratch;
-    raw.clear();
+    ModuleWork& w = impl_->work.emplace_back();
+    w.info.path = p;
+    w.info.compression = comp;
+    w.dir = m->dir;
+    w.what = what;
+    w.rel = strip_compression(m->rest);
+    if (L.has_modules_order && m->dir == impl_->order_dir) {
+      auto it = impl_->order_pos.find(w.rel);
+      if (it != impl_->order_pos.end()) w.pos = it->second;
+    }
+    ByteVector raw;
+    raw.reserve(std::min<std::uint64_t>(e.size, kMaxModuleBytes));
     for (;;) {
       auto b = s.next();
       if (!b) return Error(b.error().code(), what + ": " + p + ": " + b.error().message());
@@ -245,25 +530,7 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
       }
       raw.insert(raw.end(), b->begin(), b->end());
     }
-    ByteVector plain;
-    Bytes bytes = raw;
-    if (comp != "none") {
-      auto d = archive::decompress_all(raw, kMaxModuleBytes);
-      if (!d) return Error(d.error().code(), what + ": " + p + ": " + d.error().message());
-      plain = std::move(*d);
-      bytes = plain;
-    }
-    mod.size = bytes.size();
-    auto t = kmod::parse_trailer(bytes, p);
-    if (!t) return Error(t.error().code(), what + ": " + t.error().message());
-    mod.trailer = t->kind;
-    if (t->kind == kmod::TrailerKind::kMerkle && t->proof) {
-      mod.proof = t->proof;
-      kmod::LeafHasher h(t->proof->pos);
-      h.update(bytes.first(t->content_length));
-      mod.leaf = h.finish();
-    }
-    L.modules.push_back(std::move(mod));
+    impl_->submit(&w, std::move(raw));
     return ok();
   }
 
@@ -286,33 +553,108 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
   return ok();
 }
 
+namespace {
+
+ModuleSignaturesResult signatures_result(const std::vector<ModuleInfo>& modules, const kmod::CertificateSet& trusted) {
+  ModuleSignaturesResult r;
+  for (const auto& m : modules) {
+    if (m.trailer != kmod::TrailerKind::kPkcs7) {
+      ++r.unsigned_count;
+      continue;
+    }
+    ++r.signed_count;
+    if (m.signature_failure.empty()) {
+      ++r.verified;
+    } else {
+      r.failed.emplace_back(m.path, m.signature_failure);
+    }
+  }
+  r.certificates = trusted.info();
+  r.ok = r.failed.empty() && r.verified == r.signed_count;
+  return r;
+}
+
+}  // namespace
+
+Result<void> LayoutCollector::finish_modules(KernelLayout& L) {
+  Impl& I = *impl_;
+  I.stop_workers();
+  for (auto& w : I.work) {
+    if (w.error) return *w.error;
+  }
+  const std::vector<const ImageInfo*> images = {L.image ? &*L.image : nullptr, L.vmlinux ? &*L.vmlinux : nullptr};
+  auto trusted = Impl::trust_set(images, I.keyring);
+  std::vector<ModuleWork*> todo(I.work.size());
+  for (std::size_t i = 0; i < I.work.size(); ++i) todo[i] = &I.work[i];
+  std::vector<std::optional<Error>> errors(todo.size());
+  kmod::parallel_for(todo.size(), 0, [&](std::size_t i) {
+    ModuleWork& w = *todo[i];
+    // Signatures not yet checked, or refused by a smaller certificate set.
+    if (w.pending && (w.checked_with == 0 || (!w.info.signature_failure.empty() && w.checked_with < trusted->size()))) {
+      w.info.signature_failure = w.pending->verify(*trusted);
+    }
+    w.pending.reset();
+    // Leaves whose modules.order position was unknown while streaming.
+    ByteVector kept = std::move(w.kept);
+    if ((!w.spill_at && !w.is_kept) || !L.has_modules_order || w.dir != I.order_dir) return;
+    auto it = I.order_pos.find(w.rel);
+    if (it == I.order_pos.end()) return;
+    if (w.is_kept) {
+      w.info.content_leaf = kmod::leaf_hash(it->second, Bytes(kept).subspan(w.kept_at, w.info.content_length));
+      return;
+    }
+    ByteVector content(w.info.content_length);
+    auto r = I.spill.read(*w.spill_at, content);
+    if (!r) {
+      errors[i] = std::move(r).error();
+      return;
+    }
+    w.info.content_leaf = kmod::leaf_hash(it->second, content);
+  });
+  for (auto& e : errors) {
+    if (e) return std::move(*e);
+  }
+  // Content root: every modules.order entry must be shipped.
+  if (L.has_modules_order) {
+    std::vector<Digest256> leaves(L.modules_order.size());
+    std::vector<bool> filled(leaves.size(), false);
+    for (auto& w : I.work) {
+      if (w.dir != I.order_dir || !w.info.content_leaf) continue;
+      const std::uint32_t pos = I.order_pos.at(w.rel);
+      leaves[pos] = *w.info.content_leaf;
+      filled[pos] = true;
+    }
+    for (std::size_t i = 0; i < filled.size() && L.content_root_problem.empty(); ++i) {
+      if (!filled[i]) L.content_root_problem = L.modules_order[i] + ": listed in modules.order but not shipped";
+    }
+    if (L.content_root_problem.empty()) {
+      const std::uint64_t n = leaves.size();
+      L.content_root = ContentRoot{kmod::MerkleTree(std::move(leaves)).root(), n};
+    }
+  } else {
+    L.content_root_problem = "no modules.order";
+  }
+  for (auto& w : I.work) L.modules.push_back(std::move(w.info));
+  I.work.clear();
+  bool any_signed = false;
+  for (const auto& m : L.modules) any_signed |= m.trailer == kmod::TrailerKind::kPkcs7;
+  if (any_signed) L.module_signatures = signatures_result(L.modules, *trusted);
+  return ok();
+}
+
 Result<KernelLayout> LayoutCollector::finish() {
   KernelLayout& L = impl_->layout;
-  // The module-hashes root is searched (full image decompression) unless
-  // every module carries a PKCS#7 signature: then there is no proof to check.
-  bool need_root = impl_->full_image_analysis || L.modules.empty();
-  for (const auto& m : L.modules) need_root |= m.trailer != kmod::TrailerKind::kPkcs7;
-  std::future<ImageInfo> image_job, vmlinux_job;
-  if (impl_->image_data) {
-    image_job = std::async(std::launch::async, [d = impl_->image_data, path = impl_->image_path, need_root]() {
-      return analyse_image(path, *d, need_root);
-    });
-  }
-  if (impl_->vmlinux_data) {
-    vmlinux_job = std::async(std::launch::async, [d = impl_->vmlinux_data, path = L.vmlinux_path, need_root]() {
-      return analyse_image(path, *d, need_root);
-    });
-  }
-  if (image_job.valid()) {
-    L.image = image_job.get();
+  if (impl_->image_job.valid()) {
+    L.image = impl_->image_job.get();
     if (!L.image->error.empty()) L.warnings.push_back("image: " + L.image->error);
   } else {
     L.image.reset();
   }
-  if (vmlinux_job.valid()) {
-    L.vmlinux = vmlinux_job.get();
+  if (impl_->vmlinux_job.valid()) {
+    L.vmlinux = impl_->vmlinux_job.get();
     if (!L.vmlinux->error.empty()) L.warnings.push_back("vmlinux: " + L.vmlinux->error);
   }
+  KMR_TRY(finish_modules(L));
   // Kernel release: the modules directory with the most modules, else the image name.
   std::uint64_t best = 0;
   for (const auto& [rel, n] : impl_->release_modules) {

@@ -4,7 +4,9 @@
 // packages (Arch linux + linux-headers, Nix out + modules + dev, a SUSE RPM,
 // a Debian/Proxmox deb) find the kernel release, image, ELF vmlinux, modules
 // directory, modules.order and every module with its compression and
-// trailer; then check Merkle proofs against the root in the image.
+// trailer; then check Merkle proofs against the root in the image, PKCS#7
+// module signatures against the certificates built into the image, the
+// image's Authenticode signature, and compute the content root.
 
 #include <map>
 #include <memory>
@@ -14,8 +16,10 @@
 
 #include "rebuilder/archive/archive_reader.h"
 #include "rebuilder/base/sha256.h"
+#include "rebuilder/kmod/authenticode.h"
 #include "rebuilder/kmod/kernel_image.h"
 #include "rebuilder/kmod/merkle.h"
+#include "rebuilder/kmod/module_sig.h"
 #include "rebuilder/kmod/trailer.h"
 
 namespace kmr::distro {
@@ -28,6 +32,12 @@ struct ModuleInfo {
   // Merkle modules: the leaf over the module without its trailer, and the proof.
   std::optional<kmod::MerkleProof> proof;
   Digest256 leaf{};
+  std::uint64_t content_length = 0;        // decompressed, without trailer
+  // The kernel leaf over the content (trailer removed) at the module's
+  // modules.order position; nullopt when not listed there.
+  std::optional<Digest256> content_leaf;
+  // PKCS#7 modules: "" when the signature verified, else why not.
+  std::string signature_failure;
 };
 
 struct ImageInfo {
@@ -36,6 +46,13 @@ struct ImageInfo {
   bool payload_is_x86_64_elf = false;
   std::string payload_codec;  // bzImage payload codec
   std::optional<kmod::ImageRoot> root;
+  // Certificates built into the (decompressed) image and how they were found
+  // ("symbol", "scan", "" when none).
+  std::vector<kmod::CertificateInfo> certificates;
+  std::string certificates_method;
+  // The image's Authenticode signature (PE images), checked against the
+  // keyring certificates.
+  std::optional<kmod::AuthenticodeInfo> authenticode;
   // False when the root was not searched (every module PKCS#7-signed and no
   // full analysis asked for): the payload was decompressed only far enough
   // to check its ELF header.
@@ -49,6 +66,20 @@ struct ModuleHashesResult {
   std::uint64_t failed = 0;
   bool ok = false;
   std::vector<std::string> problems;  // first few failures, readable
+};
+
+struct ModuleSignaturesResult {
+  std::uint64_t signed_count = 0;  // PKCS#7-signed modules
+  std::uint64_t verified = 0;
+  std::uint64_t unsigned_count = 0;
+  std::vector<std::pair<std::string, std::string>> failed;  // module, reason
+  std::vector<kmod::CertificateInfo> certificates;          // embedded, then keyring
+  bool ok = false;
+};
+
+struct ContentRoot {
+  kmod::MerkleRoot root;
+  std::uint64_t count = 0;
 };
 
 struct KernelLayout {
@@ -67,6 +98,14 @@ struct KernelLayout {
   // Present when any module carries a Merkle proof or the image holds a
   // module-hashes root.
   std::optional<ModuleHashesResult> module_hashes() const;
+
+  // Filled by finish(): nullopt when no module is PKCS#7-signed.
+  std::optional<ModuleSignaturesResult> module_signatures;
+  // The kernel algorithm's root over the modules listed in modules.order,
+  // decompressed and with their trailers removed; nullopt without
+  // modules.order or when a listed module is missing (content_root_problem).
+  std::optional<ContentRoot> content_root;
+  std::string content_root_problem;
 };
 
 // Collects the layout from members of any number of packages. The image is
@@ -84,9 +123,12 @@ class LayoutCollector {
   archive::Visitor visitor(std::string what);
   // Analyses the images (in parallel) and returns the layout.
   Result<KernelLayout> finish();
-  // Always search the image for a module-hashes root (default: only when
-  // some module is not PKCS#7-signed, or there are no modules).
+  // Kept for the --full-image option: the image is now always decompressed
+  // and searched (its certificates are needed to verify module signatures).
   void set_full_image_analysis(bool full);
+  // Certificates trusted besides the ones built into the image (a distro
+  // CA): module signers and the Authenticode chain. Call before streaming.
+  Result<void> add_keyring_certificates(const std::vector<ByteVector>& der);
 
   // Package metadata members seen (".PKGINFO", ".BUILDINFO", "SOURCE").
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -95,6 +137,7 @@ class LayoutCollector {
 
  private:
   Result<void> visit(const std::string& what, const archive::Entry& e, archive::MemberStream& s);
+  Result<void> finish_modules(KernelLayout& L);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::map<std::string, std::string> metadata_;
@@ -102,7 +145,9 @@ class LayoutCollector {
 };
 
 // Analyses a kernel image (bzImage, ELF vmlinux, compressed vmlinux); with
-// find_root the module-hashes root is searched (full decompression).
-ImageInfo analyse_image(const std::string& path, Bytes data, bool find_root = true);
+// find_root the module-hashes root is searched and the embedded certificates
+// found (full decompression); `trust` checks an Authenticode signature.
+ImageInfo analyse_image(const std::string& path, Bytes data, bool find_root = true,
+                        const kmod::CertificateSet* trust = nullptr);
 
 }  // namespace kmr::distro

@@ -17,6 +17,9 @@ enum class PackageKind { kArch, kNar, kNarinfo, kRpm, kDeb, kDebBuildinfo };
 struct InspectOptions {
   std::vector<archive::PublicKey> nix_keys;  // trusted narinfo signers
   std::string keyring;                       // OpenPGP keyring for <package>.sig
+  // X.509 certificates trusted besides the image's own (--keyring with PEM
+  // or DER certificates): module signers and Authenticode CAs.
+  std::vector<ByteVector> trusted_certificates;
   bool full_image = false;                   // always search the image for a root
   Limits limits;
 };

@@ -17,6 +17,7 @@
 #include "rebuilder/archive/decompress.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
+#include "rebuilder/kmod/parallel.h"
 
 namespace kmr::kmod {
 
@@ -35,26 +36,6 @@ std::string trim(std::string_view s) {
   while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
   while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r')) --e;
   return std::string(s.substr(b, e - b));
-}
-
-// Runs fn(i) for i in [0, n) on `threads` threads (dynamic distribution:
-// big modules do not leave a core idle).
-template <typename Fn>
-void parallel_for(std::size_t n, unsigned threads, Fn fn) {
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::min<std::size_t>(std::min(threads, 64u), std::max<std::size_t>(n, 1)));
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (;;) {
-      const std::size_t i = next.fetch_add(1);
-      if (i >= n) return;
-      fn(i);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
 }
 
 constexpr std::size_t kReadChunk = 256 << 10;

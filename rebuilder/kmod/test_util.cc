@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "rebuilder/base/file.h"
 #include "rebuilder/base/subprocess.h"
 
 namespace kmr::kmod::testing {
@@ -18,6 +19,12 @@ std::string sh(const std::string& script) {
   auto r = run_subprocess({"sh", "-c", "set -e; cd '" + tmpdir() + "'; " + script});
   EXPECT_TRUE(r.has_value() && r->success()) << script << "\n" << (r ? r->err : "");
   return r ? r->out : "";
+}
+
+ByteVector read_tmp_file(const std::string& name) {
+  auto r = read_file(tmpdir() + "/" + name, 256 << 20);
+  EXPECT_TRUE(r) << name << ": " << (r ? "" : r.error().to_string());
+  return r ? *r : ByteVector();
 }
 
 std::string python_merkle_script() {
