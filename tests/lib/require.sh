@@ -6,6 +6,10 @@
 # kmr_skip_part REASON skips one part and returns (the test goes on);
 # kmr_skip REASON ends the whole test.
 
+# kmr_have TOOL: TOOL is an executable regular file on PATH (bash's
+# `command -v` also reports non-executable files).
+kmr_have() { local p; p=$(type -P "$1") && [[ -f $p && -x $p ]]; }
+
 kmr_required() { [[ -n ${KMR_REQUIRE_ALL:-} && ${KMR_REQUIRE_ALL} != 0 ]]; }
 
 kmr_test_name() { echo "${TEST_TARGET:-$(basename "$0")}"; }
