@@ -43,10 +43,11 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 # KMR_STATE reuses a state dir (its fixtures are built once); default: a fresh one
 if [[ -n ${KMR_STATE:-} ]]; then state=$KMR_STATE; KMR_KEEP_STATE=1; mkdir -p "$state"
 else state=$(mktemp -d "${TMPDIR:-/tmp}/kmr-browser-state.XXXXXX"); fi
-# Reuse the fixture repositories the Bazel tests already built (same
-# content-hashed cache); kmrd --demo builds them itself when absent.
-fixtures_cache=${KMR_FIXTURES_CACHE:-/var/tmp/kmr-fixtures}
-if [[ ! -e $state/fixtures && -f $fixtures_cache/manifest.json ]]; then
+# The fixture repositories from the shared content-hashed cache that the
+# Bazel tests use (built here, or waited for, under its lock).
+fixtures_cache=$("$top/tests/fixtures/repos/ensure-fixtures.sh" 2>"$out/fixtures.err") ||
+  { cat "$out/fixtures.err" >&2; die "fixture repositories could not be built"; }
+if [[ ! -e $state/fixtures ]]; then
   ln -s "$fixtures_cache" "$state/fixtures"
 fi
 "$KMR_KMRD" --demo --listen "127.0.0.1:$port" --state "$state" ${KMR_WEB:+--web "$KMR_WEB"} >"$out/kmrd.log" 2>&1 &
