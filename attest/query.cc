@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -71,46 +72,48 @@ Result<Checkpoint> verify_pinned_checkpoint(const std::string& note, const std::
   return std::move(last).with_context("checkpoint not signed by the pinned key");
 }
 
-std::string sanitize(std::string s) {
-  for (char& c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
-  }
-  return s;
-}
-
-// Consistency of `fresh` with the cached checkpoint; updates the cache.
+// Consistency of `fresh` with the cached checkpoint; updates the cache. The cache is keyed by
+// the pinned key alone (the FIRST pinned key, so a rotation keeps one history), never by
+// anything the server chooses: a server that changes its origin, or a cache entry that
+// cannot be read or verified, fails the check instead of starting a fresh, unchecked history.
 Result<void> check_against_cache(const RebuilderPin& pin, const std::string& base, const Checkpoint& fresh,
-                                 const std::string& fresh_note, const std::string& keyid,
-                                 const QueryOptions& opt) {
+                                 const std::string& fresh_note, const QueryOptions& opt) {
   if (opt.cache_dir.empty()) return ok();
   std::string dir = opt.cache_dir + "/checkpoints";
-  // Named after the FIRST pinned key (not whichever key verified), so a
-  // rotation does not start a fresh, unchecked history.
-  (void)keyid;
-  std::string path = dir + "/" + pin.keys.front().keyid().substr(0, 32) + "-" + sanitize(fresh.origin);
-  auto cached_note = read_text_file(path, kMaxNoteBytes);
-  if (cached_note) {
+  std::string path = dir + "/" + pin.keys.front().keyid();
+  struct stat st {};
+  const bool cached_exists = ::lstat(path.c_str(), &st) == 0;
+  if (cached_exists) {
+    auto cached_note = read_text_file(path, kMaxNoteBytes);
+    if (!cached_note)
+      return Error(ErrorCode::kVerificationFailed,
+                   "cached checkpoint " + path + " cannot be read (" + cached_note.error().message() +
+                       "); refusing to continue without the log history");
     std::string ignored;
     auto cached = verify_pinned_checkpoint(*cached_note, pin.keys, ignored);
-    if (cached) {
-      std::uint64_t lo = std::min(cached->size, fresh.size);
-      std::uint64_t hi = std::max(cached->size, fresh.size);
-      const Hash& lo_root = cached->size <= fresh.size ? cached->root : fresh.root;
-      const Hash& hi_root = cached->size <= fresh.size ? fresh.root : cached->root;
-      std::vector<Hash> proof;
-      if (lo != hi && lo != 0) {
-        KMR_ASSIGN_OR_RETURN(json pj, fetch_json(base + "/api/v1/log/proof/consistency?old=" + std::to_string(lo) +
-                                                     "&new=" + std::to_string(hi), opt.timeout));
-        KMR_ASSIGN_OR_RETURN(proof, parse_hashes(pj));
-      }
-      auto v = verify_consistency(lo, hi, lo_root, hi_root, proof);
-      if (!v) {
-        return Error(ErrorCode::kVerificationFailed,
-                     "log checkpoint (size " + std::to_string(fresh.size) + ") is inconsistent with the cached checkpoint (size " +
-                         std::to_string(cached->size) + "): " + v.error().message());
-      }
-      if (cached->size >= fresh.size) return ok();
+    if (!cached)
+      return Error(ErrorCode::kVerificationFailed,
+                   "cached checkpoint " + path + " does not verify under the pinned key: " + cached.error().message());
+    if (cached->origin != fresh.origin)
+      return Error(ErrorCode::kVerificationFailed, "log origin changed from \"" + cached->origin + "\" (cached) to \"" +
+                                                       fresh.origin + "\" under the same key");
+    std::uint64_t lo = std::min(cached->size, fresh.size);
+    std::uint64_t hi = std::max(cached->size, fresh.size);
+    const Hash& lo_root = cached->size <= fresh.size ? cached->root : fresh.root;
+    const Hash& hi_root = cached->size <= fresh.size ? fresh.root : cached->root;
+    std::vector<Hash> proof;
+    if (lo != hi && lo != 0) {
+      KMR_ASSIGN_OR_RETURN(json pj, fetch_json(base + "/api/v1/log/proof/consistency?old=" + std::to_string(lo) +
+                                                   "&new=" + std::to_string(hi), opt.timeout));
+      KMR_ASSIGN_OR_RETURN(proof, parse_hashes(pj));
     }
+    auto v = verify_consistency(lo, hi, lo_root, hi_root, proof);
+    if (!v) {
+      return Error(ErrorCode::kVerificationFailed,
+                   "log checkpoint (size " + std::to_string(fresh.size) + ") is inconsistent with the cached checkpoint (size " +
+                       std::to_string(cached->size) + "): " + v.error().message());
+    }
+    if (cached->size >= fresh.size) return ok();
   }
   ::mkdir(opt.cache_dir.c_str(), 0700);
   ::mkdir(dir.c_str(), 0700);
@@ -143,7 +146,7 @@ void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, Rebuilder
   }
   rep.origin = cp->origin;
   rep.checkpoint_size = cp->size;
-  auto consistent = check_against_cache(pin, base, *cp, *note, cp_keyid, opt);
+  auto consistent = check_against_cache(pin, base, *cp, *note, opt);
   if (!consistent) {
     rep.status = "error";
     rep.reason = consistent.error().to_string();
@@ -164,8 +167,7 @@ void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, Rebuilder
   std::vector<const Ed25519Key*> trusted;
   for (const auto& k : pin.keys) trusted.push_back(&k);
   std::set<std::string> keyids;
-  bool any_pass = false;
-  bool any_fail = false;
+  std::optional<std::size_t> latest;  // index in rep.attestations of the highest log index
   std::size_t count = 0;
   for (const auto& item : *list) {
     if (++count > 64) break;
@@ -232,21 +234,24 @@ void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, Rebuilder
       continue;
     }
     for (const auto& k : verified->keyids) keyids.insert(k);
-    if (st->verification_result == "PASSED") {
-      a.status = "passed";
-      any_pass = true;
-    } else {
-      a.status = "failed";
-      any_fail = true;
-    }
+    a.status = st->verification_result == "PASSED" ? "passed" : "failed";
+    if (!latest || a.log_index > rep.attestations[*latest].log_index) latest = rep.attestations.size();
     rep.attestations.push_back(std::move(a));
   }
   rep.keyids.assign(keyids.begin(), keyids.end());
-  if (any_pass) {
-    rep.status = "passed";
-    if (any_fail) rep.reason = "also has FAILED attestations for this digest";
-  } else if (any_fail) {
-    rep.status = "failed";
+  // A rebuilder's answer is its latest logged attestation for the digest: a newer FAILED
+  // withdraws an older PASSED (and a newer PASSED supersedes an older FAILED).
+  if (latest) {
+    rep.status = rep.attestations[*latest].status;
+    std::size_t older = 0;
+    for (std::size_t i = 0; i < rep.attestations.size(); ++i)
+      if (i != *latest && (rep.attestations[i].status == "passed" || rep.attestations[i].status == "failed")) {
+        rep.attestations[i].reason = "superseded by log entry " + std::to_string(rep.attestations[*latest].log_index);
+        ++older;
+      }
+    if (older > 0)
+      rep.reason = "latest attestation (log entry " + std::to_string(rep.attestations[*latest].log_index) + ") is " +
+                   (rep.status == "passed" ? "PASSED" : "FAILED") + "; " + std::to_string(older) + " older superseded";
   } else {
     rep.status = "no-attestation";
     if (rep.reason.empty()) rep.reason = "no valid, logged attestation for this digest";

@@ -3,6 +3,7 @@
 #include "attest/query.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <map>
@@ -91,6 +92,12 @@ class FakeRebuilder {
       e = j.dump();
     }
   }
+  // The same key, a fresh log under another origin holding the same envelopes.
+  void move_origin(const std::string& origin) {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_log("moved", origin);
+    for (auto& e : envelopes_) KMR_CHECK(log_->append(as_bytes(e)).has_value());
+  }
   // The operator rewrites history: a fresh log with different entries,
   // signed by the same key.
   void fork_log() {
@@ -101,11 +108,11 @@ class FakeRebuilder {
   }
 
  private:
-  void open_log(const std::string& sub) {
+  void open_log(const std::string& sub, const std::string& origin = "") {
     ::mkdir(root_.c_str(), 0755);
     svc_.reset();
     log_ = std::move(TransparencyLog::open(root_ + "/" + sub)).value();
-    svc_ = std::make_unique<AttestationService>(*log_, key_, name_ + ".example/log", KeySet());
+    svc_ = std::make_unique<AttestationService>(*log_, key_, origin.empty() ? name_ + ".example/log" : origin, KeySet());
   }
 
   HttpResponse handle(std::string_view m, std::string_view path, std::string_view q) {
@@ -203,8 +210,8 @@ TEST_F(QueryTest, TwoIndependentPassesMeetThresholdTwo) {
   auto j = nlohmann::json::parse(res.out);
   EXPECT_EQ(j["verified"], true);
   EXPECT_EQ(j["independent_passes"], 2);
-  // The cache now holds one checkpoint per rebuilder key.
-  EXPECT_TRUE(read_file(cache + "/checkpoints/" + a_->key().keyid().substr(0, 32) + "-a.example_log", 4096));
+  // The cache now holds one checkpoint per pinned rebuilder key, named by the key alone.
+  EXPECT_TRUE(read_file(cache + "/checkpoints/" + a_->key().keyid(), 4096));
 }
 
 TEST_F(QueryTest, FailedResultOrUnpinnedKeyFailsThresholdTwo) {
@@ -273,6 +280,55 @@ TEST_F(QueryTest, ForkedLogIsRejectedAgainstCachedCheckpoint) {
   // Without the cache the forked log looks fine: the cache is what catches it.
   o.cache_dir = dir_->path() + "/fresh-cache";
   EXPECT_EQ(run_query(o).rebuilders[0].status, "passed");
+}
+
+TEST_F(QueryTest, LatestAttestationOfARebuilderCounts) {
+  // A PASSED, later withdrawn by a FAILED for the same digest: A does not count.
+  a_->publish(artifact_hex(), "identical");
+  a_->publish(artifact_hex(), "different");
+  b_->publish(artifact_hex(), "identical");
+  auto r = run_query(opts(2));
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(r.rebuilders[0].status, "failed") << r.to_text();
+  EXPECT_NE(r.rebuilders[0].reason.find("latest attestation (log entry 1) is FAILED"), std::string::npos)
+      << r.rebuilders[0].reason;
+  EXPECT_NE(r.rebuilders[0].attestations[0].reason.find("superseded"), std::string::npos);
+  EXPECT_EQ(r.independent_passes, 1u);
+  // A rebuilds again and passes: the newest entry wins.
+  a_->publish(artifact_hex(), "identical");
+  r = run_query(opts(2));
+  EXPECT_TRUE(r.verified) << r.to_text();
+  EXPECT_EQ(r.rebuilders[0].status, "passed");
+}
+
+TEST_F(QueryTest, OriginChangeUnderTheSameKeyFailsClosed) {
+  a_->publish(artifact_hex(), "identical");
+  auto o = opts(1);
+  ASSERT_TRUE(run_query(o).verified);  // caches A's checkpoint under A's key
+  // Same key, new origin, a log that need not be consistent with the old one.
+  a_->move_origin("a.example/other-log");
+  auto r = run_query(o);
+  EXPECT_EQ(r.rebuilders[0].status, "error");
+  EXPECT_NE(r.rebuilders[0].reason.find("log origin changed"), std::string::npos) << r.rebuilders[0].reason;
+  EXPECT_FALSE(r.verified && r.rebuilders[0].status == "passed");
+}
+
+TEST_F(QueryTest, UnreadableOrForgedCacheFailsClosed) {
+  a_->publish(artifact_hex(), "identical");
+  auto o = opts(1);
+  ASSERT_TRUE(run_query(o).verified);
+  const std::string entry = o.cache_dir + "/checkpoints/" + a_->key().keyid();
+  // Not a checkpoint signed by the pinned key.
+  ASSERT_TRUE(write_file_atomic(entry, as_bytes("a.example/log\n1\nAAAA\n\n")).has_value());
+  auto r = run_query(o);
+  EXPECT_EQ(r.rebuilders[0].status, "error");
+  EXPECT_NE(r.rebuilders[0].reason.find("does not verify under the pinned key"), std::string::npos) << r.rebuilders[0].reason;
+  // Unreadable (a directory where the file should be).
+  ASSERT_EQ(::unlink(entry.c_str()), 0);
+  ASSERT_EQ(::mkdir(entry.c_str(), 0700), 0);
+  r = run_query(o);
+  EXPECT_EQ(r.rebuilders[0].status, "error");
+  EXPECT_NE(r.rebuilders[0].reason.find("cannot be read"), std::string::npos) << r.rebuilders[0].reason;
 }
 
 TEST_F(QueryTest, AttestVerifyCli) {
