@@ -78,18 +78,22 @@ Result<std::optional<SubprocessOptions::Credentials>> build_identity(const Sandb
     return std::optional(SubprocessOptions::Credentials{static_cast<std::uint32_t>(c.host_uid), static_cast<std::uint32_t>(gid)});
   }
   passwd* pw = ::getpwnam(c.host_user.c_str());
-  if (!pw && ::geteuid() == 0) {
+  // Root creates the user on first use; concurrent creators (parallel
+  // tests, several workers) see "exists" (9) or a busy lock (10): retry.
+  std::string why;
+  for (int attempt = 0; !pw && ::geteuid() == 0 && attempt < 20; ++attempt) {
     SubprocessOptions o;
     o.timeout = std::chrono::seconds(30);
     o.merge_stderr = true;
     auto r = run_subprocess({"useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
                              "--shell", "/usr/sbin/nologin", "--comment", "kmr sandboxed builds", c.host_user},
                             o);
-    if (!r || (!r->success() && r->exit_code != 9)) {  // 9: exists (a concurrent creator)
-      return io_error("cannot create the build user " + c.host_user + ": " + (r ? r->out : r.error().to_string()));
-    }
+    why = r ? r->out : r.error().to_string();
+    if (!r) break;
     pw = ::getpwnam(c.host_user.c_str());
+    if (!pw && !r->success()) ::usleep(250000);
   }
+  if (!pw && !why.empty()) return io_error("cannot create the build user " + c.host_user + ": " + why);
   if (!pw) return not_found("build user '" + c.host_user + "' does not exist (create it: useradd --system " + c.host_user + ")");
   if (pw->pw_uid == 0 || pw->pw_gid == 0) return internal_error("the build user " + c.host_user + " must not be root");
   return std::optional(SubprocessOptions::Credentials{pw->pw_uid, pw->pw_gid});
