@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "rebuilder/base/file.h"
@@ -89,6 +90,48 @@ TEST(CopyTree, RejectsLinksThatLeaveTheTree) {
       }
     }
   }
+}
+
+// Every target of up to four components from {.., ., sub, deep, dot, x}
+// for a link two levels down, next to in-tree links `dot -> .` and
+// `sub/back -> ..`: whatever copy_tree_no_follow accepts, the kernel resolves
+// inside the copy (checked with the OS's own resolution, not the rule).
+TEST(CopyTree, AcceptedLinksResolveInsideTheCopy) {
+  const std::vector<std::string> parts = {"..", ".", "sub", "deep", "dot", "x", "back"};
+  std::vector<std::string> targets;
+  std::function<void(const std::string&, int)> gen = [&](const std::string& prefix, int left) {
+    if (!prefix.empty()) targets.push_back(prefix);
+    if (left == 0) return;
+    for (const auto& p : parts) gen(prefix.empty() ? p : prefix + "/" + p, left - 1);
+  };
+  gen("", 4);
+  int accepted = 0, rejected = 0;
+  const std::string src = fresh("src-prop"), dst_root = fresh("dst-prop");
+  fs::create_directories(src + "/sub/deep");
+  fs::create_symlink(".", src + "/dot");
+  fs::create_symlink("..", src + "/sub/back");
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const std::string link = src + "/sub/deep/l";
+    fs::remove(link);
+    fs::create_symlink(targets[i], link);
+    const std::string dst = dst_root + "/" + std::to_string(i);
+    auto r = copy_tree_no_follow(src, dst);
+    if (!r) {
+      ++rejected;
+      EXPECT_NE(r.error().message().find("leaves the tree"), std::string::npos) << r.error().message();
+      fs::remove_all(dst);
+      continue;
+    }
+    ++accepted;
+    std::error_code ec;
+    const fs::path real = fs::weakly_canonical(dst + "/sub/deep/l", ec);
+    const fs::path root = fs::canonical(dst);
+    const std::string rel = real.lexically_relative(root).string();
+    EXPECT_TRUE(!rel.empty() && rel.rfind("..", 0) != 0) << targets[i] << " resolves to " << real;
+    fs::remove_all(dst);
+  }
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(rejected, 100);
 }
 
 TEST(CopyTree, RejectsSpecialFiles) {
