@@ -17,6 +17,8 @@ packages=(
   dpkg-dev apt-utils make cpio gcc-multilib
   # comparisons, browser tests and benchmarks
   diffoscope chromium wrk nginx hyperfine time
+  # signed kernel images: sbsign/sbattach/sbverify (Authenticode tests)
+  sbsigntool
 )
 
 missing=()
