@@ -1,10 +1,12 @@
-// kmr rebuild [--json] [--backend B] [--sources LOCATION] [--keep] [--timeout SECONDS] PACKAGE...
+// kmr rebuild [--json] [--backend B] [--sources LOCATION] [--keep] [--timeout SECONDS] [--out DIR] PACKAGE...
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -17,7 +19,7 @@ namespace {
 
 constexpr const char* kUsage =
     "Usage: kmr rebuild [--json] [--backend B] [--sources LOCATION] [--keep] [--timeout SECONDS]\n"
-    "                   [--work-dir DIR] PACKAGE...\n\n"
+    "                   [--work-dir DIR] [--out DIR] PACKAGE...\n\n"
     "Rebuilds shipped kernel packages with the distro's own tool in a bubblewrap sandbox\n"
     "(no network, read-only host, pinned path/user/host/locale/time) using the environment\n"
     "recorded in the package (.BUILDINFO, .buildinfo, RPM header, narinfo Deriver), then\n"
@@ -30,13 +32,42 @@ constexpr const char* kUsage =
     "  --keep           keep the work directory (printed)\n"
     "  --timeout S      wall-time limit of the build (default 14400)\n"
     "  --work-dir DIR   work root (default $KMR_REBUILD_DIR or /var/tmp/kmr-rebuild); logs in DIR/logs\n"
+    "  --out DIR        copy the rebuilt package files into DIR, each named like the file it\n"
+    "                   rebuilds (rebuilderd's $REBUILDERD_OUTDIR contract)\n"
     "  --json           machine-readable result on stdout\n\n"
     "Exit: 0 reproducible (identical or content-identical, module_root match or absent),\n"
     "1 not reproducible / build-failed / environment-unavailable, 2 error.\n";
 
+// Copies every rebuilt file into `dir` under its own base name. Only regular
+// files with plain names are copied; anything else is an error.
+bool copy_rebuilt(const RebuildReport& rep, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "kmr rebuild: --out %s: %s\n", dir.c_str(), ec.message().c_str());
+    return false;
+  }
+  for (const auto& f : rep.rebuilt) {
+    struct stat st;
+    if (f.name.empty() || f.name == "." || f.name == ".." || f.name.find('/') != std::string::npos ||
+        ::lstat(f.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      std::fprintf(stderr, "kmr rebuild: --out: refusing rebuilt file '%s'\n", f.name.c_str());
+      return false;
+    }
+    fs::copy_file(f.path, dir + "/" + f.name, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      std::fprintf(stderr, "kmr rebuild: --out: %s: %s\n", f.name.c_str(), ec.message().c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
 int run(const std::vector<std::string>& args) {
   RebuildOptions o;
   bool json = false;
+  std::string out_dir;
   std::vector<std::string> files;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -54,12 +85,13 @@ int run(const std::vector<std::string>& args) {
       json = true;
     } else if (a == "--keep") {
       o.keep = true;
-    } else if (a == "--backend" || a == "--sources" || a == "--timeout" || a == "--work-dir") {
+    } else if (a == "--backend" || a == "--sources" || a == "--timeout" || a == "--work-dir" || a == "--out") {
       const std::string* v = value(a.c_str());
       if (!v) return cli::kExitError;
       if (a == "--backend") o.backend = *v;
       if (a == "--sources") o.sources = *v;
       if (a == "--work-dir") o.work_root = *v;
+      if (a == "--out") out_dir = *v;
       if (a == "--timeout") {
         char* end = nullptr;
         const long long s = std::strtoll(v->c_str(), &end, 10);
@@ -88,6 +120,7 @@ int run(const std::vector<std::string>& args) {
     };
   }
   const RebuildReport rep = rebuild(files, o);
+  if (!out_dir.empty() && !copy_rebuilt(rep, out_dir)) return cli::kExitError;
   if (json) {
     std::cout << rep.to_json().dump(2) << "\n";
     return rep.exit_code();
