@@ -8,6 +8,8 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <vector>
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/sha256.h"
@@ -146,6 +148,7 @@ Result<std::unique_ptr<TransparencyLog>> TransparencyLog::open(const std::string
       if (::ftruncate(fd, static_cast<off_t>(32 * count)) != 0 || ::fdatasync(fd) != 0) return sys_error(path);
     }
   }
+  KMR_TRY(log->verify_committed(n));
   // Leaf-hash index, read in chunks.
   std::vector<std::uint8_t> buf;
   const std::uint64_t chunk = 4096;
@@ -161,10 +164,45 @@ Result<std::unique_ptr<TransparencyLog>> TransparencyLog::open(const std::string
 }
 
 // The commit file holds two 64-byte slots, written alternately:
-//   "KMRTLOG1" | generation (u64 BE) | size (u64 BE) | SHA-256 of the first 24 bytes | 8 zero bytes
-// A torn write can only damage the slot being written; the other slot still
-// holds the previous commit. Open takes the valid slot with the highest
-// generation. One fdatasync per commit; no rename, so no directory fsync.
+//   "KMRTLOG2" | generation (u64 BE) | size (u64 BE) | root (32) | first 8 bytes of SHA-256 of the first 56
+// (records written before roots were committed: "KMRTLOG1" | generation | size | SHA-256 of the first 24 |
+// 8 zero bytes; read, never written). A torn write can only damage the slot being written; the other
+// slot still holds the previous commit. Open takes the valid slot with the highest generation. One
+// fdatasync per commit; no rename, so no directory fsync.
+namespace {
+struct CommitSlot {
+  std::uint64_t generation = 0, size = 0;
+  std::optional<Hash> root;
+};
+
+std::optional<CommitSlot> parse_slot(const std::uint8_t* p) {
+  CommitSlot c;
+  c.generation = get_be64(p + 8);
+  c.size = get_be64(p + 16);
+  if (std::memcmp(p, "KMRTLOG2", 8) == 0) {
+    Digest256 d = sha256(Bytes(p, 56));
+    if (std::memcmp(d.data(), p + 56, 8) != 0) return std::nullopt;
+    Hash root;
+    std::memcpy(root.data(), p + 24, 32);
+    c.root = root;
+    return c;
+  }
+  if (std::memcmp(p, "KMRTLOG1", 8) == 0) {
+    Digest256 d = sha256(Bytes(p, 24));
+    if (std::memcmp(d.data(), p + 24, 32) != 0) return std::nullopt;
+    return c;
+  }
+  return std::nullopt;
+}
+
+// RFC 6962 MTH of leaves [lo, hi) held in memory.
+Hash tree_root(const std::vector<Hash>& leaves, std::uint64_t lo, std::uint64_t hi) {
+  if (hi - lo == 1) return leaves[lo];
+  std::uint64_t k = split_point(hi - lo);
+  return node_hash(tree_root(leaves, lo, lo + k), tree_root(leaves, lo + k, hi));
+}
+}  // namespace
+
 Result<std::uint64_t> TransparencyLog::read_commit() {
   std::uint8_t buf[128] = {};
   KMR_ASSIGN_OR_RETURN(std::uint64_t len, file_size(commit_fd_, dir_ + "/commit"));
@@ -174,33 +212,26 @@ Result<std::uint64_t> TransparencyLog::read_commit() {
   }
   if (len != 128) return malformed(dir_ + "/commit: not a commit record (size " + std::to_string(len) + ")");
   KMR_TRY(pread_all(commit_fd_, buf, 128, 0, dir_ + "/commit"));
-  bool found = false;
-  std::uint64_t best_gen = 0, best_size = 0;
+  std::optional<CommitSlot> best;
   for (int slot = 0; slot < 2; ++slot) {
-    const std::uint8_t* p = buf + 64 * slot;
-    if (std::memcmp(p, "KMRTLOG1", 8) != 0) continue;
-    Digest256 d = sha256(Bytes(p, 24));
-    if (std::memcmp(d.data(), p + 24, 32) != 0) continue;
-    std::uint64_t gen = get_be64(p + 8);
-    if (!found || gen > best_gen) {
-      found = true;
-      best_gen = gen;
-      best_size = get_be64(p + 16);
-    }
+    auto c = parse_slot(buf + 64 * slot);
+    if (c && (!best || c->generation > best->generation)) best = c;
   }
-  if (!found) return malformed(dir_ + "/commit: no valid commit slot");
-  generation_ = best_gen;
-  return best_size;
+  if (!best) return malformed(dir_ + "/commit: no valid commit slot");
+  generation_ = best->generation;
+  committed_root_ = best->root;
+  return best->size;
 }
 
-Result<void> TransparencyLog::write_commit(std::uint64_t size) {
+Result<void> TransparencyLog::write_commit(std::uint64_t size, const Hash& root) {
   std::uint64_t gen = generation_ + 1;
   std::uint8_t rec[64] = {};
-  std::memcpy(rec, "KMRTLOG1", 8);
+  std::memcpy(rec, "KMRTLOG2", 8);
   put_be64(rec + 8, gen);
   put_be64(rec + 16, size);
-  Digest256 d = sha256(Bytes(rec, 24));
-  std::memcpy(rec + 24, d.data(), 32);
+  std::memcpy(rec + 24, root.data(), 32);
+  Digest256 d = sha256(Bytes(rec, 56));
+  std::memcpy(rec + 56, d.data(), 8);
   KMR_ASSIGN_OR_RETURN(std::uint64_t len, file_size(commit_fd_, dir_ + "/commit"));
   if (len < 128) {
     // First commit: lay out both slots (the other one stays invalid).
@@ -210,6 +241,46 @@ Result<void> TransparencyLog::write_commit(std::uint64_t size) {
   KMR_TRY(pwrite_all(commit_fd_, rec, 64, 64 * (gen % 2), dir_ + "/commit"));
   if (::fdatasync(commit_fd_) != 0) return sys_error(dir_ + "/commit");
   generation_ = gen;
+  committed_root_ = root;
+  return ok();
+}
+
+Result<void> TransparencyLog::verify_committed(std::uint64_t n) {
+  if (n == 0) return ok();
+  std::vector<Hash> leaves(n);
+  std::uint64_t start = 0;
+  std::vector<std::uint8_t> entry;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    KMR_ASSIGN_OR_RETURN(std::uint64_t end, entry_end(i));
+    if (end < start || end - start > kMaxLogEntryBytes)
+      return malformed(dir_ + "/offsets.dat: bad end offset for entry " + std::to_string(i));
+    entry.resize(end - start);
+    KMR_TRY(pread_all(entries_fd_, entry.data(), entry.size(), start, dir_ + "/entries.dat"));
+    leaves[i] = leaf_hash(Bytes(entry.data(), entry.size()));
+    Hash stored;
+    KMR_TRY(pread_all(level_fds_[0], stored.data(), 32, 32 * i, dir_ + level_name(0)));
+    if (stored != leaves[i])
+      return Error(ErrorCode::kVerificationFailed,
+                   dir_ + ": entry " + std::to_string(i) + " does not hash to its stored leaf (entries.dat or level-00.dat changed)");
+    start = end;
+  }
+  const Hash root = tree_root(leaves, 0, n);
+  if (committed_root_ && *committed_root_ != root)
+    return Error(ErrorCode::kVerificationFailed,
+                 dir_ + ": the tree of the " + std::to_string(n) + " stored entries does not have the committed root (log replaced or rewritten)");
+  auto stored_root = this->root(n);
+  if (stored_root && *stored_root == root) return ok();
+  // Derived levels disagree with the leaves: rebuild them (level 00 is primary and checked above).
+  std::vector<Hash> below = leaves;
+  for (std::uint32_t l = 1; (n >> l) > 0; ++l) {
+    std::vector<Hash> nodes(n >> l);
+    for (std::uint64_t i = 0; i < nodes.size(); ++i) nodes[i] = node_hash(below[2 * i], below[2 * i + 1]);
+    KMR_TRY(pwrite_all(level_fds_[l], nodes.front().data(), 32 * nodes.size(), 0, dir_ + level_name(l)));
+    if (::fdatasync(level_fds_[l]) != 0) return sys_error(dir_ + level_name(l));
+    below = std::move(nodes);
+  }
+  KMR_ASSIGN_OR_RETURN(Hash rebuilt, this->root(n));
+  if (rebuilt != root) return internal_error(dir_ + ": rebuilt levels still disagree with the leaves");
   return ok();
 }
 
@@ -293,8 +364,13 @@ Result<std::uint64_t> TransparencyLog::append_batch(const std::vector<ByteVector
     // Level 0 is primary data; upper levels are recomputed on open if short.
     if (l == 0 && ::fdatasync(level_fds_[l]) != 0) return sys_error(dir_ + level_name(l));
   }
-  // Commit point.
-  KMR_TRY(write_commit(n1));
+  // Commit point: the new size and its root (complete subtrees of n1, right to left).
+  std::optional<Hash> root;
+  for (std::uint32_t l = 0; l < 64; ++l) {
+    if (((n1 >> l) & 1) == 0) continue;
+    root = root ? node_hash(frontier[l], *root) : frontier[l];
+  }
+  KMR_TRY(write_commit(n1, *root));
   {
     std::unique_lock<std::shared_mutex> ilock(index_mu_);
     for (std::size_t k = 0; k < entries.size(); ++k) {

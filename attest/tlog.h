@@ -28,7 +28,7 @@ inline constexpr std::uint64_t kTileWidth = 256;
 //   level-NN.dat  the 32-byte hashes of every COMPLETE subtree at tree level
 //                 NN (level 00 = leaf hashes; node i of level l covers leaves
 //                 [i*2^l, (i+1)*2^l))
-//   commit        the committed tree size: two checksummed 64-byte slots
+//   commit        the committed tree size and root: two checksummed 64-byte slots
 //                 written alternately (a torn write leaves the other intact)
 //
 // An append writes beyond the committed size, fdatasyncs entries, offsets
@@ -37,7 +37,10 @@ inline constexpr std::uint64_t kTileWidth = 256;
 // short. On open every file is truncated back to the committed size, so a
 // crash (kill -9) at any point reopens with exactly the last committed
 // tree: never a fork. Roots and proofs read O(log n) stored hashes (no tree
-// rebuild).
+// rebuild). Open also re-reads every committed entry: each must hash to its
+// stored leaf, and the tree over those leaves must have the committed root, so
+// a log whose entries or hashes were changed or replaced behind the writer's
+// back is refused (derived levels that disagree are rebuilt from the leaves).
 //
 // The directory is locked (flock on `commit`) while open: a second open fails
 // with kDbBusy. Appends are serialised by a mutex; reads may run concurrently with appends
@@ -85,13 +88,17 @@ class TransparencyLog {
   Result<int> level_fd(std::uint32_t level);
   Result<std::uint64_t> entry_end(std::uint64_t index) const;
   Result<std::uint64_t> read_commit();
-  Result<void> write_commit(std::uint64_t size);
+  Result<void> write_commit(std::uint64_t size, const Hash& root);
+  // On open: every committed entry hashes to its stored leaf, the derived levels agree with
+  // the leaves (rebuilt when not), and the tree's root is the committed root.
+  Result<void> verify_committed(std::uint64_t n);
 
   std::string dir_;
   int entries_fd_ = -1;
   int offsets_fd_ = -1;
   int commit_fd_ = -1;
   std::uint64_t generation_ = 0;
+  std::optional<Hash> committed_root_;  // absent in records written before roots were committed
   int level_fds_[64];
   std::atomic<std::uint64_t> size_{0};
   std::mutex append_mu_;

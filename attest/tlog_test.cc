@@ -15,6 +15,7 @@
 #include "attest/note.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
 
 namespace kmr::attest {
 namespace {
@@ -222,6 +223,92 @@ TEST_F(LogTest, TornCommitSlotFallsBackToPreviousCommit) {
   auto bad = TransparencyLog::open(path());
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("no valid commit slot"), std::string::npos);
+}
+
+std::string read_all(const std::string& p) {
+  auto d = read_file(p, 1 << 24);
+  KMR_CHECK(d.has_value());
+  return std::string(d->begin(), d->end());
+}
+
+void write_all(const std::string& p, const std::string& data) {
+  KMR_CHECK(write_file_atomic(p, as_bytes(data)).has_value());
+}
+
+TEST_F(LogTest, CommitRecordCarriesTheRootAndOpenChecksIt) {
+  std::vector<ByteVector> d;
+  for (std::uint64_t i = 0; i < 37; ++i) d.push_back(entry_bytes(i));
+  { ASSERT_TRUE(std::move(TransparencyLog::open(path())).value()->append_batch(d)); }
+  // The committed slot holds "KMRTLOG2", the size and the RFC 6962 root (independent reference).
+  std::string commit = read_all(path() + "/commit");
+  ASSERT_EQ(commit.size(), 128u);
+  const std::string slot = commit.substr(64, 64);  // generation 1 -> slot 1
+  EXPECT_EQ(slot.substr(0, 8), "KMRTLOG2");
+  EXPECT_EQ(static_cast<unsigned char>(slot[23]), 37u);
+  const Hash want = ref_mth(d, 0, d.size());
+  EXPECT_EQ(to_hex(as_bytes(slot.substr(24, 32))), hex(want));
+  auto log = TransparencyLog::open(path());
+  ASSERT_TRUE(log) << log.error().to_string();
+  EXPECT_EQ(*(*log)->root(37), want);
+}
+
+TEST_F(LogTest, ChangedEntryIsRefusedOnOpen) {
+  { auto log = std::move(TransparencyLog::open(path())).value();
+    for (std::uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(log->append(entry_bytes(i))); }
+  std::string entries = read_all(path() + "/entries.dat");
+  entries[entries.find("entry-7")] = 'E';
+  write_all(path() + "/entries.dat", entries);
+  auto bad = TransparencyLog::open(path());
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), ErrorCode::kVerificationFailed);
+  EXPECT_NE(bad.error().message().find("entry 7 does not hash to its stored leaf"), std::string::npos)
+      << bad.error().message();
+}
+
+TEST_F(LogTest, ReplacedLogOfTheSameSizeIsRefused) {
+  // Another, self-consistent log of the same size copied over the data files: only the
+  // committed root can tell.
+  const std::string other = dir_->path() + "/other";
+  { auto a = std::move(TransparencyLog::open(path())).value();
+    auto b = std::move(TransparencyLog::open(other)).value();
+    for (std::uint64_t i = 0; i < 12; ++i) {
+      ASSERT_TRUE(a->append(entry_bytes(i)));
+      ASSERT_TRUE(b->append(entry_bytes(100 + i)));
+    } }
+  for (const char* f : {"/entries.dat", "/offsets.dat", "/level-00.dat", "/level-01.dat", "/level-02.dat", "/level-03.dat"})
+    write_all(path() + f, read_all(other + f));
+  auto bad = TransparencyLog::open(path());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("does not have the committed root"), std::string::npos) << bad.error().message();
+}
+
+TEST_F(LogTest, CorruptDerivedLevelIsRebuiltFromTheLeaves) {
+  std::vector<ByteVector> d;
+  for (std::uint64_t i = 0; i < 64; ++i) d.push_back(entry_bytes(i));
+  { ASSERT_TRUE(std::move(TransparencyLog::open(path())).value()->append_batch(d)); }
+  std::string l2 = read_all(path() + "/level-02.dat");
+  l2[5] ^= 0x40;
+  write_all(path() + "/level-02.dat", l2);
+  auto log = TransparencyLog::open(path());
+  ASSERT_TRUE(log) << log.error().to_string();
+  EXPECT_EQ(hex(*(*log)->root(64)), hex(ref_mth(d, 0, 64)));
+  EXPECT_EQ(hex(*(*log)->root(13)), hex(ref_mth(d, 0, 13)));
+}
+
+TEST_F(LogTest, CommitRecordsWithoutARootStillOpen) {
+  { auto log = std::move(TransparencyLog::open(path())).value();
+    for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(log->append(entry_bytes(i))); }
+  // The earlier record layout: "KMRTLOG1" | generation | size | SHA-256 of the first 24 bytes.
+  std::string rec = "KMRTLOG1" + std::string(7, '\0') + "\x09" + std::string(7, '\0') + "\x05";
+  Digest256 sum = sha256(as_bytes(rec));
+  rec += std::string(reinterpret_cast<const char*>(sum.data()), 32) + std::string(8, '\0');
+  write_all(path() + "/commit", rec + std::string(64, '\0'));
+  auto log = TransparencyLog::open(path());
+  ASSERT_TRUE(log) << log.error().to_string();
+  EXPECT_EQ((*log)->size(), 5u);
+  ASSERT_TRUE((*log)->append(entry_bytes(5)));  // writes a KMRTLOG2 record from now on
+  log->reset();
+  EXPECT_EQ(read_all(path() + "/commit").substr(0, 8), "KMRTLOG2");  // generation 10 -> slot 0
 }
 
 TEST_F(LogTest, SurvivesKill9MidAppendWithoutForking) {
