@@ -5,6 +5,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <map>
+#include <mutex>
+#include <utility>
+
 #include "rebuilder/base/hex.h"
 
 namespace kmr::net {
@@ -107,6 +111,13 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_context(const TlsOptions
   if (!options.system_trust && options.ca_file.empty()) {
     return malformed("TLS options trust nothing: enable the system trust store or give a CA file");
   }
+  // Loading the system bundle parses every certificate in it: clients with
+  // the same trust settings share one context while any of them lives.
+  static std::mutex mu;
+  static std::map<std::pair<bool, std::string>, std::weak_ptr<ssl::context>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto key = std::make_pair(options.system_trust, options.ca_file);
+  if (auto shared = cache[key].lock()) return shared;
   try {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
@@ -120,6 +131,7 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_context(const TlsOptions
       ctx->load_verify_file(options.ca_file, ec);
       if (ec) return io_error("cannot load CA file " + options.ca_file + ": " + ec.message());
     }
+    cache[key] = ctx;
     return ctx;
   } catch (const std::exception& e) {
     return internal_error(std::string("TLS context: ") + e.what());
