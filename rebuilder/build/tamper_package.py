@@ -151,12 +151,31 @@ def tamper_narinfo(narinfo, out, suffix):
     outdir = os.path.dirname(os.path.abspath(out))
     os.makedirs(os.path.join(outdir, "nar"), exist_ok=True)
     url = "nar/tampered-" + os.path.basename(out) + ".nar.xz"
-    open(os.path.join(outdir, url), "wb").write(lzma.compress(new))
+    path = os.path.join(outdir, url)
+    open(path, "wb").write(lzma.compress(new))
+    # A narinfo rewritten to describe the tampered NAR (as a mirror that
+    # regenerates its metadata would): NarHash/NarSize/FileHash/FileSize by
+    # nix-hash, no Sig (no trusted key signs it). kmr checks the NAR against
+    # these before comparing, so the module is what it finds.
+    def nix_sha256(p):
+        h = subprocess.run(["nix-hash", "--type", "sha256", "--flat", "--base32", p],
+                           capture_output=True, check=True, text=True).stdout.strip()
+        return "sha256:" + h
+    raw_path = path + ".raw"
+    open(raw_path, "wb").write(new)
+    fields = {"URL": url, "Compression": "xz", "FileHash": nix_sha256(path),
+              "FileSize": str(os.path.getsize(path)), "NarHash": nix_sha256(raw_path),
+              "NarSize": str(len(new))}
+    os.unlink(raw_path)
     lines = []
     for l in open(narinfo).read().splitlines():
-        if l.startswith("URL: "):
-            l = "URL: " + url
+        key = l.split(": ", 1)[0]
+        if key == "Sig":
+            continue
+        if key in fields:
+            l = key + ": " + fields.pop(key)
         lines.append(l)
+    lines += [k + ": " + v for k, v in fields.items()]
     open(out, "w").write("\n".join(lines) + "\n")
     return hit
 
