@@ -247,7 +247,8 @@
     const v = Object.assign({}, a.verdicts || {});
     v.files = core.filesVerdict(a.verdicts);
     const latest = (a.history || [])[0] || null;
-    main.appendChild(h('h1', { id: 'artifact-title' }, (pkg.name || a.filename || 'artifact') + ' ', h('span', { class: 'ver' }, pkg.version || '')));
+    main.appendChild(h('h1', { id: 'artifact-title' }, (pkg.name || a.filename || 'artifact') + ' ', h('span', { class: 'ver' }, pkg.version || ''),
+      ' ', KMR.dom.unsignedBadge(a)));
     main.appendChild(h('dl', { class: 'kv-inline card' },
       h('div', null, h('dt', null, 'Distro'), h('dd', null, h('a', { href: core.buildRoute('packages', null, { distro: a.distro }) }, a.distro || ''))),
       pkg.arch ? h('div', null, h('dt', null, 'Architecture'), h('dd', null, pkg.arch)) : null,
@@ -260,6 +261,10 @@
     vs.appendChild(h('div', { class: 'two' },
       verdictBlock('module_root', 'Module Merkle root', v.module_root, null),
       verdictBlock('files', 'Files', v.files, reason)));
+    if (v.downgraded) {
+      vs.appendChild(h('p', { class: 'reason', id: 'verdict-downgraded' },
+        h('strong', null, 'kmrd stored a weaker verdict than the worker reported: '), String(v.downgraded)));
+    }
     main.appendChild(vs);
 
     main.appendChild(merkleSection(a, latest));

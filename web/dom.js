@@ -111,6 +111,16 @@
       verdict || 'pending');
   }
 
+  // An artifact synced from a repository whose index was not signature-checked
+  // (insecure_unsigned in kmrd's config, or a local repository without trusted_keys).
+  function unsignedBadge(a) {
+    if (!a || !a.insecure_unsigned) return null;
+    return h('span', {
+      class: 'badge badge-warn badge-unsigned',
+      title: 'From a repository synced without a verified signature: whoever serves that repository chose this artifact.'
+    }, 'unsigned repository');
+  }
+
   function errorBox(err) {
     const msg = err instanceof ApiError ? (err.message + (err.code ? ' (' + err.code + ')' : ''))
       : String(err && err.message ? err.message : err);
@@ -141,6 +151,6 @@
   KMR.dom = {
     h: h, append: append, clear: clear, adminToken: adminToken, setAdminToken: setAdminToken,
     ApiError: ApiError, apiUrl: apiUrl, request: request, getJson: getJson, fmtTime: fmtTime, ago: ago,
-    badge: badge, errorBox: errorBox, copyButton: copyButton, section: section,
+    badge: badge, unsignedBadge: unsignedBadge, errorBox: errorBox, copyButton: copyButton, section: section,
   };
 })(window);

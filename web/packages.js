@@ -37,7 +37,7 @@
     return h('tr', { 'data-sha256': a.sha256 },
       h('td', null, h('a', { href: '#/artifact/' + a.sha256 }, pkg.name || a.filename || a.sha256.slice(0, 12))),
       h('td', { class: 'ver' }, pkg.version || ''),
-      h('td', null, a.distro || ''),
+      h('td', null, a.distro || '', ' ', KMR.dom.unsignedBadge(a)),
       h('td', null, pkg.arch || a.arch || ''),
       h('td', null, KMR.dom.badge('files', core.filesVerdict(a.verdicts))),
       h('td', null, KMR.dom.badge('module_root', v.module_root)),
