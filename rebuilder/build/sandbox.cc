@@ -137,13 +137,17 @@ std::uint64_t tree_bytes(const std::string& dir) {
 const std::vector<std::string>& sandbox_etc_allowlist() {
   // Toolchain configuration only: dynamic linker, alternatives links, distro
   // build tool settings (makepkg, pacman, dpkg, rpm, nix), interpreters'
-  // site config, name-service and MIME tables. No keys, certificates,
-  // credentials, accounts (passwd/group are generated), or service config.
+  // site config, OpenSSL's config file, name-service and MIME tables. No
+  // keys, certificates, credentials, accounts (passwd/group are generated),
+  // or service config.
   static const std::vector<std::string> kEtc = {
       "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "localtime", "timezone",
       "debian_version", "os-release", "lsb-release", "makepkg.conf", "makepkg.conf.d", "pacman.conf", "dpkg",
       "rpm", "nix", "perl", "python3", "python3.11", "protocols", "services", "mime.types", "magic",
       "magic.mime", "xattr.conf", "shells", "xml", "sgml", "fonts", "manpath.config", "environment.d",
+      // OpenSSL's configuration only (kernel builds run `openssl req` for
+      // the module signing key): not /etc/ssl/certs, not /etc/ssl/private.
+      "ssl/openssl.cnf",
   };
   return kEtc;
 }

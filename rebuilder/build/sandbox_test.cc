@@ -352,6 +352,22 @@ TEST_F(Sandbox, HostSecretsAppearNowhere) {
   EXPECT_NE(st.st_uid, 0u);
 }
 
+// What builds use from /etc works (alternatives links such as awk, the
+// dynamic linker cache, OpenSSL's config for `openssl req` as kernel builds
+// run it, perl, python3); certificates and private keys are not there.
+TEST_F(Sandbox, ToolchainConfigurationWorksWithoutTheRestOfEtc) {
+  auto c = config_in("toolchain");
+  auto r = run_ok(c, "set -e; echo a | awk '{print \"awk-ok\"}'; "
+                     "openssl req -new -nodes -x509 -newkey rsa:2048 -days 1 -batch -subj /CN=kmr "
+                     "-keyout k.pem -out c.pem 2>/dev/null && echo openssl-ok; "
+                     "perl -e 'print \"perl-ok\\n\"'; python3 -c 'print(\"python-ok\")'; "
+                     "ls /etc/ssl; ls /etc/ssl/certs /etc/ssl/private 2>&1 | sed 's/.*cannot access/absent/'");
+  EXPECT_TRUE(r.success()) << r.process.out;
+  EXPECT_EQ(r.process.out,
+            "awk-ok\nopenssl-ok\nperl-ok\npython-ok\nopenssl.cnf\n"
+            "absent '/etc/ssl/certs': No such file or directory\nabsent '/etc/ssl/private': No such file or directory\n");
+}
+
 TEST_F(Sandbox, BuildUserCannotReadRootOnlyInputs) {
   if (::geteuid() != 0) KMR_SKIP_OR_FAIL("dropping to the build user needs root");
   PlantedSecrets p;
