@@ -687,9 +687,7 @@ std::string detect_backend(const std::string& file) {
 int RebuildReport::exit_code() const {
   if (status == RebuildStatus::kError) return 2;
   if (status != RebuildStatus::kVerdict) return 1;
-  const bool files_ok = files.tier == FilesTier::kIdentical || files.tier == FilesTier::kContentIdentical;
-  const bool root_ok = module_root.verdict == ModuleRoot::kMatch || module_root.verdict == ModuleRoot::kAbsent;
-  return files_ok && root_ok ? 0 : 1;
+  return is_reproducible(files.tier, module_root.verdict, content_root.verdict) ? 0 : 1;
 }
 
 nlohmann::json RebuildReport::to_json() const {
@@ -709,6 +707,7 @@ nlohmann::json RebuildReport::to_json() const {
   json inv = json::array();
   for (const auto& i : module_root.invalid) inv.push_back({{"module", i.module}, {"reason", i.reason}});
   j["modules"] = {{"verified", module_root.verified}, {"invalid", inv}, {"note", module_root.note}};
+  add_content_root_json(j, verdict, content_root, signatures);
   j["environment"] = environment.to_json();
   j["environment_digest"] = environment.digest();
   json rb = json::array();
@@ -742,6 +741,8 @@ void fill_verdicts(RebuildReport& rep, const std::vector<Artifact>& shipped, con
   for (const auto& a : rebuilt) r.push_back(&a);
   rep.module_root = module_root_verdict(s, r);
   rep.files = files_verdict(s, r);
+  rep.signatures = require_verified_signatures(rep.files, s);
+  rep.content_root = content_root_verdict(s, r, rep.module_root.shipped);
   rep.status = RebuildStatus::kVerdict;
 }
 

@@ -47,6 +47,8 @@ struct RebuildReport {
   std::vector<std::string> shipped;    // shipped files as given
   ModuleRootReport module_root;
   FilesReport files;
+  ContentRootReport content_root;
+  SignatureCheck signatures;           // checked when files needed it (modulo signatures)
   BuildEnvironment environment;
   std::vector<RebuiltFile> rebuilt;
   std::string log;                     // path of the build log (kept)
@@ -57,9 +59,8 @@ struct RebuildReport {
   std::chrono::milliseconds duration{0};
   std::chrono::milliseconds build_duration{0};   // the sandboxed build alone
 
-  // 0: reproducible (files identical or content-identical, and module_root
-  // match, or absent when the kernel has no module hashes); 1: a verdict that
-  // is not reproducible, build-failed or environment-unavailable; 2: error.
+  // 0: reproducible (is_reproducible in verdict.h); 1: a verdict that is not
+  // reproducible, build-failed or environment-unavailable; 2: error.
   int exit_code() const;
   nlohmann::json to_json() const;
 };

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "rebuilder/base/hex.h"
+#include "rebuilder/distro/inspect.h"
 
 namespace kmr::build {
 
@@ -29,6 +30,77 @@ std::string_view files_tier_name(FilesTier t) {
 
 std::string root_hex(const std::optional<kmod::MerkleRoot>& root) {
   return root ? to_hex(root->hash) : std::string();
+}
+
+std::string_view content_root_name(ContentRoot v) {
+  switch (v) {
+    case ContentRoot::kMatch: return "match";
+    case ContentRoot::kMismatch: return "mismatch";
+    case ContentRoot::kAbsent: return "absent";
+  }
+  return "mismatch";
+}
+
+SignatureCheck check_shipped_signatures(const std::vector<const Artifact*>& shipped) {
+  SignatureCheck c;
+  c.checked = true;
+  std::vector<std::string> files;
+  for (const auto* a : shipped) files.push_back(a->file);
+  distro::InspectOptions o;
+  o.layout_only = true;
+  auto rep = distro::inspect_packages(files, o);
+  if (!rep) {
+    c.note = "cannot read the shipped packages: " + rep.error().to_string();
+    return c;
+  }
+  const auto& sig = rep->layout.module_signatures;
+  if (!sig) {
+    c.note = "no shipped module carries a PKCS#7 signature";
+    return c;
+  }
+  c.signed_count = sig->signed_count;
+  c.verified = sig->verified;
+  c.ok = sig->ok;
+  for (const auto& [module, reason] : sig->failed) {
+    if (c.failed.size() < 20) c.failed.push_back({module, reason});
+  }
+  if (!c.ok) {
+    c.note = std::to_string(sig->failed.size()) + " of " + std::to_string(sig->signed_count) +
+             " shipped module signatures do not verify against the shipped kernel's certificates";
+  }
+  return c;
+}
+
+SignatureCheck require_verified_signatures(FilesReport& files, const std::vector<const Artifact*>& shipped) {
+  if (files.tier != FilesTier::kIdenticalModuloSignatures) return {};
+  SignatureCheck c = check_shipped_signatures(shipped);
+  if (!c.ok) files.tier = FilesTier::kDifferent;
+  return c;
+}
+
+void add_content_root_json(nlohmann::json& j, bool verdict, const ContentRootReport& cr, const SignatureCheck& sig) {
+  using nlohmann::json;
+  j["module_content_root"] = verdict ? json(content_root_name(cr.verdict)) : json(nullptr);
+  j["shipped_content_root"] = cr.shipped ? json(root_hex(cr.shipped)) : json(nullptr);
+  j["rebuilt_content_root"] = cr.rebuilt ? json(root_hex(cr.rebuilt)) : json(nullptr);
+  j["content_root_levels"] = cr.shipped ? json(cr.shipped->levels) : json(nullptr);
+  j["content_root_note"] = cr.note;
+  json failed = json::array();
+  for (const auto& f : sig.failed) failed.push_back({{"module", f.module}, {"reason", f.reason}});
+  j["signatures"] = {{"checked", sig.checked}, {"signed", sig.signed_count}, {"verified", sig.verified},
+                     {"ok", sig.ok},           {"failed", failed},           {"note", sig.note}};
+}
+
+bool is_reproducible(FilesTier files, ModuleRoot module_root, ContentRoot content_root) {
+  return is_reproducible(files_tier_name(files), module_root_name(module_root), content_root_name(content_root));
+}
+
+bool is_reproducible(std::string_view files, std::optional<std::string_view> module_root,
+                     std::optional<std::string_view> module_content_root) {
+  const bool files_ok = files == "identical" || files == "content-identical" || files == "identical-modulo-signatures";
+  const bool root_ok = !module_root || *module_root == "match" || *module_root == "absent";
+  const bool content_ok = !module_content_root || *module_content_root == "match" || *module_content_root == "absent";
+  return files_ok && root_ok && content_ok;
 }
 
 namespace {
@@ -69,6 +141,38 @@ std::optional<kmod::MerkleRoot> modules_root(const std::vector<const Artifact*>&
     }
   }
   return kmod::MerkleTree(std::move(leaves)).root();
+}
+
+namespace {
+bool has_modules(const std::vector<const Artifact*>& set) {
+  return std::any_of(set.begin(), set.end(), [](const Artifact* a) { return !a->modules.empty() || !a->modules_order.empty(); });
+}
+}  // namespace
+
+ContentRootReport content_root_verdict(const std::vector<const Artifact*>& shipped,
+                                       const std::vector<const Artifact*>& rebuilt,
+                                       const std::optional<kmod::MerkleRoot>& embedded) {
+  ContentRootReport rep;
+  if (!has_modules(shipped) && !has_modules(rebuilt)) {
+    rep.note = "no modules on either side";
+    return rep;
+  }
+  std::string why_s, why_r;
+  rep.shipped = modules_root(shipped, &why_s);
+  rep.rebuilt = modules_root(rebuilt, &why_r);
+  rep.verdict = ContentRoot::kMismatch;
+  if (!rep.shipped) {
+    rep.note = "shipped modules: " + why_s;
+  } else if (!rep.rebuilt) {
+    rep.note = "rebuilt modules: " + why_r;
+  } else if (embedded && !(*embedded == *rep.shipped)) {
+    rep.note = "the shipped content root differs from the root embedded in the shipped image";
+  } else if (!(*rep.shipped == *rep.rebuilt)) {
+    rep.note = "the rebuilt modules' contents differ from the shipped ones";
+  } else {
+    rep.verdict = ContentRoot::kMatch;
+  }
+  return rep;
 }
 
 ModuleRootReport module_root_verdict(const std::vector<const Artifact*>& shipped,

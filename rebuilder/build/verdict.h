@@ -1,7 +1,8 @@
 #pragma once
 
-// The two independent answers per artifact set (architecture.md, "Verdict
-// model"): module_root and the files tier.
+// The independent answers per artifact set (architecture.md, "Verdict
+// model"): module_root, module_content_root and the files tier, and the one
+// rule that turns them into "reproducible" (is_reproducible).
 
 #include <optional>
 #include <string>
@@ -60,5 +61,59 @@ FilesReport files_verdict(const Artifact& shipped, const Artifact& rebuilt);
 FilesReport files_verdict(const std::vector<const Artifact*>& shipped, const std::vector<const Artifact*>& rebuilt);
 
 std::string root_hex(const std::optional<kmod::MerkleRoot>& root);  // "" when absent
+
+// The root CONFIG_MODULE_HASHES would embed for a build (modules in
+// modules.order order, decompressed, trailers removed), compared between the
+// shipped and the rebuilt modules. kAbsent only when neither side has modules.
+enum class ContentRoot { kMatch, kMismatch, kAbsent };
+std::string_view content_root_name(ContentRoot v);  // match | mismatch | absent
+
+struct ContentRootReport {
+  ContentRoot verdict = ContentRoot::kAbsent;
+  std::optional<kmod::MerkleRoot> shipped;
+  std::optional<kmod::MerkleRoot> rebuilt;
+  std::string note;  // why not match
+};
+
+// Compares the content roots; when the shipped image embeds a module-hashes
+// root (`embedded`), the shipped content root must also equal it.
+ContentRootReport content_root_verdict(const std::vector<const Artifact*>& shipped,
+                                       const std::vector<const Artifact*>& rebuilt,
+                                       const std::optional<kmod::MerkleRoot>& embedded);
+
+// The shipped modules' PKCS#7 signatures checked against the certificates
+// built into the shipped image (kmr inspect's check).
+struct SignatureCheck {
+  bool checked = false;        // false when the files tier did not need it
+  std::uint64_t signed_count = 0;
+  std::uint64_t verified = 0;
+  bool ok = false;
+  std::vector<InvalidModule> failed;  // first 20
+  std::string note;
+};
+SignatureCheck check_shipped_signatures(const std::vector<const Artifact*>& shipped);
+
+// identical-modulo-signatures holds only when every shipped module signature
+// verifies against the shipped kernel's certificate: checks them when the
+// tier needs it and downgrades the tier to different when they do not.
+SignatureCheck require_verified_signatures(FilesReport& files, const std::vector<const Artifact*>& shipped);
+
+// Adds the rebuild result's fields module_content_root ("match"|"mismatch"|
+// "absent", null without a verdict), shipped_content_root, rebuilt_content_root
+// (hex or null), content_root_levels, content_root_note and signatures
+// ({checked, signed, verified, ok, failed:[{module,reason}], note}).
+void add_content_root_json(nlohmann::json& j, bool verdict, const ContentRootReport& content_root,
+                           const SignatureCheck& signatures);
+
+// THE reproducibility rule, defined once (rebuild's exit code, the server's
+// "reproducible", attestations' PASSED): files identical, content-identical
+// or (verified) identical-modulo-signatures; module_root match or absent;
+// module_content_root match (or absent: no modules on either side).
+bool is_reproducible(FilesTier files, ModuleRoot module_root, ContentRoot content_root);
+// The same rule over the names as stored and published. A missing
+// module_root or module_content_root (a verdict made before they existed)
+// counts as absent; unknown names are not reproducible.
+bool is_reproducible(std::string_view files, std::optional<std::string_view> module_root,
+                     std::optional<std::string_view> module_content_root);
 
 }  // namespace kmr::build

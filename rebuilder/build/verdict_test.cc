@@ -144,6 +144,80 @@ TEST_F(Verdicts, EphemeralKeyVariantIsIdenticalModuloSignatures) {
   EXPECT_EQ(m.note, "the shipped kernel has no .module_hashes section");
 }
 
+TEST_F(Verdicts, ContentRootEqualsTheEmbeddedRootAndComparesContents) {
+  auto a = read(pkgs_->at("pristine"));
+  auto b = read(pkgs_->at("pristine2"));
+  auto c = content_root_verdict({&a}, {&b}, a.image_root);
+  EXPECT_EQ(content_root_name(c.verdict), "match") << c.note;
+  // The kernel hashes modules before appending proofs: the content root is
+  // the root the independent Python tool computed and the image embeds.
+  std::ifstream txt(tmp() + "/pristine/build/module_hashes_root.txt");
+  std::string levels, hex;
+  txt >> levels >> hex;
+  EXPECT_EQ(root_hex(c.shipped), hex);
+  EXPECT_EQ(root_hex(c.rebuilt), hex);
+  auto seed = read(pkgs_->at("seed"));
+  auto m = content_root_verdict({&a}, {&seed}, a.image_root);
+  EXPECT_EQ(content_root_name(m.verdict), "mismatch");
+  EXPECT_EQ(m.note, "the rebuilt modules' contents differ from the shipped ones");
+  // A shipped image whose embedded root is not the shipped modules' content root.
+  kmod::MerkleRoot other = *a.image_root;
+  other.hash[0] ^= 1;
+  EXPECT_EQ(content_root_verdict({&a}, {&b}, other).note,
+            "the shipped content root differs from the root embedded in the shipped image");
+  // Signed modules: the content root ignores the signatures.
+  auto s1 = read(pkgs_->at("signed"));
+  auto s2 = read(pkgs_->at("signed2"));
+  auto sc = content_root_verdict({&s1}, {&s2}, std::nullopt);
+  EXPECT_EQ(content_root_name(sc.verdict), "match") << sc.note;
+  EXPECT_EQ(root_hex(sc.shipped), hex);  // same module contents as pristine
+  // No modules on either side.
+  Artifact empty;
+  EXPECT_EQ(content_root_name(content_root_verdict({&empty}, {&empty}, std::nullopt).verdict), "absent");
+  EXPECT_EQ(content_root_name(content_root_verdict({&a}, {&empty}, std::nullopt).verdict), "mismatch");
+}
+
+TEST_F(Verdicts, ModuloSignaturesNeedsVerifiedShippedSignatures) {
+  // The fixture's signed kernel does not embed its signing certificate: its
+  // module signatures cannot be verified, so the tier is "different".
+  auto a = read(pkgs_->at("signed"));
+  auto b = read(pkgs_->at("signed2"));
+  FilesReport f = files_verdict(a, b);
+  ASSERT_EQ(files_tier_name(f.tier), "identical-modulo-signatures");
+  SignatureCheck c = require_verified_signatures(f, {&a});
+  EXPECT_TRUE(c.checked);
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(files_tier_name(f.tier), "different");
+  EXPECT_EQ(c.signed_count, a.modules.size()) << c.note;
+  EXPECT_EQ(c.verified, 0u);
+  ASSERT_FALSE(c.failed.empty());
+  EXPECT_NE(c.failed[0].reason.find("none of the 0 trusted certificate(s)"), std::string::npos) << c.failed[0].reason;
+  EXPECT_NE(c.note.find("do not verify against the shipped kernel's certificates"), std::string::npos) << c.note;
+  // Other tiers are left alone, and nothing is checked.
+  FilesReport same = files_verdict(a, a);
+  EXPECT_FALSE(require_verified_signatures(same, {&a}).checked);
+  EXPECT_EQ(files_tier_name(same.tier), "identical");
+}
+
+TEST(ReproducibleRule, OneRule) {
+  EXPECT_TRUE(is_reproducible(FilesTier::kIdentical, ModuleRoot::kMatch, ContentRoot::kMatch));
+  EXPECT_TRUE(is_reproducible(FilesTier::kContentIdentical, ModuleRoot::kAbsent, ContentRoot::kMatch));
+  EXPECT_TRUE(is_reproducible(FilesTier::kIdenticalModuloSignatures, ModuleRoot::kAbsent, ContentRoot::kMatch));
+  EXPECT_TRUE(is_reproducible(FilesTier::kIdentical, ModuleRoot::kAbsent, ContentRoot::kAbsent));
+  EXPECT_FALSE(is_reproducible(FilesTier::kDifferent, ModuleRoot::kMatch, ContentRoot::kMatch));
+  EXPECT_FALSE(is_reproducible(FilesTier::kIdentical, ModuleRoot::kMismatch, ContentRoot::kMatch));
+  EXPECT_FALSE(is_reproducible(FilesTier::kIdentical, ModuleRoot::kInvalid, ContentRoot::kMatch));
+  EXPECT_FALSE(is_reproducible(FilesTier::kIdentical, ModuleRoot::kMatch, ContentRoot::kMismatch));
+  // By name, as stored: missing fields (older verdicts) count as absent.
+  EXPECT_TRUE(is_reproducible("identical-modulo-signatures", std::nullopt, std::nullopt));
+  EXPECT_TRUE(is_reproducible("content-identical", "match", "match"));
+  EXPECT_FALSE(is_reproducible("different", "match", "match"));
+  EXPECT_FALSE(is_reproducible("identical", "invalid", std::nullopt));
+  EXPECT_FALSE(is_reproducible("identical", "match", "mismatch"));
+  EXPECT_FALSE(is_reproducible("build-failed", std::nullopt, std::nullopt));
+  EXPECT_FALSE(is_reproducible("Identical", std::nullopt, std::nullopt));
+}
+
 TEST_F(Verdicts, TamperedShippedModuleIsInvalid) {
   // Flip one byte inside one module's code (not its proof) and repack.
   const std::string dir = tmp() + "/tampered";

@@ -102,7 +102,11 @@ Result<void> read_arch(const std::string& path, LayoutCollector& c, const Inspec
   (void)st;
   const auto& md = c.metadata();
   auto pk = md.find(".PKGINFO");
-  if (pk == md.end()) return unsupported(ro.name + ": tar archive without .PKGINFO (not an Arch package)");
+  if (pk == md.end()) {
+    if (!opt.layout_only) return unsupported(ro.name + ": tar archive without .PKGINFO (not an Arch package)");
+    rep.format = "tar";
+    return ok();
+  }
   KMR_ASSIGN_OR_RETURN(auto info, archive::parse_pkginfo(pk->second, ro.name + ": .PKGINFO"));
   rep.format = "arch";
   rep.name = info.pkgname;

@@ -21,6 +21,9 @@ struct InspectOptions {
   // or DER certificates): module signers and Authenticode CAs.
   std::vector<ByteVector> trusted_certificates;
   bool full_image = false;                   // always search the image for a root
+  // Only the kernel layout matters (rebuild verdicts): a plain tar without
+  // .PKGINFO is read as format "tar" instead of being refused.
+  bool layout_only = false;
   Limits limits;
 };
 
