@@ -741,6 +741,8 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
   if (on_report) on_report(*out, r);
   json ack = {{"build", out->rebuild_id}, {"job_state", out->job_state}, {"reproducible", out->reproducible}};
   if (!out->downgraded.empty()) ack["downgraded"] = out->downgraded;
+  if (out->awaiting_confirmation) ack["awaiting_confirmation"] = {{"confirmed_by", out->confirmed_by},
+                                                                  {"needed", config_.queue.confirmations}};
   return json_ok(ack);
 }
 

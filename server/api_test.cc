@@ -466,5 +466,43 @@ TEST_F(ApiTest, StoreErrorsGiveAGenericMessage) {
   EXPECT_EQ(l.body.find("verdicts"), std::string::npos) << l.body;
 }
 
+TEST_F(ApiTest, ConfirmationsFromDistinctWorkersBeforeAVerdictIsSigned) {
+  config_.queue.confirmations = 2;
+  auto k2 = attest::Ed25519Key::generate();
+  ASSERT_TRUE(k2.has_value());
+  ASSERT_EQ(admin("/api/v1/admin/workers", json{{"name", "w2"}, {"public_key", to_hex(k2->raw_public())}}.dump()).status,
+            201);
+  auto report_as = [&](const attest::Ed25519Key& k, const json& job) {
+    std::string target = "/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>()) + "/report";
+    json rep = {{"lease", job["lease"]}, {"status", "verified"}, {"module_root", "match"}, {"files", "identical"},
+                {"shipped_root", "ab12"}, {"rebuilt_root", "ab12"},
+                {"rebuilt", {{{"name", "linux-1.pkg.tar.zst"}, {"sha256", hexof(1)}},
+                             {{"name", "linux-headers-1.pkg.tar.zst"}, {"sha256", hexof(2)}}}}};
+    return api_->handle(signed_req(k, target, rep.dump()));
+  };
+  json job = claim();
+  HttpResponse first = report_as(*key_, job);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(body(first)["job_state"], "queued");
+  EXPECT_EQ(body(first)["awaiting_confirmation"]["confirmed_by"], 1);
+  json a = body(get("/api/v1/artifacts/sha256/" + hexof(1)));
+  EXPECT_TRUE(a["verdicts"].is_null());  // one worker's word is not a verdict yet
+  EXPECT_TRUE(a["attestations"].empty());
+  EXPECT_EQ(a["history"].size(), 1u);
+  // The same worker cannot confirm itself.
+  EXPECT_TRUE(claim().is_null());
+  HttpResponse c2 = api_->handle(signed_req(*k2, "/api/v1/worker/claim", "{}"));
+  json job2 = body(c2)["job"];
+  ASSERT_TRUE(job2.is_object()) << c2.body;
+  HttpResponse second = report_as(*k2, job2);
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(body(second)["job_state"], "done");
+  EXPECT_FALSE(body(second).contains("awaiting_confirmation"));
+  a = body(get("/api/v1/artifacts/sha256/" + hexof(1)));
+  EXPECT_EQ(a["verdicts"]["files"], "identical");
+  ASSERT_EQ(a["attestations"].size(), 1u);
+  EXPECT_EQ(statement_of(get(a["attestations"][0]).body)["predicate"]["verificationResult"], "PASSED");
+}
+
 }  // namespace
 }  // namespace kmr::server

@@ -82,6 +82,10 @@ Result<int> Attestor::attest_rebuild(Store& store, std::int64_t rebuild_id, std:
   std::string files = build["files"].is_string() ? build["files"].get<std::string>() : status;
   if (status != "verified") files = status;
   if (!build["module_root"].is_string()) return 0;
+  // Only a build that is its artifacts' current verdict is attested (not one awaiting
+  // confirmation by other workers).
+  KMR_ASSIGN_OR_RETURN(bool current, store.rebuild_is_current(rebuild_id));
+  if (!current) return 0;
   int written = 0;
   for (const json& art : build["artifacts"]) {
     KMR_ASSIGN_OR_RETURN(bool done, store.attested(rebuild_id, art["sha256"]));

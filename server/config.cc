@@ -131,7 +131,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     const json& q = j["queue"];
     std::string w = origin + ".queue";
     KMR_TRY(check_keys(q, {"lease_seconds", "heartbeat_seconds", "retry_backoff_seconds", "max_build_attempts",
-                           "max_repro_attempts", "max_leases_per_worker"},
+                           "max_repro_attempts", "max_leases_per_worker", "confirmations"},
                        w));
     KMR_TRY(get(q, "lease_seconds", c.queue.lease_seconds, w));
     KMR_TRY(get(q, "heartbeat_seconds", c.queue.heartbeat_seconds, w));
@@ -140,6 +140,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     KMR_TRY(get(q, "max_repro_attempts", c.queue.max_repro_attempts, w));
     KMR_TRY(get(q, "max_leases_per_worker", c.queue.max_leases_per_worker, w));
     if (c.queue.max_leases_per_worker < 1) return malformed(w + ".max_leases_per_worker: at least 1");
+    KMR_TRY(get(q, "confirmations", c.queue.confirmations, w));
+    if (c.queue.confirmations < 1 || c.queue.confirmations > 16) return malformed(w + ".confirmations: 1..16");
     if (c.queue.lease_seconds < 1 || c.queue.heartbeat_seconds < 1 || c.queue.heartbeat_seconds >= c.queue.lease_seconds)
       return malformed(w + ": need 1 <= heartbeat_seconds < lease_seconds");
   }

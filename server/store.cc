@@ -25,6 +25,11 @@ namespace {
 
 std::atomic<std::uint64_t> g_store_ids{1};
 
+// is_reproducible() over the columns of a rebuilds row aliased `r`.
+constexpr const char* kReproducibleRebuild =
+    "r.status = 'verified' AND r.files IN ('identical','content-identical','identical-modulo-signatures') "
+    "AND (r.module_root IS NULL OR r.module_root IN ('match','absent'))";
+
 std::string random_token() {
   unsigned char buf[16];
   RAND_bytes(buf, sizeof buf);
@@ -397,9 +402,13 @@ Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t 
                           std::to_string(policy.max_leases_per_worker));
   }
   KMR_ASSIGN_OR_RETURN(auto pick, writer_->prepare(
-      "SELECT id, build_input_id FROM jobs WHERE state = 'queued' AND next_try <= ?1 "
-      "AND resource_class IN (SELECT value FROM json_each(?2)) ORDER BY priority, next_try, id LIMIT 1"));
-  pick.bind(1, now).bind(2, json(worker.resource_classes).dump());
+      std::string("SELECT id, build_input_id FROM jobs WHERE state = 'queued' AND next_try <= ?1 "
+                  "AND resource_class IN (SELECT value FROM json_each(?2)) "
+                  // A worker never confirms its own result.
+                  "AND (?4 <= 1 OR NOT EXISTS (SELECT 1 FROM rebuilds r WHERE r.build_input_id = jobs.build_input_id "
+                  "AND r.worker_id = ?3 AND r.id > jobs.round_after AND ") +
+      kReproducibleRebuild + ")) ORDER BY priority, next_try, id LIMIT 1"));
+  pick.bind(1, now).bind(2, json(worker.resource_classes).dump()).bind(3, worker.id).bind(4, policy.confirmations);
   KMR_ASSIGN_OR_RETURN(bool found, pick.step());
   if (!found) {
     KMR_TRY(txn.commit());
@@ -451,12 +460,12 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   Txn txn(*writer_);
   KMR_TRY(txn.begin());
   KMR_ASSIGN_OR_RETURN(auto j, writer_->prepare(
-      "SELECT build_input_id, build_attempts, repro_attempts, updated_at FROM jobs WHERE id = ? AND state = 'running' "
+      "SELECT build_input_id, build_attempts, repro_attempts, round_after FROM jobs WHERE id = ? AND state = 'running' "
       "AND lease_owner = ? AND lease_token = ? AND lease_expiry >= ?"));
   j.bind(1, r.job_id).bind(2, r.worker_id).bind(3, r.lease_token).bind(4, now);
   KMR_ASSIGN_OR_RETURN(bool held, j.step());
   if (!held) return lease_error_locked(r.job_id, r.worker_id, r.lease_token);
-  std::int64_t bi = j.i64(0), build_attempts = j.i64(1), repro_attempts = j.i64(2);
+  std::int64_t bi = j.i64(0), build_attempts = j.i64(1), repro_attempts = j.i64(2), round_after = j.i64(3);
   ReportOutcome out;
   // The set's artifacts and the hash each rebuild must have to be bit-identical.
   struct Art {
@@ -505,15 +514,39 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
     ra.reset();
     ra.bind(1, out.rebuild_id).bind(2, x.id).bind(3, x.rebuilt);
     KMR_TRY(ra.run());
+    out.artifact_ids.push_back(x.id);
+  }
+
+  out.reproducible = is_reproducible(r.status, checked.module_root, checked.files);
+  if (out.reproducible) {
+    // Distinct enabled workers with a reproducible result in this round (this one included).
+    KMR_ASSIGN_OR_RETURN(auto c, writer_->prepare(
+        std::string("SELECT COUNT(DISTINCT r.worker_id) FROM rebuilds r JOIN workers w ON w.id = r.worker_id "
+                    "WHERE r.build_input_id = ? AND r.id > ? AND w.disabled = 0 AND ") + kReproducibleRebuild));
+    c.bind(1, bi).bind(2, round_after);
+    KMR_ASSIGN_OR_RETURN(bool counted, c.step());
+    out.confirmed_by = counted ? c.i64(0) : 0;
+    out.awaiting_confirmation = out.confirmed_by < policy.confirmations;
+  }
+  if (out.awaiting_confirmation) {
+    // Not accepted yet: no verdict, no attestation; lease it again (to a worker that has not confirmed).
+    out.job_state = "queued";
+    KMR_ASSIGN_OR_RETURN(auto again, writer_->prepare(
+        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_token = NULL, lease_expiry = NULL, next_try = 0, "
+        "priority = 0, updated_at = ? WHERE id = ?"));
+    again.bind(1, now).bind(2, r.job_id);
+    KMR_TRY(again.run());
+    KMR_TRY(txn.commit());
+    bump();
+    return out;
+  }
+  for (const Art& x : set) {
     v.reset();
     v.bind(1, x.id).bind(2, out.rebuild_id).bind(3, r.status).bind(4, checked.module_root)
         .bind(5, artifact_files_tier({r.status, checked.files, x.expected, x.rebuilt, x.filename, set.size(), differing}))
         .bind(6, now);
     KMR_TRY(v.run());
-    out.artifact_ids.push_back(x.id);
   }
-
-  out.reproducible = is_reproducible(r.status, checked.module_root, checked.files);
   bool build_failure = r.status != "verified";
   std::int64_t attempts = 0, budget = 0;
   if (build_failure) {
@@ -526,11 +559,12 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   bool retry = !out.reproducible && attempts < budget;
   std::int64_t backoff = policy.retry_backoff_seconds << std::min<std::int64_t>(attempts > 0 ? attempts - 1 : 0, 20);
   out.job_state = retry ? "queued" : "done";
+  // A result that is not reproducible starts a new round: earlier confirmations no longer count.
   KMR_ASSIGN_OR_RETURN(auto upd, writer_->prepare(
       "UPDATE jobs SET state = ?, lease_owner = NULL, lease_token = NULL, lease_expiry = NULL, build_attempts = ?, "
-      "repro_attempts = ?, next_try = ?, priority = 2, updated_at = ? WHERE id = ?"));
+      "repro_attempts = ?, next_try = ?, priority = 2, updated_at = ?, round_after = ? WHERE id = ?"));
   upd.bind(1, out.job_state).bind(2, build_attempts).bind(3, repro_attempts).bind(4, retry ? now + backoff : 0)
-      .bind(5, now).bind(6, r.job_id);
+      .bind(5, now).bind(6, out.reproducible ? round_after : out.rebuild_id).bind(7, r.job_id);
   KMR_TRY(upd.run());
   KMR_TRY(txn.commit());
   bump();
@@ -549,6 +583,7 @@ Result<std::int64_t> Store::requeue(std::optional<std::int64_t> job_id, std::opt
   else return malformed("nothing selected");
   KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
       "UPDATE jobs SET state = 'queued', priority = 0, next_try = 0, build_attempts = 0, repro_attempts = 0, "
+      "round_after = COALESCE((SELECT MAX(r.id) FROM rebuilds r WHERE r.build_input_id = jobs.build_input_id), 0), "
       "updated_at = ?1 WHERE state = 'done' AND " + where));
   s.bind(1, now);
   if (job_id) s.bind(2, *job_id);
@@ -966,6 +1001,12 @@ Result<json> Store::stats(std::int64_t now) {
 Result<bool> Store::attestation_exists(const std::string& sha256) {
   KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT 1 FROM attestations WHERE sha256 = ?"));
   s.bind(1, sha256);
+  return s.step();
+}
+
+Result<bool> Store::rebuild_is_current(std::int64_t rebuild_id) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT 1 FROM verdicts WHERE rebuild_id = ? LIMIT 1"));
+  s.bind(1, rebuild_id);
   return s.step();
 }
 

@@ -26,6 +26,9 @@ struct QueuePolicy {
   std::int64_t max_build_attempts = 3;        // build-failed / error / environment-unavailable
   std::int64_t max_repro_attempts = 2;        // not reproducible (files different, root mismatch)
   std::int64_t max_leases_per_worker = 2;     // running leases one worker may hold at once
+  // Distinct enabled workers whose reproducible results a verdict needs before kmrd accepts
+  // (and signs) it; until then the job is leased again, to a worker that has not confirmed yet.
+  std::int64_t confirmations = 1;
 };
 
 // One artifact found by sync (or the import document).
@@ -71,6 +74,10 @@ struct ReportOutcome {
   std::string job_state;  // done | queued (retry)
   std::vector<std::int64_t> artifact_ids;
   bool reproducible = false;
+  // Reproducible, but fewer than policy.confirmations distinct workers agree yet: the verdict
+  // is not stored (nor attested) and the job is queued for another worker.
+  bool awaiting_confirmation = false;
+  std::int64_t confirmed_by = 0;  // distinct enabled workers with a reproducible result this round
 };
 
 struct ListQuery {
@@ -198,6 +205,8 @@ class Store {
   Result<nlohmann::json> stats(std::int64_t now);
   Result<bool> attestation_exists(const std::string& sha256);
   Result<bool> attested(std::int64_t rebuild_id, const std::string& artifact_sha256);
+  // True when the rebuild is the current verdict of its artifacts (only those are attested).
+  Result<bool> rebuild_is_current(std::int64_t rebuild_id);
   // Latest rebuilds (current verdicts) with a module_root verdict but no attestation
   // (e.g. kmrd was killed between storing the verdict and signing).
   Result<std::vector<std::int64_t>> unattested_rebuilds();
