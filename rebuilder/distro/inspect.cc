@@ -45,6 +45,39 @@ nlohmann::json image_signature_json(const KernelLayout& L) {
   return nullptr;
 }
 
+// The transplant inputs: the build identity from the banner and the
+// certificates built into the image (public parts, PEM).
+nlohmann::json build_identity_json(const KernelLayout& L) {
+  for (const auto* img : {&L.image, &L.vmlinux}) {
+    if (!*img || !(*img)->build_identity) continue;
+    const kmod::BuildIdentity& b = *(*img)->build_identity;
+    return {{"banner", b.banner},
+            {"release", b.release},
+            {"compiler", b.compiler},
+            {"flags", b.flags},
+            {"kbuild", {{"KBUILD_BUILD_USER", b.user},
+                        {"KBUILD_BUILD_HOST", b.host},
+                        {"KBUILD_BUILD_VERSION", b.version},
+                        {"KBUILD_BUILD_TIMESTAMP", b.timestamp}}},
+            {"image", (*img)->path}};
+  }
+  return nullptr;
+}
+
+nlohmann::json embedded_certificates_json(const KernelLayout& L) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto* img : {&L.image, &L.vmlinux}) {
+    if (!*img) continue;
+    for (const auto& c : (*img)->certificates) {
+      out.push_back({{"image", (*img)->path}, {"method", (*img)->certificates_method}, {"subject", c.subject},
+                     {"issuer", c.issuer}, {"serial", c.serial}, {"sha256", c.sha256},
+                     {"offset", c.offset ? nlohmann::json(*c.offset) : nlohmann::json(nullptr)},
+                     {"pem", kmod::certificate_pem(c.der)}});
+    }
+  }
+  return out;
+}
+
 nlohmann::json content_root_json(const KernelLayout& L) {
   if (!L.content_root) return nullptr;
   return {{"levels", L.content_root->root.levels}, {"root", to_hex(L.content_root->root.hash)}};
@@ -134,6 +167,8 @@ Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, co
   j["module_signatures"] = signatures_json(L.module_signatures);
   const nlohmann::json img_sig = image_signature_json(L);
   j["image_signature"] = img_sig;
+  j["build_identity"] = build_identity_json(L);
+  j["embedded_certificates"] = embedded_certificates_json(L);
   if (L.module_signatures && !L.module_signatures->ok) {
     failures.push_back("module signatures do not verify (" + std::to_string(L.module_signatures->failed.size()) +
                        " failed, " + std::to_string(L.module_signatures->verified) + " of " +

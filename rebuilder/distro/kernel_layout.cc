@@ -116,6 +116,7 @@ void add_certificates(ImageInfo& info, Bytes decompressed) {
   }
   info.certificates = std::move(certs->certificates);
   info.certificates_method = certs->method;
+  info.build_identity = kmod::find_build_identity(decompressed);
 }
 
 void add_authenticode(ImageInfo& info, Bytes data, const kmod::CertificateSet* trust) {

@@ -17,6 +17,7 @@
 #include "rebuilder/archive/archive_reader.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/kmod/authenticode.h"
+#include "rebuilder/kmod/banner.h"
 #include "rebuilder/kmod/kernel_image.h"
 #include "rebuilder/kmod/merkle.h"
 #include "rebuilder/kmod/module_sig.h"
@@ -50,6 +51,8 @@ struct ImageInfo {
   // ("symbol", "scan", "" when none).
   std::vector<kmod::CertificateInfo> certificates;
   std::string certificates_method;
+  // The banner's build identity (decompressed image), when found.
+  std::optional<kmod::BuildIdentity> build_identity;
   // The image's Authenticode signature (PE images), checked against the
   // keyring certificates.
   std::optional<kmod::AuthenticodeInfo> authenticode;

@@ -117,6 +117,15 @@ void* CertificateSet::x509(std::size_t i) const { return impl_->x509.at(i).get()
 
 // ---- certificate files ------------------------------------------------------
 
+std::string certificate_pem(Bytes der) {
+  X509Ptr x = parse_der_exact(der);
+  std::unique_ptr<BIO, BioFree> b(BIO_new(BIO_s_mem()));
+  if (!x || !b || PEM_write_bio_X509(b.get(), x.get()) != 1) return "";
+  char* p = nullptr;
+  const long len = BIO_get_mem_data(b.get(), &p);
+  return len > 0 ? std::string(p, static_cast<std::size_t>(len)) : std::string();
+}
+
 bool looks_like_certificates(Bytes data) {
   const std::string_view s = as_string_view(data.first(std::min<std::size_t>(data.size(), 1 << 16)));
   if (s.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos) return true;

@@ -55,6 +55,8 @@ class CertificateSet {
 // PEM text (one or more CERTIFICATE blocks) or a single DER certificate.
 // Errors when the bytes hold no certificate.
 Result<std::vector<ByteVector>> parse_certificate_file(Bytes data, const std::string& what);
+// The PEM text of one DER certificate ("" when it does not parse).
+std::string certificate_pem(Bytes der);
 // True when `data` starts like PEM certificates or a DER X.509 certificate.
 bool looks_like_certificates(Bytes data);
 

@@ -3,6 +3,8 @@
 # PKG > /dev/null` (xz decompression of data.tar). Runs both alternately RUNS
 # times (default 5) and compares medians of wall time and of CPU time
 # (user+sys; steadier when the machine is shared).
+# With KMR_BASE=<another kmr binary> (e.g. one built before module-signature
+# checking) it is timed in the same alternating runs and compared as well.
 # usage: inspect_bench.sh [PACKAGE.deb] [RUNS]
 set -euo pipefail
 KMR="${KMR:-}"
@@ -23,12 +25,17 @@ measure() {  # prints "wall cpu"
   t=$( { time "$@" > /dev/null; } 2>&1 )
   awk '{printf "%.3f %.3f\n", $1, $2 + $3}' <<< "$t"
 }
-declare -a DW DC KW KC
+declare -a DW DC KW KC BW BC
 for i in $(seq "$RUNS"); do
   read -r dw dc < <(measure dpkg-deb --fsys-tarfile "$DEB")
   read -r kw kc < <(measure "$KMR" inspect --json "$DEB")
   DW+=("$dw"); DC+=("$dc"); KW+=("$kw"); KC+=("$kc")
-  echo "run $i: dpkg-deb ${dw}s wall ${dc}s cpu | kmr inspect ${kw}s wall ${kc}s cpu"
+  base=""
+  if [ -n "${KMR_BASE:-}" ]; then
+    read -r bw bc < <(measure "$KMR_BASE" inspect --json "$DEB")
+    BW+=("$bw"); BC+=("$bc"); base=" | base ${bw}s wall ${bc}s cpu"
+  fi
+  echo "run $i: dpkg-deb ${dw}s wall ${dc}s cpu | kmr inspect ${kw}s wall ${kc}s cpu$base"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { awk -v k="$1" -v d="$2" 'BEGIN{printf "%.3f", k/d}'; }
@@ -37,3 +44,8 @@ echo "package: $(basename "$DEB") ($(stat -c %s "$DEB") bytes), cores: $(nproc),
 echo "median dpkg-deb --fsys-tarfile: ${mdw}s wall, ${mdc}s cpu"
 echo "median kmr inspect --json:      ${mkw}s wall, ${mkc}s cpu"
 echo "ratio kmr/dpkg-deb: wall $(ratio "$mkw" "$mdw"), cpu $(ratio "$mkc" "$mdc") (target <= 1.2)"
+if [ -n "${KMR_BASE:-}" ]; then
+  mbw=$(median "${BW[@]}"); mbc=$(median "${BC[@]}")
+  echo "median base kmr inspect --json:  ${mbw}s wall, ${mbc}s cpu (ratio to dpkg-deb: wall $(ratio "$mbw" "$mdw"), cpu $(ratio "$mbc" "$mdc"))"
+  echo "ratio kmr/base: wall $(ratio "$mkw" "$mbw"), cpu $(ratio "$mkc" "$mbc") (target <= 1.2)"
+fi
