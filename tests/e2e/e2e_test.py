@@ -660,6 +660,21 @@ for fd in os.listdir("/proc/%d/fd" % worker_pid):
 leaked = {fd: t for fd, t in worker_fds.items() if fd > 2 and (t in listen_inodes or t.startswith(demo_state))}
 check(worker_pid is not None and listen_inodes and listen_inodes <= kmrd_fds and not leaked,
       "spawned kmr-worker holds neither kmrd's listening socket nor its state files (fds %s)" % sorted(worker_fds.items()))
+# ... and talks to kmrd: its signed claims are accepted and kmrd's signed replies verify (no "claim failed").
+online = False
+for _ in range(100):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/workers" % demo_port, timeout=2) as resp:
+            online = any(w.get("name") == "demo-worker" and w.get("online") for w in json.loads(resp.read())["items"])
+    except Exception:
+        pass
+    if online:
+        break
+    time.sleep(0.1)
+kmrd_log.flush()
+demo_log = open(os.path.join(TMP, "kmrd.log"), "rb").read().decode(errors="replace")
+check(online and "kmr-worker[demo-worker] claim failed" not in demo_log,
+      "the demo's worker pins kmrd's key and polls successfully")
 os.killpg(demo.pid, signal.SIGTERM)
 demo.wait(timeout=15)
 
