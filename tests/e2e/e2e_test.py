@@ -145,7 +145,7 @@ config = {
     "log": {"format": "json", "level": "info"},
     "http": {"listen": "127.0.0.1:%d" % PORT, "read_timeout_ms": 1500, "write_timeout_ms": 1500,
              "idle_timeout_ms": 3000, "max_json_body": 65536, "max_report_body": 1 << 20, "shutdown_grace_ms": 3000,
-             "max_connections": 24},
+             "max_connections": 24, "max_inflight_body_bytes": 1 << 20},
     "queue": {"lease_seconds": 4, "heartbeat_seconds": 1, "retry_backoff_seconds": 1, "max_build_attempts": 1,
               "max_repro_attempts": 1},
     "sync_interval_seconds": 2,
@@ -320,6 +320,37 @@ sha0 = job["artifacts"][0]["sha256"]
 st, a = jget("/api/v1/artifacts/sha256/" + sha0)
 check(a["verdicts"] is None and a["history"] == [] and blob_count() == before, "nothing written for the refused report")
 # w1 never reports this job: its lease expires and the job is leased again later.
+
+# In-flight body budget (1 MiB here): a second announced 800 kB body while the first is pending -> 503.
+def pending_report(length):
+    h = signed("w1", "POST", "/api/v1/worker/jobs/1/report", "x")
+    c = socket.create_connection(("127.0.0.1", PORT), timeout=3)
+    c.sendall(("POST /api/v1/worker/jobs/1/report HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n" % (
+        length, "".join("%s: %s\r\n" % kv for kv in h.items()))).encode())
+    return c
+
+
+first = pending_report(800000)
+time.sleep(0.3)
+second = pending_report(800000)
+try:
+    reply = second.recv(4096)
+except socket.timeout:
+    reply = b""
+check(reply.startswith(b"HTTP/1.1 503") and b'"busy"' in reply,
+      "request bodies over max_inflight_body_bytes -> 503 busy (%s)" % reply[:12])
+first.close()
+second.close()
+time.sleep(0.3)
+third = pending_report(800000)
+third.settimeout(0.5)
+try:
+    third.recv(4096)  # an answer or a close: refused
+    waiting = False
+except socket.timeout:
+    waiting = True  # the server accepted the header and waits for the body
+third.close()
+check(waiting, "the budget is released when a request ends")
 
 # ---------------------------------------------------------------- kill -9 a worker mid-job
 worker_log = open(os.path.join(TMP, "workers.log"), "ab")
@@ -639,7 +670,7 @@ for _ in range(200):
                 cmd = open("/proc/%s/cmdline" % d, "rb").read()
             except OSError:
                 continue
-            if int(stat[1]) == demo.pid and b"kmr-worker" in cmd:
+            if int(stat[1]) == demo.pid and b"kmr-worker" in cmd and b"--server" in cmd:  # not --gen-key
                 worker_pid = int(d)
     if worker_pid and os.path.exists(port_file):
         break
