@@ -14,19 +14,14 @@ struct HttpGetResult {
   std::string body;
 };
 
-struct ParsedUrl {
-  std::string host;
-  std::string port = "80";
-  std::string target = "/";  // path + query
-};
-
-// http://host[:port][/path] only (https is refused: TLS is not built in;
-// trust comes from pinned keys, not the transport).
-Result<ParsedUrl> parse_http_url(const std::string& url);
-// Resolves `ref` against `base` ("http://h:1/x" + "/api/..." or a full URL).
+// Resolves `ref` against `base` taken as a directory ("http://h:1/x" +
+// "api/..." -> "http://h:1/x/api/..."; "/api/..." keeps only the origin;
+// a full URL is returned as is).
 std::string resolve_url(const std::string& base, const std::string& ref);
 
-// A synchronous Boost.Beast GET with a whole-request timeout and a body cap.
+// A GET on the one HTTP(S) client (rebuilder/net): http:// or https://
+// (verified against the system trust store; trust in the answers still
+// comes from pinned keys), `timeout` for the whole call, a body cap.
 Result<HttpGetResult> http_get(const std::string& url,
                                std::chrono::milliseconds timeout = std::chrono::seconds(20),
                                std::size_t max_body = 8 << 20);

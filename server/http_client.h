@@ -1,8 +1,8 @@
 #pragma once
 
-// A small synchronous HTTP/1.1 client (Boost.Beast) for kmr-worker and for
-// repository sync: one request per connection, whole-request timeout, body cap.
-// http:// only; file:// URLs are read from disk by fetch_url().
+// kmr-worker's and repository sync's calls on the one HTTP(S) client
+// (rebuilder/net): `timeout` is the deadline of the whole call (redirects
+// included), bodies are capped. file:// URLs are read from disk by fetch_url().
 
 #include <chrono>
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "rebuilder/base/result.h"
+#include "rebuilder/base/sha256.h"
 
 namespace kmr::server {
 
@@ -32,17 +33,19 @@ Result<ClientResponse> http_request(const std::string& method, const std::string
                                     const std::string& body, std::chrono::milliseconds timeout,
                                     std::uint64_t max_body);
 
-// file:///path or http://host:port/path -> bytes (status must be 200).
+// file:///path, http:// or https:// URL -> bytes (status must be 200).
 Result<std::string> fetch_url(const std::string& url, std::chrono::milliseconds timeout, std::uint64_t max_body);
+
+// GET (status must be 200) streamed into `path` through SHA-256 (written
+// beside it and renamed into place when complete); returns the digest.
+// http:// and https:// only.
+Result<Digest256> fetch_url_to_file(const std::string& url, const std::string& path, std::chrono::milliseconds timeout,
+                                    std::uint64_t max_body);
 
 // file:///a%20b -> "/a b".
 Result<std::string> file_url_path(const std::string& url);
-// "http://h:p/a/b.json" + "c/d" -> "http://h:p/a/c/d"; absolute refs returned as-is.
+// RFC 3986 resolution: "http://h:p/a/b.json" + "c/d" -> "http://h:p/a/c/d";
+// absolute refs returned as they are.
 std::string resolve_relative(const std::string& base, const std::string& ref);
-// "http://h:p/x?y" -> ("h", "p", "/x?y").
-struct UrlParts {
-  std::string scheme, host, port, target;
-};
-Result<UrlParts> split_url(const std::string& url);
 
 }  // namespace kmr::server

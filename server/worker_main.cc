@@ -166,10 +166,10 @@ Result<std::string> materialise(const json& art, const std::string& dir, const W
     std::string name = art.value("filename", "artifact");
     if (name.find('/') != std::string::npos || name == ".." || name == ".") return malformed("bad artifact filename");
     path = dir + "/" + name;
-    KMR_ASSIGN_OR_RETURN(std::string data, fetch_url(url, std::chrono::seconds(cfg.rebuild_timeout_seconds), 4ull << 30));
-    KMR_TRY(write_file_atomic(path, Bytes(reinterpret_cast<const std::uint8_t*>(data.data()), data.size())));
+    KMR_TRY(fetch_url_to_file(url, path, std::chrono::seconds(cfg.rebuild_timeout_seconds), 4ull << 30));
     // A narinfo names its NAR relative to the cache root: fetch it next to it.
     if (name.size() > 8 && name.compare(name.size() - 8, 8, ".narinfo") == 0) {
+      KMR_ASSIGN_OR_RETURN(std::string data, read_text_file(path, 1 << 20));
       for (std::size_t pos = 0; pos < data.size();) {
         auto nl = data.find('\n', pos);
         std::string line = data.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
@@ -177,9 +177,8 @@ Result<std::string> materialise(const json& art, const std::string& dir, const W
         if (line.rfind("URL: ", 0) == 0) {
           std::string rel = line.substr(5);
           if (rel.find("..") != std::string::npos || rel.empty() || rel[0] == '/') return malformed("bad NAR URL in narinfo");
-          KMR_ASSIGN_OR_RETURN(std::string nar, fetch_url(resolve_relative(url, rel), 3600s, 8ull << 30));
           std::filesystem::create_directories(std::filesystem::path(dir + "/" + rel).parent_path());
-          KMR_TRY(write_file_atomic(dir + "/" + rel, Bytes(reinterpret_cast<const std::uint8_t*>(nar.data()), nar.size())));
+          KMR_TRY(fetch_url_to_file(resolve_relative(url, rel), dir + "/" + rel, 3600s, 8ull << 30));
         }
       }
     }

@@ -374,6 +374,14 @@ struct HttpClient::Impl {
   }
 };
 
+ClientOptions options_with_deadline(milliseconds deadline) {
+  ClientOptions o;
+  o.deadline = deadline;
+  o.connect_timeout = std::min(deadline, o.connect_timeout);
+  o.read_timeout = std::min(deadline, o.read_timeout);
+  return o;
+}
+
 HttpClient::HttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpClient::~HttpClient() = default;
 HttpClient::HttpClient(HttpClient&&) noexcept = default;

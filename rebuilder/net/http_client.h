@@ -45,6 +45,10 @@ struct ClientOptions {
   std::string user_agent;
 };
 
+// The defaults with `deadline` for the whole call and the connect and read
+// timeouts cut to it (for callers with one timeout per call).
+ClientOptions options_with_deadline(std::chrono::milliseconds deadline);
+
 struct Request {
   std::string method = "GET";
   std::string url;
