@@ -22,6 +22,8 @@ packages=(
   # the real-kernel fixture (tests/fixtures/realkernel): Debian's kernel source, kbuild's
   # build tools, the randstruct gcc plugin, and QEMU + busybox to boot it
   linux-source-6.1 flex bison bc libelf-dev kmod rsync gcc-12-plugin-dev qemu-system-x86 busybox-static
+  # kmrd sync test: throwaway OpenPGP keys that sign Arch packages
+  gpg-agent
 )
 
 missing=()
