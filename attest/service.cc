@@ -1,5 +1,6 @@
 #include "attest/service.h"
 
+#include <cstdio>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -27,7 +28,10 @@ HttpResponse error_response(int status, const Error& e) {
 
 HttpResponse from_error(const Error& e) {
   int status = e.code() == ErrorCode::kNotFound ? 404 : e.code() == ErrorCode::kMalformedInput ? 400 : 500;
-  return error_response(status, e);
+  if (status < 500) return error_response(status, e);
+  // Storage failures name files of the log: logged here, a generic message to the client.
+  std::fprintf(stderr, "kmr attest service: %s\n", e.to_string().c_str());
+  return error_response(500, Error(ErrorCode::kInternal, "internal error (details in the server log)"));
 }
 
 bool parse_u64(std::string_view s, std::uint64_t& out) {

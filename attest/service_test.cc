@@ -1,5 +1,7 @@
 #include "attest/service.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -186,6 +188,17 @@ TEST_F(ServiceTest, ErrorsAndRouting) {
   auto head = svc_->handle("HEAD", "/api/v1/log/checkpoint", "");
   EXPECT_EQ(head.status, 200);
   EXPECT_TRUE(head.body.empty());
+}
+
+TEST_F(ServiceTest, StorageErrorsGiveAGenericMessage) {
+  publish("identical");
+  // The entry's bytes vanish under the open log: reading it fails inside the storage layer.
+  ASSERT_EQ(::truncate((dir_->path() + "/log/entries.dat").c_str(), 0), 0);
+  auto r = get("/api/v1/log/entries/0");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(r.body.find(dir_->path()), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("entries.dat"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("internal error"), std::string::npos) << r.body;
 }
 
 }  // namespace
