@@ -228,6 +228,11 @@ class SpillFile {
     const char* t = std::getenv("TMPDIR");
     const std::string dir = t && *t ? t : "/var/tmp";
     fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ < 0) {  // a file system without O_TMPFILE: a named file, unlinked at once
+      std::string name = dir + "/kmr-modules.XXXXXX";
+      fd_ = ::mkostemp(name.data(), O_CLOEXEC);
+      if (fd_ >= 0) ::unlink(name.c_str());
+    }
     if (fd_ < 0) return io_error("cannot create a temporary file in " + dir + ": " + std::strerror(errno));
     return ok();
   }
@@ -316,7 +321,17 @@ struct LayoutCollector::Impl {
 
   // Contents held in memory for leaves computed in finish(); beyond this
   // budget they go to the spill file.
-  static constexpr std::uint64_t kMaxKeptBytes = 768ull << 20;
+  // KMR_INSPECT_KEEP_BYTES overrides it (tests drive the spill file with 0).
+  static std::uint64_t max_kept_bytes() {
+    static const std::uint64_t v = [] {
+      const char* e = std::getenv("KMR_INSPECT_KEEP_BYTES");
+      if (e == nullptr || *e == '\0') return std::uint64_t{768} << 20;
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(e, &end, 10);
+      return end != nullptr && *end == '\0' ? static_cast<std::uint64_t>(n) : std::uint64_t{768} << 20;
+    }();
+    return v;
+  }
   std::atomic<std::uint64_t> kept_bytes{0};
 
   void submit(ModuleWork* w, ByteVector raw) {
@@ -404,7 +419,7 @@ struct LayoutCollector::Impl {
     }
     if (w.pos) {
       mod.content_leaf = kmod::leaf_hash(*w.pos, content);
-    } else if (kept_bytes.fetch_add(bytes.size()) + bytes.size() <= kMaxKeptBytes) {
+    } else if (kept_bytes.fetch_add(bytes.size()) + bytes.size() <= max_kept_bytes()) {
       w.kept_at = static_cast<std::uint64_t>(content.data() - bytes.data());
       w.kept = mod.compression != "none" ? std::move(plain) : std::move(raw);
       w.is_kept = true;

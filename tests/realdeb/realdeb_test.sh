@@ -88,6 +88,11 @@ want=$(python3 "$PYREF" root --strip-trailers "$X/pkg/lib/modules/$REL/modules.o
 got=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["modules"]["content_root"]; print(c["levels"], c["root"])' "$OUT")
 [ "$want" = "$got" ] || { echo "FAIL: content_root: kmr '$got', independent '$want'"; exit 1; }
 echo "OK: content_root $got equals the independent computation"
+# The same with every module content spilled to the temporary file instead of kept in memory.
+KMR_INSPECT_KEEP_BYTES=0 TMPDIR="$X" "$KMR" inspect --json "$DEB" > "$OUT.spill"
+got_spill=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["modules"]["content_root"]; print(c["levels"], c["root"])' "$OUT.spill")
+[ "$want" = "$got_spill" ] || { echo "FAIL: content_root through the spill file: '$got_spill', want '$want'"; exit 1; }
+echo "OK: content_root also through the spill file"
 
 # The transplant inputs: the build identity from the banner, and the embedded
 # certificate as PEM, which openssl (not kmr) uses to verify a module's signature.
