@@ -51,7 +51,8 @@ JSON
 "$KMRD" --config "$tmp/kmrd.json" > "$tmp/kmrd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$KPORT/healthz" >/dev/null && break; sleep 0.1; done
-FAKE_EXPECT=$tmp/expect.json FAKE_SLEEP=0 "$WORKER" --server "http://127.0.0.1:$KPORT" --key "$tmp/w.pem" \
+FAKE_EXPECT=$tmp/expect.json FAKE_SLEEP=0 "$WORKER" --server "http://127.0.0.1:$KPORT" \
+  --server-key "$tmp/state/keys/attestation.pem.pub" --key "$tmp/w.pem" \
   --work-dir "$tmp/work" --exit-when-idle --rebuild-command "python3 $root/tests/e2e/fake_rebuild.py" > "$tmp/worker.log" 2>&1
 HEX=$(python3 -c 'import json,sys; print(list(json.load(open(sys.argv[1])))[5])' "$tmp/expect.json")
 URL_PATH=/api/v1/artifacts/sha256/$HEX
