@@ -15,6 +15,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/debian/buildroot.h"
 
 namespace kmr::build {
 namespace {
@@ -563,6 +564,7 @@ class DebianBackend : public Backend {
 
   std::vector<std::string> missing(const Job& job, const BuildEnvironment& env) override {
     std::vector<std::string> m;
+    if (job.options.build_root == "archive") return archive_root(job, env);
     require_tools(m, {"dpkg-buildpackage", "dpkg-source", "dpkg-query"});
     if (dsc(job, env).empty()) m.push_back("source package " + env.fields.at("Source") + " " + env.fields.at("Version") + " (.dsc; use --sources)");
     // Installed-Build-Depends must be installed at exactly the recorded versions.
@@ -593,9 +595,29 @@ class DebianBackend : public Backend {
     return m;
   }
 
+  // The toolchain from a build root made from the archive at the pinned
+  // versions (rebuilder/distros/debian): what it lacks is missing.
+  std::vector<std::string> archive_root(const Job& job, const BuildEnvironment& env) {
+    std::vector<std::string> m;
+    require_tools(m, {"mmdebstrap", "dpkg-query"});
+    if (dsc(job, env).empty()) m.push_back("source package " + env.fields.at("Source") + " " + env.fields.at("Version") + " (.dsc; use --sources)");
+    if (!m.empty()) return m;
+    if (job.options.progress) job.options.progress("making the build root from the archive (mmdebstrap)");
+    auto root = debian::ensure_build_root(env, debian::archive_options_from_env());
+    if (!root) return {"build root: " + root.error().message()};
+    if (!root->missing.empty()) return root->missing;
+    if (job.options.progress) {
+      job.options.progress("build root " + root->path + (root->cached ? " (cached, " : " (made in ") +
+                           std::to_string(root->duration.count()) + " ms)");
+    }
+    root_dir_ = root->path;
+    return m;
+  }
+
   Result<Plan> plan(const Job& job, const BuildEnvironment& env) override {
     Plan p;
     auto& s = p.sandbox;
+    s.root_dir = root_dir_;
     // Debian builds as root (fakeroot or Rules-Requires-Root); root inside
     // the user namespace only.
     s.uid = 0;
@@ -642,6 +664,7 @@ class DebianBackend : public Backend {
 
  private:
   std::string distro_;
+  std::string root_dir_;  // "" = the host's toolchain
 };
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {

@@ -26,6 +26,10 @@ struct RebuildOptions {
   std::string work_root;      // default $KMR_REBUILD_DIR or /var/tmp/kmr-rebuild
   std::chrono::milliseconds timeout{std::chrono::hours(4)};
   std::uint64_t memory_bytes = 16ull << 30;
+  // Debian/Proxmox toolchain: "host" (the host's /usr) or "archive" (a root
+  // made by mmdebstrap from Debian's archive at the .buildinfo's exact
+  // Installed-Build-Depends; rebuilder/distros/debian/README.md).
+  std::string build_root = "host";
   std::function<void(const std::string&)> progress;  // one line per step
 };
 

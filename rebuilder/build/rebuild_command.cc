@@ -19,7 +19,7 @@ namespace {
 
 constexpr const char* kUsage =
     "Usage: kmr rebuild [--json] [--backend B] [--sources LOCATION] [--keep] [--timeout SECONDS]\n"
-    "                   [--work-dir DIR] [--out DIR] PACKAGE...\n\n"
+    "                   [--work-dir DIR] [--out DIR] [--build-root host|archive] PACKAGE...\n\n"
     "Rebuilds shipped kernel packages with the distro's own tool in a bubblewrap sandbox\n"
     "(no network, read-only host, pinned path/user/host/locale/time) using the environment\n"
     "recorded in the package (.BUILDINFO, .buildinfo, RPM header, narinfo Deriver), then\n"
@@ -34,6 +34,9 @@ constexpr const char* kUsage =
     "  --work-dir DIR   work root (default $KMR_REBUILD_DIR or /var/tmp/kmr-rebuild); logs in DIR/logs\n"
     "  --out DIR        copy the rebuilt package files into DIR, each named like the file it\n"
     "                   rebuilds (rebuilderd's $REBUILDERD_OUTDIR contract)\n"
+    "  --build-root R   Debian/Proxmox toolchain: host (default) or archive: a root made by\n"
+    "                   mmdebstrap from Debian's archive at the .buildinfo's exact versions\n"
+    "                   ($KMR_DEBIAN_MIRROR, $KMR_DEBIAN_SUITE, cache $KMR_BUILDROOT_CACHE)\n"
     "  --json           machine-readable result on stdout\n\n"
     "Exit: 0 reproducible (identical or content-identical, module_root match or absent),\n"
     "1 not reproducible / build-failed / environment-unavailable, 2 error.\n";
@@ -85,13 +88,21 @@ int run(const std::vector<std::string>& args) {
       json = true;
     } else if (a == "--keep") {
       o.keep = true;
-    } else if (a == "--backend" || a == "--sources" || a == "--timeout" || a == "--work-dir" || a == "--out") {
+    } else if (a == "--backend" || a == "--sources" || a == "--timeout" || a == "--work-dir" || a == "--out" ||
+               a == "--build-root") {
       const std::string* v = value(a.c_str());
       if (!v) return cli::kExitError;
       if (a == "--backend") o.backend = *v;
       if (a == "--sources") o.sources = *v;
       if (a == "--work-dir") o.work_root = *v;
       if (a == "--out") out_dir = *v;
+      if (a == "--build-root") {
+        if (*v != "host" && *v != "archive") {
+          std::fprintf(stderr, "kmr rebuild: --build-root: host or archive, not '%s'\n", v->c_str());
+          return cli::kExitError;
+        }
+        o.build_root = *v;
+      }
       if (a == "--timeout") {
         char* end = nullptr;
         const long long s = std::strtoll(v->c_str(), &end, 10);
