@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -249,11 +250,82 @@ Result<void> sandbox_available() {
   return ok();
 }
 
+namespace {
+
+Error sys_error(const std::string& what) { return io_error(what + ": " + std::strerror(errno)); }
+
+// True when `uid`/`gid` may search every directory above `path` (the path
+// itself is handed to the build user).
+bool ancestors_searchable(const std::string& path, std::uint32_t uid, std::uint32_t gid) {
+  for (fs::path p = fs::path(path).parent_path(); !p.empty(); p = p.parent_path()) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) != 0) return false;
+    const mode_t need = st.st_uid == uid ? S_IXUSR : st.st_gid == gid ? S_IXGRP : S_IXOTH;
+    if ((st.st_mode & need) == 0) return false;
+    if (p == p.root_path()) break;
+  }
+  return true;
+}
+
+// Where a work directory the build user cannot reach is moved for the run:
+// a fresh directory below /var/tmp/kmr-sandbox (root-owned, mode 0711).
+Result<std::string> make_staging_dir() {
+  const std::string base = "/var/tmp/kmr-sandbox";
+  if (::mkdir(base.c_str(), 0711) != 0 && errno != EEXIST) return sys_error("mkdir " + base);
+  struct stat st;
+  if (::lstat(base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0) {
+    return internal_error(base + " must be a root-owned directory");
+  }
+  if ((st.st_mode & 07777) != 0711 && ::chmod(base.c_str(), 0711) != 0) return sys_error("chmod " + base);
+  std::string templ = base + "/XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) return sys_error("mkdtemp " + templ);
+  if (::chmod(templ.c_str(), 0711) != 0) return sys_error("chmod " + templ);
+  return templ;
+}
+
+Result<SandboxResult> run_in_place(const SandboxConfig& config, const std::vector<std::string>& argv);
+
+}  // namespace
+
+// A work directory below a folder the unprivileged build user may not enter
+// (Bazel's TEST_TMPDIR under /root, rebuilderd's private temp folder) is
+// moved, for the run only, into a reachable staging folder and moved back.
 Result<SandboxResult> run_in_sandbox(const SandboxConfig& config, const std::vector<std::string>& argv) {
   if (config.work_dir.empty() || config.work_dir[0] != '/') {
     return internal_error("sandbox work_dir must be an absolute path: '" + config.work_dir + "'");
   }
   if (argv.empty()) return internal_error("sandbox: empty command");
+  KMR_ASSIGN_OR_RETURN(auto identity, build_identity(config));
+  if (!identity || ancestors_searchable(config.work_dir, identity->uid, identity->gid)) return run_in_place(config, argv);
+  KMR_TRY(make_dir(config.work_dir));
+  KMR_ASSIGN_OR_RETURN(const std::string staging, make_staging_dir());
+  const std::string moved = staging + "/w";
+  if (::rename(config.work_dir.c_str(), moved.c_str()) != 0) {
+    const int e = errno;
+    ::rmdir(staging.c_str());
+    errno = e;
+    return sys_error("the build user cannot reach " + config.work_dir + ", and moving it to " + staging +
+                     " failed (use a work directory below /var/tmp)");
+  }
+  SandboxConfig c = config;
+  c.work_dir = moved;
+  for (auto& m : c.mounts) {
+    if (m.host == config.work_dir || m.host.rfind(config.work_dir + "/", 0) == 0) {
+      m.host = moved + m.host.substr(config.work_dir.size());
+    }
+  }
+  auto result = run_in_place(c, argv);
+  if (::rename(moved.c_str(), config.work_dir.c_str()) != 0) {
+    return sys_error("cannot move the work directory back from " + moved + " to " + config.work_dir);
+  }
+  ::rmdir(staging.c_str());
+  if (result) result->log_path = config.work_dir + "/build.log";
+  return result;
+}
+
+namespace {
+
+Result<SandboxResult> run_in_place(const SandboxConfig& config, const std::vector<std::string>& argv) {
   KMR_TRY(make_dir(sandbox_build_dir(config)));
   KMR_TRY(make_dir(config.work_dir + "/tmp"));
   KMR_TRY(make_dir(config.work_dir + "/etc"));
@@ -323,5 +395,7 @@ Result<SandboxResult> run_in_sandbox(const SandboxConfig& config, const std::vec
   result.host_uid = identity ? identity->uid : ::geteuid();
   return result;
 }
+
+}  // namespace
 
 }  // namespace kmr::build

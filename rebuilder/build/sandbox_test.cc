@@ -34,6 +34,26 @@ std::string test_tmp() {
   return t ? t : "/tmp";
 }
 
+// Inputs bound into a sandbox from outside its work directory must be
+// reachable by the unprivileged build user; Bazel's TEST_TMPDIR (under /root)
+// is not. Work directories stay under TEST_TMPDIR: run_in_sandbox moves them.
+std::string reachable_tmp() {
+  static const std::string dir = [] {
+    const std::string d = "/var/tmp/kmr-sandbox-test." + std::to_string(::getpid());
+    fs::create_directories(d);
+    fs::permissions(d, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec |
+                           fs::perms::group_read | fs::perms::others_read);
+    return d;
+  }();
+  return dir;
+}
+struct RemoveReachableTmp {
+  ~RemoveReachableTmp() {
+    std::error_code ec;
+    fs::remove_all("/var/tmp/kmr-sandbox-test." + std::to_string(::getpid()), ec);
+  }
+} remove_reachable_tmp;
+
 SandboxConfig config_in(const std::string& name) {
   SandboxConfig c;
   c.work_dir = test_tmp() + "/" + name;
@@ -84,7 +104,7 @@ TEST_F(Sandbox, WritesOnlyInsideItsDirectory) {
   auto c = config_in("writes");
   // A host input directory mounted read-only, and a file next to the test's
   // own tree (stands for the repository / $HOME).
-  const std::string input = test_tmp() + "/writes-input";
+  const std::string input = reachable_tmp() + "/writes-input";
   fs::create_directories(input);
   std::ofstream(input + "/PKGBUILD") << "original\n";
   c.mounts.push_back({input, "/input", false});
@@ -371,7 +391,7 @@ TEST_F(Sandbox, ToolchainConfigurationWorksWithoutTheRestOfEtc) {
 TEST_F(Sandbox, BuildUserCannotReadRootOnlyInputs) {
   if (::geteuid() != 0) KMR_SKIP_OR_FAIL("dropping to the build user needs root");
   PlantedSecrets p;
-  const std::string dir = test_tmp() + "/rootonly-" + p.tag();
+  const std::string dir = reachable_tmp() + "/rootonly-" + p.tag();
   fs::create_directories(dir);
   std::ofstream(dir + "/key.pem") << "PRIVATE\n";
   ::chmod((dir + "/key.pem").c_str(), 0600);
@@ -393,7 +413,7 @@ TEST_F(Sandbox, BuildUserCannotReadRootOnlyInputs) {
 // A minimal build root (bash, cat, ls and their libraries) stands in for a
 // distro's chroot tree: the build sees it, not the host's /usr.
 TEST_F(Sandbox, BuildRootReplacesTheHostToolchain) {
-  const std::string root = test_tmp() + "/buildroot-tree";
+  const std::string root = reachable_tmp() + "/buildroot-tree";
   fs::remove_all(root);
   auto mk = run_subprocess({"/bin/bash", "-c",
                             "set -e; R=" + root + "; mkdir -p $R/usr/bin $R/etc; ln -s usr/bin $R/bin; "
@@ -546,7 +566,7 @@ TEST_F(Sandbox, SeccompAndNoNestedUserNamespaces) {
 // unsandboxed build).
 TEST_F(Sandbox, NixBuildsInItsOwnStoreAndNixSandboxCannotNest) {
   if (!have_program("nix-instantiate") || !have_program("nix")) KMR_SKIP_OR_FAIL("nix not installed");
-  const std::string dir = test_tmp() + "/nixjob";
+  const std::string dir = reachable_tmp() + "/nixjob";
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string tag = random_tag();
@@ -561,7 +581,7 @@ TEST_F(Sandbox, NixBuildsInItsOwnStoreAndNixSandboxCannotNest) {
   const std::string drv = inst->out.substr(0, inst->out.find('\n'));
   for (const std::string mode : {"false", "true"}) {
     auto c = config_in("nixjob-" + mode);
-    const std::string store = c.work_dir + "-store";
+    const std::string store = reachable_tmp() + "/nixjob-" + mode + "-store";
     fs::remove_all(store);
     auto cp = run_subprocess({"nix", "copy", "--derivation", "--no-check-sigs", "--to", "local?root=" + store, drv}, o);
     ASSERT_TRUE(cp && cp->success()) << (cp ? cp->err : cp.error().to_string());
