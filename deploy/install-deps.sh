@@ -17,6 +17,8 @@ packages=(
   dpkg-dev apt-utils make cpio gcc-multilib
   # comparisons, browser tests and benchmarks
   diffoscope chromium wrk nginx hyperfine time
+  # diffoscope looks inside RPMs only with rpm's Python module (a Recommends)
+  python3-rpm
   # signed kernel images: sbsign/sbattach/sbverify (Authenticode tests)
   sbsigntool
   # the real-kernel fixture (tests/fixtures/realkernel): Debian's kernel source, kbuild's
