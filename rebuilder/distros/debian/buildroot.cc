@@ -103,6 +103,21 @@ std::vector<std::string> apt_missing(const std::string& log) {
   return out;
 }
 
+// apt's and mmdebstrap's error lines (each cut to 300 bytes, at most 40).
+std::string apt_errors(const std::string& log) {
+  std::string out;
+  int n = 0;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line) && n < 40;) {
+    const bool relevant = line.rfind("E: ", 0) == 0 || line.rfind("W: ", 0) == 0 || line.find(" : Depends: ") != std::string::npos ||
+                          line.find(" : Breaks: ") != std::string::npos || line.find(" : Conflicts: ") != std::string::npos;
+    if (!relevant) continue;
+    out += "\n  " + line.substr(0, 300);
+    ++n;
+  }
+  return out.empty() ? "\n  " + log.substr(log.size() > 2000 ? log.size() - 2000 : 0) : out;
+}
+
 // Held flock on a lock file (released on destruction).
 class FileLock {
  public:
@@ -279,6 +294,9 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ar
   for (const auto& p : pinned) include += (include.empty() ? "" : ",") + p.spec();
   std::vector<std::string> argv = {"mmdebstrap", ::geteuid() == 0 ? "--mode=root" : "--mode=unshare", "--variant=essential",
                                    "--architectures=" + arch, "--include=" + include, "--aptopt=Acquire::Retries \"3\"",
+                                   // The essential stage installs the archive's newest versions;
+                                   // an older pinned one replaces it.
+                                   "--aptopt=APT::Get::allow-downgrades \"true\"",
                                    suite, tmp};
   argv.insert(argv.end(), sources.begin(), sources.end());
   SubprocessOptions o;
@@ -294,8 +312,7 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ar
     for (const auto& u : urls) tried += (tried.empty() ? "" : ", ") + u;
     for (const auto& m : apt_missing(r->out)) out.missing.push_back(m + " (not in " + tried + ")");
     if (!out.missing.empty()) return done(out);
-    const std::string tail = r->out.size() > 3000 ? r->out.substr(r->out.size() - 3000) : r->out;
-    return io_error("mmdebstrap failed (" + r->describe() + "):\n" + tail);
+    return io_error("mmdebstrap failed (" + r->describe() + "):" + apt_errors(r->out));
   }
   auto diff = compare_installed(tmp, pinned, arch);
   if (!diff || !diff->empty()) {
