@@ -26,6 +26,10 @@ packages=(
   linux-source-6.1 flex bison bc libelf-dev kmod rsync gcc-12-plugin-dev qemu-system-x86 busybox-static
   # kmrd sync test: throwaway OpenPGP keys that sign Arch packages
   gpg-agent
+  # rebuilderd API test: an independent check of the in-toto link's Ed25519 signature
+  python3-cryptography
+  # Debian/Proxmox build roots from the archive (rebuilder/distros/debian)
+  mmdebstrap debian-archive-keyring
 )
 
 missing=()
