@@ -306,13 +306,6 @@ void ScriptedServer::on_connection(int c) {
     requests_.push_back(request);
   }
   ScriptedReply reply = handler_(request);
-  if (reply.delay.count() > 0) {
-    pollfd p{stop_fd(), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(reply.delay.count())) > 0) {
-      ::close(c);
-      return;
-    }
-  }
   send_all(c, reply.bytes);
   if (reply.stall) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -71,7 +71,6 @@ class LoopbackServer {
 struct ScriptedReply {
   std::string bytes;               // written as is
   bool stall = false;              // then keep the connection open, silent
-  std::chrono::milliseconds delay{0};  // before writing
 };
 
 // A plain TCP server on 127.0.0.1 answering each request (head plus a
