@@ -24,8 +24,10 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+constexpr const char* kMergedUsrHooks = "/usr/share/mmdebstrap/hooks/merged-usr";
+
 // Bumped when the way a root is made changes (invalidates the cache).
-constexpr const char* kRecipe = "kmr-debian-buildroot-1 mmdebstrap --variant=essential";
+constexpr const char* kRecipe = "kmr-debian-buildroot-2 mmdebstrap --variant=essential merged-usr hook";
 
 // Debian policy syntax: lower-case alphanumerics (and upper-case when
 // `upper`) plus `extra`; the first character alphanumeric when `first_alnum`.
@@ -298,6 +300,11 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ar
                                    // an older pinned one replaces it.
                                    "--aptopt=APT::Get::allow-downgrades \"true\"",
                                    suite, tmp};
+  // merged /usr through mmdebstrap's own hook (as debootstrap does it), so
+  // apt does not pull usrmerge and its Perl dependencies into the root
+  // unless the .buildinfo pins usrmerge itself.
+  const bool pins_usrmerge = std::any_of(pinned.begin(), pinned.end(), [](const auto& p) { return p.name == "usrmerge"; });
+  if (!pins_usrmerge && fs::is_directory(kMergedUsrHooks, ec)) argv.insert(argv.begin() + 3, std::string("--hook-dir=") + kMergedUsrHooks);
   argv.insert(argv.end(), sources.begin(), sources.end());
   SubprocessOptions o;
   o.timeout = options.timeout;
