@@ -47,7 +47,14 @@ if ! bazel build //... >"$log_dir/build.log" 2>&1; then
 fi
 
 phase "bazel test"
-bazel test //... --test_env=KMR_SLOW --test_summary=short 2>&1 | tee "$log_dir/test.log" | grep -vE '^(\[|INFO: From|Loading|Analyzing)' | tail -80
+# Tests tagged "slow" (extra real-kernel builds) run only with --slow; they are
+# not counted otherwise, and listed as not selected.
+tag_filter=()
+if [[ ${KMR_SLOW:-0} != 1 ]]; then
+  tag_filter=(--test_tag_filters=-slow)
+  not_selected=$(bazel query 'attr(tags, "\bslow\b", tests(//...))' 2>/dev/null | tr '\n' ' ')
+fi
+bazel test //... "${tag_filter[@]}" --test_env=KMR_SLOW --test_summary=short 2>&1 | tee "$log_dir/test.log" | grep -vE '^(\[|INFO: From|Loading|Analyzing)' | tail -80
 p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log_dir/test.log")
 f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|INCOMPLETE)' "$log_dir/test.log")
 passed=$((passed + p))
@@ -79,6 +86,7 @@ nskips=$(grep -c . <<<"$skips")
 
 phase "done"
 echo "total time: $SECONDS s"
+[[ -n ${not_selected:-} ]] && echo "not selected (slow; ./run-tests.sh --slow runs them): $not_selected"
 echo "$nskips part(s) skipped${skips:+:}"
 [[ -n $skips ]] && sed 's/^/  /' <<<"$skips"
 echo "$passed passed, $failed failed"
