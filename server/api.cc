@@ -17,6 +17,7 @@
 #include "server/auth.h"
 #include "server/embedded.h"
 #include "server/json_limits.h"
+#include "server/rebuilderd_api.h"
 
 namespace kmr::server {
 
@@ -198,7 +199,10 @@ HttpResponse Api::handle(const HttpRequest& req) {
     get.method = "GET";
     return handle(get);
   }
-  if (req.method != "GET" && req.method != "POST") {
+  // rebuilderd's paths answer PUT/DELETE/PATCH themselves (read-only: 403, v0 501).
+  const bool rebuilderd_write = (req.method == "PUT" || req.method == "DELETE" || req.method == "PATCH") &&
+                                RebuilderdApi::serves_target(req.target);
+  if (req.method != "GET" && req.method != "POST" && !rebuilderd_write) {
     r = json_error(405, "method_not_allowed", "only GET, HEAD and POST are supported");
     r.headers.emplace_back("Allow", "GET, HEAD, POST");
   } else if (req.target.empty() || req.target[0] != '/' || req.target.size() > kMaxTarget) {
@@ -271,6 +275,12 @@ HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Q
 
   if (starts("/api/v1/worker/")) return with_route(worker_call(req, path), "/api/v1/worker");
   if (starts("/api/v1/admin/")) return with_route(admin_call(req, path), "/api/v1/admin");
+  // rebuilderd's read API: at the root where it does not collide with kmr's own routes, and
+  // entirely under /rebuilderd/.
+  if (RebuilderdApi::serves_target(path)) {
+    RebuilderdApi rebuilderd(store_, attestor_ ? &attestor_->key() : nullptr, now());
+    return rebuilderd.handle(req, starts("/rebuilderd/") ? path.substr(11) : path, query);
+  }
 
   if (need_get()) return json_error(405, "method_not_allowed", "use GET for " + path);
 
