@@ -459,6 +459,36 @@ stmt = json.loads(base64.b64decode(json.loads(env_body)["payload"]))
 check(stmt["predicate"]["verificationResult"] == "FAILED", "and its attestation says FAILED")
 st, page = jget("/api/v1/artifacts?verdict=different&distro=arch")
 check(len(page["items"]) == 4, "filter by verdict and distro (seed and liar sets)")
+
+# ---------------------------------------------------------------- rebuilderd read API
+RB_STATUS = {"pristine": "GOOD", "signed": "GOOD", "seed": "BAD", "liar": "BAD", "broken": "FAIL"}
+st, binp = jget("/api/v1/packages/binary")
+by_sha = {r["kmr_sha256"]: r for r in binp["records"]}
+check(st == 200 and binp["total"] == len(artifacts) and len(by_sha) == len(artifacts)
+      and all(by_sha[h]["status"] == RB_STATUS[variant] and by_sha[h]["distribution"] == distro
+              for h, distro, name, variant, _ in artifacts),
+      "rebuilderd v1 packages/binary: every artifact with its GOOD/BAD/FAIL status")
+st, v0 = jget("/api/v0/pkgs/list?distro=arch")
+check(st == 200 and len(v0) == 10 and sorted({p["status"] for p in v0}) == ["BAD", "GOOD"],
+      "rebuilderd v0 pkgs/list: FAIL shown as BAD")
+st, dash = jget("/api/v1/dashboard")
+n = {k: sum(1 for a in artifacts if RB_STATUS[a[3]] == k) for k in ("GOOD", "BAD", "FAIL")}
+check(dash["rebuilds"] == {"good": n["GOOD"], "bad": n["BAD"], "fail": n["FAIL"], "unknown": 0},
+      "rebuilderd v1 dashboard counts: %s" % dash)
+good = next(r for r in binp["records"] if r["status"] == "GOOD")
+st, link_body, _ = http("GET", "/api/v0/builds/%d/attestation" % good["build_id"])
+st2, keys_body, _ = http("GET", "/api/v1/meta/public-keys")
+link_file, keys_file = os.path.join(TMP, "link.json"), os.path.join(TMP, "rbkeys.json")
+open(link_file, "wb").write(link_body)
+open(keys_file, "wb").write(keys_body)
+vr = subprocess.run([sys.executable, os.path.join(RUNFILES, "server/rebuilderd_link_verify.py"), link_file, keys_file],
+                    capture_output=True, text=True)
+check(st == 200 and st2 == 200 and vr.returncode == 0, "rebuilderd in-toto link verifies: %s" % (vr.stdout + vr.stderr).strip())
+bad = next(r for r in binp["records"] if r["status"] == "BAD")
+st, _, _ = http("GET", "/api/v0/builds/%d/attestation" % bad["build_id"])
+check(st == 404, "no rebuilderd link for a BAD build")
+st, _, _ = http("POST", "/api/v1/packages/binary", b"{}")
+check(st == 403, "rebuilderd v1 is read-only (403)")
 st, w = jget("/api/v1/workers")
 check(all("address" not in i for i in w["items"]), "worker addresses hidden without the admin token")
 st, w = jget("/api/v1/workers", {"Authorization": "Bearer " + ADMIN})
