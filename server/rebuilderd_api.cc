@@ -24,7 +24,8 @@ Bytes as_bytes(std::string_view s) { return Bytes(reinterpret_cast<const std::ui
 HttpResponse json_response(const json& j, int status = 200) {
   HttpResponse r;
   r.status = status;
-  r.body = j.dump();
+  // Messages may echo request bytes: invalid UTF-8 is replaced, never thrown on.
+  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 
