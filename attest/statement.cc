@@ -1,5 +1,7 @@
 #include "attest/statement.h"
 
+#include "rebuilder/verdict/rule.h"
+
 #include <cctype>
 #include <set>
 
@@ -86,11 +88,9 @@ bool is_files_verdict(std::string_view v) {
   return false;
 }
 
-bool verdict_passes(std::string_view module_root, std::string_view files) {
-  bool files_ok = files == "identical" || files == "content-identical" ||
-                  files == "identical-modulo-signatures";
-  bool root_ok = module_root == "match" || module_root == "absent";
-  return files_ok && root_ok;
+bool verdict_passes(std::string_view module_root, std::string_view files,
+                    std::optional<std::string_view> module_content_root) {
+  return verdict::is_reproducible(files, module_root, module_content_root);
 }
 
 Result<std::string> make_statement(const StatementInput& in) {

@@ -56,9 +56,12 @@ struct StatementInput {
 
 bool is_module_root_verdict(std::string_view v);
 bool is_files_verdict(std::string_view v);
-// PASSED iff files is identical / content-identical / identical-modulo-
-// signatures AND module_root is match or absent.
-bool verdict_passes(std::string_view module_root, std::string_view files);
+// PASSED iff the verdicts are reproducible by the one rule
+// (rebuilder/verdict/rule.h): files identical / content-identical /
+// identical-modulo-signatures, module_root match or absent, and
+// module_content_root (when known) match or absent.
+bool verdict_passes(std::string_view module_root, std::string_view files,
+                    std::optional<std::string_view> module_content_root = std::nullopt);
 
 // Builds the Statement JSON (compact, deterministic key order). Rejects
 // unknown verdicts and malformed digests.

@@ -15,6 +15,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
+#include "rebuilder/verdict/rule.h"
 #include "server/embedded.h"
 
 namespace kmr::server {
@@ -25,10 +26,13 @@ namespace {
 
 std::atomic<std::uint64_t> g_store_ids{1};
 
-// is_reproducible() over the columns of a rebuilds row aliased `r`.
+// is_reproducible() over the columns of a rebuilds row aliased `r` (the
+// content root is in the stored report).
 constexpr const char* kReproducibleRebuild =
     "r.status = 'verified' AND r.files IN ('identical','content-identical','identical-modulo-signatures') "
-    "AND (r.module_root IS NULL OR r.module_root IN ('match','absent'))";
+    "AND (r.module_root IS NULL OR r.module_root IN ('match','absent')) "
+    "AND (NOT json_valid(r.details) OR json_extract(r.details, '$.module_content_root') IS NULL "
+    "OR json_extract(r.details, '$.module_content_root') IN ('match','absent'))";
 
 std::string random_token() {
   unsigned char buf[16];
@@ -47,14 +51,16 @@ json parse_or(const std::optional<std::string>& s, json fallback) {
 }  // namespace
 
 bool is_good_files_tier(const std::string& files) {
-  return files == "identical" || files == "content-identical" || files == "identical-modulo-signatures";
+  return verdict::is_reproducible(files, std::nullopt, std::nullopt);
 }
 
 bool is_reproducible(const std::string& status, const std::optional<std::string>& module_root,
-                     const std::optional<std::string>& files) {
-  if (status != "verified") return false;
-  if (!files || !is_good_files_tier(*files)) return false;
-  return !module_root || *module_root == "match" || *module_root == "absent";
+                     const std::optional<std::string>& files, const std::optional<std::string>& module_content_root) {
+  if (status != "verified" || !files) return false;
+  auto view = [](const std::optional<std::string>& v) {
+    return v ? std::optional<std::string_view>(*v) : std::optional<std::string_view>();
+  };
+  return verdict::is_reproducible(*files, view(module_root), view(module_content_root));
 }
 
 std::optional<std::string> artifact_files_tier(const ArtifactTierInput& in) {
@@ -488,7 +494,21 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
       set.push_back(std::move(x));
     }
   }
-  const VerdictCheck checked = check_verdict(r.status, r.files, r.module_root, r.shipped_root, r.rebuilt_root, expected);
+  VerdictCheck checked = check_verdict(r.status, r.files, r.module_root, r.shipped_root, r.rebuilt_root, expected);
+  // The one rule also needs the module content root (in the report's
+  // details): modules that differ once signatures are removed cannot be
+  // identical in any tier, whatever the worker claims.
+  std::optional<std::string> content_root;
+  if (const json d = json::parse(r.details_json.value_or("{}"), nullptr, false);
+      d.is_object() && d.contains("module_content_root") && d["module_content_root"].is_string()) {
+    content_root = d["module_content_root"].get<std::string>();
+  }
+  if (content_root && !verdict::is_content_root(*content_root)) content_root = "mismatch";
+  if (content_root == "mismatch" && checked.files && is_good_files_tier(*checked.files)) {
+    if (!checked.reason.empty()) checked.reason += "; ";
+    checked.reason += "files " + *checked.files + " reported with module_content_root " + *content_root;
+    checked.files = "different";
+  }
   out.downgraded = checked.reason;
   const std::optional<std::string> downgraded =
       checked.reason.empty() ? std::nullopt : std::optional<std::string>(checked.reason);
@@ -517,7 +537,7 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
     out.artifact_ids.push_back(x.id);
   }
 
-  out.reproducible = is_reproducible(r.status, checked.module_root, checked.files);
+  out.reproducible = is_reproducible(r.status, checked.module_root, checked.files, content_root);
   if (out.reproducible) {
     // Distinct enabled workers with a reproducible result in this round (this one included).
     KMR_ASSIGN_OR_RETURN(auto c, writer_->prepare(

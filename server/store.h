@@ -88,7 +88,8 @@ struct ListQuery {
 
 bool is_good_files_tier(const std::string& files);
 bool is_reproducible(const std::string& status, const std::optional<std::string>& module_root,
-                     const std::optional<std::string>& files);
+                     const std::optional<std::string>& files,
+                     const std::optional<std::string>& module_content_root = std::nullopt);
 // The files tier of one artifact of a set (the engine reports one tier for
 // the whole set, naming differing members as "<package file>:<member>", Nix
 // "<store path>:<member>"). A package whose rebuilt file is bit-identical is

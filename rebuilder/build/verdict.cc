@@ -1,5 +1,7 @@
 #include "rebuilder/build/verdict.h"
 
+#include "rebuilder/verdict/rule.h"
+
 #include <algorithm>
 #include <set>
 
@@ -97,10 +99,7 @@ bool is_reproducible(FilesTier files, ModuleRoot module_root, ContentRoot conten
 
 bool is_reproducible(std::string_view files, std::optional<std::string_view> module_root,
                      std::optional<std::string_view> module_content_root) {
-  const bool files_ok = files == "identical" || files == "content-identical" || files == "identical-modulo-signatures";
-  const bool root_ok = !module_root || *module_root == "match" || *module_root == "absent";
-  const bool content_ok = !module_content_root || *module_content_root == "match" || *module_content_root == "absent";
-  return files_ok && root_ok && content_ok;
+  return verdict::is_reproducible(files, module_root, module_content_root);
 }
 
 namespace {
