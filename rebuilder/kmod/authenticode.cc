@@ -204,8 +204,15 @@ Result<std::optional<AuthenticodeInfo>> check_authenticode(Bytes image, const Ce
     info.signer = x509_name_line(X509_get_subject_name(signer));
     info.signer_issuer = x509_name_line(X509_get_issuer_name(signer));
   }
-  std::unique_ptr<BIO, BioFree> content(
-      BIO_new_mem_buf(ind.content_value.data(), static_cast<int>(ind.content_value.size())));
+  // The content goes in behind a buffer BIO: given a memory BIO directly,
+  // OpenSSL 3.0's PKCS7_verify copies it into a temporary one that it leaks
+  // when the signature is malformed (found by the fuzzer).
+  std::unique_ptr<BIO, BioFree> content(BIO_new(BIO_f_buffer()));
+  if (content) {
+    BIO* mem = BIO_new_mem_buf(ind.content_value.data(), static_cast<int>(ind.content_value.size()));
+    if (mem == nullptr) content.reset();
+    else BIO_push(content.get(), mem);
+  }
   std::unique_ptr<X509_STORE, StoreFree> empty(X509_STORE_new());
   info.signature_valid = signer != nullptr &&
                          PKCS7_verify(p7.get(), nullptr, empty.get(), content.get(), nullptr, PKCS7_NOVERIFY) == 1;
