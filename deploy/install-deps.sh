@@ -19,6 +19,8 @@ packages=(
   diffoscope chromium wrk nginx hyperfine time
   # diffoscope looks inside RPMs only with rpm's Python module (a Recommends)
   python3-rpm
+  # Debian packaging helpers (dh) and pahole, used by the packaging and real-kernel tests
+  debhelper dwarves
   # signed kernel images: sbsign/sbattach/sbverify (Authenticode tests)
   sbsigntool
   # the real-kernel fixture (tests/fixtures/realkernel): Debian's kernel source, kbuild's
