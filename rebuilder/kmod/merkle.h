@@ -2,8 +2,8 @@
 
 // The kernel's module Merkle tree (CONFIG_MODULE_HASHES, patch series v5),
 // bit for bit: leaves, inner nodes, levels, the 36-byte root struct, the
-// `<module>.merkle` proof file and the kernel's proof check. See
-// shared/spec/module-hashes.md.
+// `<module>.merkle` proof file and the kernel's proof check. The scheme is
+// written out byte for byte in rebuilder/kmod/README.md.
 
 #include <cstdint>
 #include <string>
