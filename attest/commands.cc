@@ -14,7 +14,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
-#include "rebuilder/cli/command.h"
+#include "rebuilder/base/command.h"
 
 namespace kmr::attest {
 namespace {

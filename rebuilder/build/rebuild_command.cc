@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "rebuilder/build/rebuild.h"
-#include "rebuilder/cli/command.h"
+#include "rebuilder/base/command.h"
 
 namespace kmr::build {
 namespace {

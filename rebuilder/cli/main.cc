@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "rebuilder/base/version.h"
-#include "rebuilder/cli/command.h"
+#include "rebuilder/base/command.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <iostream>
 
 #include "rebuilder/base/file.h"
-#include "rebuilder/cli/command.h"
+#include "rebuilder/base/command.h"
 #include "rebuilder/compare/comparator.h"
 #include "rebuilder/compare/presenters.h"
 

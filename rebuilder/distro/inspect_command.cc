@@ -8,7 +8,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/kmod/module_sig.h"
-#include "rebuilder/cli/command.h"
+#include "rebuilder/base/command.h"
 #include "rebuilder/distro/inspect.h"
 
 namespace kmr::distro {

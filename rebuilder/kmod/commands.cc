@@ -13,7 +13,7 @@
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
-#include "rebuilder/cli/command.h"
+#include "rebuilder/base/command.h"
 #include "rebuilder/kmod/kernel_image.h"
 #include "rebuilder/kmod/module_tree.h"
 

@@ -1,4 +1,4 @@
-#include "rebuilder/cli/command.h"
+#include "rebuilder/base/command.h"
 
 #include <algorithm>
 
