@@ -43,6 +43,15 @@ const Comparator& identify(Bytes data, std::string_view name);
 // containers above this node.
 std::optional<Difference> compare_inputs(Context& ctx, const Input& a, const Input& b, int depth);
 
+// True for the single-stream compressors (gzip, xz, zstd, bzip2, lz4).
+bool is_single_stream_compressor(const Comparator& c);
+// `a` or `b` (the one named by `a_compressed`) is a compressed stream and the
+// other is not: compares the decompressed side with the other side (an
+// archive inside is streamed, never inflated whole) and notes the
+// recompression in `out`.
+Result<void> compare_recompressed(Context& ctx, const Input& a, const Input& b, bool a_compressed, int depth,
+                                  Difference& out);
+
 // The binary fallback: an xxd-style diff of the two byte ranges with the
 // truncation/limit markers applied. Adds nothing when identical.
 void add_hex_diff(Context& ctx, Bytes a, Bytes b, Difference& out);

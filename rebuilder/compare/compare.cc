@@ -104,6 +104,19 @@ std::optional<Difference> compare_inputs(Context& ctx, const Input& a, const Inp
   }
   const Comparator& ca = identify(ba, a.name);
   const Comparator& cb = identify(bb, b.name);
+  if (&ca != &cb && ca.compare != cb.compare && (is_single_stream_compressor(ca) || is_single_stream_compressor(cb))) {
+    // One side compressed, the other not (or another format inside): compare
+    // what the compressed side holds with the other side.
+    d.kind = "recompressed";
+    add_text_view(ctx, d, "filetype from kmr", "filetype", std::string(ca.kind) + "\n", std::string(cb.kind) + "\n");
+    auto r = compare_recompressed(ctx, a, b, is_single_stream_compressor(ca), depth, d);
+    if (!r) {
+      d.details.clear();
+      d.comments.push_back("recompressed comparison failed (" + r.error().to_string() + "); falling back to a binary comparison");
+      add_hex_diff(ctx, ba, bb, d);
+    }
+    return d;
+  }
   if (&ca != &cb && ca.compare != cb.compare) {
     d.kind = "binary";
     add_text_view(ctx, d, "filetype from kmr", "filetype", std::string(ca.kind) + "\n", std::string(cb.kind) + "\n");

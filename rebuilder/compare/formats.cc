@@ -277,6 +277,48 @@ Result<void> compare_compressed(Context& ctx, const Input& a, const Input& b, in
   return ok();
 }
 
+}  // namespace
+
+bool is_single_stream_compressor(const Comparator& c) { return c.compare == compare_compressed; }
+
+Result<void> compare_recompressed(Context& ctx, const Input& a, const Input& b, bool a_compressed, int depth,
+                                  Difference& out) {
+  const Input& packed = a_compressed ? a : b;
+  out.comments.push_back("Recompressed: " + std::string(a_compressed ? "first" : "second") + " is " +
+                         std::string(identify(packed.bytes(), packed.name).kind) + "-compressed, " +
+                         (a_compressed ? "second" : "first") + " is not; their contents are compared");
+  if (depth + 1 >= static_cast<int>(ctx.options().limits.max_container_depth)) {
+    out.comments.push_back("Reached max container depth (" + std::to_string(ctx.options().limits.max_container_depth) + ")");
+    return ok();
+  }
+  if (opens_as_archive(a.bytes()) && opens_as_archive(b.bytes())) {
+    // libarchive reads through the compression: streamed, as for two
+    // compressed archives.
+    Difference child;
+    child.source1 = a_compressed ? stem(a.name) : a.name;
+    child.source2 = a_compressed ? b.name : stem(b.name);
+    child.kind = "archive";
+    KMR_TRY(compare_archive(ctx, a, b, depth + 1, child));
+    if (child.empty()) {
+      out.comments.push_back("Contents identical once decompressed");
+    } else {
+      out.details.push_back(std::move(child));
+    }
+    return ok();
+  }
+  KMR_ASSIGN_OR_RETURN(ByteVector inner, decompress_stream(ctx, packed.bytes(), packed.name));
+  Input unpacked{stem(packed.name), blob_from_vector(std::move(inner)), {}, {}};
+  auto child = a_compressed ? compare_inputs(ctx, unpacked, b, depth + 1) : compare_inputs(ctx, a, unpacked, depth + 1);
+  if (!child) {
+    out.comments.push_back("Contents identical once decompressed");
+  } else {
+    out.details.push_back(std::move(*child));
+  }
+  return ok();
+}
+
+namespace {
+
 // ---- text and binary ----
 
 bool recognize_text(Bytes d, std::string_view) {

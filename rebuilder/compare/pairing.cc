@@ -58,6 +58,17 @@ std::string normalise_path(std::string_view path, const std::vector<std::string>
       pos += 6;
     }
   }
+  // A package's own payload members pair regardless of compression
+  // (data.tar.xz with data.tar, control.tar.gz with control.tar.zst).
+  for (std::string_view tar : {"data.tar.", "control.tar."}) {
+    if (out.rfind(tar, 0) == 0 && out.find('/') == std::string::npos) {
+      static constexpr std::string_view kCodecs[] = {"gz", "xz", "zst", "bz2", "lzma", "lz4"};
+      const std::string_view ext = std::string_view(out).substr(tar.size());
+      for (auto c : kCodecs) {
+        if (ext == c) return std::string(tar.substr(0, tar.size() - 1));
+      }
+    }
+  }
   return out;
 }
 

@@ -13,7 +13,9 @@ namespace kmr::compare {
 // System.map-<KVER>, config-<KVER>, vmlinux-<KVER>, initrd.img-<KVER>.
 std::vector<std::string> kernel_releases(const std::vector<std::string>& paths);
 // Replaces every occurrence of a release (longest first) with "<KVER>" and
-// drops a leading "./", so 6.1.0-1 and 6.1.0-2 trees pair by path.
+// drops a leading "./", so 6.1.0-1 and 6.1.0-2 trees pair by path. A
+// top-level data.tar.<codec> / control.tar.<codec> loses its codec suffix,
+// so a recompressed payload pairs with the original.
 std::string normalise_path(std::string_view path, const std::vector<std::string>& releases);
 
 // Bottom-k sketch of 8-byte shingles: an estimate of Jaccard similarity.
