@@ -24,6 +24,16 @@ TEST(Pairing, KernelReleasesAndNormalisation) {
   EXPECT_TRUE(kernel_releases({"lib/modules/extra/x.ko", "etc/config-file"}).empty());
 }
 
+TEST(Pairing, PayloadMembersPairAcrossCompression) {
+  EXPECT_EQ(normalise_path("data.tar.xz", {}), "data.tar");
+  EXPECT_EQ(normalise_path("data.tar.zst", {}), normalise_path("data.tar", {}));
+  EXPECT_EQ(normalise_path("control.tar.gz", {}), "control.tar");
+  // Only the package's own top-level payload members, and only known codecs.
+  EXPECT_EQ(normalise_path("usr/share/data.tar.xz", {}), "usr/share/data.tar.xz");
+  EXPECT_EQ(normalise_path("data.tar.xz.sig", {}), "data.tar.xz.sig");
+  EXPECT_EQ(normalise_path("data.tar.", {}), "data.tar.");
+}
+
 double brute_force(const std::vector<std::vector<double>>& c) {
   std::vector<int> perm(c[0].size());
   std::iota(perm.begin(), perm.end(), 0);
