@@ -731,6 +731,7 @@ nlohmann::json RebuildReport::to_json() const {
   for (const auto& i : module_root.invalid) inv.push_back({{"module", i.module}, {"reason", i.reason}});
   j["modules"] = {{"verified", module_root.verified}, {"invalid", inv}, {"note", module_root.note}};
   add_content_root_json(j, verdict, content_root, signatures);
+  j["kernel_rebuild"] = kernel_rebuild ? kernel_rebuild->to_json() : nlohmann::json(nullptr);
   j["environment"] = environment.to_json();
   j["environment_digest"] = environment.digest();
   json rb = json::array();
@@ -861,6 +862,16 @@ RebuildReport rebuild(const std::vector<std::string>& files, const RebuildOption
       return finish(RebuildStatus::kEnvironmentUnavailable, plan.error().message());
     }
     return finish(RebuildStatus::kError, plan.error().to_string());
+  }
+  if (kernel_rebuild_backend(rep.backend)) {
+    progress("kernel: build identity and certificate transplant from the shipped image");
+    auto kernel = prepare_kernel_rebuild(files, plan->sandbox, work, rep.environment);
+    if (!kernel) return finish(RebuildStatus::kError, kernel.error().to_string());
+    rep.kernel_rebuild = std::move(*kernel);
+    if (rep.kernel_rebuild && !rep.kernel_rebuild->missing.empty()) {
+      rep.missing = rep.kernel_rebuild->missing;
+      return finish(RebuildStatus::kEnvironmentUnavailable, "the build's toolchain is not the shipped kernel's");
+    }
   }
   // The sandbox's pinned variables are never replaced by a recorded value.
   for (const char* k : {"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "SHELL", "HOSTNAME", "TZ"}) plan->sandbox.env.erase(k);

@@ -14,6 +14,7 @@
 #include "rebuilder/base/result.h"
 #include "rebuilder/build/artifact.h"
 #include "rebuilder/build/environment.h"
+#include "rebuilder/build/kernel_rebuild.h"
 #include "rebuilder/build/sandbox.h"
 #include "rebuilder/build/verdict.h"
 
@@ -53,6 +54,10 @@ struct RebuildReport {
   FilesReport files;
   ContentRootReport content_root;
   SignatureCheck signatures;           // checked when files needed it (modulo signatures)
+  // Kernel rebuild inputs taken from the shipped image (kernel_rebuild.h):
+  // nullopt when the packages hold no kernel image or the backend does not
+  // rebuild kernels this way.
+  std::optional<KernelRebuild> kernel_rebuild;
   BuildEnvironment environment;
   std::vector<RebuiltFile> rebuilt;
   std::string log;                     // path of the build log (kept)
