@@ -34,6 +34,12 @@ bool is_lower_hex64(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+bool is_lower_hex128(const json& j) {
+  if (!j.is_string()) return false;
+  const std::string& s = j.get_ref<const std::string&>();
+  return s.size() == 128 && is_lower_hex64(std::string_view(s).substr(0, 64)) && is_lower_hex64(std::string_view(s).substr(64));
+}
+
 std::optional<std::int64_t> parse_id(std::string_view s) {
   if (s.empty() || s.size() > 18) return std::nullopt;
   std::int64_t v = 0;
@@ -662,7 +668,7 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
   if (action != "report") return json_error(404, "not_found", "no such worker endpoint");
   if (auto e = check_fields(body, {"lease", "status", "module_root", "files", "reason", "shipped_root", "rebuilt_root",
                                    "differing", "environment", "rebuilt", "log", "diff_json", "diff_html",
-                                   "duration_ms", "details"}))
+                                   "duration_ms", "details", "shipped"}))
     return json_error(e->status, e->code, e->message);
   Report r;
   r.job_id = *job_id;
@@ -712,11 +718,26 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
   if (body.contains("rebuilt")) {
     if (!body["rebuilt"].is_array()) return json_error(400, "invalid_field", "rebuilt must be an array");
     for (const auto& a : body["rebuilt"]) {
-      if (auto e = check_fields(a, {"name", "sha256"})) return json_error(e->status, e->code, "rebuilt[]: " + e->message);
+      if (auto e = check_fields(a, {"name", "sha256", "sha512"})) return json_error(e->status, e->code, "rebuilt[]: " + e->message);
       if (!a.contains("name") || !a["name"].is_string() || !a.contains("sha256") || !a["sha256"].is_string() ||
           !is_lower_hex64(a["sha256"].get<std::string>()))
         return json_error(400, "invalid_hex", "rebuilt[] needs name and a 64-hex sha256");
+      if (a.contains("sha512") && !is_lower_hex128(a["sha512"]))
+        return json_error(400, "invalid_hex", "rebuilt[].sha512 must be 128 lowercase hex digits");
       r.rebuilt.emplace_back(a["name"], a["sha256"]);
+      if (a.contains("sha512")) r.rebuilt_sha512.emplace_back(a["name"], a["sha512"]);
+    }
+  }
+  if (body.contains("shipped")) {
+    // The shipped files' sha512 as the worker computed them (for rebuilderd's in-toto links).
+    if (!body["shipped"].is_array() || body["shipped"].size() > 256)
+      return json_error(400, "invalid_field", "shipped must be an array of at most 256 entries");
+    for (const auto& a : body["shipped"]) {
+      if (auto e = check_fields(a, {"sha256", "sha512"})) return json_error(e->status, e->code, "shipped[]: " + e->message);
+      if (!a.contains("sha256") || !a["sha256"].is_string() || !is_lower_hex64(a["sha256"].get<std::string>()) ||
+          !a.contains("sha512") || !is_lower_hex128(a["sha512"]))
+        return json_error(400, "invalid_hex", "shipped[] needs a 64-hex sha256 and a 128-hex sha512");
+      r.shipped_sha512.emplace_back(a["sha256"], a["sha512"]);
     }
   }
   std::optional<std::string> diff_json;

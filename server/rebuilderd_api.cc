@@ -610,7 +610,8 @@ Result<HttpResponse> RebuilderdApi::blob(const std::optional<std::string>& hex, 
 Result<HttpResponse> RebuilderdApi::attestation(std::int64_t build_id, std::optional<std::int64_t> artifact_id) {
   if (!key_) return error_response(404, "not_found", "this kmrd has no attestation key");
   KMR_ASSIGN_OR_RETURN(auto s, store_.reader().prepare(
-      "SELECT a.filename, a.sha256, ra.rebuilt_sha256, rb.status, rb.module_root, rb.files "
+      "SELECT a.filename, a.sha256, ra.rebuilt_sha256, rb.status, rb.module_root, rb.files, a.sha512, "
+      "ra.rebuilt_sha512 "
       "FROM rebuild_artifacts ra JOIN artifacts a ON a.id = ra.artifact_id JOIN rebuilds rb ON rb.id = ra.rebuild_id "
       "WHERE ra.rebuild_id = ?1 AND (?2 IS NULL OR a.id = ?2) ORDER BY a.id"));
   s.bind(1, build_id).bind(2, artifact_id);
@@ -620,10 +621,14 @@ Result<HttpResponse> RebuilderdApi::attestation(std::int64_t build_id, std::opti
     if (!row) break;
     if (rebuilderd_status(s.text(3), s.opt_text(4), s.opt_text(5)) != "GOOD")
       return error_response(404, "not_found", "only GOOD rebuilds are attested");
-    // The shipped file is the input, the rebuilt one the product; kmr records sha256 only.
-    materials.push_back({s.text(0), {{"sha256", s.text(1)}}});
+    // The shipped file is the input, the rebuilt one the product; sha512 when the worker reported it.
+    LinkFile material{s.text(0), {{"sha256", s.text(1)}}};
+    if (auto h = s.opt_text(6)) material.digests["sha512"] = *h;
     auto rebuilt = s.opt_text(2);
-    products.push_back({s.text(0), {{"sha256", rebuilt ? *rebuilt : s.text(1)}}});
+    LinkFile product{s.text(0), {{"sha256", rebuilt ? *rebuilt : s.text(1)}}};
+    if (auto h = s.opt_text(7)) product.digests["sha512"] = *h;
+    materials.push_back(std::move(material));
+    products.push_back(std::move(product));
   }
   if (products.empty()) return error_response(404, "not_found", "no such build artifact");
   KMR_ASSIGN_OR_RETURN(auto link, intoto_link(*key_, materials, products));

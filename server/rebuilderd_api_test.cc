@@ -2,9 +2,11 @@
 
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
+#include <utility>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -108,6 +110,16 @@ class RebuilderdApiTest : public ::testing::Test {
       ASSERT_TRUE(job.has_value() && job->has_value());
       jobs_.push_back(**job);
     }
+    // The GOOD set's files are the 4 bytes whose sha256 is hexof(i); their sha512 comes from
+    // coreutils' sha512sum, as a worker would report it.
+    for (int i : {1, 2}) {
+      std::string path = dir_->path() + "/" + std::to_string(i) + ".bin";
+      std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(&i), sizeof i);
+      std::string sha512 = sha512sum(path);
+      ASSERT_EQ(sha512.size(), 128u) << "sha512sum " << path;
+      shipped_sha512_.emplace_back(hexof(i), sha512);
+      rebuilt_sha512_.emplace_back(i == 1 ? "linux-1-x86_64.pkg.tar.zst" : "linux-headers-1-x86_64.pkg.tar.zst", sha512);
+    }
     ASSERT_TRUE(report_job("linux-1", "verified", "identical", "match",
                            {{"linux-1-x86_64.pkg.tar.zst", hexof(1)}, {"linux-headers-1-x86_64.pkg.tar.zst", hexof(2)}}));
     ASSERT_TRUE(report_job("linux-lts-2", "verified", "different", "mismatch",
@@ -131,6 +143,8 @@ class RebuilderdApiTest : public ::testing::Test {
         r.rebuilt_root = *root == "match" ? "aa" : "bb";
       }
       r.rebuilt = std::move(rebuilt);
+      r.rebuilt_sha512 = std::exchange(rebuilt_sha512_, {});
+      r.shipped_sha512 = std::exchange(shipped_sha512_, {});
       auto log = store_->blobs().put("log of " + set + "\n");
       if (!log) return false;
       r.log_sha256 = *log;
@@ -149,6 +163,17 @@ class RebuilderdApiTest : public ::testing::Test {
     ADD_FAILURE() << "no claimed job for " << set << " in " << json(jobs_).dump();
     return false;
   }
+
+  static std::string sha512sum(const std::string& path) {
+    std::string out;
+    if (FILE* p = ::popen(("sha512sum '" + path + "'").c_str(), "r")) {
+      char buf[256];
+      while (std::fgets(buf, sizeof buf, p)) out += buf;
+      ::pclose(p);
+    }
+    return out.substr(0, out.find(' '));
+  }
+  std::vector<std::pair<std::string, std::string>> rebuilt_sha512_, shipped_sha512_;
 
   HttpResponse call(const std::string& method, const std::string& target,
                     std::vector<std::pair<std::string, std::string>> headers = {}) {
@@ -354,6 +379,9 @@ TEST_F(RebuilderdApiTest, AttestationIsAValidInTotoLinkForGoodOnly) {
   EXPECT_EQ(link["signed"]["name"], "rebuild linux-1-x86_64.pkg.tar.zst");
   EXPECT_EQ(link["signed"]["products"]["linux-1-x86_64.pkg.tar.zst"]["sha256"], hexof(1));
   EXPECT_EQ(link["signed"]["materials"]["linux-headers-1-x86_64.pkg.tar.zst"]["sha256"], hexof(2));
+  EXPECT_EQ(link["signed"]["materials"]["linux-1-x86_64.pkg.tar.zst"].value("sha512", "").size(), 128u);
+  EXPECT_EQ(link["signed"]["products"]["linux-headers-1-x86_64.pkg.tar.zst"]["sha512"],
+            link["signed"]["materials"]["linux-headers-1-x86_64.pkg.tar.zst"]["sha512"]);
   json arts = get_json("/rebuilderd/api/v1/builds/" + std::to_string(good) + "/artifacts");
   json one = get_json("/rebuilderd/api/v1/builds/" + std::to_string(good) + "/artifacts/" +
                       std::to_string(arts[1]["id"].get<std::int64_t>()) + "/attestation");
@@ -364,15 +392,26 @@ TEST_F(RebuilderdApiTest, AttestationIsAValidInTotoLinkForGoodOnly) {
     KMR_SKIP_OR_FAIL("python3-cryptography not installed");
   }
   json keys = get_json("/api/v1/meta/public-keys");
+  std::string extra;
   auto run = [&](const json& l) {
     std::string lp = dir_->path() + "/link.json", kp = dir_->path() + "/keys.json";
     std::ofstream(lp) << l.dump();
     std::ofstream(kp) << keys.dump();
-    int rc = std::system(("python3 server/rebuilderd_link_verify.py " + lp + " " + kp).c_str());
+    int rc = std::system(("python3 server/rebuilderd_link_verify.py " + lp + " " + kp + extra).c_str());
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   };
   EXPECT_EQ(run(link), 0);
   EXPECT_EQ(run(one), 0);
+  // sha512 beside sha256 for materials and products, equal to hashlib's over the real bytes.
+  const std::string f1 = " --file linux-1-x86_64.pkg.tar.zst=" + dir_->path() + "/1.bin";
+  const std::string f2 = " --file linux-headers-1-x86_64.pkg.tar.zst=" + dir_->path() + "/2.bin";
+  extra = " --require-sha512" + f1 + f2;
+  EXPECT_EQ(run(link), 0);
+  extra = " --require-sha512" + f2;
+  EXPECT_EQ(run(one), 0);
+  extra = " --file linux-1-x86_64.pkg.tar.zst=" + dir_->path() + "/2.bin";  // another file's bytes
+  EXPECT_EQ(run(link), 1);
+  extra.clear();
   json tampered = link;
   tampered["signed"]["products"]["linux-1-x86_64.pkg.tar.zst"]["sha256"] = hexof(9);
   EXPECT_EQ(run(tampered), 1);

@@ -478,18 +478,21 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
     std::int64_t id;
     std::string filename, expected;
     std::optional<std::string> rebuilt;
+    std::string sha256;
+    std::optional<std::string> rebuilt_sha512;
   };
   std::vector<Art> set;
   std::vector<ExpectedHash> expected;
   {
     KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
-        "SELECT a.id, a.filename, p.name, COALESCE(a.content_sha256, a.sha256) FROM artifacts a "
+        "SELECT a.id, a.filename, p.name, COALESCE(a.content_sha256, a.sha256), a.sha256 FROM artifacts a "
         "JOIN packages p ON p.id = a.package_id WHERE a.build_input_id = ? ORDER BY a.id"));
     arts.bind(1, bi);
     for (;;) {
       KMR_ASSIGN_OR_RETURN(bool row, arts.step());
       if (!row) break;
-      Art x{arts.i64(0), arts.text(1), arts.text(3), rebuilt_hash_for(r.rebuilt, arts.text(1), arts.text(2))};
+      Art x{arts.i64(0), arts.text(1), arts.text(3), rebuilt_hash_for(r.rebuilt, arts.text(1), arts.text(2)),
+            arts.text(4), rebuilt_hash_for(r.rebuilt_sha512, arts.text(1), arts.text(2))};
       expected.push_back({x.filename, x.expected, x.rebuilt});
       set.push_back(std::move(x));
     }
@@ -525,15 +528,23 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   out.rebuild_id = writer_->last_insert_id();
 
   KMR_ASSIGN_OR_RETURN(auto ra, writer_->prepare(
-      "INSERT INTO rebuild_artifacts(rebuild_id, artifact_id, rebuilt_sha256) VALUES (?, ?, ?)"));
+      "INSERT INTO rebuild_artifacts(rebuild_id, artifact_id, rebuilt_sha256, rebuilt_sha512) VALUES (?, ?, ?, ?)"));
+  // The shipped file's sha512, reported for the exact bytes whose sha256 the artifact has.
+  KMR_ASSIGN_OR_RETURN(auto s512, writer_->prepare("UPDATE artifacts SET sha512 = ? WHERE id = ? AND sha256 = ?"));
   KMR_ASSIGN_OR_RETURN(auto v, writer_->prepare(
       "INSERT INTO verdicts(artifact_id, rebuild_id, status, module_root, files, updated_at) VALUES (?1,?2,?3,?4,?5,?6) "
       "ON CONFLICT(artifact_id) DO UPDATE SET rebuild_id = ?2, status = ?3, module_root = ?4, files = ?5, updated_at = ?6"));
   const json differing = json::parse(r.differing_json.empty() ? "[]" : r.differing_json, nullptr, false);
   for (const Art& x : set) {
     ra.reset();
-    ra.bind(1, out.rebuild_id).bind(2, x.id).bind(3, x.rebuilt);
+    ra.bind(1, out.rebuild_id).bind(2, x.id).bind(3, x.rebuilt).bind(4, x.rebuilt_sha512);
     KMR_TRY(ra.run());
+    for (const auto& [sha256, sha512] : r.shipped_sha512) {
+      if (sha256 != x.sha256) continue;
+      s512.reset();
+      s512.bind(1, sha512).bind(2, x.id).bind(3, x.sha256);
+      KMR_TRY(s512.run());
+    }
     out.artifact_ids.push_back(x.id);
   }
 

@@ -61,6 +61,10 @@ struct Report {
   std::string differing_json = "[]";
   std::string environment_json = "{}";
   std::vector<std::pair<std::string, std::string>> rebuilt;  // artifact filename or name -> sha256
+  // Optional sha512s (rebuilderd's in-toto links carry both): rebuilt file name -> sha512, and
+  // shipped file sha256 -> sha512 (the worker hashed the file after checking its sha256).
+  std::vector<std::pair<std::string, std::string>> rebuilt_sha512;
+  std::vector<std::pair<std::string, std::string>> shipped_sha512;
   std::optional<std::string> log_sha256, diff_json_sha256, diff_html_sha256;
   std::optional<std::int64_t> duration_ms;
   std::optional<std::string> details_json;  // the engine's JSON result, kept for the UI

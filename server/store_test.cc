@@ -56,11 +56,11 @@ class StoreTest : public ::testing::Test {
 };
 
 TEST_F(StoreTest, MigrationsAppliedOnceAndReopen) {
-  EXPECT_EQ(store_->schema_version(), 3);
+  EXPECT_EQ(store_->schema_version(), 4);
   store_.reset();
   auto s = Store::open(dir_->path() + "/state");
   ASSERT_TRUE(s.has_value()) << s.error().to_string();
-  EXPECT_EQ((*s)->schema_version(), 3);
+  EXPECT_EQ((*s)->schema_version(), 4);
 }
 
 TEST_F(StoreTest, ImportIsIdempotentOneJobPerSet) {

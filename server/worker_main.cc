@@ -18,6 +18,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include "attest/keys.h"
@@ -188,15 +189,50 @@ Result<std::string> materialise(const json& art, const std::string& dir, const W
   return path;
 }
 
+// Hex SHA-512 of a file (rebuilderd's in-toto links carry sha256 and sha512).
+Result<std::string> sha512_file(const std::string& path) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha512(), nullptr) != 1) return io_error("sha512: cannot initialise");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!f) return io_error(path + ": " + std::strerror(errno));
+  std::vector<unsigned char> buf(1 << 20);
+  for (;;) {
+    std::size_t n = std::fread(buf.data(), 1, buf.size(), f.get());
+    if (n > 0 && EVP_DigestUpdate(ctx.get(), buf.data(), n) != 1) return io_error("sha512: update failed");
+    if (n < buf.size()) break;
+  }
+  if (std::ferror(f.get())) return io_error(path + ": read error");
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return io_error("sha512: final failed");
+  return to_hex(Bytes(md, len));
+}
+
+// The engine's rebuilt file named `name` with this sha256 under the kept work dir (bounded walk).
+std::string find_rebuilt_file(const std::string& dir, const std::string& name, const std::string& sha256,
+                              const std::string& exclude) {
+  std::error_code ec;
+  int budget = 100000;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir + "/engine", ec);
+       !ec && it != std::filesystem::recursive_directory_iterator() && --budget > 0; it.increment(ec)) {
+    if (it->is_regular_file(ec) && it->path().filename() == name && it->path().string() != exclude) {
+      auto d = sha256_file(it->path().string());
+      if (d && to_hex(*d) == sha256) return it->path().string();
+    }
+  }
+  return "";
+}
+
 // When the engine kept its work dir, find the rebuilt file of a differing package
 // and run `kmr diff` on (shipped, rebuilt) for the report's diff JSON/HTML.
 void add_diff(json& report, const json& out, const std::vector<std::string>& shipped, const std::string& dir,
               const WorkerConfig& cfg) {
   if (cfg.rebuild_command.size() < 2 || cfg.rebuild_command[1] != "rebuild") return;
   if (!out.contains("rebuilt") || !out["rebuilt"].is_array()) return;
-  std::error_code ec;
   for (const json& r : out["rebuilt"]) {
-    if (!r.is_object() || !r.contains("name") || !r["name"].is_string() || !r.contains("sha256")) continue;
+    if (!r.is_object() || !r.contains("name") || !r["name"].is_string() || !r.contains("sha256") ||
+        !r["sha256"].is_string())
+      continue;
     std::string name = std::filesystem::path(r["name"].get<std::string>()).filename().string();
     std::string ship;
     for (const auto& f : shipped)
@@ -204,18 +240,7 @@ void add_diff(json& report, const json& out, const std::vector<std::string>& shi
     if (ship.empty()) continue;
     auto sd = sha256_file(ship);
     if (sd && to_hex(*sd) == r["sha256"]) continue;  // this package is identical
-    std::string rebuilt;
-    int budget = 100000;
-    for (auto it = std::filesystem::recursive_directory_iterator(dir + "/engine", ec);
-         !ec && it != std::filesystem::recursive_directory_iterator() && --budget > 0; it.increment(ec)) {
-      if (it->is_regular_file(ec) && it->path().filename() == name && it->path().string() != ship) {
-        auto d = sha256_file(it->path().string());
-        if (d && to_hex(*d) == r["sha256"]) {
-          rebuilt = it->path().string();
-          break;
-        }
-      }
-    }
+    std::string rebuilt = find_rebuilt_file(dir, name, r["sha256"].get<std::string>(), ship);
     if (rebuilt.empty()) continue;
     SubprocessOptions o;
     o.timeout = std::chrono::minutes(20);
@@ -236,6 +261,21 @@ void add_diff(json& report, const json& out, const std::vector<std::string>& shi
   }
 }
 
+// sha512 of each rebuilt file: hashed where the engine left it; a file the engine did not keep
+// whose sha256 equals a shipped file's has that file's bytes (and sha512).
+void add_rebuilt_sha512(json& rebuilt, const json& shipped, const std::string& dir) {
+  for (json& r : rebuilt) {
+    const std::string sha256 = r["sha256"];
+    std::string path = find_rebuilt_file(dir, r["name"].get<std::string>(), sha256, "");
+    if (!path.empty()) {
+      if (auto h = sha512_file(path)) r["sha512"] = *h;
+      continue;
+    }
+    for (const json& s : shipped)
+      if (s["sha256"] == sha256) r["sha512"] = s["sha512"];
+  }
+}
+
 json run_job(const json& job, const WorkerConfig& cfg) {
   std::int64_t id = job["id"];
   std::string dir = cfg.work_dir + "/job-" + std::to_string(id);
@@ -244,6 +284,7 @@ json run_job(const json& job, const WorkerConfig& cfg) {
   auto started = std::chrono::steady_clock::now();
   json report = {{"lease", job["lease"]}};
   std::vector<std::string> files;
+  json shipped = json::array();
   for (const json& art : job["artifacts"]) {
     auto p = materialise(art, dir, cfg);
     if (!p) {
@@ -253,7 +294,9 @@ json run_job(const json& job, const WorkerConfig& cfg) {
       return report;
     }
     files.push_back(*p);
+    if (auto h = sha512_file(*p)) shipped.push_back({{"sha256", art["sha256"]}, {"sha512", *h}});
   }
+  report["shipped"] = shipped;
   std::vector<std::string> argv = cfg.rebuild_command;
   argv.push_back("--json");
   if (job.contains("distro") && job["distro"].is_string()) {
@@ -320,6 +363,7 @@ json run_job(const json& job, const WorkerConfig& cfg) {
     for (const json& r : out["rebuilt"])
       if (r.is_object() && r.contains("name") && r.contains("sha256") && r["name"].is_string() && r["sha256"].is_string())
         rb.push_back({{"name", std::filesystem::path(r["name"].get<std::string>()).filename().string()}, {"sha256", r["sha256"]}});
+    add_rebuilt_sha512(rb, shipped, dir);
     report["rebuilt"] = rb;
   }
   json details = json::object();
