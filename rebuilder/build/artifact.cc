@@ -174,9 +174,21 @@ struct Collector {
       d.stripped_sha256 = sha256_hex(as_bytes(strip_keys(as_string_view(data), {"file "})));
     }
     if (base == ".BUILDINFO" && dirname_of(path).empty()) art.build_description[".BUILDINFO"] = std::string(as_string_view(data));
+    if (kmod::is_kernel_image_name(base)) mask_member(path, data, d);
     if (image_rank(base) > 0) images.emplace_back(path, data);
     art.members[path] = std::move(d);
     return ok();
+  }
+
+  void mask_member(const std::string& path, Bytes data, MemberDigest& d) const {
+    kmod::ImageMaskLimits ml;
+    ml.max_decompressed = std::min<std::uint64_t>(ml.max_decompressed, limits.max_member_bytes);
+    auto m = kmod::mask_image(data, path, ml);
+    if (m) {
+      d.mask = std::move(*m);
+    } else {
+      d.mask_error = m.error().to_string();
+    }
   }
 
   archive::Visitor visitor(std::string prefix) {

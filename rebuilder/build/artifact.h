@@ -13,6 +13,7 @@
 
 #include "rebuilder/base/limits.h"
 #include "rebuilder/base/result.h"
+#include "rebuilder/kmod/image_mask.h"
 #include "rebuilder/kmod/merkle.h"
 #include "rebuilder/kmod/trailer.h"
 
@@ -27,6 +28,12 @@ struct MemberDigest {
   // are compared member by member anyway.
   std::string stripped_sha256;
   std::uint32_t mode = 0;
+  // Kernel images (vmlinux*, vmlinuz*, bzImage, Image): the ranges a
+  // build-time key changes (certificate, build-id, Authenticode, bzImage
+  // CRC32) and the digest with them masked (kmod::mask_image). nullopt for
+  // other members, or when the image cannot be masked (mask_error says why).
+  std::optional<kmod::ImageMask> mask;
+  std::string mask_error;
 };
 
 struct ModuleRecord {

@@ -731,6 +731,7 @@ nlohmann::json RebuildReport::to_json() const {
   for (const auto& i : module_root.invalid) inv.push_back({{"module", i.module}, {"reason", i.reason}});
   j["modules"] = {{"verified", module_root.verified}, {"invalid", inv}, {"note", module_root.note}};
   add_content_root_json(j, verdict, content_root, signatures);
+  add_masked_json(j, files);
   j["kernel_rebuild"] = kernel_rebuild ? kernel_rebuild->to_json() : nlohmann::json(nullptr);
   j["environment"] = environment.to_json();
   j["environment_digest"] = environment.digest();

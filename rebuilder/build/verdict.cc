@@ -93,6 +93,16 @@ void add_content_root_json(nlohmann::json& j, bool verdict, const ContentRootRep
                      {"ok", sig.ok},           {"failed", failed},           {"note", sig.note}};
 }
 
+void add_masked_json(nlohmann::json& j, const FilesReport& files) {
+  using nlohmann::json;
+  json masked = json::array();
+  for (const auto& m : files.masked) masked.push_back({{"member", m.member}, {"ranges", kmod::ranges_json(m.ranges)}});
+  json notes = json::array();
+  for (const auto& n : files.mask_notes) notes.push_back({{"member", n.member}, {"note", n.note}});
+  j["masked"] = std::move(masked);
+  j["mask_notes"] = std::move(notes);
+}
+
 bool is_reproducible(FilesTier files, ModuleRoot module_root, ContentRoot content_root) {
   return is_reproducible(files_tier_name(files), module_root_name(module_root), content_root_name(content_root));
 }
@@ -262,6 +272,27 @@ bool is_metadata(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// A kernel image member whose stripped digests differ: equal once the
+// build-time key's parts are masked (recorded in `rep`), or not (a note).
+bool equal_masked(const std::string& member, const MemberDigest& a, const MemberDigest& b, FilesReport& rep) {
+  if (!a.mask || !b.mask) {
+    const std::string& err = !a.mask ? a.mask_error : b.mask_error;
+    if (!err.empty()) rep.mask_notes.push_back({member, std::string(!a.mask ? "shipped" : "rebuilt") + " image: " + err});
+    return false;
+  }
+  const std::string why = kmod::compare_masks(*a.mask, *b.mask);
+  if (!why.empty()) {
+    rep.mask_notes.push_back({member, why});
+    return false;
+  }
+  rep.masked.push_back({member, a.mask->ranges});
+  return true;
+}
+
+}  // namespace
+
 FilesReport files_verdict(const Artifact& shipped, const Artifact& rebuilt) {
   FilesReport rep;
   if (shipped.file_sha256 == rebuilt.file_sha256) return rep;
@@ -279,9 +310,16 @@ FilesReport files_verdict(const Artifact& shipped, const Artifact& rebuilt) {
     }
     const auto& a = s->second;
     const auto& b = r->second;
-    if (a.type != b.type || a.mode != b.mode || a.stripped_sha256 != b.stripped_sha256) {
+    if (a.type != b.type || a.mode != b.mode) {
       rep.differing.push_back(k);
       different = true;
+    } else if (a.stripped_sha256 != b.stripped_sha256) {
+      rep.differing.push_back(k);
+      if (equal_masked(k, a, b, rep)) {
+        modulo_sig = true;
+      } else {
+        different = true;
+      }
     } else if (a.sha256 != b.sha256) {
       // Equal once signatures (or, for metadata, recorded digests) are
       // stripped: named, except metadata.
@@ -322,6 +360,8 @@ FilesReport files_verdict(const std::vector<const Artifact*>& shipped, const std
     auto one = files_verdict(*shipped[i], *rebuilt[i]);
     rep.tier = std::max(rep.tier, one.tier);
     for (auto& d : one.differing) rep.differing.push_back(prefix ? name + ":" + d : d);
+    for (auto& m : one.masked) rep.masked.push_back({prefix ? name + ":" + m.member : m.member, std::move(m.ranges)});
+    for (auto& n : one.mask_notes) rep.mask_notes.push_back({prefix ? name + ":" + n.member : n.member, std::move(n.note)});
   }
   return rep;
 }

@@ -49,9 +49,23 @@ ModuleRootReport module_root_verdict(const std::vector<const Artifact*>& shipped
 // listed module is missing or unreadable.
 std::optional<kmod::MerkleRoot> modules_root(const std::vector<const Artifact*>& set, std::string* why = nullptr);
 
+// A kernel image member equal to its rebuild once the parts a build-time key
+// changes are masked (kmod::compare_masks): the shipped image's ranges.
+struct MaskedMember {
+  std::string member;
+  std::vector<kmod::MaskedRange> ranges;
+};
+// Why a differing kernel image member is not equal once masked.
+struct MaskNote {
+  std::string member;
+  std::string note;
+};
+
 struct FilesReport {
   FilesTier tier = FilesTier::kIdentical;
   std::vector<std::string> differing;   // member paths (prefixed "<file>:" when several packages)
+  std::vector<MaskedMember> masked;     // image members identical modulo signatures by masking
+  std::vector<MaskNote> mask_notes;     // image members that masking does not make equal
 };
 
 // Tier of one shipped package against its rebuild.
@@ -104,6 +118,11 @@ SignatureCheck require_verified_signatures(FilesReport& files, const std::vector
 // ({checked, signed, verified, ok, failed:[{module,reason}], note}).
 void add_content_root_json(nlohmann::json& j, bool verdict, const ContentRootReport& content_root,
                            const SignatureCheck& signatures);
+
+// Adds "masked": [{"member","ranges":[{"what","offset","length","in","detail"}]}]
+// (image members identical modulo signatures once masked) and "mask_notes":
+// [{"member","note"}] (image members that differ beyond the masked ranges).
+void add_masked_json(nlohmann::json& j, const FilesReport& files);
 
 // THE reproducibility rule, defined once (rebuild's exit code, the server's
 // "reproducible", attestations' PASSED): files identical, content-identical
