@@ -141,13 +141,6 @@ Result<std::optional<KernelRebuild>> kernel_rebuild_from_layout(const distro::Ke
   return std::optional<KernelRebuild>(std::move(k));
 }
 
-Result<std::optional<KernelRebuild>> derive_kernel_rebuild(const std::vector<std::string>& shipped_files) {
-  distro::InspectOptions o;
-  o.layout_only = true;
-  KMR_ASSIGN_OR_RETURN(auto rep, distro::inspect_packages(shipped_files, o));
-  return kernel_rebuild_from_layout(rep.layout);
-}
-
 std::pair<std::string, std::string> compiler_programs(std::string_view banner_compiler) {
   const std::string_view cc_text = banner_compiler.substr(0, banner_compiler.rfind(", "));
   const std::string_view ld_text =
@@ -254,10 +247,27 @@ void record_kernel_rebuild(const KernelRebuild& k, BuildEnvironment& env) {
   }
 }
 
-Result<std::optional<KernelRebuild>> prepare_kernel_rebuild(const std::vector<std::string>& shipped_files,
+Result<std::optional<KernelRebuild>> prepare_kernel_rebuild(const std::vector<Artifact>& shipped,
                                                             SandboxConfig& sandbox, const std::string& work,
                                                             BuildEnvironment& env) {
-  KMR_ASSIGN_OR_RETURN(auto k, derive_kernel_rebuild(shipped_files));
+  std::vector<std::string> files;
+  bool image = false;
+  for (const auto& a : shipped) {
+    files.push_back(a.file);
+    image = image || a.image_found;
+  }
+  if (!image) return std::optional<KernelRebuild>();
+  distro::InspectOptions o;
+  o.layout_only = true;
+  auto rep = distro::inspect_packages(files, o);
+  if (!rep) {
+    KernelRebuild unread;
+    unread.note = "kmr inspect cannot read the shipped packages (" + rep.error().message() +
+                  "): no build identity pinned, no certificate transplant";
+    env.fields["kernel_note"] = unread.note;
+    return std::optional<KernelRebuild>(std::move(unread));
+  }
+  KMR_ASSIGN_OR_RETURN(auto k, kernel_rebuild_from_layout(rep->layout));
   if (!k) return k;
   KMR_TRY(check_compiler(*k, sandbox, work));
   record_kernel_rebuild(*k, env);

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rebuilder/base/result.h"
+#include "rebuilder/build/artifact.h"
 #include "rebuilder/build/environment.h"
 #include "rebuilder/build/sandbox.h"
 #include "rebuilder/distro/kernel_layout.h"
@@ -68,9 +69,6 @@ bool kernel_rebuild_backend(std::string_view backend);
 // shell here-document in kbuild's mkcompile_h).
 Result<std::optional<KernelRebuild>> kernel_rebuild_from_layout(const distro::KernelLayout& layout);
 
-// Reads the shipped packages (kmr inspect's layout) and derives the inputs.
-Result<std::optional<KernelRebuild>> derive_kernel_rebuild(const std::vector<std::string>& shipped_files);
-
 // The programs kbuild would use to print the banner's compiler text:
 // {"gcc" | "gcc-12" | "clang" ..., "ld" | "ld.lld"}.
 std::pair<std::string, std::string> compiler_programs(std::string_view banner_compiler);
@@ -104,9 +102,11 @@ Result<void> apply_kernel_rebuild(const KernelRebuild& k, SandboxConfig& sandbox
 void record_kernel_rebuild(const KernelRebuild& k, BuildEnvironment& env);
 
 // The one call a backend makes after planning its build: derive (nullopt when
-// the packages hold no kernel image), check the compiler (k.missing), apply
-// and record. Applies nothing when k.missing is not empty.
-Result<std::optional<KernelRebuild>> prepare_kernel_rebuild(const std::vector<std::string>& shipped_files,
+// no shipped package holds a kernel image), check the compiler (k.missing),
+// apply and record. Applies nothing when k.missing is not empty. When kmr
+// inspect cannot read the shipped packages (e.g. metadata it is stricter
+// about than the rebuild), the rebuild goes on unpinned and the note says why.
+Result<std::optional<KernelRebuild>> prepare_kernel_rebuild(const std::vector<Artifact>& shipped,
                                                             SandboxConfig& sandbox, const std::string& work,
                                                             BuildEnvironment& env);
 

@@ -866,7 +866,7 @@ RebuildReport rebuild(const std::vector<std::string>& files, const RebuildOption
   }
   if (kernel_rebuild_backend(rep.backend)) {
     progress("kernel: build identity and certificate transplant from the shipped image");
-    auto kernel = prepare_kernel_rebuild(files, plan->sandbox, work, rep.environment);
+    auto kernel = prepare_kernel_rebuild(*shipped, plan->sandbox, work, rep.environment);
     if (!kernel) return finish(RebuildStatus::kError, kernel.error().to_string());
     rep.kernel_rebuild = std::move(*kernel);
     if (rep.kernel_rebuild && !rep.kernel_rebuild->missing.empty()) {
