@@ -186,45 +186,37 @@ Result<std::vector<MaskedRange>> pe_ranges(Bytes file, const std::string& what) 
   return out;
 }
 
-// kbuild's tools/build ends a bzImage with the CRC32 (no final inversion) of
-// everything before it.
-std::optional<MaskedRange> bzimage_crc(Bytes file) {
-  if (file.size() < 8) return std::nullopt;
-  const std::uint64_t at = file.size() - 4;
-  std::uint32_t crc = static_cast<std::uint32_t>(::crc32(0L, Z_NULL, 0));
-  for (std::uint64_t done = 0; done < at;) {
-    const auto n = static_cast<uInt>(std::min<std::uint64_t>(at - done, 1u << 30));
-    crc = static_cast<std::uint32_t>(::crc32(crc, file.data() + done, n));
-    done += n;
-  }
-  if ((crc ^ 0xffffffffu) != read_word(file, at, 4, true)) return std::nullopt;
-  return MaskedRange{MaskKind::kChecksum, "file", at, 4, "bzimage-crc32"};
-}
-
 bool by_place(const MaskedRange& a, const MaskedRange& b) {
   return std::tie(a.in, a.offset, a.length) < std::tie(b.in, b.offset, b.length);
 }
 
-// sha256 of `data[0, end)` with the given ranges (sorted, inside the data,
-// not overlapping; those at or beyond `end` ignored) read as zeros.
-Result<Digest256> zeroed_digest(Bytes data, std::vector<std::pair<std::uint64_t, std::uint64_t>> zero, std::uint64_t end,
-                                const std::string& what) {
+using Zeroed = std::vector<std::pair<std::uint64_t, std::uint64_t>>;  // (offset, length)
+
+// Feeds `data[0, end)` to `sink` piece by piece, the `zero` ranges (inside
+// the data, not overlapping; those at or beyond `end` ignored) as zeros.
+template <typename Sink>
+Result<void> feed_zeroed(Bytes data, Zeroed zero, std::uint64_t end, const std::string& what, Sink&& sink) {
   std::sort(zero.begin(), zero.end());
   static const std::array<std::uint8_t, 4096> kZeros{};
-  Sha256 h;
   std::uint64_t at = 0;
   for (const auto& [off, len] : zero) {
     if (off >= end) break;
     if (off < at || !range_fits(off, len, data.size())) return malformed(what + ": masked ranges overlap or leave the image");
-    h.update(data.subspan(at, off - at));
+    sink(data.subspan(at, off - at));
     for (std::uint64_t left = std::min(len, end - off); left > 0;) {
       const std::uint64_t n = std::min<std::uint64_t>(left, kZeros.size());
-      h.update(Bytes(kZeros.data(), n));
+      sink(Bytes(kZeros.data(), n));
       left -= n;
     }
     at = off + len;
   }
-  if (at < end) h.update(data.subspan(at, end - at));
+  if (at < end) sink(data.subspan(at, end - at));
+  return ok();
+}
+
+Result<Digest256> zeroed_digest(Bytes data, Zeroed zero, std::uint64_t end, const std::string& what) {
+  Sha256 h;
+  KMR_TRY(feed_zeroed(data, std::move(zero), end, what, [&](Bytes b) { h.update(b); }));
   return h.finish();
 }
 
@@ -237,8 +229,31 @@ std::uint64_t compared_end(Bytes file, const std::vector<MaskedRange>& ranges) {
   return file.size();
 }
 
+// kbuild's tools/build ends a bzImage with the CRC32 (no final inversion) of
+// everything before it. A signed image carries it just before the
+// certificate table, computed while the checksum and directory entry were
+// still zero (checked on Debian's signed vmlinuz).
+Result<std::optional<MaskedRange>> bzimage_crc(Bytes file, const std::vector<MaskedRange>& pe, const std::string& what) {
+  const std::uint64_t end = compared_end(file, pe);
+  if (end < 8) return std::optional<MaskedRange>();
+  Zeroed fields;
+  for (const auto& r : pe) {
+    if (r.detail != kCertificateTable) fields.emplace_back(r.offset, r.length);
+  }
+  std::uint32_t crc = static_cast<std::uint32_t>(::crc32(0L, Z_NULL, 0));
+  KMR_TRY(feed_zeroed(file, std::move(fields), end - 4, what, [&](Bytes b) {
+    for (std::size_t done = 0; done < b.size();) {
+      const auto n = static_cast<uInt>(std::min<std::size_t>(b.size() - done, 1u << 30));
+      crc = static_cast<std::uint32_t>(::crc32(crc, b.data() + done, n));
+      done += n;
+    }
+  }));
+  if ((crc ^ 0xffffffffu) != read_word(file, end - 4, 4, true)) return std::optional<MaskedRange>();
+  return std::optional<MaskedRange>(MaskedRange{MaskKind::kChecksum, "file", end - 4, 4, "bzimage-crc32"});
+}
+
 Result<Digest256> digest_of(Bytes data, const std::vector<MaskedRange>& ranges, std::string_view in,
-                            std::vector<std::pair<std::uint64_t, std::uint64_t>> extra, const std::string& what) {
+                            Zeroed extra, const std::string& what) {
   std::uint64_t end = data.size();
   for (const auto& r : ranges) {
     if (r.in != in) continue;
@@ -267,7 +282,8 @@ Result<ImageMask> mask_bzimage(Bytes file, const ImageMaskLimits& lim, const std
   m.format = "bzimage";
   m.payload_length = h.payload_length;
   KMR_ASSIGN_OR_RETURN(m.ranges, pe_ranges(file, what));
-  if (auto crc = bzimage_crc(file); crc && compared_end(file, m.ranges) == file.size()) m.ranges.push_back(*crc);
+  KMR_ASSIGN_OR_RETURN(auto crc, bzimage_crc(file, m.ranges, what));
+  if (crc) m.ranges.push_back(*crc);
   if (is_elf(p.vmlinux)) {
     KMR_ASSIGN_OR_RETURN(auto inner, elf_ranges(p.vmlinux, "payload", lim, what + " payload", m.certificate_method));
     m.ranges.insert(m.ranges.end(), inner.begin(), inner.end());
