@@ -16,11 +16,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-constexpr std::string_view kModuleRoot[] = {"match", "mismatch", "absent", "invalid"};
-constexpr std::string_view kFiles[] = {"identical",  "content-identical", "identical-modulo-signatures",
-                                       "different",  "build-failed",      "environment-unavailable",
-                                       "error"};
-
 bool is_lower_sha256(std::string_view h) {
   if (h.size() != 64) return false;
   for (char c : h) {
@@ -76,17 +71,44 @@ Result<std::vector<Artifact>> parse_descriptors(const Json& arr, const char* wha
   return out;
 }
 
+std::optional<std::string_view> content_root_of(const std::string& v) {
+  return v.empty() ? std::nullopt : std::optional<std::string_view>(v);
+}
+
+Json hex_or_null(const std::string& h) { return h.empty() ? Json(nullptr) : Json(h); }
+
+Result<void> check_content_root(const StatementInput& in) {
+  if (!in.module_content_root.empty() && !verdict::is_content_root(in.module_content_root)) {
+    return malformed("statement: unknown module_content_root verdict '" + in.module_content_root + "'");
+  }
+  if (!in.shipped_content_root.empty() && !is_lower_hex(in.shipped_content_root)) {
+    return malformed("statement: shipped_content_root is not lowercase hex");
+  }
+  if (!in.rebuilt_content_root.empty() && !is_lower_hex(in.rebuilt_content_root)) {
+    return malformed("statement: rebuilt_content_root is not lowercase hex");
+  }
+  return {};
+}
+
+// Reads kernel.module_content_root and the content roots (all optional: a
+// statement made before they existed has none, and counts as absent).
+Result<void> parse_content_root(const Json& kernel, StatementView& v) {
+  if (auto it = kernel.find("module_content_root"); it != kernel.end() && !it->is_null()) {
+    if (!it->is_string() || !verdict::is_content_root(it->get<std::string>())) {
+      return malformed("statement: kernel.module_content_root is not a known verdict");
+    }
+    v.module_content_root = it->get<std::string>();
+  }
+  if (const Json* r = field(kernel, "shipped_content_root", Json::value_t::string)) v.shipped_content_root = r->get<std::string>();
+  if (const Json* r = field(kernel, "rebuilt_content_root", Json::value_t::string)) v.rebuilt_content_root = r->get<std::string>();
+  return {};
+}
+
 }  // namespace
 
-bool is_module_root_verdict(std::string_view v) {
-  for (auto k : kModuleRoot) if (k == v) return true;
-  return false;
-}
+bool is_module_root_verdict(std::string_view v) { return verdict::is_module_root(v); }
 
-bool is_files_verdict(std::string_view v) {
-  for (auto k : kFiles) if (k == v) return true;
-  return false;
-}
+bool is_files_verdict(std::string_view v) { return verdict::is_files_tier(v); }
 
 bool verdict_passes(std::string_view module_root, std::string_view files,
                     std::optional<std::string_view> module_content_root) {
@@ -111,8 +133,9 @@ Result<std::string> make_statement(const StatementInput& in) {
   for (const auto& a : in.rebuilt_artifacts) {
     if (!is_lower_sha256(a.sha256)) return malformed("statement: rebuilt artifact '" + a.name + "' sha256 is not 64 lowercase hex digits");
   }
+  KMR_TRY(check_content_root(in));
 
-  bool passed = verdict_passes(in.module_root, in.files);
+  bool passed = verdict_passes(in.module_root, in.files, content_root_of(in.module_content_root));
   std::set<std::string> independent;
   for (const auto& c : in.confirmations) {
     if (c.keyid.empty() || c.keyid == in.own_keyid) continue;
@@ -124,6 +147,7 @@ Result<std::string> make_statement(const StatementInput& in) {
     if (!independent.empty()) levels.push_back(std::string(kReproduced));
     levels.push_back("KMR_FILES_" + upper_ident(in.files));
     levels.push_back("KMR_MODULE_ROOT_" + upper_ident(in.module_root));
+    if (!in.module_content_root.empty()) levels.push_back("KMR_MODULE_CONTENT_ROOT_" + upper_ident(in.module_content_root));
   } else {
     levels.push_back("FAILED");
   }
@@ -157,7 +181,11 @@ Result<std::string> make_statement(const StatementInput& in) {
   if (!in.reason.empty()) kernel["reason"] = in.reason;
   kernel["shipped_root"] = in.shipped_root.empty() ? Json(nullptr) : Json(in.shipped_root);
   kernel["shipped_levels"] = in.shipped_levels ? Json(*in.shipped_levels) : Json(nullptr);
-  kernel["rebuilt_root"] = in.rebuilt_root.empty() ? Json(nullptr) : Json(in.rebuilt_root);
+  kernel["rebuilt_root"] = hex_or_null(in.rebuilt_root);
+  kernel["module_content_root"] = in.module_content_root.empty() ? Json(nullptr) : Json(in.module_content_root);
+  kernel["shipped_content_root"] = hex_or_null(in.shipped_content_root);
+  kernel["rebuilt_content_root"] = hex_or_null(in.rebuilt_content_root);
+  kernel["content_root_levels"] = in.content_root_levels ? Json(*in.content_root_levels) : Json(nullptr);
   kernel["build_environment"] = in.build_environment_sha256.empty()
                                     ? Json(nullptr)
                                     : Json({{"sha256", in.build_environment_sha256}});
@@ -225,10 +253,12 @@ Result<StatementView> parse_statement(Bytes payload) {
   v.files = fv->get<std::string>();
   if (const Json* r = field(*kernel, "rebuilt_root", Json::value_t::string)) v.rebuilt_root = r->get<std::string>();
   if (const Json* r = field(*kernel, "kmr_version", Json::value_t::string)) v.kmr_version = r->get<std::string>();
-  bool passes = verdict_passes(v.module_root, v.files);
+  KMR_TRY(parse_content_root(*kernel, v));
+  bool passes = verdict_passes(v.module_root, v.files, v.module_content_root);
   if ((v.verification_result == "PASSED") != passes) {
     return malformed("statement: verificationResult " + v.verification_result +
-                     " contradicts verdicts module_root=" + v.module_root + " files=" + v.files);
+                     " contradicts verdicts module_root=" + v.module_root + " files=" + v.files +
+                     " module_content_root=" + v.module_content_root.value_or("(none)"));
   }
   return v;
 }

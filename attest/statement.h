@@ -45,6 +45,13 @@ struct StatementInput {
   std::string shipped_root;              // hex or empty
   std::optional<std::uint32_t> shipped_levels;
   std::string rebuilt_root;              // hex or empty
+  // The root over the modules without signatures or proofs, shipped against
+  // rebuilt: match|mismatch|absent, or empty when the rebuild did not compare
+  // it (the one rule then treats it as absent).
+  std::string module_content_root;
+  std::string shipped_content_root;      // hex or empty
+  std::string rebuilt_content_root;      // hex or empty
+  std::optional<std::uint32_t> content_root_levels;
   std::string build_environment_sha256;  // digest of the pinned environment
   std::vector<Artifact> rebuilt_artifacts;
   // Other rebuilders' PASSED attestations. SLSA_BUILD_REPRODUCED is added
@@ -77,7 +84,10 @@ struct StatementView {
   std::vector<std::string> verified_levels;
   std::string module_root;
   std::string files;
+  std::optional<std::string> module_content_root;  // absent in statements made before it existed
   std::string rebuilt_root;
+  std::string shipped_content_root;
+  std::string rebuilt_content_root;
   std::string kmr_version;
 };
 

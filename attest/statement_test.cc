@@ -32,6 +32,10 @@ StatementInput sample() {
   in.shipped_root = sha256_hex(as_bytes("root"));
   in.shipped_levels = 12;
   in.rebuilt_root = in.shipped_root;
+  in.module_content_root = "match";
+  in.shipped_content_root = sha256_hex(as_bytes("content root"));
+  in.rebuilt_content_root = in.shipped_content_root;
+  in.content_root_levels = 12;
   in.build_environment_sha256 = sha256_hex(as_bytes("env"));
   in.rebuilt_artifacts = {{"rebuilt.deb", sha256_hex(as_bytes("rebuilt"))}};
   in.own_keyid = "aa";
@@ -84,6 +88,70 @@ TEST(Statement, NegativeResultsAreAttestedAndValid) {
   }
 }
 
+TEST(Statement, CarriesTheContentRoot) {
+  auto st = make_statement(sample());
+  ASSERT_TRUE(st);
+  auto k = nlohmann::json::parse(*st)["predicate"]["kernel"];
+  EXPECT_EQ(k["module_content_root"], "match");
+  EXPECT_EQ(k["shipped_content_root"], sha256_hex(as_bytes("content root")));
+  EXPECT_EQ(k["rebuilt_content_root"], sha256_hex(as_bytes("content root")));
+  EXPECT_EQ(k["content_root_levels"], 12);
+  auto levels = nlohmann::json::parse(*st)["predicate"]["verifiedLevels"];
+  EXPECT_EQ(levels, nlohmann::json::array({"KMR_FILES_IDENTICAL_MODULO_SIGNATURES", "KMR_MODULE_ROOT_MATCH",
+                                           "KMR_MODULE_CONTENT_ROOT_MATCH"}));
+  auto v = parse_statement(as_bytes(*st));
+  ASSERT_TRUE(v) << v.error().to_string();
+  EXPECT_EQ(v->module_content_root, "match");
+  EXPECT_EQ(v->shipped_content_root, sha256_hex(as_bytes("content root")));
+}
+
+// Files identical once signatures are stripped, module_root match or absent,
+// but the modules' content differs: the one rule says not reproducible.
+TEST(Statement, ContentRootMismatchFails) {
+  for (std::string mr : {"match", "absent"}) {
+    auto in = sample();
+    in.module_root = mr;
+    in.module_content_root = "mismatch";
+    in.rebuilt_content_root = sha256_hex(as_bytes("other content root"));
+    auto st = make_statement(in);
+    ASSERT_TRUE(st) << st.error().to_string();
+    EXPECT_EQ(schema_errors(*st), std::vector<std::string>{}) << *st;
+    auto j = nlohmann::json::parse(*st);
+    EXPECT_EQ(j["predicate"]["verificationResult"], "FAILED") << mr;
+    EXPECT_EQ(j["predicate"]["verifiedLevels"], nlohmann::json::array({"FAILED"}));
+    EXPECT_EQ(j["predicate"]["kernel"]["module_content_root"], "mismatch");
+    EXPECT_NE(j["predicate"]["kernel"]["shipped_content_root"], j["predicate"]["kernel"]["rebuilt_content_root"]);
+    auto v = parse_statement(as_bytes(*st));
+    ASSERT_TRUE(v) << v.error().to_string();
+    EXPECT_EQ(v->verification_result, "FAILED");
+    EXPECT_EQ(v->module_content_root, "mismatch");
+  }
+  // absent (no modules on either side) and not compared (null) pass.
+  for (std::string cr : {"absent", ""}) {
+    auto in = sample();
+    in.module_content_root = cr;
+    auto st = make_statement(in);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(schema_errors(*st), std::vector<std::string>{}) << *st;
+    EXPECT_EQ(nlohmann::json::parse(*st)["predicate"]["verificationResult"], "PASSED") << cr;
+  }
+}
+
+// A statement made before the content root existed has no such field and
+// still parses, with the rule reading it as absent.
+TEST(Statement, StatementWithoutContentRootParses) {
+  auto j = nlohmann::json::parse(*make_statement(sample()));
+  for (const char* k : {"module_content_root", "shipped_content_root", "rebuilt_content_root", "content_root_levels"}) {
+    j["predicate"]["kernel"].erase(k);
+  }
+  EXPECT_EQ(testing::validate(load_schema(), j), std::vector<std::string>{});
+  std::string text = j.dump();
+  auto v = parse_statement(as_bytes(text));
+  ASSERT_TRUE(v) << v.error().to_string();
+  EXPECT_EQ(v->verification_result, "PASSED");
+  EXPECT_FALSE(v->module_content_root.has_value());
+}
+
 TEST(Statement, ReproducedOnlyWithAnIndependentKey) {
   auto in = sample();
   in.confirmations = {{"https://a", "aa", "https://a/x", ""}};  // our own key: not independent
@@ -116,6 +184,9 @@ TEST(Statement, SchemaValidatorCatchesViolations) {
   bad["predicate"].erase("resourceUri");
   EXPECT_FALSE(testing::validate(load_schema(), bad).empty());
   bad = j;
+  bad["predicate"]["kernel"]["module_content_root"] = "invalid";
+  EXPECT_FALSE(testing::validate(load_schema(), bad).empty());
+  bad = j;
   bad["predicate"]["verifiedLevels"].push_back("SLSA_BUILD_LEVEL_3");
   EXPECT_FALSE(testing::validate(load_schema(), bad).empty());
 }
@@ -131,6 +202,16 @@ TEST(Statement, RejectsBadInput) {
   r = make_statement(in);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message(), "statement: subject 'linux-image-6.1.0-18-amd64_6.1.76-1_amd64.deb' sha256 is not 64 lowercase hex digits");
+  in = sample();
+  in.module_content_root = "invalid";
+  r = make_statement(in);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "statement: unknown module_content_root verdict 'invalid'");
+  in = sample();
+  in.rebuilt_content_root = "XYZ";
+  r = make_statement(in);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "statement: rebuilt_content_root is not lowercase hex");
 }
 
 TEST(Statement, ParseRejectsHostileStatements) {
@@ -146,7 +227,10 @@ TEST(Statement, ParseRejectsHostileStatements) {
       {[](auto& j) { j["subject"][0]["digest"]["sha256"] = "00"; }, "subject: digest.sha256 is not 64 lowercase hex digits"},
       {[](auto& j) { j["predicate"]["verifier"].erase("id"); }, "statement: predicate.verifier.id is missing"},
       {[](auto& j) { j["predicate"]["verificationResult"] = "OK"; }, "statement: predicate.verificationResult must be PASSED or FAILED"},
-      {[](auto& j) { j["predicate"]["kernel"]["files"] = "different"; }, "statement: verificationResult PASSED contradicts verdicts module_root=match files=different"},
+      {[](auto& j) { j["predicate"]["kernel"]["files"] = "different"; }, "statement: verificationResult PASSED contradicts verdicts module_root=match files=different module_content_root=match"},
+      {[](auto& j) { j["predicate"]["kernel"]["module_content_root"] = "mismatch"; }, "statement: verificationResult PASSED contradicts verdicts module_root=match files=identical-modulo-signatures module_content_root=mismatch"},
+      {[](auto& j) { j["predicate"]["kernel"]["module_content_root"] = "same"; }, "statement: kernel.module_content_root is not a known verdict"},
+      {[](auto& j) { j["predicate"]["kernel"]["module_content_root"] = 1; }, "statement: kernel.module_content_root is not a known verdict"},
       {[](auto& j) { j["predicate"]["kernel"]["module_root"] = 3; }, "statement: kernel.module_root is not a known verdict"},
   };
   for (const auto& c : cases) {

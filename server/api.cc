@@ -14,6 +14,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
+#include "rebuilder/verdict/rule.h"
 #include "server/auth.h"
 #include "server/embedded.h"
 #include "server/json_limits.h"
@@ -143,6 +144,11 @@ std::optional<std::string> url_decode(std::string_view s, bool plus_is_space) {
 
 StaticFiles StaticFiles::load(const std::string& dir) {
   StaticFiles sf;
+  // /ui/verdicts.js: the verdict vocabulary and the one reproducibility rule,
+  // generated from rebuilder/verdict (the web UI has no copy of its own).
+  File rule{verdict::javascript_module(), content_type_for("verdicts.js"), ""};
+  rule.etag = etag_of(rule.body);
+  sf.files_.emplace("verdicts.js", std::move(rule));
   std::error_code ec;
   if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return sf;
   for (auto it = std::filesystem::recursive_directory_iterator(

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <ctime>
 #include <filesystem>
 
@@ -9,11 +10,34 @@
 
 #include "attest/note.h"
 #include "attest/statement.h"
+#include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
+#include "rebuilder/verdict/rule.h"
 
 namespace kmr::server {
 
 using nlohmann::json;
+
+namespace {
+
+// The module content root verdict and both roots, as the worker reported them
+// (an unknown verdict name is read as mismatch, as the store does).
+void add_content_root(const json& build, attest::StatementInput& in) {
+  auto hex = [&](const char* k) {
+    const json& v = build.value(k, json(nullptr));
+    std::string h = v.is_string() && is_sha256_hex(v.get<std::string>()) ? v.get<std::string>() : std::string();
+    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return h;
+  };
+  const json& cr = build.value("module_content_root", json(nullptr));
+  if (cr.is_string()) in.module_content_root = verdict::is_content_root(cr.get<std::string>()) ? cr.get<std::string>() : "mismatch";
+  in.shipped_content_root = hex("shipped_content_root");
+  in.rebuilt_content_root = hex("rebuilt_content_root");
+  const json& levels = build.value("content_root_levels", json(nullptr));
+  if (levels.is_number_unsigned() && levels.get<std::uint64_t>() <= 64) in.content_root_levels = levels.get<std::uint32_t>();
+}
+
+}  // namespace
 
 std::string log_origin(const std::string& verifier_id) {
   std::string o = verifier_id;
@@ -108,6 +132,7 @@ Result<int> Attestor::attest_rebuild(Store& store, std::int64_t rebuild_id, std:
     if (build["reason"].is_string()) in.reason = build["reason"];
     if (build["shipped_root"].is_string()) in.shipped_root = build["shipped_root"];
     if (build["rebuilt_root"].is_string()) in.rebuilt_root = build["rebuilt_root"];
+    add_content_root(build, in);
     std::string env = build["environment"].dump();
     in.build_environment_sha256 = sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(env.data()), env.size()));
     if (art["rebuilt_sha256"].is_string()) in.rebuilt_artifacts.push_back({art["filename"], art["rebuilt_sha256"]});

@@ -777,6 +777,11 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
                        {"rebuilt", {{"root", opt(h.opt_text(10))}, {"levels", pick("rebuilt_levels")}}}};
       if (details.contains("merkle") && details["merkle"].is_object()) out["merkle"] = details["merkle"];
       out["modules"] = details.contains("modules") ? details["modules"] : json(nullptr);
+      out["verdicts"]["module_content_root"] = pick("module_content_root");
+      out["content_root"] = {{"verdict", pick("module_content_root")}, {"shipped", pick("shipped_content_root")},
+                             {"rebuilt", pick("rebuilt_content_root")}, {"levels", pick("content_root_levels")},
+                             {"note", pick("content_root_note")}};
+      out["signatures"] = pick("signatures");
       out["duration_ms"] = h.opt_i64(16) ? json(*h.opt_i64(16)) : json(nullptr);
     }
   }
@@ -857,8 +862,8 @@ Result<std::optional<json>> Store::build(std::int64_t id) {
   KMR_ASSIGN_OR_RETURN(auto s, db.prepare(
       "SELECT rb.id, rb.job_id, rb.finished_at, rb.status, rb.module_root, rb.files, rb.reason, rb.shipped_root, "
       "rb.rebuilt_root, rb.differing, rb.environment, rb.log_sha256, rb.diff_json_sha256, rb.diff_html_sha256, "
-      "rb.duration_ms, w.name, b.distro, b.set_key, rb.downgraded FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
-      "JOIN build_inputs b ON b.id = rb.build_input_id WHERE rb.id = ?"));
+      "rb.duration_ms, w.name, b.distro, b.set_key, rb.downgraded, rb.details FROM rebuilds rb "
+      "JOIN workers w ON w.id = rb.worker_id JOIN build_inputs b ON b.id = rb.build_input_id WHERE rb.id = ?"));
   s.bind(1, id);
   KMR_ASSIGN_OR_RETURN(bool row, s.step());
   if (!row) return std::optional<json>();
@@ -883,6 +888,11 @@ Result<std::optional<json>> Store::build(std::int64_t id) {
               {"distro", s.text(16)},
               {"set", s.text(17)},
               {"downgraded", opt(s.opt_text(18))}};
+  // The module content root and signature check the worker reported (attested with the verdicts).
+  const json details = parse_or(s.opt_text(19), json::object());
+  for (const char* k : {"module_content_root", "shipped_content_root", "rebuilt_content_root", "content_root_levels",
+                        "content_root_note", "signatures"})
+    out[k] = details.is_object() && details.contains(k) ? details[k] : json(nullptr);
   KMR_ASSIGN_OR_RETURN(auto a, db.prepare(
       "SELECT a.sha256, a.filename, p.name, p.version, p.arch, ra.rebuilt_sha256, COALESCE(a.content_sha256, a.sha256) "
       "FROM rebuild_artifacts ra "

@@ -70,6 +70,36 @@
     return s;
   }
 
+  // The root over the modules without signatures (kmr's content root), shipped
+  // against rebuilt, next to the embedded root above; then the shipped module
+  // signatures as the rebuild checked them.
+  function contentRootSection(a) {
+    const cr = a.content_root || {};
+    const verdict = cr.verdict || pick(a, ['verdicts.module_content_root']);
+    const shipped = cr.shipped || null;
+    const rebuilt = cr.rebuilt || null;
+    const s = section('Module content root (signatures removed)', 'content-root');
+    const equal = shipped && rebuilt && shipped.toLowerCase() === rebuilt.toLowerCase();
+    s.appendChild(h('p', { id: 'content-root-verdict' }, 'Verdict: ', KMR.dom.badge('module_content_root', verdict), ' ',
+      core.explain('module_content_root', verdict || 'none')));
+    s.appendChild(h('div', { class: 'roots' + (equal ? ' equal' : ''), id: 'content-roots' },
+      rootColumn('Shipped (shipped modules, signatures removed)', shipped, rebuilt, cr.levels, 'shipped'),
+      rootColumn('Rebuilt (rebuilt modules)', rebuilt, shipped, cr.levels, 'rebuilt')));
+    if (cr.note) s.appendChild(h('p', { class: 'muted', id: 'content-root-note' }, String(cr.note)));
+    const sig = a.signatures;
+    const sum = core.signatureSummary(sig);
+    const box = h('div', { id: 'signatures' }, h('h3', null, 'Shipped module signatures'),
+      h('p', { class: sum.cls, id: 'signature-summary' }, sum.text));
+    const failed = sig && Array.isArray(sig.failed) ? sig.failed : [];
+    if (failed.length) {
+      box.appendChild(h('ul', { class: 'failed-modules', id: 'signature-failures' }, failed.slice(0, 500).map(function (m) {
+        return h('li', null, h('code', null, String(m.module || m)), m.reason ? ' \u2014 ' + m.reason : '');
+      })));
+    }
+    s.appendChild(box);
+    return s;
+  }
+
   function kvTable(obj) {
     const rows = [];
     (function walk(o, prefix) {
@@ -258,8 +288,10 @@
 
     const vs = section('Verdicts', 'verdicts');
     const reason = pick(a, ['reason', 'verdicts.reason']) || (latest && latest.reason);
+    const contentVerdict = pick(a, ['content_root.verdict', 'verdicts.module_content_root']);
     vs.appendChild(h('div', { class: 'two' },
       verdictBlock('module_root', 'Module Merkle root', v.module_root, null),
+      a.verdicts ? verdictBlock('module_content_root', 'Module content root', contentVerdict || 'none', null) : null,
       verdictBlock('files', 'Files', v.files, reason)));
     if (v.downgraded) {
       vs.appendChild(h('p', { class: 'reason', id: 'verdict-downgraded' },
@@ -268,6 +300,7 @@
     main.appendChild(vs);
 
     main.appendChild(merkleSection(a, latest));
+    if (a.verdicts) main.appendChild(contentRootSection(a));
 
     const env = pick(a, ['environment', 'build_environment', 'env']) || (latest && latest.environment);
     const envSec = section('Pinned build environment', 'environment');

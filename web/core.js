@@ -3,12 +3,16 @@
 (function (root) {
   'use strict';
 
-  const FILES_TIERS = [
-    'identical', 'content-identical', 'identical-modulo-signatures', 'different',
-    'build-failed', 'environment-unavailable', 'error',
-  ];
-  const MODULE_ROOT = ['match', 'mismatch', 'absent', 'invalid'];
-  const GOOD_FILES = new Set(['identical', 'content-identical', 'identical-modulo-signatures']);
+  // The vocabulary and the one reproducibility rule are kmrd's
+  // (/ui/verdicts.js, generated from rebuilder/verdict, loaded by rule.mjs).
+  const VERDICTS = root.KMR && root.KMR.verdicts;
+  if (!VERDICTS || typeof VERDICTS.isReproducible !== 'function') {
+    throw new Error('the verdict rule (/ui/verdicts.js) is not loaded');
+  }
+  const FILES_TIERS = VERDICTS.FILES_TIERS;
+  const MODULE_ROOT = VERDICTS.MODULE_ROOTS;
+  const CONTENT_ROOT = VERDICTS.CONTENT_ROOTS;
+  const GOOD_FILES = new Set(VERDICTS.GOOD_FILES_TIERS);
 
   const EXPLAIN = {
     files: {
@@ -26,6 +30,12 @@
       'absent': 'The shipped kernel was built without module hashes (no embedded Merkle root), so this check does not apply.',
       'invalid': 'The shipped modules do not verify against the root embedded in the shipped kernel: the package is inconsistent with itself.',
       'none': 'No module root verdict: the rebuild stopped before the modules could be compared.',
+    },
+    module_content_root: {
+      'match': 'The Merkle root over the shipped modules, each decompressed and with its signature removed, equals the root over the rebuilt modules: apart from their signatures, the shipped modules are exactly the ones the published sources build. It is the root CONFIG_MODULE_HASHES would embed for this build.',
+      'mismatch': 'The shipped modules, with their signatures removed, give a different Merkle root than the rebuilt modules: at least one shipped module differs from what the published sources build. No files tier counts as reproduced then.',
+      'absent': 'Neither the shipped nor the rebuilt package has kernel modules, so this check does not apply.',
+      'none': 'Not compared: the rebuild stopped before the modules could be compared, or was made before kmr compared content roots.',
     },
   };
   const PENDING_TEXT = 'Not verified yet: the rebuild is queued or running.';
@@ -75,11 +85,31 @@
     return st === 'verified' ? 'error' : null;
   }
 
+  // kmrd's answer when it gave one, else the one rule over the verdicts.
   function isReproducible(verdicts) {
     if (!verdicts) return false;
     if (typeof verdicts.reproducible === 'boolean') return verdicts.reproducible;
-    const mr = verdicts.module_root;
-    return GOOD_FILES.has(verdicts.files) && (mr === 'match' || mr === 'absent' || mr == null);
+    return VERDICTS.isReproducible(verdicts.files, verdicts.module_root, verdicts.module_content_root);
+  }
+
+  // One line on the shipped module signatures as kmr rebuild checked them
+  // ({checked, signed, verified, ok, failed: [{module, reason}], note}):
+  // {cls: ok | bad | muted, text}.
+  function signatureSummary(sig) {
+    if (!sig || typeof sig !== 'object') return { cls: 'muted', text: 'Not reported by this rebuild.' };
+    const note = sig.note ? ' ' + sig.note + '.' : '';
+    if (sig.checked === false) {
+      return { cls: 'muted', text: 'Not checked: the files tier does not rest on signatures.' + note };
+    }
+    const signed = Number(sig.signed) || 0;
+    const verified = Number(sig.verified) || 0;
+    if (!signed) return { cls: sig.ok ? 'muted' : 'bad', text: (sig.note || 'No shipped module carries a PKCS#7 signature') + '.' };
+    const of = verified + ' of ' + signed + ' shipped module signature' + (signed === 1 ? '' : 's');
+    if (sig.ok && verified === signed) {
+      return { cls: 'ok', text: of + ' verified against the certificates built into the shipped kernel.' };
+    }
+    return { cls: 'bad', text: of + ' verified against the certificates built into the shipped kernel; ' +
+      (signed - verified) + ' did not.' };
   }
 
   function percent(n, total) {
@@ -345,9 +375,9 @@
   }
 
   const api = {
-    FILES_TIERS: FILES_TIERS, MODULE_ROOT: MODULE_ROOT, GOOD_FILES: GOOD_FILES,
+    FILES_TIERS: FILES_TIERS, MODULE_ROOT: MODULE_ROOT, CONTENT_ROOT: CONTENT_ROOT, GOOD_FILES: GOOD_FILES,
     isSha256: isSha256, parseHashQuery: parseHashQuery, explain: explain, verdictClass: verdictClass,
-    isReproducible: isReproducible, filesVerdict: filesVerdict, percent: percent, formatBytes: formatBytes, hexRuns: hexRuns,
+    isReproducible: isReproducible, signatureSummary: signatureSummary, filesVerdict: filesVerdict, percent: percent, formatBytes: formatBytes, hexRuns: hexRuns,
     nodeDiffers: nodeDiffers, isMemberNode: isMemberNode, nodeLabel: nodeLabel,
     differingMembers: differingMembers, countNodes: countNodes, diffLines: diffLines,
     parseContentRange: parseContentRange, headTail: headTail, shellQuote: shellQuote,

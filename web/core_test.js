@@ -2,6 +2,9 @@
 'use strict';
 const assert = require('assert');
 const path = require('path');
+// web_test.sh loads kmrd's generated verdicts.js as KMR.verdicts first, as the page does.
+const verdicts = globalThis.KMR && globalThis.KMR.verdicts;
+if (!verdicts) throw new Error('run through web_test.sh (KMR.verdicts, the generated rule, is not loaded)');
 const core = require(path.join(__dirname, 'core.js'));
 let n = 0;
 function test(name, fn) { fn(); n++; }
@@ -35,6 +38,40 @@ test('verdict classes and explanations', () => {
   assert.strictEqual(core.filesVerdict({ status: 'verified', files: 'different' }), 'different');
   assert.strictEqual(core.filesVerdict(null), null);
   assert.strictEqual(core.filesVerdict({ status: 'pending' }), null);
+});
+
+test('the vocabulary and the rule are the generated ones', () => {
+  assert.strictEqual(core.FILES_TIERS, verdicts.FILES_TIERS);
+  assert.strictEqual(core.MODULE_ROOT, verdicts.MODULE_ROOTS);
+  assert.strictEqual(core.CONTENT_ROOT, verdicts.CONTENT_ROOTS);
+  assert.deepStrictEqual([...core.GOOD_FILES], [...verdicts.GOOD_FILES_TIERS]);
+  assert.ok(core.FILES_TIERS.includes('identical-modulo-signatures'));
+  // identical modulo signatures, module root fine, but the modules' content differs: not reproducible
+  assert.ok(!core.isReproducible({ files: 'identical-modulo-signatures', module_root: 'absent', module_content_root: 'mismatch' }));
+  assert.ok(!core.isReproducible({ files: 'identical', module_root: 'match', module_content_root: 'mismatch' }));
+  assert.ok(core.isReproducible({ files: 'identical-modulo-signatures', module_root: 'absent', module_content_root: 'match' }));
+  assert.ok(core.isReproducible({ files: 'content-identical', module_root: null, module_content_root: null }));
+  // kmrd's own answer wins (it may have downgraded the verdict)
+  assert.ok(!core.isReproducible({ files: 'identical', module_root: 'match', module_content_root: 'match', reproducible: false }));
+  assert.strictEqual(core.verdictClass('module_content_root', 'match'), 'good');
+  assert.strictEqual(core.verdictClass('module_content_root', 'mismatch'), 'bad');
+  assert.match(core.explain('module_content_root', 'mismatch'), /signatures removed/);
+});
+
+test('signature summary', () => {
+  const ok = core.signatureSummary({ checked: true, signed: 4023, verified: 4023, ok: true, failed: [], note: '' });
+  assert.strictEqual(ok.cls, 'ok');
+  assert.strictEqual(ok.text, '4023 of 4023 shipped module signatures verified against the certificates built into the shipped kernel.');
+  const bad = core.signatureSummary({ checked: true, signed: 3, verified: 2, ok: false,
+    failed: [{ module: 'e1000e.ko', reason: 'bad signature' }], note: '1 of 3 shipped module signatures do not verify' });
+  assert.strictEqual(bad.cls, 'bad');
+  assert.match(bad.text, /^2 of 3 shipped module signatures verified .*; 1 did not\.$/);
+  // ok is not enough when some signature was not verified
+  assert.strictEqual(core.signatureSummary({ checked: true, signed: 2, verified: 1, ok: true }).cls, 'bad');
+  assert.strictEqual(core.signatureSummary({ checked: false, signed: 0, verified: 0, ok: false, note: '' }).cls, 'muted');
+  const none = core.signatureSummary({ checked: true, signed: 0, verified: 0, ok: true, note: 'no shipped module carries a PKCS#7 signature' });
+  assert.strictEqual(none.text, 'no shipped module carries a PKCS#7 signature.');
+  assert.strictEqual(core.signatureSummary(null).cls, 'muted');
 });
 
 test('percent and bytes', () => {

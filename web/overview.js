@@ -43,9 +43,8 @@
     const total = Number(d.total) || 0;
     const files = countsOf(d.files, core.FILES_TIERS.concat(['pending']));
     const mr = countsOf(d.module_root, core.MODULE_ROOT.concat(['pending']));
-    const goodFiles = files.filter(function (c) { return core.GOOD_FILES.has(c[0]); })
-      .reduce(function (a, c) { return a + c[1]; }, 0);
-    const good = d.reproducible != null ? Number(d.reproducible) || 0 : goodFiles;
+    // kmrd counts by the one rule (rebuilder/verdict); the page does not recount.
+    const good = Number(d.reproducible) || 0;
     const card = h('section', { class: 'card distro', 'data-distro': d.distro, 'aria-labelledby': 'd-' + d.distro },
       h('h2', { id: 'd-' + d.distro },
         h('a', { href: core.buildRoute('packages', null, { distro: d.distro }) }, d.distro)),
@@ -53,7 +52,7 @@
         h('span', { class: 'big-num', 'data-field': 'reproducible-percent' }, core.percent(good, total)),
         ' reproducible: ', h('span', { 'data-field': 'reproducible' }, String(good)), ' of ',
         h('span', { 'data-field': 'total' }, String(total)), ' tracked kernel artifacts'),
-      h('p', { class: 'muted small-text' }, 'Reproducible = files identical (or identical modulo signatures) and the module root matches or is absent. ',
+      h('p', { class: 'muted small-text' }, 'Reproducible = files identical, content-identical or identical modulo signatures (every shipped signature verified), the module root matches or is absent, and the module content root matches. ',
         d.pending ? String(d.pending) + ' not verified yet.' : ''),
       KMR.chart.stackedBar(files.map(function (c) {
         return { label: FILES_LABEL[c[0]] || c[0], value: c[1], cls: c[0] === 'pending' ? 'pending' : core.verdictClass('files', c[0]) + ' seg-' + c[0] };

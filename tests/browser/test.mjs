@@ -40,7 +40,7 @@ function loadManifest() {
     return {
       distro: a.distro, name: a.name || (a.package && a.package.name), version: a.version || (a.package && a.package.version),
       sha256: String(a.sha256).toLowerCase(), files: exp.files || a.files || null, module_root: exp.module_root || a.module_root || null,
-      differing: exp.differing || a.differing || null,
+      differing: exp.differing || a.differing || null, path: a.path || null,
     };
   });
 }
@@ -303,6 +303,74 @@ await test('a non-reproducible fixture shows its differing members; expanding a 
   await page.setViewportSize({ width: 1366, height: 900 });
 });
 
+await test('the page uses the rule kmrd generates, which agrees with kmrd on every artifact', async () => {
+  const js = await api('/ui/verdicts.js');
+  eq(js.status, 200, 'GET /ui/verdicts.js');
+  expect(/javascript/.test(js.headers.get('content-type') || ''), 'verdicts.js content type ' + js.headers.get('content-type'));
+  expect(String(js.body).includes('export function isReproducible('), 'verdicts.js exports isReproducible');
+  await gotoView('#/');
+  const same = await page.evaluate(() => window.KMR.core.FILES_TIERS === window.KMR.verdicts.FILES_TIERS);
+  expect(same, 'core.js takes FILES_TIERS from the generated module');
+  let checked = 0;
+  for (const a of manifest) {
+    const doc = (await api('/api/v1/artifacts/sha256/' + a.sha256)).body;
+    const v = doc.verdicts;
+    if (!v || v.status !== 'verified') continue;
+    const mine = await page.evaluate((x) => window.KMR.verdicts.isReproducible(x.files, x.module_root, x.module_content_root), v);
+    eq(mine, v.reproducible, `rule in the page vs kmrd for ${a.distro} ${a.name} (${v.files}, ${v.module_root}, ${v.module_content_root})`);
+    checked++;
+  }
+  expect(checked > 0, 'some artifacts were verified');
+  log('  the page\'s rule agrees with kmrd on ' + checked + ' verified artifacts');
+});
+
+await test('the artifact page shows the content root beside the module root, and the signature check', async () => {
+  const docs = [];
+  for (const a of manifest) docs.push({ a, doc: (await api('/api/v1/artifacts/sha256/' + a.sha256)).body });
+  const withRoot = docs.filter((x) => x.doc.content_root && x.doc.content_root.verdict);
+  expect(withRoot.length > 0, 'kmrd reports a module content root for some fixture');
+  const byVerdict = {};
+  for (const x of withRoot) byVerdict[x.doc.content_root.verdict] = (byVerdict[x.doc.content_root.verdict] || 0) + 1;
+  log('  content-root verdicts: ' + JSON.stringify(byVerdict));
+  const good = withRoot.find((x) => x.doc.content_root.verdict === 'match' && x.doc.verdicts.reproducible);
+  const bad = withRoot.find((x) => x.doc.content_root.verdict === 'mismatch');
+  expect(good, 'a reproducible fixture with a matching content root');
+  for (const x of [good, bad].filter(Boolean)) {
+    const cr = x.doc.content_root;
+    await gotoView('#/artifact/' + x.a.sha256);
+    await page.waitForSelector('#content-root-verdict');
+    eq((await page.textContent('.verdict[data-kind="module_content_root"] .badge')).trim(), cr.verdict, 'content root verdict badge');
+    eq((await page.textContent('#content-root-verdict .badge')).trim(), cr.verdict, 'content root section verdict');
+    // shown beside the embedded module root (same verdict row)
+    const kinds = await page.$$eval('#verdicts .verdict', (e) => e.map((x) => x.getAttribute('data-kind')));
+    eq(JSON.stringify(kinds), JSON.stringify(['module_root', 'module_content_root', 'files']), 'verdict blocks');
+    eq((await page.textContent('#content-roots .rootcol.shipped code')).trim(), cr.shipped || '(none)', 'shipped content root');
+    eq((await page.textContent('#content-roots .rootcol.rebuilt code')).trim(), cr.rebuilt || '(none)', 'rebuilt content root');
+    if (cr.levels != null) expect((await page.textContent('#content-roots .rootcol.shipped')).includes('levels: ' + cr.levels), 'levels shown');
+    if (cr.note) eq((await page.textContent('#content-root-note')).trim(), cr.note, 'content root note');
+    const equal = await page.$eval('#content-roots', (e) => e.classList.contains('equal'));
+    eq(equal, cr.verdict === 'match', 'roots marked equal only on match');
+    if (cr.verdict === 'mismatch') {
+      expect(await page.$('#content-roots .differs'), 'differing hex digits marked');
+      eq((await page.getAttribute('.verdict[data-kind="module_content_root"]', 'class')).includes('verdict-bad'), true, 'mismatch is shown as bad');
+    }
+    // the signature summary states the rebuild's own numbers
+    const sig = x.doc.signatures;
+    const text = (await page.textContent('#signature-summary')).trim();
+    if (sig && sig.checked && sig.signed) {
+      expect(text.startsWith(sig.verified + ' of ' + sig.signed + ' shipped module signature'), 'signature summary: ' + text);
+      const failures = await page.$$eval('#signature-failures li code', (e) => e.map((y) => y.textContent));
+      eq(JSON.stringify(failures), JSON.stringify((sig.failed || []).map((f) => f.module)), 'failed signatures listed');
+    } else if (sig && sig.checked === false) {
+      expect(text.startsWith('Not checked'), 'signature summary: ' + text);
+    } else {
+      expect(text.length > 0, 'a signature summary is shown');
+    }
+    await shot('content-root-' + cr.verdict);
+  }
+  if (!bad) log('  (no fixture with a content-root mismatch in this demo)');
+});
+
 await test('the attestation link downloads a DSSE envelope that kmr attest verify accepts', async () => {
   // a PASSED attestation: files reproduce and the module root matches (or is absent)
   const a = manifest.find((x) => ['identical', 'content-identical', 'identical-modulo-signatures'].includes(x.files) &&
@@ -355,6 +423,16 @@ await test('the attestation link downloads a DSSE envelope that kmr attest verif
   fs.writeFileSync(badFile, JSON.stringify(bad));
   const r2 = spawnSync(KMR, ['attest', 'verify', ...keyArgs, badFile], { encoding: 'utf8' });
   expect(r2.status !== 0, 'tampered envelope rejected');
+  // the statement carries the content root the API reports, and PASSED follows
+  // the rule: checked by Python, with the shipped root recomputed from the package
+  const docFile = path.join(OUT, a.sha256.slice(0, 16) + '.artifact.json');
+  fs.writeFileSync(docFile, JSON.stringify((await api('/api/v1/artifacts/sha256/' + a.sha256)).body));
+  const pkg = a.path ? path.join(path.dirname(process.env.KMR_MANIFEST), a.path) : null;
+  const args = [path.join(path.dirname(new URL(import.meta.url).pathname), 'check_attestation.py'), file, docFile];
+  if (pkg && fs.existsSync(pkg) && a.distro === 'arch') args.push(pkg);
+  const py = spawnSync('python3', args, { encoding: 'utf8' });
+  log('  ' + (py.stdout + py.stderr).trim().split('\n').join('\n  '));
+  eq(py.status, 0, 'check_attestation.py');
   await shot('attestation');
 });
 
