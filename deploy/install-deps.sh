@@ -32,6 +32,8 @@ packages=(
   python3-cryptography
   # Debian/Proxmox build roots from the archive (rebuilder/distros/debian)
   mmdebstrap debian-archive-keyring
+  # kmr-worker clones packaging git repositories (Arch PKGBUILDs) at their release tag
+  git
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rebuilder/base/file.h"
+#include "rebuilder/distros/source_templates.h"
 
 namespace kmr::server {
 
@@ -152,7 +153,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
       const json& r = j["repositories"][i];
       std::string w = origin + ".repositories[" + std::to_string(i) + "]";
       KMR_TRY(check_keys(r, {"name", "distro", "url", "format", "packages", "architectures", "trusted_keys",
-                             "resource_class", "insecure_unsigned"},
+                             "resource_class", "insecure_unsigned", "sources"},
                          w));
       RepositoryConfig rc;
       KMR_TRY(get(r, "name", rc.name, w));
@@ -169,6 +170,9 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
         return malformed(w + ".url: must start with file://, http:// or https://");
       static const std::set<std::string> formats = {"kmr-import", "fixtures-manifest", "arch", "nix", "rpm-md", "apt"};
       if (!formats.count(rc.format)) return malformed(w + ".format: unknown format \"" + rc.format + "\"");
+      std::map<std::string, std::string> given;
+      KMR_TRY(get(r, "sources", given, w));
+      KMR_ASSIGN_OR_RETURN(rc.sources, distros::resolve_source_templates(rc.distro, given, w + ".sources"));
       if (!names.insert(rc.name).second) return malformed(w + ".name: duplicate \"" + rc.name + "\"");
       c.repositories.push_back(std::move(rc));
     }

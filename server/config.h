@@ -5,6 +5,7 @@
 // silently fall back to defaults.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,10 @@ struct RepositoryConfig {
   std::string resource_class = "default";
   // Accept a remote (non-file://) index without a verified signature. Shown in the API and UI.
   bool insecure_unsigned = false;
+  // Where a package's build description and sources live: URL templates and
+  // values per distro (rebuilder/distros/source_templates.h), the distro's
+  // real-world defaults filled in; an empty value turns one off.
+  std::map<std::string, std::string> sources;
 };
 
 struct HttpConfig {

@@ -18,6 +18,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "server/http_client.h"
+#include "server/sync_sources.h"
 
 namespace kmr::server {
 
@@ -323,7 +324,8 @@ Result<std::vector<ImportArtifact>> read_rpm_md(const RepositoryConfig& rc, std:
 // (or InRelease's signature) must verify. Every binary-<arch>/Packages(.xz/.gz) listed in the
 // Release (one compression per index, checked against its SHA256 and size) is read. One job per
 // source package, version and architecture.
-Result<std::vector<ImportArtifact>> read_apt(const RepositoryConfig& rc, std::chrono::milliseconds timeout) {
+Result<std::vector<ImportArtifact>> read_apt(const RepositoryConfig& rc, std::chrono::milliseconds timeout,
+                                             IndexContext* ctx) {
   KMR_ASSIGN_OR_RETURN(std::string release_text, fetch_url(rc.url, timeout, 64 << 20));
   bool inrelease = rc.url.ends_with("InRelease");
   if (!rc.trusted_keys.empty()) {
@@ -343,6 +345,7 @@ Result<std::vector<ImportArtifact>> read_apt(const RepositoryConfig& rc, std::ch
   std::size_t dists = rc.url.rfind("/dists/");
   if (dists == std::string::npos) return malformed(rc.url + ": a Release URL must be under dists/");
   std::string archive_root = rc.url.substr(0, dists + 1);
+  *ctx = IndexContext{files, dist, archive_root};
   // Pick one index per directory: xz, then gz, then plain.
   std::map<std::string, std::string> index;  // dir -> path
   auto rank = [](const std::string& p) { return p.ends_with(".xz") ? 0 : p.ends_with(".gz") ? 1 : 2; };
@@ -464,6 +467,7 @@ Result<void> add_nar_hashes(Store& store, std::vector<ImportArtifact>& arts, std
 Result<std::int64_t> sync_repository(Store& store, const RepositoryConfig& rc, std::int64_t now,
                                      std::chrono::milliseconds timeout) {
   KMR_ASSIGN_OR_RETURN(std::int64_t repo_id, store.upsert_repository(rc.name, rc.distro, rc.url));
+  IndexContext ctx;
   auto read = [&]() -> Result<std::vector<ImportArtifact>> {
     KMR_ASSIGN_OR_RETURN(bool insecure, check_signature_policy(rc));
     KMR_TRY(store.set_repository_insecure(repo_id, insecure));
@@ -473,7 +477,7 @@ Result<std::int64_t> sync_repository(Store& store, const RepositoryConfig& rc, s
     } else if (rc.format == "rpm-md") {
       KMR_ASSIGN_OR_RETURN(arts, read_rpm_md(rc, timeout));
     } else if (rc.format == "apt") {
-      KMR_ASSIGN_OR_RETURN(arts, read_apt(rc, timeout));
+      KMR_ASSIGN_OR_RETURN(arts, read_apt(rc, timeout, &ctx));
     } else {
       KMR_ASSIGN_OR_RETURN(std::string text, fetch_url(rc.url, timeout, 64 << 20));
       if (rc.format == "arch") {
@@ -485,6 +489,7 @@ Result<std::int64_t> sync_repository(Store& store, const RepositoryConfig& rc, s
       }
     }
     KMR_TRY(add_nar_hashes(store, arts, timeout));
+    KMR_TRY(attach_sources(store, rc, ctx, arts, timeout));
     return arts;
   };
   Result<std::vector<ImportArtifact>> arts = read();

@@ -28,7 +28,9 @@
 #include "rebuilder/base/subprocess.h"
 #include "rebuilder/base/version.h"
 #include "server/auth.h"
+#include "rebuilder/distros/source_list.h"
 #include "server/http_client.h"
+#include "server/worker_sources.h"
 
 namespace kmr::server {
 namespace {
@@ -305,7 +307,25 @@ json run_job(const json& job, const WorkerConfig& cfg) {
   }
   if (job.contains("sources") && job["sources"].is_string()) {
     std::string src = job["sources"];
-    if (src.rfind("file://", 0) == 0) {
+    if (distros::looks_like_source_list(src)) {
+      // What sync attached (a .dsc and its files, a .buildinfo, a source RPM, a packaging
+      // repository): fetched into the job's sources directory; anything missing ends the job.
+      auto got = fetch_job_sources(src, dir + "/sources", std::chrono::seconds(cfg.rebuild_timeout_seconds));
+      if (!got || !got->missing.empty()) {
+        std::string why;
+        if (got) {
+          for (const auto& m : got->missing) why += (why.empty() ? "" : "; ") + m;
+        }
+        report["status"] = got ? "environment-unavailable" : "error";
+        report["reason"] = got ? "sources not available: " + why : "job sources: " + got.error().to_string();
+        report["details"] = {{"missing", got ? json(got->missing) : json::array()}};
+        report["log"] = report["reason"];
+        std::filesystem::remove_all(dir, ec);
+        return report;
+      }
+      argv.push_back("--sources");
+      argv.push_back(got->dir);
+    } else if (src.rfind("file://", 0) == 0) {
       auto sp = file_url_path(src);
       if (sp) {
         argv.push_back("--sources");
