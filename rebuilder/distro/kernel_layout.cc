@@ -296,6 +296,17 @@ struct LayoutCollector::Impl {
 
   static constexpr std::uint64_t kMaxQueuedBytes = 96ull << 20;
 
+  // KMR_INSPECT_SIGNATURES=0 leaves PKCS#7 module signatures unchecked
+  // (module_signatures null, with a warning): the benchmark's baseline for
+  // what signature checking costs, measured with the same binary.
+  static bool verify_signatures() {
+    static const bool v = [] {
+      const char* e = std::getenv("KMR_INSPECT_SIGNATURES");
+      return e == nullptr || std::string_view(e) != "0";
+    }();
+    return v;
+  }
+
   static std::shared_ptr<const kmod::CertificateSet> trust_set(const std::vector<const ImageInfo*>& images,
                                                                const kmod::CertificateSet& keyring) {
     auto set = std::make_shared<kmod::CertificateSet>();
@@ -405,7 +416,7 @@ struct LayoutCollector::Impl {
       mod.proof = t->proof;
       mod.leaf = kmod::leaf_hash(t->proof->pos, content);
     }
-    if (t->kind == kmod::TrailerKind::kPkcs7) {
+    if (t->kind == kmod::TrailerKind::kPkcs7 && verify_signatures()) {
       auto pending = kmod::PendingSignature::prepare(t->blob, content);
       if (!pending) {
         mod.signature_failure = pending.error().message();
@@ -654,7 +665,10 @@ Result<void> LayoutCollector::finish_modules(KernelLayout& L) {
   I.work.clear();
   bool any_signed = false;
   for (const auto& m : L.modules) any_signed |= m.trailer == kmod::TrailerKind::kPkcs7;
-  if (any_signed) L.module_signatures = signatures_result(L.modules, *trusted);
+  if (any_signed && Impl::verify_signatures()) L.module_signatures = signatures_result(L.modules, *trusted);
+  if (any_signed && !Impl::verify_signatures()) {
+    L.warnings.push_back("module signatures not checked (KMR_INSPECT_SIGNATURES=0)");
+  }
   return ok();
 }
 
