@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "rebuilder/archive/nar.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
@@ -18,6 +19,7 @@
 #include "server/auth.h"
 #include "server/embedded.h"
 #include "server/json_limits.h"
+#include "server/members.h"
 #include "server/rebuilderd_api.h"
 
 namespace kmr::server {
@@ -314,9 +316,26 @@ HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Q
   constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
   if (starts(kArt)) {
     std::string hex = path.substr(kArt.size());
+    // A Nix NarHash may be given in nix32 (52 characters), as nix-hash --base32 prints it.
+    if (hex.size() == 52) hex = nar_hash_hex(hex);
     if (!is_lower_hex64(hex))
-      return with_route(json_error(400, "invalid_hex", "expected 64 lowercase hex digits"), "/api/v1/artifacts/sha256/{hex}");
+      return with_route(json_error(400, "invalid_hex", "expected 64 lowercase hex digits (or a nix32 NarHash)"),
+                        "/api/v1/artifacts/sha256/{hex}");
     return with_route(get_artifact(req, hex), "/api/v1/artifacts/sha256/{hex}");
+  }
+  constexpr std::string_view kStorePath = "/api/v1/artifacts/store-path/";
+  if (starts(kStorePath)) {
+    // "<hash>" or "<hash>-<name>" of /nix/store/<hash>-<name>: the output's narinfo artifact.
+    std::string base = path.substr(kStorePath.size());
+    std::string hash = base.substr(0, base.find('-'));
+    if (hash.size() != 32 || !archive::nix32_decode(hash, 20))
+      return with_route(json_error(400, "invalid_store_path", "expected a Nix store path's 32-character hash part"),
+                        "/api/v1/artifacts/store-path/{name}");
+    auto sha = store_.artifact_for_store_path(hash);
+    if (!sha) return with_route(internal_error_response(sha.error(), "store-path"), "/api/v1/artifacts/store-path/{name}");
+    if (!*sha) return with_route(json_error(404, "not_found", "no Nix output with store path hash " + hash),
+                                 "/api/v1/artifacts/store-path/{name}");
+    return with_route(get_artifact(req, **sha), "/api/v1/artifacts/store-path/{name}");
   }
   if (path == "/api/v1/artifacts") return with_route(list_artifacts(query), "/api/v1/artifacts");
   constexpr std::string_view kBuilds = "/api/v1/builds/";
@@ -436,7 +455,13 @@ HttpResponse Api::get_artifact(const HttpRequest& req, const std::string& hex) {
   }
   auto a = store_.artifact_by_sha256(hex);
   if (!a) return internal_error_response(a.error(), "artifact");
-  if (!*a) return json_error(404, "not_found", "no artifact with sha256 " + hex);
+  if (!*a) {
+    // Not an artifact: a member of some (a vmlinuz, a .ko, compressed or not, signed or stripped)
+    // or a Nix output's NarHash.
+    a = member_answer(hex);
+    if (!a) return internal_error_response(a.error(), "artifact members");
+  }
+  if (!*a) return json_error(404, "not_found", "no artifact or member with sha256 " + hex);
   Cached c;
   c.generation = gen;
   c.body = (*a)->dump();
@@ -455,6 +480,34 @@ HttpResponse Api::get_artifact(const HttpRequest& req, const std::string& hex) {
     cache_[hex] = std::move(c);
   }
   return r;
+}
+
+Result<std::optional<json>> Api::member_answer(const std::string& hex) {
+  constexpr std::int64_t kMaxMatches = 64;
+  KMR_ASSIGN_OR_RETURN(auto matches, store_.member_matches(hex, kMaxMatches + 1));
+  if (matches.empty()) return std::optional<json>();
+  json member_of = json::array();
+  std::set<std::string> artifacts;
+  for (std::size_t i = 0; i < matches.size() && i < static_cast<std::size_t>(kMaxMatches); ++i) {
+    const MemberMatch& m = matches[i];
+    KMR_ASSIGN_OR_RETURN(auto art, store_.artifact_by_sha256(m.artifact_sha256));
+    if (!art) continue;
+    artifacts.insert(m.artifact_sha256);
+    const json& a = *art;
+    member_of.push_back({{"path", m.path}, {"kind", m.kind}, {"sha256", a["sha256"]}, {"distro", a["distro"]},
+                         {"repository", a["repository"]}, {"package", a["package"]}, {"filename", a["filename"]},
+                         {"url", a["url"]}, {"verdicts", a["verdicts"]}, {"build", a["build"]},
+                         {"attestations", a["attestations"]},
+                         {"url_artifact", "/api/v1/artifacts/sha256/" + a["sha256"].get<std::string>()}});
+  }
+  // A member answer: the member's hash, where it is shipped; attestations are about the artifacts
+  // (their subjects are the artifacts' sha256), listed per entry of member_of.
+  return std::optional<json>(json{{"sha256", hex},
+                                  {"match", "member"},
+                                  {"member_of", std::move(member_of)},
+                                  {"artifacts", artifacts.size()},
+                                  {"truncated", matches.size() > static_cast<std::size_t>(kMaxMatches)},
+                                  {"attestations", json::array()}});
 }
 
 HttpResponse Api::list_artifacts(const Query& query) {

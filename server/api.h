@@ -62,6 +62,8 @@ class Api {
                      const std::multimap<std::string, std::string>& query);
   HttpResponse get_artifact(const HttpRequest& req, const std::string& hex);
   HttpResponse list_artifacts(const std::multimap<std::string, std::string>& query);
+  // The artifacts shipping a member (or Nix output) with this hash; nullopt when none.
+  Result<std::optional<nlohmann::json>> member_answer(const std::string& hex);
   HttpResponse worker_call(const HttpRequest& req, const std::string& path);
   std::optional<HttpResponse> check_worker_headers(const HttpRequest& req, Worker& worker, std::int64_t& ts) const;
   void sign_worker_reply(const HttpRequest& req, HttpResponse& r) const;

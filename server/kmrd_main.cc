@@ -25,6 +25,7 @@
 #include "server/attestor.h"
 #include "server/config.h"
 #include "server/http_server.h"
+#include "server/member_indexer.h"
 #include "server/store.h"
 #include "server/sync.h"
 
@@ -132,6 +133,7 @@ struct Daemon {
   Metrics metrics;
   std::unique_ptr<Api> api;
   std::unique_ptr<HttpServer> http;
+  std::unique_ptr<MemberIndexer> members;  // indexes member hashes of artifacts with stored verdicts
   std::atomic<bool> stopping{false};
   std::mutex repos_mu;
   std::vector<pid_t> children;
@@ -429,6 +431,7 @@ int main_impl(int argc, char** argv) {
     auto a = d.attestor->attest_rebuild(*d.store, o.rebuild_id, unix_now());
     if (!a) spdlog::warn("attestation for build {}: {}", o.rebuild_id, a.error().to_string());
     (void)d.store->snapshot_stats(unix_now());
+    if (d.members) d.members->kick();
     spdlog::info("build {} stored: {} {} {} -> job {}", o.rebuild_id, r.status, r.files.value_or("-"),
                  r.module_root.value_or("-"), o.job_state);
   };
@@ -453,6 +456,9 @@ int main_impl(int argc, char** argv) {
     std::string p = std::to_string(port) + "\n";
     (void)write_file_atomic(port_file, Bytes(reinterpret_cast<const std::uint8_t*>(p.data()), p.size()));
   }
+  d.members = std::make_unique<MemberIndexer>(*d.store, d.cfg.state_dir + "/tmp/members");
+  d.members->start();
+  d.members->kick();
   std::thread bg([&d] { d.background(); });
   std::thread demo_thread;
   if (demo) demo_thread = std::thread([&d, port] { run_demo(d, port); });
@@ -463,6 +469,7 @@ int main_impl(int argc, char** argv) {
   d.stopping = true;
   d.stop_children();
   bg.join();
+  d.members->stop();
   if (demo_thread.joinable()) demo_thread.join();
   d.reap_children();
   spdlog::info("kmrd stopped");

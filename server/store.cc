@@ -1087,4 +1087,72 @@ Result<json> Store::metrics_counts() {
   return json{{"jobs", jobs}, {"workers", {{"registered", w.i64(0)}, {"online", w.opt_i64(1).value_or(0)}}}};
 }
 
+// ---------------------------------------------------------------- member index
+
+Result<std::vector<IndexJob>> Store::artifacts_to_index(std::int64_t retry_before, std::int64_t limit) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT a.id, a.sha256, a.filename, a.url FROM artifacts a JOIN verdicts v ON v.artifact_id = a.id "
+      "WHERE a.members_indexed_at IS NULL OR (a.members_error IS NOT NULL AND a.members_indexed_at < ?1) "
+      "ORDER BY a.id LIMIT ?2"));
+  s.bind(1, retry_before).bind(2, limit);
+  std::vector<IndexJob> out;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back({s.i64(0), s.text(1), s.text(2), s.text(3)});
+  }
+  return out;
+}
+
+Result<void> Store::store_members(std::int64_t artifact_id, const std::vector<MemberRow>& rows, bool truncated,
+                                  const std::optional<std::string>& error, std::int64_t now) {
+  std::lock_guard lock(write_mu_);
+  Txn txn(*writer_);
+  KMR_TRY(txn.begin());
+  if (!error) {
+    KMR_ASSIGN_OR_RETURN(auto del, writer_->prepare("DELETE FROM member_hashes WHERE artifact_id = ?"));
+    del.bind(1, artifact_id);
+    KMR_TRY(del.run());
+    KMR_ASSIGN_OR_RETURN(auto ins, writer_->prepare(
+        "INSERT INTO member_hashes(key, artifact_id, path, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"));
+    for (const MemberRow& r : rows) {
+      ins.reset();
+      ins.bind(1, r.key).bind(2, artifact_id).bind(3, r.path).bind(4, r.kind);
+      KMR_TRY(ins.run());
+    }
+  }
+  KMR_ASSIGN_OR_RETURN(auto up, writer_->prepare(
+      "UPDATE artifacts SET members_indexed_at = ?, members_error = ?, members_truncated = ? WHERE id = ?"));
+  up.bind(1, now).bind(2, error).bind(3, static_cast<std::int64_t>(truncated ? 1 : 0)).bind(4, artifact_id);
+  KMR_TRY(up.run());
+  KMR_TRY(txn.commit());
+  bump();
+  return ok();
+}
+
+Result<std::vector<MemberMatch>> Store::member_matches(const std::string& key, std::int64_t limit) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare(
+      "SELECT a.sha256, m.path, m.kind, a.id FROM member_hashes m JOIN artifacts a ON a.id = m.artifact_id "
+      "WHERE m.key = ?1 "
+      "UNION SELECT a.sha256, '', 'nar', a.id FROM artifacts a WHERE a.content_sha256 = ?1 "
+      "AND NOT EXISTS (SELECT 1 FROM member_hashes m WHERE m.artifact_id = a.id AND m.key = ?1) "
+      "ORDER BY 4, 2, 3 LIMIT ?2"));
+  s.bind(1, key).bind(2, limit);
+  std::vector<MemberMatch> out;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back({s.text(0), s.text(1), s.text(2)});
+  }
+  return out;
+}
+
+Result<std::optional<std::string>> Store::artifact_for_store_path(const std::string& hash_part) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT sha256 FROM artifacts WHERE filename = ? ORDER BY id LIMIT 1"));
+  s.bind(1, hash_part + ".narinfo");
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(s.text(0));
+}
+
 }  // namespace kmr::server

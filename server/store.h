@@ -132,6 +132,19 @@ VerdictCheck check_verdict(const std::string& status, const std::optional<std::s
 std::optional<std::string> rebuilt_hash_for(const std::vector<std::pair<std::string, std::string>>& rebuilt,
                                             const std::string& filename, const std::string& name);
 
+// The member index (server/members.h computes it): a hash (or Nix store path) -> the artifacts
+// that ship it, with the member's path and what was hashed.
+struct IndexJob {
+  std::int64_t artifact_id = 0;
+  std::string sha256, filename, url;
+};
+struct MemberRow {
+  std::string key, path, kind;
+};
+struct MemberMatch {
+  std::string artifact_sha256, path, kind;
+};
+
 enum class LeaseState { kHeld, kExpired, kNotHeld };
 
 class BlobStore {
@@ -217,6 +230,18 @@ class Store {
   Result<std::vector<std::int64_t>> unattested_rebuilds();
   // The highest transparency-log index an attestation row references (nullopt: none).
   Result<std::optional<std::int64_t>> max_log_index();
+  // --- member index ---
+  // Artifacts with a stored verdict whose members are not indexed yet (or whose indexing failed
+  // before `retry_before`), oldest first.
+  Result<std::vector<IndexJob>> artifacts_to_index(std::int64_t retry_before, std::int64_t limit);
+  // Replaces the artifact's member rows; with `error` only records why indexing failed.
+  Result<void> store_members(std::int64_t artifact_id, const std::vector<MemberRow>& rows, bool truncated,
+                             const std::optional<std::string>& error, std::int64_t now);
+  // Artifacts shipping a member with this key (hex sha256), Nix outputs with this NarHash included
+  // (indexed or not): at most `limit`, ordered by artifact id.
+  Result<std::vector<MemberMatch>> member_matches(const std::string& key, std::int64_t limit);
+  // The sha256 of the narinfo artifact of a store path's hash part (32 nix32 characters).
+  Result<std::optional<std::string>> artifact_for_store_path(const std::string& hash_part);
   // Counts for /metrics: jobs by state, workers, queued.
   Result<nlohmann::json> metrics_counts();
 
