@@ -68,7 +68,10 @@ struct FilesReport {
   std::vector<MaskNote> mask_notes;     // image members that masking does not make equal
 };
 
-// Tier of one shipped package against its rebuild.
+// Tier of one shipped package against its rebuild. A kernel image member that
+// differs is equal modulo signatures only when kmod::compare_masks accepts its
+// masks (the build-time certificate, build-id, Authenticode parts and bzImage
+// CRC32 masked; same ranges; the rest, and a bzImage's wrapper, identical).
 FilesReport files_verdict(const Artifact& shipped, const Artifact& rebuilt);
 // Pairs packages by position; the worst tier wins and differing members are
 // prefixed with the shipped file's base name when there is more than one.
