@@ -108,13 +108,7 @@ Bytes bytes_of(std::string_view s) { return Bytes(reinterpret_cast<const std::ui
 // Verifies a detached OpenPGP signature over `data` with the first configured keyring.
 Result<void> verify_detached_bytes(const RepositoryConfig& rc, const std::string& what, std::string_view data,
                                    std::string_view sig) {
-  KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
-  KMR_TRY(write_file_atomic(tmp.path() + "/data", bytes_of(data)));
-  KMR_TRY(write_file_atomic(tmp.path() + "/data.sig", bytes_of(sig)));
-  KMR_ASSIGN_OR_RETURN(archive::PgpResult v,
-                       archive::verify_detached(rc.trusted_keys[0], tmp.path() + "/data.sig", tmp.path() + "/data"));
-  if (!v.valid) return Error(ErrorCode::kVerificationFailed, what + ": repository signature does not verify: " + v.output);
-  return {};
+  return verify_detached_data(rc.trusted_keys[0], what, data, sig);
 }
 
 }  // namespace
@@ -284,22 +278,8 @@ Result<std::vector<ImportArtifact>> read_nix_cache(const RepositoryConfig& rc, s
 // open-checksum). One job per source rpm and architecture.
 Result<std::vector<ImportArtifact>> read_rpm_md(const RepositoryConfig& rc, std::chrono::milliseconds timeout) {
   std::string base = rc.url.ends_with("repodata/repomd.xml") ? rc.url.substr(0, rc.url.size() - 19) : with_slash(rc.url);
-  std::string repomd_url = base + "repodata/repomd.xml";
-  KMR_ASSIGN_OR_RETURN(std::string repomd, fetch_url(repomd_url, timeout, 16 << 20));
-  if (!rc.trusted_keys.empty()) KMR_TRY(verify_detached_url(rc, repomd_url, repomd, repomd_url + ".asc", timeout));
-  KMR_ASSIGN_OR_RETURN(auto data, archive::parse_repomd(repomd, repomd_url));
-  const archive::RepoMdData* primary = nullptr;
-  for (const auto& d : data)
-    if (d.type == "primary") primary = &d;
-  if (primary == nullptr) return malformed(repomd_url + ": no primary data");
-  std::string primary_url = resolve_relative(base, primary->location);
-  KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(primary_url, timeout, 1ull << 30));
-  KMR_TRY(archive::check_digest(packed, primary->checksum_type, primary->checksum, primary_url));
-  KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(bytes_of(packed), 4ull << 30));
-  std::string_view xml(reinterpret_cast<const char*>(raw.data()), raw.size());
-  if (!primary->open_checksum.empty())
-    KMR_TRY(archive::check_digest(xml, primary->checksum_type, primary->open_checksum, primary_url + " (decompressed)"));
-  KMR_ASSIGN_OR_RETURN(auto pkgs, archive::parse_primary(xml, primary_url));
+  KMR_ASSIGN_OR_RETURN(auto pkgs, read_rpm_primary(rc.trusted_keys, base, timeout));
+  const std::string primary_url = base + "repodata/repomd.xml (primary)";
   std::vector<ImportArtifact> out;
   for (const auto& p : pkgs) {
     ImportArtifact a;

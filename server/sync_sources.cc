@@ -4,6 +4,8 @@
 #include <set>
 
 #include "rebuilder/archive/decompress.h"
+#include "rebuilder/archive/openpgp.h"
+#include "rebuilder/base/file.h"
 #include "rebuilder/distros/arch/sources.h"
 #include "rebuilder/distros/debian/sources.h"
 #include "rebuilder/distros/nixos/sources.h"
@@ -140,14 +142,27 @@ Result<void> attach_arch(const RepositoryConfig& rc, std::vector<ImportArtifact*
   return ok();
 }
 
-Result<void> attach_suse(const RepositoryConfig& rc, std::vector<ImportArtifact*>& arts) {
-  const std::string srpm = value_of(rc, "srpm");
+Result<void> attach_suse(const RepositoryConfig& rc, std::vector<ImportArtifact*>& arts, std::chrono::milliseconds timeout) {
+  const std::string srpm = value_of(rc, "srpm"), index = value_of(rc, "srpm_index");
   if (srpm.empty()) return ok();
+  // Source RPM file name -> (sha256, size) from the source repository's index.
+  std::map<std::string, std::pair<std::string, std::uint64_t>> known;
+  if (!index.empty()) {
+    const std::string base = index.ends_with("/") ? index : index + "/";
+    KMR_ASSIGN_OR_RETURN(auto pkgs, read_rpm_primary(rc.trusted_keys, base, timeout));
+    for (const auto& p : pkgs)
+      if ((p.arch == "src" || p.arch == "nosrc") && p.checksum_type == "sha256")
+        known[p.location.substr(p.location.rfind('/') + 1)] = {p.checksum, p.package_size};
+  }
   for (auto* a : arts) {
     const std::string sourcerpm = strip_tail(a->set_key, a->arch);
     if (suse::srpm_arch(sourcerpm).empty()) continue;
     SourceList list;
     KMR_ASSIGN_OR_RETURN(distros::SourceFile f, suse::srpm_source(srpm, sourcerpm));
+    if (auto it = known.find(sourcerpm); it != known.end()) {
+      f.sha256 = it->second.first;
+      if (it->second.second != 0) f.size = it->second.second;
+    }
     list.files.push_back(std::move(f));
     KMR_ASSIGN_OR_RETURN(a->sources, distros::to_json(list));
   }
@@ -177,6 +192,39 @@ Result<void> attach_nixos(const RepositoryConfig& rc, std::vector<ImportArtifact
 
 }  // namespace
 
+Result<void> verify_detached_data(const std::string& keyring, const std::string& what, std::string_view data,
+                                  std::string_view sig) {
+  KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
+  KMR_TRY(write_file_atomic(tmp.path() + "/data", bytes_of(data)));
+  KMR_TRY(write_file_atomic(tmp.path() + "/data.sig", bytes_of(sig)));
+  KMR_ASSIGN_OR_RETURN(archive::PgpResult v, archive::verify_detached(keyring, tmp.path() + "/data.sig", tmp.path() + "/data"));
+  if (!v.valid) return Error(ErrorCode::kVerificationFailed, what + ": repository signature does not verify: " + v.output);
+  return ok();
+}
+
+Result<std::vector<archive::RpmMdPackage>> read_rpm_primary(const std::vector<std::string>& trusted_keys,
+                                                            const std::string& base, std::chrono::milliseconds timeout) {
+  const std::string repomd_url = base + "repodata/repomd.xml";
+  KMR_ASSIGN_OR_RETURN(std::string repomd, fetch_url(repomd_url, timeout, 16 << 20));
+  if (!trusted_keys.empty()) {
+    KMR_ASSIGN_OR_RETURN(std::string sig, fetch_url(repomd_url + ".asc", timeout, 1 << 20));
+    KMR_TRY(verify_detached_data(trusted_keys[0], repomd_url, repomd, sig));
+  }
+  KMR_ASSIGN_OR_RETURN(auto data, archive::parse_repomd(repomd, repomd_url));
+  const archive::RepoMdData* primary = nullptr;
+  for (const auto& d : data)
+    if (d.type == "primary") primary = &d;
+  if (primary == nullptr) return malformed(repomd_url + ": no primary data");
+  const std::string primary_url = resolve_relative(base, primary->location);
+  KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(primary_url, timeout, 1ull << 30));
+  KMR_TRY(archive::check_digest(packed, primary->checksum_type, primary->checksum, primary_url));
+  KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(bytes_of(packed), 4ull << 30));
+  std::string_view xml(reinterpret_cast<const char*>(raw.data()), raw.size());
+  if (!primary->open_checksum.empty())
+    KMR_TRY(archive::check_digest(xml, primary->checksum_type, primary->open_checksum, primary_url + " (decompressed)"));
+  return archive::parse_primary(xml, primary_url);
+}
+
 Result<std::map<std::string, std::vector<distros::SourceFile>>> apt_dsc_files(
     const IndexContext& ctx, const std::vector<debian::BinaryRef>& refs, std::chrono::milliseconds timeout) {
   std::map<std::string, std::vector<distros::SourceFile>> out;
@@ -204,7 +252,7 @@ Result<void> attach_sources(Store& store, const RepositoryConfig& rc, const Inde
   Result<void> r = ok();
   if (rc.format == "apt" && (rc.distro == "debian" || rc.distro == "proxmox")) r = attach_apt(rc, ctx, todo, timeout);
   else if (rc.format == "arch" && rc.distro == "arch") r = attach_arch(rc, todo);
-  else if (rc.format == "rpm-md" && rc.distro == "suse") r = attach_suse(rc, todo);
+  else if (rc.format == "rpm-md" && rc.distro == "suse") r = attach_suse(rc, todo, timeout);
   else if (rc.format == "nix" && rc.distro == "nixos") r = attach_nixos(rc, todo, timeout);
   if (!r) return Error(r.error().code(), rc.name + ": attaching sources: " + r.error().message());
   return ok();

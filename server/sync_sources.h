@@ -7,7 +7,8 @@
 //        Sources index (verified against the Release's SHA256 list, each file
 //        with its sha256 and size), and the .buildinfo template;
 //   arch: the packaging git repository at the release tag (PKGBUILD);
-//   rpm-md (suse): the source RPM from the srpm template;
+//   rpm-md (suse): the source RPM from the srpm template, with its sha256 and size from
+//        the source repository's own rpm-md index when `srpm_index` names it;
 //   nix (nixos): the nixpkgs tarball at the pinned or the channel's revision.
 // The per-distro expansion is in rebuilder/distros/*/sources.h. Artifacts
 // that already carry sources (kmr-import, fixtures manifest) keep them.
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "rebuilder/archive/deb822.h"
+#include "rebuilder/archive/rpmmd.h"
 #include "rebuilder/base/result.h"
 #include "rebuilder/distros/debian/sources.h"
 #include "rebuilder/distros/source_list.h"
@@ -38,6 +40,15 @@ struct IndexContext {
 // source the indexes lack has no entry.
 Result<std::map<std::string, std::vector<distros::SourceFile>>> apt_dsc_files(
     const IndexContext& ctx, const std::vector<debian::BinaryRef>& refs, std::chrono::milliseconds timeout);
+
+// Verifies a detached OpenPGP signature over `data` with `keyring` (sqv/gpgv).
+Result<void> verify_detached_data(const std::string& keyring, const std::string& what, std::string_view data,
+                                  std::string_view sig);
+
+// rpm-md: <base>repodata/repomd.xml (repomd.xml.asc verified with trusted_keys[0] when keys are
+// set), then the primary, checked against repomd's checksum and open-checksum.
+Result<std::vector<archive::RpmMdPackage>> read_rpm_primary(const std::vector<std::string>& trusted_keys,
+                                                            const std::string& base, std::chrono::milliseconds timeout);
 
 Result<void> attach_sources(Store& store, const RepositoryConfig& rc, const IndexContext& ctx,
                             std::vector<ImportArtifact>& arts, std::chrono::milliseconds timeout);

@@ -8,7 +8,8 @@
 # - Arch: the PKGBUILD from a packaging git repository made here, at the
 #   release tag (a later commit on the branch changes the PKGBUILD, so only
 #   the tag rebuilds identically);
-# - SUSE (rpm-md): the .src.rpm from a source repository directory.
+# - SUSE (rpm-md): the .src.rpm from a source repository (rpm-md, made by
+#   createrepo_c) that also gives its sha256.
 # kmrd syncs the native indexes; each job carries the package URLs plus the
 # source list sync made; kmr-worker fetches it with the HTTPS client (git for
 # the packaging repository) and runs the real `kmr rebuild --sources`. Every
@@ -22,7 +23,7 @@ source "$R/tests/lib/require.sh"
 KMRD=$R/server/kmrd
 WORKER=$R/server/kmr-worker
 KMR=$R/rebuilder/cli/kmr
-for t in openssl python3 curl git dpkg-buildpackage rpmbuild; do kmr_have "$t" || kmr_skip "$t is not installed"; done
+for t in openssl python3 curl git dpkg-buildpackage rpmbuild createrepo_c; do kmr_have "$t" || kmr_skip "$t is not installed"; done
 fix=$("$R/tests/fixtures/repos/ensure-fixtures.sh"); rc=$?
 [[ $rc == 3 ]] && kmr_skip "fixture repositories cannot be built here (not root)"
 [[ $rc == 0 ]] || { echo "FAIL: ensure-fixtures.sh failed"; exit 1; }
@@ -61,6 +62,7 @@ git_() { git -C "$pk" -c user.name=kmr -c user.email=kmr@kmr.invalid -c commit.g
 mkdir -p "$mirror/suse" "$mirror/suse-source/src"
 cp -r "$fix/suse/pristine/repo" "$mirror/suse/repo"
 cp "$fix/suse/pristine/sources/"*.src.rpm "$mirror/suse-source/src/"
+createrepo_c -q "$mirror/suse-source" || { echo "FAIL: createrepo_c"; exit 1; }
 
 # ---- TLS: a test CA and a certificate for localhost ------------------------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kmr test CA" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" \
@@ -107,7 +109,8 @@ repos = {
     "arch": {"name": "arch", "distro": "arch", "format": "arch", "url": mirror + "/arch/os/x86_64/kmrfix.db",
              "sources": {"pkgbuild_git": "file://" + packaging + "/{project}.git"}},
     "suse": {"name": "suse", "distro": "suse", "format": "rpm-md", "url": mirror + "/suse/repo/",
-             "sources": {"srpm": mirror + "/suse-source/{srpm_arch}/{sourcerpm}"}},
+             "sources": {"srpm": mirror + "/suse-source/{srpm_arch}/{sourcerpm}",
+                         "srpm_index": mirror + "/suse-source/"}},
 }
 for r in repos.values(): r["insecure_unsigned"] = True
 json.dump({"state_dir": state, "admin_token": "admin-" + "x" * 20, "http": {"listen": "127.0.0.1:0"},

@@ -3,7 +3,7 @@
 // indexes: the Proxmox set's .dsc and files from the Sources index with the
 // sha256 `sha256sum` computes and the sizes on disk, the .buildinfo from the
 // template; the Arch set's packaging repository and tag; the SUSE set's
-// source RPM (the file the fixture's source directory holds). A Sources
+// source RPM with the sha256 and size of a source repository indexed by createrepo_c. A Sources
 // index that no longer matches the Release fails the sync and imports nothing.
 #include <gtest/gtest.h>
 
@@ -132,17 +132,33 @@ TEST(SyncSources, ArchPackagingRepositoryAtTheTag) {
   EXPECT_TRUE(list->files.empty());
 }
 
-TEST(SyncSources, SuseSourceRpm) {
+TEST(SyncSources, SuseSourceRpmWithItsHashFromTheSourceIndex) {
   REQUIRE_FIXTURES();
+  if (!have_program("createrepo_c")) KMR_SKIP_OR_FAIL("createrepo_c is not installed");
   auto t = TempDir::create("sync-sources");
   ASSERT_TRUE(t);
+  // A source repository laid out as download.opensuse.org's (src/ under an rpm-md root), indexed by createrepo_c.
+  const std::string src_repo = t->path() + "/source";
+  fs::create_directories(src_repo + "/src");
   std::string srpm;
-  for (const auto& e : fs::directory_iterator(fixtures().dir + "/suse/pristine/sources")) srpm = e.path().filename().string();
-  auto list = synced_sources(t->path() + "/s", repo("suse", "rpm-md", "file://" + fixtures().dir + "/suse/pristine/repo/"));
+  for (const auto& e : fs::directory_iterator(fixtures().dir + "/suse/pristine/sources")) {
+    srpm = e.path().filename().string();
+    fs::copy_file(e.path(), src_repo + "/src/" + srpm);
+  }
+  auto cr = run_subprocess({"createrepo_c", "-q", src_repo});
+  ASSERT_TRUE(cr && cr->success()) << (cr ? cr->err : cr.error().to_string());
+  const std::string bin = "file://" + fixtures().dir + "/suse/pristine/repo/";
+  auto list = synced_sources(t->path() + "/s", repo("suse", "rpm-md", bin, {{"srpm_index", "file://" + src_repo + "/"}}));
   ASSERT_TRUE(list) << list.error().to_string();
   ASSERT_EQ(list->files.size(), 1u);
   EXPECT_EQ(list->files[0].name, srpm);
   EXPECT_EQ(list->files[0].url, "https://download.opensuse.org/source/tumbleweed/repo/oss/src/" + srpm);
+  EXPECT_EQ(list->files[0].sha256, sha256sum(src_repo + "/src/" + srpm));
+  EXPECT_EQ(list->files[0].size, fs::file_size(src_repo + "/src/" + srpm));
+  // Without the index: the URL only.
+  auto bare = synced_sources(t->path() + "/s2", repo("suse", "rpm-md", bin, {{"srpm_index", ""}}));
+  ASSERT_TRUE(bare) << bare.error().to_string();
+  EXPECT_EQ(bare->files[0].sha256, "");
 }
 
 }  // namespace

@@ -227,7 +227,7 @@ TEST(SourceTemplates, ConfigChecks) {
   EXPECT_EQ(off->at("buildinfo"), "");
   auto unknown = resolve_source_templates("suse", {{"pkgbuild_git", "https://h/x"}}, "r.sources");
   ASSERT_FALSE(unknown);
-  EXPECT_EQ(unknown.error().message(), "r.sources: unknown key \"pkgbuild_git\" for distro suse (known: srpm)");
+  EXPECT_EQ(unknown.error().message(), "r.sources: unknown key \"pkgbuild_git\" for distro suse (known: srpm, srpm_index)");
   auto ph = resolve_source_templates("debian", {{"buildinfo", "https://h/{package}.buildinfo"}}, "r.sources");
   ASSERT_FALSE(ph);
   EXPECT_EQ(ph.error().message(),

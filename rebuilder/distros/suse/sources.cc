@@ -5,7 +5,9 @@ namespace kmr::suse {
 const std::vector<distros::TemplateSpec>& template_specs() {
   static const std::vector<distros::TemplateSpec> specs = {
       {"srpm", "https://download.opensuse.org/source/tumbleweed/repo/oss/{srpm_arch}/{sourcerpm}", {"sourcerpm", "srpm_arch"},
-       true, "source RPM (.src.rpm or .nosrc.rpm) of each binary RPM"}};
+       true, "source RPM (.src.rpm or .nosrc.rpm) of each binary RPM"},
+      {"srpm_index", "https://download.opensuse.org/source/tumbleweed/repo/oss/", {}, true,
+       "the source repository's rpm-md root: the source RPM's sha256 and size"}};
   return specs;
 }
 

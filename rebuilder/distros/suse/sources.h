@@ -16,7 +16,8 @@
 
 namespace kmr::suse {
 
-// Keys: srpm ({sourcerpm}, {srpm_arch}).
+// Keys: srpm ({sourcerpm}, {srpm_arch}); srpm_index (the source repository's
+// rpm-md root, no placeholders: its primary gives each source RPM's sha256).
 const std::vector<distros::TemplateSpec>& template_specs();
 
 // "src" or "nosrc" from a source RPM file name ("x-1-1.1.nosrc.rpm" -> "nosrc"); "" otherwise.
