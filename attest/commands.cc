@@ -1,16 +1,21 @@
 // kmr key generate | kmr attest verify | kmr query
+#include <cctype>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "attest/base64.h"
 #include "attest/dsse.h"
 #include "attest/keys.h"
 #include "attest/note.h"
 #include "attest/query.h"
 #include "attest/statement.h"
 #include "attest/tlog_proof.h"
+#include "rebuilder/archive/nar.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
@@ -228,20 +233,62 @@ int attest_verify(const std::vector<std::string>& args) {
 constexpr const char* kQueryHelp =
     "Usage: kmr query --rebuilder URL --key PEM [--key PEM ...] [--rebuilder URL --key PEM ...]\n"
     "                 [--threshold K] [--timeout SECONDS] [--cache-dir DIR] [--json]\n"
-    "                 (FILE | sha256:HEX)\n"
+    "                 (FILE | --file PATH | sha256:HEX | NARHASH | /nix/store/HASH-NAME)\n"
     "Asks each rebuilder's kmrd about the artifact, verifies every attestation\n"
     "under the key(s) pinned for that rebuilder (each --key belongs to the\n"
     "preceding --rebuilder), checks each envelope's inclusion in the rebuilder's\n"
     "signed log checkpoint and that checkpoint's consistency with the one cached\n"
     "in DIR/checkpoints (default ~/.cache/kmr), and passes only when at least K\n"
     "(default 1) rebuilders with distinct keys attest PASSED for this exact SHA-256.\n"
+    "The file may be a package or what a package ships (a vmlinuz, a module,\n"
+    "compressed or not, signed or stripped): the rebuilder's member index names the\n"
+    "artifacts that ship it (an unsigned claim) and their attestations are checked.\n"
+    "NARHASH: a Nix NarHash (sha256:<nix32>, <nix32>, sha256:<hex> or sha256-<base64>);\n"
+    "a store path asks for that Nix output. --file PATH always hashes a local file.\n"
     "Exit: 0 verified, 1 not verified, 2 error.\n";
+
+// A query target typed by the user: a store path's basename, a NarHash (as hex), or "" (a file).
+struct QueryTarget {
+  std::string sha256, store_path;
+};
+std::optional<QueryTarget> parse_query_target(const std::string& t) {
+  constexpr std::string_view kStore = "/nix/store/";
+  if (t.rfind(kStore, 0) == 0) {
+    std::string rest = t.substr(kStore.size());
+    std::error_code ec;
+    // A file inside a store path is asked about as a file.
+    if (rest.find('/') != std::string::npos && std::filesystem::is_regular_file(t, ec)) return std::nullopt;
+    rest = rest.substr(0, rest.find('/'));
+    if (rest.size() < 32) return std::nullopt;
+    return QueryTarget{"", rest};
+  }
+  std::string v = t;
+  bool prefixed = false;
+  if (v.rfind("sha256:", 0) == 0 || v.rfind("sha256-", 0) == 0) prefixed = true;
+  std::error_code ec;
+  if (!prefixed && std::filesystem::exists(t, ec)) return std::nullopt;
+  if (v.rfind("sha256-", 0) == 0) {
+    auto raw = base64_decode(v.substr(7));
+    if (!raw || raw->size() != 32) return std::nullopt;
+    return QueryTarget{to_hex(Bytes(raw->data(), raw->size())), ""};
+  }
+  if (prefixed) v = v.substr(7);
+  if (is_sha256_hex(v)) {
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return QueryTarget{v, ""};
+  }
+  if (v.size() == 52) {
+    auto raw = archive::nix32_decode(v, 32);
+    if (raw) return QueryTarget{to_hex(Bytes(raw->data(), raw->size())), ""};
+  }
+  return std::nullopt;
+}
 
 int query(const std::vector<std::string>& args) {
   QueryOptions opt;
   opt.cache_dir = default_cache_dir();
   std::vector<std::pair<std::string, std::vector<std::string>>> pins;
-  std::string target;
+  std::string target, file;
   bool json = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -264,6 +311,9 @@ int query(const std::vector<std::string>& args) {
       if (a == "--threshold") opt.threshold = v; else opt.timeout = std::chrono::seconds(v);
     } else if (a == "--cache-dir" && has_value) {
       opt.cache_dir = args[++i];
+    } else if (a == "--file" && has_value) {
+      if (!file.empty()) return fail_usage("query", "--file given twice");
+      file = args[++i];
     } else if (a == "--json") {
       json = true;
     } else if (!a.empty() && a[0] == '-') {
@@ -274,16 +324,20 @@ int query(const std::vector<std::string>& args) {
       return fail_usage("query", "more than one FILE");
     }
   }
-  if (target.empty()) return fail_usage("query", "missing FILE or sha256:HEX");
+  if (!file.empty() && !target.empty()) return fail_usage("query", "give either --file PATH or a FILE/hash, not both");
+  if (target.empty() && file.empty()) return fail_usage("query", "missing FILE, --file PATH or sha256:HEX");
   if (pins.empty()) return fail_usage("query", "at least one --rebuilder URL --key PEM is required");
   if (opt.threshold == 0) return fail_usage("query", "--threshold must be at least 1");
-  if (target.rfind("sha256:", 0) == 0) {
-    opt.sha256 = target.substr(7);
-    if (!is_sha256_hex(opt.sha256)) return fail_usage("query", "sha256: needs 64 hex digits");
-    for (char& c : opt.sha256) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::optional<QueryTarget> typed = file.empty() ? parse_query_target(target) : std::nullopt;
+  if (typed) {
+    opt.sha256 = typed->sha256;
+    opt.store_path = typed->store_path;
+  } else if (file.empty() && (target.rfind("sha256:", 0) == 0 || target.rfind("sha256-", 0) == 0)) {
+    return fail_usage("query", "sha256: needs 64 hex digits or a nix32 NarHash");
   } else {
-    auto d = sha256_file(target);
-    if (!d) return report_error("query", json, std::move(d).error().with_context("while hashing " + target));
+    const std::string& path = file.empty() ? target : file;
+    auto d = sha256_file(path);
+    if (!d) return report_error("query", json, std::move(d).error().with_context("while hashing " + path));
     opt.sha256 = to_hex(Bytes(d->data(), d->size()));
   }
   for (auto& [url, key_paths] : pins) {

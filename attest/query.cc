@@ -122,6 +122,113 @@ Result<void> check_against_cache(const RebuilderPin& pin, const std::string& bas
   return ok();
 }
 
+// One digest to check attestations for: the artifact asked about, or (a member's hash, a Nix
+// store path) each artifact the rebuilder says ships it.
+struct Subject {
+  std::string sha256, path, kind;  // path/kind: where the member is (empty for the artifact itself)
+  json attestations;
+};
+
+bool is_hex64(const json& j) {
+  if (!j.is_string()) return false;
+  const std::string& s = j.get_ref<const std::string&>();
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// The subjects of an artifact answer; an error text when the answer is malformed.
+std::string subjects_of(const json& art, const QueryOptions& opt, std::vector<Subject>& out) {
+  constexpr std::size_t kMaxArtifacts = 16;
+  if (art.contains("member_of")) {
+    const json& m = art["member_of"];
+    if (!m.is_array() || m.empty()) return "artifact response: 'member_of' is not a non-empty array";
+    if (art.value("sha256", "") != opt.sha256) return "artifact response is about another digest";
+    for (const json& e : m) {
+      if (out.size() >= kMaxArtifacts) break;
+      if (!e.is_object() || !e.contains("sha256") || !is_hex64(e["sha256"]) || !e.contains("attestations") ||
+          !e["attestations"].is_array())
+        return "artifact response: malformed 'member_of' entry";
+      out.push_back({e["sha256"], e.value("path", ""), e.value("kind", "member"), e["attestations"]});
+    }
+    return "";
+  }
+  auto list = art.find("attestations");
+  if (list == art.end() || !list->is_array()) return "artifact response has no 'attestations' array";
+  if (!opt.store_path.empty()) {
+    // A store path names its output's narinfo: attestations are about that artifact's digest.
+    if (!art.contains("sha256") || !is_hex64(art["sha256"])) return "artifact response has no sha256";
+    out.push_back({art["sha256"], "/nix/store/" + opt.store_path, "store-path", *list});
+    return "";
+  }
+  out.push_back({opt.sha256, "", "", *list});
+  return "";
+}
+
+// Verifies one listed attestation for `subject`: envelope under a pinned key, statement subject,
+// inclusion in the verified checkpoint. Adds the verifying key ids to `keyids` when it is valid.
+AttestationReport check_attestation(const json& item, const std::string& base, const std::string& subject,
+                                    const std::vector<const Ed25519Key*>& trusted, const Checkpoint& cp,
+                                    const QueryOptions& opt, std::set<std::string>& keyids) {
+  AttestationReport a;
+  a.status = "rejected";
+  if (item.is_string()) {
+    a.url = item.get<std::string>();
+  } else if (item.is_object() && item.contains("url") && item["url"].is_string()) {
+    a.url = item["url"].get<std::string>();
+  } else {
+    a.reason = "attestation entry is neither a URL nor {\"url\":...}";
+    return a;
+  }
+  a.url = resolve_url(base, a.url);
+  auto env = fetch(a.url, opt.timeout, kMaxEnvelopeBytes);
+  if (!env) {
+    a.reason = env.error().to_string();
+    return a;
+  }
+  auto verified = verify_envelope(*env, trusted, 1);
+  if (!verified) {
+    a.reason = verified.error().to_string();
+    return a;
+  }
+  auto st = parse_statement(verified->payload);
+  if (!st) {
+    a.reason = st.error().to_string();
+    return a;
+  }
+  a.verifier_id = st->verifier_id;
+  a.files = st->files;
+  a.module_root = st->module_root;
+  if (!has_subject(*st, subject)) {
+    a.reason = "statement subject digest is not sha256:" + subject;
+    return a;
+  }
+  // Log inclusion of the exact envelope bytes in the verified checkpoint.
+  Hash leaf = leaf_hash(as_bytes(*env));
+  auto pj = fetch_json(base + "/api/v1/log/proof/inclusion?hash=" + to_hex(Bytes(leaf.data(), leaf.size())) +
+                           "&size=" + std::to_string(cp.size),
+                       opt.timeout);
+  if (!pj) {
+    a.reason = "not in the log: " + pj.error().to_string();
+    return a;
+  }
+  auto idx = pj->find("index");
+  auto hashes = parse_hashes(*pj);
+  if (idx == pj->end() || !idx->is_number_unsigned() || !hashes) {
+    a.reason = "malformed inclusion proof";
+    return a;
+  }
+  a.log_index = idx->get<std::uint64_t>();
+  auto inc = verify_inclusion(a.log_index, cp.size, leaf, *hashes, cp.root);
+  if (!inc) {
+    a.reason = inc.error().to_string();
+    return a;
+  }
+  for (const auto& k : verified->keyids) keyids.insert(k);
+  a.status = st->verification_result == "PASSED" ? "passed" : "failed";
+  return a;
+}
+
 void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, RebuilderReport& rep) {
   rep.url = pin.url;
   std::string base = pin.url;
@@ -152,109 +259,69 @@ void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, Rebuilder
     rep.reason = consistent.error().to_string();
     return;
   }
-  auto art = fetch_json(base + "/api/v1/artifacts/sha256/" + opt.sha256, opt.timeout);
+  std::string lookup = opt.store_path.empty() ? "/api/v1/artifacts/sha256/" + opt.sha256
+                                               : "/api/v1/artifacts/store-path/" + opt.store_path;
+  auto art = fetch_json(base + lookup, opt.timeout);
   if (!art) {
     rep.status = art.error().code() == ErrorCode::kNotFound ? "no-attestation" : "error";
     rep.reason = art.error().to_string();
     return;
   }
-  auto list = art->find("attestations");
-  if (list == art->end() || !list->is_array()) {
+  std::vector<Subject> subjects;
+  if (auto err = subjects_of(*art, opt, subjects); !err.empty()) {
     rep.status = "error";
-    rep.reason = "artifact response has no 'attestations' array";
+    rep.reason = err;
     return;
   }
   std::vector<const Ed25519Key*> trusted;
   for (const auto& k : pin.keys) trusted.push_back(&k);
   std::set<std::string> keyids;
-  std::optional<std::size_t> latest;  // index in rep.attestations of the highest log index
-  std::size_t count = 0;
-  for (const auto& item : *list) {
-    if (++count > 64) break;
-    AttestationReport a;
-    a.status = "rejected";
-    if (item.is_string()) {
-      a.url = item.get<std::string>();
-    } else if (item.is_object() && item.contains("url") && item["url"].is_string()) {
-      a.url = item["url"].get<std::string>();
-    } else {
-      a.reason = "attestation entry is neither a URL nor {\"url\":...}";
+  std::optional<std::string> best;  // "passed" beats "failed" across the artifacts shipping a member
+  std::uint64_t best_index = 0;
+  std::size_t superseded = 0;
+  for (const Subject& subject : subjects) {
+    rep.resolved.push_back({subject.sha256, subject.path, subject.kind});
+    std::optional<std::size_t> latest;  // index in rep.attestations of the highest log index for this subject
+    const std::size_t first = rep.attestations.size();
+    std::size_t count = 0;
+    for (const auto& item : subject.attestations) {
+      if (++count > 64) break;
+      AttestationReport a = check_attestation(item, base, subject.sha256, trusted, *cp, opt, keyids);
+      a.subject = subject.sha256;
+      if ((a.status == "passed" || a.status == "failed") &&
+          (!latest || a.log_index > rep.attestations[*latest].log_index))
+        latest = rep.attestations.size();
       rep.attestations.push_back(std::move(a));
-      continue;
     }
-    a.url = resolve_url(base, a.url);
-    auto env = fetch(a.url, opt.timeout, kMaxEnvelopeBytes);
-    if (!env) {
-      a.reason = env.error().to_string();
-      rep.attestations.push_back(std::move(a));
-      continue;
-    }
-    auto verified = verify_envelope(*env, trusted, 1);
-    if (!verified) {
-      a.reason = verified.error().to_string();
-      rep.attestations.push_back(std::move(a));
-      continue;
-    }
-    auto st = parse_statement(verified->payload);
-    if (!st) {
-      a.reason = st.error().to_string();
-      rep.attestations.push_back(std::move(a));
-      continue;
-    }
-    a.verifier_id = st->verifier_id;
-    a.files = st->files;
-    a.module_root = st->module_root;
-    if (!has_subject(*st, opt.sha256)) {
-      a.reason = "statement subject digest is not sha256:" + opt.sha256;
-      rep.attestations.push_back(std::move(a));
-      continue;
-    }
-    // Log inclusion of the exact envelope bytes in the verified checkpoint.
-    Hash leaf = leaf_hash(as_bytes(*env));
-    auto pj = fetch_json(base + "/api/v1/log/proof/inclusion?hash=" + to_hex(Bytes(leaf.data(), leaf.size())) +
-                             "&size=" + std::to_string(cp->size),
-                         opt.timeout);
-    if (!pj) {
-      a.reason = "not in the log: " + pj.error().to_string();
-      rep.attestations.push_back(std::move(a));
-      continue;
-    }
-    auto idx = pj->find("index");
-    auto hashes = parse_hashes(*pj);
-    if (idx == pj->end() || !idx->is_number_unsigned() || !hashes) {
-      a.reason = "malformed inclusion proof";
-      rep.attestations.push_back(std::move(a));
-      continue;
-    }
-    a.log_index = idx->get<std::uint64_t>();
-    auto inc = verify_inclusion(a.log_index, cp->size, leaf, *hashes, cp->root);
-    if (!inc) {
-      a.reason = inc.error().to_string();
-      rep.attestations.push_back(std::move(a));
-      continue;
-    }
-    for (const auto& k : verified->keyids) keyids.insert(k);
-    a.status = st->verification_result == "PASSED" ? "passed" : "failed";
-    if (!latest || a.log_index > rep.attestations[*latest].log_index) latest = rep.attestations.size();
-    rep.attestations.push_back(std::move(a));
-  }
-  rep.keyids.assign(keyids.begin(), keyids.end());
-  // A rebuilder's answer is its latest logged attestation for the digest: a newer FAILED
-  // withdraws an older PASSED (and a newer PASSED supersedes an older FAILED).
-  if (latest) {
-    rep.status = rep.attestations[*latest].status;
-    std::size_t older = 0;
-    for (std::size_t i = 0; i < rep.attestations.size(); ++i)
+    if (!latest) continue;
+    // A rebuilder's answer for a digest is its latest logged attestation: a newer FAILED
+    // withdraws an older PASSED (and a newer PASSED supersedes an older FAILED).
+    for (std::size_t i = first; i < rep.attestations.size(); ++i)
       if (i != *latest && (rep.attestations[i].status == "passed" || rep.attestations[i].status == "failed")) {
         rep.attestations[i].reason = "superseded by log entry " + std::to_string(rep.attestations[*latest].log_index);
-        ++older;
+        ++superseded;
       }
-    if (older > 0)
-      rep.reason = "latest attestation (log entry " + std::to_string(rep.attestations[*latest].log_index) + ") is " +
-                   (rep.status == "passed" ? "PASSED" : "FAILED") + "; " + std::to_string(older) + " older superseded";
+    const std::string& st = rep.attestations[*latest].status;
+    if (!best || (st == "passed" && *best != "passed")) {
+      best = st;
+      best_index = rep.attestations[*latest].log_index;
+    }
+  }
+  rep.keyids.assign(keyids.begin(), keyids.end());
+  if (best) {
+    rep.status = *best;
+    if (superseded > 0)
+      rep.reason = "latest attestation (log entry " + std::to_string(best_index) + ") is " +
+                   (rep.status == "passed" ? "PASSED" : "FAILED") + "; " + std::to_string(superseded) +
+                   " older superseded";
   } else {
     rep.status = "no-attestation";
     if (rep.reason.empty()) rep.reason = "no valid, logged attestation for this digest";
+  }
+  if (subjects.size() > 1 || (!subjects.empty() && !subjects[0].kind.empty())) {
+    std::string how = "resolved by the rebuilder's member index (not signed) to " + std::to_string(subjects.size()) +
+                      " artifact(s)";
+    rep.reason = rep.reason.empty() ? how : how + "; " + rep.reason;
   }
 }
 
@@ -270,6 +337,7 @@ std::string default_cache_dir() {
 QueryReport run_query(const QueryOptions& opt) {
   QueryReport report;
   report.sha256 = opt.sha256;
+  report.store_path = opt.store_path;
   report.threshold = opt.threshold;
   for (const auto& pin : opt.rebuilders) {
     RebuilderReport rep;
@@ -294,9 +362,13 @@ QueryReport run_query(const QueryOptions& opt) {
   return report;
 }
 
+std::string QueryReport::subject() const {
+  return store_path.empty() ? "sha256:" + sha256 : "/nix/store/" + store_path;
+}
+
 std::string QueryReport::to_json() const {
   json j;
-  j["subject"] = "sha256:" + sha256;
+  j["subject"] = subject();
   j["threshold"] = threshold;
   j["independent_passes"] = independent_passes;
   j["verified"] = verified;
@@ -308,11 +380,17 @@ std::string QueryReport::to_json() const {
     if (!r.reason.empty()) o["reason"] = r.reason;
     o["keyids"] = r.keyids;
     o["checkpoint"] = {{"origin", r.origin}, {"size", r.checkpoint_size}};
+    if (!r.resolved.empty() && !r.resolved[0].kind.empty()) {
+      json res = json::array();
+      for (const auto& x : r.resolved) res.push_back({{"sha256", x.sha256}, {"path", x.path}, {"kind", x.kind}});
+      o["resolved"] = std::move(res);
+    }
     json atts = json::array();
     for (const auto& a : r.attestations) {
       json x;
       x["url"] = a.url;
       x["status"] = a.status;
+      if (!a.subject.empty() && a.subject != sha256) x["subject"] = "sha256:" + a.subject;
       if (!a.reason.empty()) x["reason"] = a.reason;
       if (!a.verifier_id.empty()) x["verifier_id"] = a.verifier_id;
       if (!a.files.empty()) x["files"] = a.files;
@@ -334,6 +412,8 @@ std::string QueryReport::to_text() const {
     if (!r.keyids.empty()) out += " (key " + r.keyids[0].substr(0, 16) + ")";
     if (!r.reason.empty()) out += " - " + r.reason;
     out += "\n";
+    for (const auto& x : r.resolved)
+      if (!x.kind.empty()) out += "  in sha256:" + x.sha256 + " as " + x.path + " (" + x.kind + ")\n";
     for (const auto& a : r.attestations) {
       out += "  " + a.status + " " + a.url;
       if (!a.files.empty()) out += " files=" + a.files + " module_root=" + a.module_root;
@@ -341,7 +421,7 @@ std::string QueryReport::to_text() const {
       out += "\n";
     }
   }
-  out += std::string(verified ? "VERIFIED" : "NOT VERIFIED") + ": sha256:" + sha256 + " attested PASSED by " +
+  out += std::string(verified ? "VERIFIED" : "NOT VERIFIED") + ": " + subject() + " attested PASSED by " +
          std::to_string(independent_passes) + " independent rebuilder(s), threshold " + std::to_string(threshold) + "\n";
   return out;
 }

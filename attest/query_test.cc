@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -82,6 +83,18 @@ class FakeRebuilder {
     envelopes_.push_back(*env);
     by_digest_[hex].push_back(envelopes_.size() - 1);
   }
+  // The member index: `member` is shipped in the artifact `artifact` at `path` (as kind).
+  // A lying index lists the attestations of `listed` under `artifact`.
+  void add_member(const std::string& member, const std::string& artifact, const std::string& path,
+                  const std::string& kind, const std::string& listed = "") {
+    std::lock_guard<std::mutex> lock(mu_);
+    members_[member].push_back({artifact, path, kind, listed.empty() ? artifact : listed});
+  }
+  // A store path's hash part names this artifact.
+  void add_store_path(const std::string& hash_part, const std::string& artifact) {
+    std::lock_guard<std::mutex> lock(mu_);
+    store_paths_[hash_part] = artifact;
+  }
   void tamper_all() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& e : envelopes_) {
@@ -122,16 +135,34 @@ class FakeRebuilder {
     r = HttpResponse();
     constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
     constexpr std::string_view kAtt = "/api/v1/attestations/";
-    if (path.rfind(kArt, 0) == 0) {
-      auto it = by_digest_.find(std::string(path.substr(kArt.size())));
+    constexpr std::string_view kStore = "/api/v1/artifacts/store-path/";
+    std::string digest;
+    if (path.rfind(kArt, 0) == 0) digest = std::string(path.substr(kArt.size()));
+    if (path.rfind(kStore, 0) == 0) {
+      auto sp = store_paths_.find(std::string(path.substr(kStore.size(), 32)));
+      if (sp != store_paths_.end()) digest = sp->second;
+    }
+    if (!digest.empty()) {
+      auto list_of = [&](const std::string& d) {
+        nlohmann::json list = nlohmann::json::array();
+        for (auto i : by_digest_[d]) list.push_back("/api/v1/attestations/" + std::to_string(i));
+        return list;
+      };
+      if (auto m = members_.find(digest); m != members_.end() && !by_digest_.count(digest)) {
+        nlohmann::json of = nlohmann::json::array();
+        for (const auto& [art, p, kind, listed] : m->second)
+          of.push_back({{"sha256", art}, {"path", p}, {"kind", kind}, {"attestations", list_of(listed)}});
+        r.body = nlohmann::json({{"sha256", digest}, {"match", "member"}, {"member_of", of},
+                                 {"attestations", nlohmann::json::array()}}).dump();
+        return r;
+      }
+      auto it = by_digest_.find(digest);
       if (it == by_digest_.end()) {
         r.status = 404;
         r.body = "{}";
         return r;
       }
-      nlohmann::json list = nlohmann::json::array();
-      for (auto i : it->second) list.push_back("/api/v1/attestations/" + std::to_string(i));
-      r.body = nlohmann::json({{"sha256", it->first}, {"attestations", list}}).dump();
+      r.body = nlohmann::json({{"sha256", it->first}, {"attestations", list_of(it->first)}}).dump();
       return r;
     }
     if (path.rfind(kAtt, 0) == 0) {
@@ -154,6 +185,8 @@ class FakeRebuilder {
   std::unique_ptr<AttestationService> svc_;
   std::vector<std::string> envelopes_;
   std::map<std::string, std::vector<std::size_t>> by_digest_;
+  std::map<std::string, std::vector<std::tuple<std::string, std::string, std::string, std::string>>> members_;
+  std::map<std::string, std::string> store_paths_;
   std::unique_ptr<testing::TestHttpServer> server_;
 };
 
@@ -212,6 +245,94 @@ TEST_F(QueryTest, TwoIndependentPassesMeetThresholdTwo) {
   EXPECT_EQ(j["independent_passes"], 2);
   // The cache now holds one checkpoint per pinned rebuilder key, named by the key alone.
   EXPECT_TRUE(read_file(cache + "/checkpoints/" + a_->key().keyid(), 4096));
+}
+
+// A file the package ships (here: a vmlinuz) resolves through the member index to the
+// package, whose attestations are checked against the package's digest.
+TEST_F(QueryTest, MemberHashResolvesToTheArtifactsShippingIt) {
+  const std::string vmlinuz = "pretend this is a vmlinuz";
+  const std::string member = sha256_hex(as_bytes(vmlinuz));
+  a_->publish(artifact_hex(), "identical");
+  a_->add_member(member, artifact_hex(), "boot/vmlinuz-6.1.0-18-amd64", "file");
+  QueryOptions o = opts(1);
+  o.sha256 = member;
+  auto r = run_query(o);
+  EXPECT_TRUE(r.verified) << r.to_text();
+  ASSERT_EQ(r.rebuilders[0].resolved.size(), 1u);
+  EXPECT_EQ(r.rebuilders[0].resolved[0].sha256, artifact_hex());
+  EXPECT_EQ(r.rebuilders[0].attestations[0].status, "passed");
+  EXPECT_NE(r.rebuilders[0].reason.find("member index (not signed)"), std::string::npos) << r.rebuilders[0].reason;
+  EXPECT_EQ(r.rebuilders[1].status, "no-attestation");
+  // kmr query --file hashes the local file and asks; the text names the package it was found in.
+  std::string file = dir_->path() + "/vmlinuz";
+  ASSERT_TRUE(write_file_atomic(file, as_bytes(vmlinuz)));
+  auto res = kmr({"query", "--rebuilder", a_->url(), "--key", a_->pub_pem_path(), "--cache-dir",
+                  dir_->path() + "/cm", "--file", file});
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  EXPECT_NE(res.out.find("in sha256:" + artifact_hex() + " as boot/vmlinuz-6.1.0-18-amd64 (file)"), std::string::npos)
+      << res.out;
+  EXPECT_NE(res.out.find("VERIFIED: sha256:" + member), std::string::npos) << res.out;
+  // A rebuilder whose member index points at an artifact attested as different: not verified.
+  b_->publish(artifact_hex(), "different");
+  b_->add_member(member, artifact_hex(), "boot/vmlinuz-6.1.0-18-amd64", "file");
+  o.threshold = 2;
+  r = run_query(o);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(r.rebuilders[1].status, "failed");
+}
+
+// A lying member index cannot borrow another artifact's attestations: each listed
+// attestation must name the artifact it is listed under.
+TEST_F(QueryTest, MemberIndexCannotBorrowAttestations) {
+  const std::string other = sha256_hex(as_bytes("another package"));
+  const std::string member = sha256_hex(as_bytes("an evil module"));
+  a_->publish(artifact_hex(), "identical");
+  // The index says `other` ships the member, and lists artifact_hex()'s attestations for it.
+  a_->add_member(member, other, "lib/modules/evil.ko", "file", artifact_hex());
+  QueryOptions o = opts(1);
+  o.sha256 = member;
+  auto r = run_query(o);
+  EXPECT_FALSE(r.verified) << r.to_text();
+  EXPECT_EQ(r.rebuilders[0].status, "no-attestation");
+  ASSERT_EQ(r.rebuilders[0].attestations.size(), 1u);
+  EXPECT_EQ(r.rebuilders[0].attestations[0].status, "rejected");
+  EXPECT_NE(r.rebuilders[0].attestations[0].reason.find("subject digest is not sha256:" + other), std::string::npos)
+      << r.rebuilders[0].attestations[0].reason;
+}
+
+// A Nix store path asks for that output's narinfo artifact; a NarHash in nix32 is converted.
+TEST_F(QueryTest, StorePathAndNarHashTargets) {
+  a_->publish(artifact_hex(), "identical");
+  const std::string hash_part = "bgdqn4ac7iypjgjfvxsn0ya2gb0za672";
+  a_->add_store_path(hash_part, artifact_hex());
+  auto res = kmr({"query", "--json", "--rebuilder", a_->url(), "--key", a_->pub_pem_path(), "--cache-dir",
+                  dir_->path() + "/cs", "/nix/store/" + hash_part + "-linux-6.18.0"});
+  EXPECT_EQ(res.exit_code, 0) << res.out << res.err;
+  auto j = nlohmann::json::parse(res.out, nullptr, false);
+  EXPECT_EQ(j["subject"], "/nix/store/" + hash_part + "-linux-6.18.0");
+  EXPECT_EQ(j["verified"], true);
+  // NarHash: the same 32 bytes as nix32, sha256:nix32, SRI base64 and hex all ask for one digest.
+  const std::string nar_hex = sha256_hex(as_bytes("a NAR"));
+  a_->add_member(nar_hex, artifact_hex(), "/nix/store/" + hash_part + "-linux-6.18.0", "nar");
+  auto nix32 = run_subprocess({"sh", "-c", "command -v nix-hash >/dev/null && nix-hash --type sha256 --to-base32 $0 && "
+                                           "nix-hash --type sha256 --to-sri $0 2>/dev/null || true", nar_hex});
+  ASSERT_TRUE(nix32);
+  std::vector<std::string> forms = {"sha256:" + nar_hex, nar_hex};
+  for (std::size_t p = 0; p < nix32->out.size();) {
+    auto nl = nix32->out.find('\n', p);
+    std::string line = nix32->out.substr(p, nl - p);
+    if (!line.empty()) forms.push_back(line);
+    if (line.size() == 52) forms.push_back("sha256:" + line);
+    p = nl == std::string::npos ? nix32->out.size() : nl + 1;
+  }
+  for (const auto& f : forms) {
+    res = kmr({"query", "--json", "--rebuilder", a_->url(), "--key", a_->pub_pem_path(), "--cache-dir",
+               dir_->path() + "/cs", f});
+    EXPECT_EQ(res.exit_code, 0) << f << ": " << res.out << res.err;
+    j = nlohmann::json::parse(res.out, nullptr, false);
+    EXPECT_EQ(j["subject"], "sha256:" + nar_hex) << f;
+  }
+  EXPECT_EQ(kmr({"query", "--rebuilder", a_->url(), "--key", a_->pub_pem_path(), "sha256:nothex"}).exit_code, 2);
 }
 
 TEST_F(QueryTest, FailedResultOrUnpinnedKeyFailsThresholdTwo) {
