@@ -52,11 +52,52 @@ MemberType member_type(archive_entry* e) {
 
 // Reads the data of the current entry: hash, optional retention, caps.
 // Returns false when the whole archive must stop (bomb, fatal error, timeout).
+// Retained content as a zero-copy slice of `source` while libarchive's
+// blocks are one contiguous run inside it; copied from the first block that
+// is not.
+class Keeper {
+ public:
+  Keeper(const BlobPtr& source, bool retain) : source_(source), retain_(retain) {}
+
+  void add(Bytes chunk) {
+    if (!retain_ || chunk.empty()) return;
+    if (copying_) {
+      content_.insert(content_.end(), chunk.begin(), chunk.end());
+      return;
+    }
+    const Bytes whole = source_ ? source_->bytes() : Bytes();
+    const std::uint8_t* p = chunk.data();
+    const bool inside = !whole.empty() && p >= whole.data() && chunk.size() <= whole.size() &&
+                        static_cast<std::size_t>(p - whole.data()) <= whole.size() - chunk.size();
+    if (inside && (length_ == 0 || p == whole.data() + offset_ + length_)) {
+      if (length_ == 0) offset_ = static_cast<std::size_t>(p - whole.data());
+      length_ += chunk.size();
+      return;
+    }
+    copying_ = true;
+    if (length_ > 0) content_.assign(whole.begin() + static_cast<long>(offset_), whole.begin() + static_cast<long>(offset_ + length_));
+    content_.insert(content_.end(), chunk.begin(), chunk.end());
+  }
+
+  BlobPtr finish() {
+    if (!copying_ && length_ > 0) return blob_slice(source_, offset_, length_);
+    return blob_from_vector(std::move(content_));
+  }
+
+ private:
+  const BlobPtr& source_;
+  bool retain_;
+  bool copying_ = false;
+  std::size_t offset_ = 0;
+  std::size_t length_ = 0;
+  ByteVector content_;
+};
+
 bool read_member(Context& ctx, ::archive* a, Member& m, bool retain, std::uint64_t& total_out,
-                 std::uint64_t compressed_size, std::vector<std::string>& comments, ByteVector* kept) {
+                 const BlobPtr& source, std::vector<std::string>& comments, BlobPtr* kept) {
   const Limits& lim = ctx.options().limits;
   Sha256 h;
-  ByteVector content;
+  Keeper content(source, retain);
   std::uint64_t got = 0;
   bool keep_going = true;
   for (;;) {
@@ -80,7 +121,7 @@ bool read_member(Context& ctx, ::archive* a, Member& m, bool retain, std::uint64
       }
       ByteVector zeros(static_cast<std::size_t>(hole), 0);
       h.update(Bytes(zeros.data(), zeros.size()));
-      if (retain) content.insert(content.end(), zeros.begin(), zeros.end());
+      content.add(Bytes(zeros.data(), zeros.size()));
       got += hole;
       total_out += hole;
     }
@@ -94,7 +135,6 @@ bool read_member(Context& ctx, ::archive* a, Member& m, bool retain, std::uint64
       break;
     }
     std::uint64_t in = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_filter_bytes(a, -1), 1));
-    (void)compressed_size;
     if (total_out > kRatioFloor && total_out / in > lim.max_compression_ratio) {
       m.error = "decompression stopped: ratio exceeds " + std::to_string(lim.max_compression_ratio) + ":1";
       comments.push_back("decompression stopped in " + m.path + " after " + std::to_string(total_out) +
@@ -116,22 +156,23 @@ bool read_member(Context& ctx, ::archive* a, Member& m, bool retain, std::uint64
       break;
     }
     h.update(chunk);
-    if (retain) content.insert(content.end(), chunk.begin(), chunk.end());
+    content.add(chunk);
   }
   m.sha256 = to_hex(h.finish());
   if (m.type == MemberType::kFile) m.size = std::max<std::uint64_t>(m.size, got);
   if (retain && kept != nullptr) {
-    *kept = std::move(content);
+    *kept = content.finish();
   } else if (retain) {
-    m.content = blob_from_vector(std::move(content));
+    m.content = content.finish();
   }
   return keep_going;
 }
 
 // One streaming pass. `want` (when set) selects which member ordinals keep
 // content; otherwise content is kept while the retain budget lasts.
-Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const std::vector<bool>* want,
+Result<MemberList> pass(Context& ctx, const BlobPtr& source, const std::string& what, const std::vector<bool>* want,
                         const RetainHook* hook) {
+  const Bytes data = source ? source->bytes() : Bytes();
   ArchivePtr a = open_archive(data, false);
   if (!a) return malformed(what + ": cannot open as an archive");
   MemberList list;
@@ -172,7 +213,7 @@ Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const
     bool keep_going = true;
     if (m.type == MemberType::kFile) {
       bool retain;
-      ByteVector kept;
+      BlobPtr kept;
       if (hook != nullptr) {
         retain = true;
       } else if (want != nullptr) {
@@ -181,7 +222,7 @@ Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const
         retain = retained + m.size <= ctx.options().retain_bytes;
         if (retain) retained += m.size;
       }
-      keep_going = read_member(ctx, a.get(), m, retain, total_out, data.size(), list.comments,
+      keep_going = read_member(ctx, a.get(), m, retain, total_out, source, list.comments,
                                hook != nullptr ? &kept : nullptr);
       if (hook != nullptr && m.error.empty()) (*hook)(m, std::move(kept));
     }
@@ -194,17 +235,17 @@ Result<MemberList> pass(Context& ctx, Bytes data, const std::string& what, const
 
 }  // namespace
 
-Result<MemberList> list_archive(Context& ctx, Bytes data, const std::string& what, const RetainHook* hook) {
-  return pass(ctx, data, what, nullptr, hook);
+Result<MemberList> list_archive(Context& ctx, const BlobPtr& source, const std::string& what, const RetainHook* hook) {
+  return pass(ctx, source, what, nullptr, hook);
 }
 
-Result<void> fetch_archive(Context& ctx, Bytes data, const std::string& what, MemberList& list,
+Result<void> fetch_archive(Context& ctx, const BlobPtr& source, const std::string& what, MemberList& list,
                            const std::vector<std::size_t>& wanted) {
   std::vector<bool> want(list.members.size(), false);
   for (auto i : wanted) {
     if (i < want.size()) want[i] = true;
   }
-  KMR_ASSIGN_OR_RETURN(MemberList again, pass(ctx, data, what, &want, nullptr));
+  KMR_ASSIGN_OR_RETURN(MemberList again, pass(ctx, source, what, &want, nullptr));
   for (auto i : wanted) {
     if (i < again.members.size() && i < list.members.size() && again.members[i].path == list.members[i].path) {
       list.members[i].content = again.members[i].content;

@@ -17,10 +17,14 @@ namespace kmr::compare {
 // the first header can be read.
 // With `hook`, every file member's full content is handed to the hook (which
 // decides what to keep) instead of the retain budget.
-using RetainHook = std::function<void(const Member& m, ByteVector&& content)>;
-Result<MemberList> list_archive(Context& ctx, Bytes data, const std::string& what, const RetainHook* hook = nullptr);
+// Content that libarchive hands out in one piece straight from `source`
+// (an uncompressed member of an uncompressed archive, such as the members of
+// a .deb's ar) is kept as a zero-copy slice of `source`, never copied.
+using RetainHook = std::function<void(const Member& m, BlobPtr content)>;
+Result<MemberList> list_archive(Context& ctx, const BlobPtr& source, const std::string& what,
+                                const RetainHook* hook = nullptr);
 // Second pass: loads the content of the listed members at `wanted`.
-Result<void> fetch_archive(Context& ctx, Bytes data, const std::string& what, MemberList& list,
+Result<void> fetch_archive(Context& ctx, const BlobPtr& source, const std::string& what, MemberList& list,
                            const std::vector<std::size_t>& wanted);
 // Decompresses a single-stream compressed blob (gzip, xz, zstd, bzip2, lz4)
 // into memory with the member-size and ratio caps.

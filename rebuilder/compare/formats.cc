@@ -110,7 +110,7 @@ class RetainBoard {
  public:
   explicit RetainBoard(std::uint64_t budget) : budget_(budget) {}
 
-  void offer(int side, const Member& m, ByteVector&& content) {
+  void offer(int side, const Member& m, BlobPtr content) {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& r : kernel_releases({m.path})) {
       if (std::find(releases_[side].begin(), releases_[side].end(), r) == releases_[side].end()) releases_[side].push_back(r);
@@ -129,9 +129,9 @@ class RetainBoard {
       }
       return;
     }
-    if (used_ + content.size() <= budget_) {
-      used_ += content.size();
-      e.content[side] = blob_from_vector(std::move(content));
+    if (used_ + content->bytes().size() <= budget_) {
+      used_ += content->bytes().size();
+      e.content[side] = std::move(content);
     }
   }
 
@@ -165,16 +165,16 @@ Result<void> compare_archive(Context& ctx, const Input& a, const Input& b, int d
   Result<MemberList> la = malformed("not read");
   Result<MemberList> lb = malformed("not read");
   RetainBoard board(ctx.options().retain_bytes);
-  RetainHook hook_a = [&board](const Member& m, ByteVector&& c) { board.offer(0, m, std::move(c)); };
-  RetainHook hook_b = [&board](const Member& m, ByteVector&& c) { board.offer(1, m, std::move(c)); };
+  RetainHook hook_a = [&board](const Member& m, BlobPtr c) { board.offer(0, m, std::move(c)); };
+  RetainHook hook_b = [&board](const Member& m, BlobPtr c) { board.offer(1, m, std::move(c)); };
   if (ctx.try_acquire_worker()) {
-    std::thread t([&] { la = list_archive(ctx, a.bytes(), a.name, &hook_a); });
-    lb = list_archive(ctx, b.bytes(), b.name, &hook_b);
+    std::thread t([&] { la = list_archive(ctx, a.blob, a.name, &hook_a); });
+    lb = list_archive(ctx, b.blob, b.name, &hook_b);
     t.join();
     ctx.release_worker();
   } else {
-    la = list_archive(ctx, a.bytes(), a.name, &hook_a);
-    lb = list_archive(ctx, b.bytes(), b.name, &hook_b);
+    la = list_archive(ctx, a.blob, a.name, &hook_a);
+    lb = list_archive(ctx, b.blob, b.name, &hook_b);
   }
   if (!la) return std::move(la).error();
   if (!lb) return std::move(lb).error();
@@ -184,7 +184,7 @@ Result<void> compare_archive(Context& ctx, const Input& a, const Input& b, int d
     BlobPtr blob = in.blob;
     std::string name = in.name;
     return [&ctx, blob, name](MemberList& l, const std::vector<std::size_t>& w) {
-      return fetch_archive(ctx, blob->bytes(), name, l, w);
+      return fetch_archive(ctx, blob, name, l, w);
     };
   };
   compare_members(ctx, *la, *lb, fetcher(a), fetcher(b), depth, out);
