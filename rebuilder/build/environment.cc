@@ -477,4 +477,6 @@ Result<BuildEnvironment> parse_nix_narinfo(std::string_view text, const Limits& 
   return env;
 }
 
+bool is_valid_utf8(std::string_view s) { return valid_utf8(s); }
+
 }  // namespace kmr::build

@@ -109,4 +109,8 @@ Result<void> check_build_path(std::string_view what, std::string_view path);
 // A user name from a build description: [a-z_][a-z0-9_-]{0,31}.
 Result<void> check_user_name(std::string_view what, std::string_view name);
 
+// Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF), the
+// rule nlohmann::json applies when dumping: a recorded value must pass it.
+bool is_valid_utf8(std::string_view s);
+
 }  // namespace kmr::build

@@ -28,6 +28,8 @@ Result<void> check_pinnable(std::string_view name, std::string_view value) {
 }
 
 Result<void> check_identity(const kmod::BuildIdentity& id) {
+  // Recorded in the JSON and the environment, which are strict UTF-8.
+  if (!is_valid_utf8(id.banner)) return malformed("kernel banner: invalid UTF-8");
   KMR_TRY(check_pinnable("KBUILD_BUILD_USER", id.user));
   KMR_TRY(check_pinnable("KBUILD_BUILD_HOST", id.host));
   KMR_TRY(check_pinnable("KBUILD_BUILD_VERSION", id.version));
@@ -130,6 +132,7 @@ Result<std::optional<KernelRebuild>> kernel_rebuild_from_layout(const distro::Ke
     return std::optional<KernelRebuild>(std::move(k));
   }
   const kmod::CertificateInfo& c = *std::get<const kmod::CertificateInfo*>(cert);
+  if (!is_valid_utf8(c.subject)) return malformed("the embedded certificate's subject is not valid UTF-8");
   CertificateTransplant t;
   t.pem = kmod::certificate_pem(c.der);
   if (t.pem.empty()) return malformed("the embedded certificate " + c.subject + " has no PEM form");

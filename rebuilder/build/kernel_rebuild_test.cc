@@ -195,6 +195,11 @@ TEST(KernelRebuild, HostileBannerValuesAreRefused) {
     ASSERT_FALSE(k) << banner;
     EXPECT_NE(k.error().message().find("cannot be pinned"), std::string::npos) << k.error().message();
   }
+  // Bytes that are not UTF-8 (found by the fuzzer: the JSON dump threw).
+  auto bad = kernel_rebuild_from_layout(
+      layout("Linux version 6.1 (u@h) (gcc (Debian \xf0\xf0) 12, GNU ld 2.40) #1 Thu Jan  1 00:00:00 UTC 2026", {c}, 1, 1));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), "kernel banner: invalid UTF-8");
 }
 
 TEST(KernelRebuild, CompilerProgramsAndKbuildText) {
