@@ -95,6 +95,10 @@
       box.appendChild(h('ul', { class: 'failed-modules', id: 'signature-failures' }, failed.slice(0, 500).map(function (m) {
         return h('li', null, h('code', null, String(m.module || m)), m.reason ? ' \u2014 ' + m.reason : '');
       })));
+      const notVerified = (Number(sig.signed) || 0) - (Number(sig.verified) || 0);
+      if (notVerified > failed.length) {
+        box.appendChild(h('p', { class: 'muted' }, 'The rebuild reports the first ' + failed.length + ' of ' + notVerified + '.'));
+      }
     }
     s.appendChild(box);
     return s;

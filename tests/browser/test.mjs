@@ -334,8 +334,10 @@ await test('the artifact page shows the content root beside the module root, and
   log('  content-root verdicts: ' + JSON.stringify(byVerdict));
   const good = withRoot.find((x) => x.doc.content_root.verdict === 'match' && x.doc.verdicts.reproducible);
   const bad = withRoot.find((x) => x.doc.content_root.verdict === 'mismatch');
+  // a set whose modules are PKCS#7-signed: the rebuild checked the shipped signatures
+  const signed = withRoot.find((x) => x.doc.signatures && x.doc.signatures.checked && x.doc.signatures.signed > 0);
   expect(good, 'a reproducible fixture with a matching content root');
-  for (const x of [good, bad].filter(Boolean)) {
+  for (const x of [good, bad, signed].filter(Boolean)) {
     const cr = x.doc.content_root;
     await gotoView('#/artifact/' + x.a.sha256);
     await page.waitForSelector('#content-root-verdict');
@@ -366,9 +368,32 @@ await test('the artifact page shows the content root beside the module root, and
     } else {
       expect(text.length > 0, 'a signature summary is shown');
     }
-    await shot('content-root-' + cr.verdict);
+    await shot('content-root-' + cr.verdict + (x === signed ? '-signed' : ''));
   }
-  if (!bad) log('  (no fixture with a content-root mismatch in this demo)');
+  if (bad) {
+    // its attestation is FAILED, carries the mismatching roots (checked by Python, the shipped
+    // root recomputed from the package for Arch) and kmr attest verify reports it as failed
+    const att = (bad.doc.attestations || [])[0];
+    expect(att, 'the content-root mismatch fixture has an attestation');
+    const res = await fetch(BASE + (typeof att === 'string' ? att : att.url));
+    eq(res.status, 200, 'GET the attestation envelope');
+    const envFile = path.join(OUT, bad.a.sha256.slice(0, 16) + '.mismatch.intoto.json');
+    fs.writeFileSync(envFile, Buffer.from(await res.arrayBuffer()));
+    const stmt = JSON.parse(Buffer.from(JSON.parse(fs.readFileSync(envFile, 'utf8')).payload, 'base64').toString('utf8'));
+    eq(stmt.predicate.verificationResult, 'FAILED', 'verificationResult of a content-root mismatch');
+    eq(stmt.predicate.kernel.module_content_root, 'mismatch', 'predicate.kernel.module_content_root');
+    const docFile = path.join(OUT, bad.a.sha256.slice(0, 16) + '.mismatch.artifact.json');
+    fs.writeFileSync(docFile, JSON.stringify(bad.doc));
+    const args = [path.join(path.dirname(new URL(import.meta.url).pathname), 'check_attestation.py'), envFile, docFile];
+    const pkg = bad.a.path ? path.join(path.dirname(process.env.KMR_MANIFEST), bad.a.path) : null;
+    if (pkg && fs.existsSync(pkg) && bad.a.distro === 'arch') args.push(pkg);
+    const py = spawnSync('python3', args, { encoding: 'utf8' });
+    log('  ' + (py.stdout + py.stderr).trim().split('\n').join('\n  '));
+    eq(py.status, 0, 'check_attestation.py on the FAILED attestation');
+  } else {
+    log('  (no fixture with a content-root mismatch in this demo)');
+  }
+  if (!signed) log('  (no fixture whose shipped module signatures were checked in this demo)');
 });
 
 await test('the attestation link downloads a DSSE envelope that kmr attest verify accepts', async () => {
