@@ -29,13 +29,15 @@ npm ci --prefer-offline --no-audit --no-fund --loglevel=error || die "npm ci fai
 # 2. binaries
 cd "$top"
 if [[ -z ${KMR_KMRD:-} || -z ${KMR_BIN:-} ]]; then
-  bazel build //server:kmrd //rebuilder/cli:kmr >"$out/bazel-build.log" 2>&1 ||
+  # (kmrd --demo spawns the kmr-worker found next to it)
+  bazel build //server:kmrd //server:kmr-worker //rebuilder/cli:kmr >"$out/bazel-build.log" 2>&1 ||
     { tail -30 "$out/bazel-build.log"; die "bazel build failed"; }
   bin=$(bazel info bazel-bin 2>/dev/null) || die "bazel info failed"
   KMR_KMRD=${KMR_KMRD:-$bin/server/kmrd}
   KMR_BIN=${KMR_BIN:-$bin/rebuilder/cli/kmr}
 fi
 [[ -x $KMR_KMRD ]] || die "no kmrd binary at $KMR_KMRD"
+[[ -x $(dirname "$KMR_KMRD")/kmr-worker ]] || die "no kmr-worker next to $KMR_KMRD (bazel build //server:kmr-worker)"
 [[ -x $KMR_BIN ]] || die "no kmr binary at $KMR_BIN"
 
 # 3. kmrd --demo on a free port
