@@ -80,10 +80,18 @@ if [[ -x tests/browser/run.sh ]]; then
   fi
 fi
 
+phase "lint (clang-tidy on the parsers of untrusted bytes and kmr diff)"
+if tests/lint/clang_tidy.sh > "$log_dir/lint.log" 2>&1; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+tail -20 "$log_dir/lint.log"
+
 # Skipped parts: GoogleTest skips and script-level skips both print
 # "SKIPPED: <test>: <reason>" (rebuilder/base/require.h, tests/lib/require.sh).
 skips=$( { grep -rh --include=test.log -E '^SKIPPED: ' bazel-testlogs/ 2>/dev/null;
-           grep -h -E '^SKIPPED: ' "$log_dir"/fuzz.log "$log_dir"/browser.log 2>/dev/null; } | sort -u)
+           grep -h -E '^SKIPPED: ' "$log_dir"/fuzz.log "$log_dir"/browser.log "$log_dir"/lint.log 2>/dev/null; } | sort -u)
 nskips=$(grep -c . <<<"$skips")
 
 phase "done"

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # build
-  bazel-bootstrap g++ clang libclang-rt-14-dev
+  bazel-bootstrap g++ clang libclang-rt-14-dev clang-tidy
   libboost1.74-dev libssl-dev libarchive-dev libsqlite3-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libzstd-dev liblzma-dev zlib1g-dev liblz4-dev libbz2-dev
   libgtest-dev libgmock-dev libbenchmark-dev

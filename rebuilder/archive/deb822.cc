@@ -41,7 +41,7 @@ const std::string* Deb822Paragraph::get(std::string_view name) const {
   return nullptr;
 }
 
-std::string Deb822Paragraph::get_or(std::string_view name, std::string fallback) const {
+std::string Deb822Paragraph::get_or(std::string_view name, const std::string& fallback) const {
   const std::string* v = get(name);
   return v ? *v : fallback;
 }

@@ -19,7 +19,7 @@ struct Deb822Paragraph {
   std::vector<std::pair<std::string, std::string>> fields;
   // Field lookup, case-insensitive as in deb822(5).
   const std::string* get(std::string_view name) const;
-  std::string get_or(std::string_view name, std::string fallback = "") const;
+  std::string get_or(std::string_view name, const std::string& fallback = "") const;
 };
 
 struct Deb822Options {

@@ -7,7 +7,7 @@
 namespace kmr::archive {
 
 namespace {
-Result<PgpResult> run_verifier(const std::string& tool, std::vector<std::string> argv) {
+Result<PgpResult> run_verifier(const std::string& tool, const std::vector<std::string>& argv) {
   SubprocessOptions o;
   o.timeout = std::chrono::seconds(60);
   o.output_cap = 1 << 20;

@@ -73,7 +73,7 @@ void install_cleanup_handlers() {
 }
 
 Context::Context(Options options)
-    : options_(std::move(options)),
+    : options_(options),
       deadline_(std::chrono::steady_clock::now() + options_.limits.max_wall_time),
       free_workers_(options_.jobs > 1 ? static_cast<int>(options_.jobs) - 1 : 0) {}
 

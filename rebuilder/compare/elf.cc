@@ -296,7 +296,7 @@ BzImage parse_bzimage(Bytes d) {
     std::uint64_t opt = p.offset();
     std::uint16_t magic = p.u16le();
     std::uint64_t dirs = opt + (magic == 0x20b ? 112 : 96);
-    p.seek(dirs + 4 * 8);
+    p.seek(dirs + std::uint64_t{4} * 8);
     std::uint32_t cert_off = p.u32le();
     std::uint32_t cert_len = p.u32le();
     if (p.ok() && sig == 0x4550) {

@@ -348,11 +348,15 @@ LineDiff diff_hex(Bytes a, Bytes b, const DiffOptions& options, std::uint64_t ba
   for (std::size_t i = 0; i < rows_b; ++i) lb.push_back(hexdump_line(row(b, i), base_offset + i * 16));
   std::vector<std::string_view> ka;
   std::vector<std::string_view> kb;
+  ka.reserve(la.size());
+  kb.reserve(lb.size());
   for (auto& l : la) ka.push_back(std::string_view(l).substr(10));
   for (auto& l : lb) kb.push_back(std::string_view(l).substr(10));
   std::unordered_map<std::string_view, int> ids;
   std::vector<int> ia;
   std::vector<int> ib;
+  ia.reserve(ka.size());
+  ib.reserve(kb.size());
   for (auto l : ka) ia.push_back(ids.emplace(l, static_cast<int>(ids.size())).first->second);
   for (auto l : kb) ib.push_back(ids.emplace(l, static_cast<int>(ids.size())).first->second);
   bool approximate = false;

@@ -148,8 +148,8 @@ Result<std::optional<PeLayout>> parse_pe_layout(Bytes image, const std::string& 
   const std::uint32_t ndirs = le32(image, ndirs_at);
   PeLayout l;
   l.checksum_offset = opt + 64;
-  if (ndirs < 5 || dirs_at + 5 * 8 > opt + opt_size) return std::optional<PeLayout>(l);  // no certificate table
-  l.cert_dir_offset = dirs_at + 4 * 8;
+  if (ndirs < 5 || dirs_at + std::size_t{5} * 8 > opt + opt_size) return std::optional<PeLayout>(l);  // no certificate table
+  l.cert_dir_offset = dirs_at + std::size_t{4} * 8;
   l.cert_table_offset = le32(image, l.cert_dir_offset);
   l.cert_table_size = le32(image, l.cert_dir_offset + 4);
   if (l.cert_table_size == 0) {

@@ -33,7 +33,7 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 

@@ -15,7 +15,7 @@ namespace http = beast::http;
 
 namespace {
 
-constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::size_t kChunk = std::size_t{64} * 1024;
 constexpr int kMaxInterimHeads = 8;
 
 bool iequals(std::string_view a, std::string_view b) {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# clang-tidy (the checks in /.clang-tidy: bugprone-*, performance-*) over the code
+# that reads untrusted bytes: rebuilder/archive, rebuilder/kmod, rebuilder/net and
+# rebuilder/compare (tests and fuzz drivers excluded). Every finding fails.
+# Usage: tests/lint/clang_tidy.sh [FILE.cc...]   (default: those packages)
+set -uo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+[[ -f $here/.clang-tidy ]] || here=${TEST_SRCDIR:-}/kmr
+cd "$here" || exit 2
+source tests/lib/require.sh
+tidy=$(command -v clang-tidy-14 || command -v clang-tidy) || kmr_skip "clang-tidy not installed (Debian package clang-tidy)"
+if (($#)); then files=("$@"); else
+  mapfile -t files < <(ls rebuilder/archive/*.cc rebuilder/kmod/*.cc rebuilder/net/*.cc rebuilder/compare/*.cc |
+                       grep -v -e '_test\.cc$' -e '/test_' -e 'fuzz')
+fi
+flags=(-std=c++20 -I. -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW)
+out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+jobs=$(nproc)
+i=0
+for f in "${files[@]}"; do
+  ( "$tidy" --quiet "$f" -- "${flags[@]}" > "$out/$i.log" 2>&1; echo $? > "$out/$i.rc" ) &
+  i=$((i + 1))
+  while (($(jobs -rp | wc -l) >= jobs)); do wait -n; done
+done
+wait
+bad=0
+for ((k = 0; k < i; k++)); do
+  if [[ $(cat "$out/$k.rc") != 0 ]]; then
+    bad=$((bad + 1))
+    echo "FINDINGS in ${files[$k]}:"; grep -E "(error|warning):" "$out/$k.log" | head -20
+  fi
+done
+echo "clang-tidy: ${#files[@]} files, $bad with findings"
+((bad == 0))
