@@ -168,7 +168,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
       if (rc.name.empty() || rc.distro.empty() || rc.url.empty()) return malformed(w + ": name, distro and url are required");
       if (rc.url.rfind("file://", 0) != 0 && rc.url.rfind("http://", 0) != 0 && rc.url.rfind("https://", 0) != 0)
         return malformed(w + ".url: must start with file://, http:// or https://");
-      static const std::set<std::string> formats = {"kmr-import", "fixtures-manifest", "arch", "nix", "rpm-md", "apt"};
+      static const std::set<std::string> formats = {"kmr-import", "fixtures-manifest", "arch", "nix", "rpm-md", "apt",
+                                                    "rebuilderd"};
       if (!formats.count(rc.format)) return malformed(w + ".format: unknown format \"" + rc.format + "\"");
       std::map<std::string, std::string> given;
       KMR_TRY(get(r, "sources", given, w));

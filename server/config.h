@@ -19,7 +19,7 @@ struct RepositoryConfig {
   std::string name;
   std::string distro;                      // arch | nixos | suse | proxmox | debian
   std::string url;                         // file:// or http(s)://
-  std::string format = "kmr-import";       // kmr-import | fixtures-manifest | arch | nix | rpm-md | apt
+  std::string format = "kmr-import";       // kmr-import | fixtures-manifest | arch | nix | rpm-md | apt | rebuilderd
   std::vector<std::string> packages;       // name patterns (glob: * and ?)
   std::vector<std::string> architectures;  // empty = all
   std::vector<std::string> trusted_keys;   // keyring files / public keys handed to the reader

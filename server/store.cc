@@ -340,6 +340,14 @@ Result<void> Store::set_repository_insecure(std::int64_t repo_id, bool insecure)
   return ok();
 }
 
+Result<std::optional<std::pair<std::string, std::optional<std::int64_t>>>> Store::artifact_by_url(const std::string& url) {
+  KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT sha256, size FROM artifacts WHERE url = ? ORDER BY id LIMIT 1"));
+  s.bind(1, url);
+  KMR_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<std::pair<std::string, std::optional<std::int64_t>>>();
+  return std::optional<std::pair<std::string, std::optional<std::int64_t>>>(std::make_pair(s.text(0), s.opt_i64(1)));
+}
+
 Result<bool> Store::artifact_known(const std::string& sha256) {
   KMR_ASSIGN_OR_RETURN(auto s, reader().prepare("SELECT 1 FROM artifacts WHERE sha256 = ?"));
   s.bind(1, sha256);

@@ -185,6 +185,8 @@ class Store {
   Result<bool> set_worker_disabled(const std::string& name, bool disabled, std::int64_t now);
   // Records whether the repository's index was read without a verified signature.
   Result<void> set_repository_insecure(std::int64_t repo_id, bool insecure);
+  // The sha256 and size of the artifact stored with this URL (the first), if any.
+  Result<std::optional<std::pair<std::string, std::optional<std::int64_t>>>> artifact_by_url(const std::string& url);
   // True when an artifact with this sha256 is already stored.
   Result<bool> artifact_known(const std::string& sha256);
   // Records the nonce; false when it was seen before (replay). Prunes nonces older than min_ts.

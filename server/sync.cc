@@ -18,6 +18,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "server/http_client.h"
+#include "server/sync_rebuilderd.h"
 #include "server/sync_sources.h"
 
 namespace kmr::server {
@@ -458,6 +459,8 @@ Result<std::int64_t> sync_repository(Store& store, const RepositoryConfig& rc, s
       KMR_ASSIGN_OR_RETURN(arts, read_rpm_md(rc, timeout));
     } else if (rc.format == "apt") {
       KMR_ASSIGN_OR_RETURN(arts, read_apt(rc, timeout, &ctx));
+    } else if (rc.format == "rebuilderd") {
+      KMR_ASSIGN_OR_RETURN(arts, read_rebuilderd(store, rc, timeout));
     } else {
       KMR_ASSIGN_OR_RETURN(std::string text, fetch_url(rc.url, timeout, 64 << 20));
       if (rc.format == "arch") {
