@@ -34,6 +34,8 @@ packages=(
   mmdebstrap debian-archive-keyring
   # kmr-worker clones packaging git repositories (Arch PKGBUILDs) at their release tag
   git
+  # member index test: the SUSE RPM's payload unpacked by rpm2cpio, independently of kmr
+  rpm2cpio
 )
 
 missing=()
