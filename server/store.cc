@@ -790,6 +790,9 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
                              {"rebuilt", pick("rebuilt_content_root")}, {"levels", pick("content_root_levels")},
                              {"note", pick("content_root_note")}};
       out["signatures"] = pick("signatures");
+      out["masked"] = pick("masked");
+      out["mask_notes"] = pick("mask_notes");
+      out["kernel_rebuild"] = pick("kernel_rebuild");
       out["duration_ms"] = h.opt_i64(16) ? json(*h.opt_i64(16)) : json(nullptr);
     }
   }

@@ -389,7 +389,7 @@ json run_job(const json& job, const WorkerConfig& cfg) {
   json details = json::object();
   for (const char* k : {"backend", "levels", "modules", "environment_digest", "missing", "build_duration_ms", "exit_code",
                         "module_content_root", "shipped_content_root", "rebuilt_content_root", "content_root_levels",
-                        "content_root_note", "signatures"})
+                        "content_root_note", "signatures", "masked", "mask_notes", "kernel_rebuild"})
     if (out.contains(k)) details[k] = out[k];
   if (out.contains("levels")) details["shipped_levels"] = out["levels"];
   if (out.contains("diff_json") && out["diff_json"].is_string()) {
