@@ -481,7 +481,11 @@ st2, keys_body, _ = http("GET", "/api/v1/meta/public-keys")
 link_file, keys_file = os.path.join(TMP, "link.json"), os.path.join(TMP, "rbkeys.json")
 open(link_file, "wb").write(link_body)
 open(keys_file, "wb").write(keys_body)
-vr = subprocess.run([sys.executable, os.path.join(RUNFILES, "server/rebuilderd_link_verify.py"), link_file, keys_file],
+# sha512 beside sha256 everywhere, and the shipped file's digests recomputed by the
+# checker over the package bytes themselves.
+good_fn = next("%s-%s-6.8-%s.pkg" % (d, n, v) for h, d, n, v, _ in artifacts if h == good["kmr_sha256"])
+vr = subprocess.run([sys.executable, os.path.join(RUNFILES, "server/rebuilderd_link_verify.py"), link_file, keys_file,
+                     "--require-sha512", "--file", "%s=%s" % (good_fn, os.path.join(repo_dir, good_fn))],
                     capture_output=True, text=True)
 check(st == 200 and st2 == 200 and vr.returncode == 0, "rebuilderd in-toto link verifies: %s" % (vr.stdout + vr.stderr).strip())
 bad = next(r for r in binp["records"] if r["status"] == "BAD")
