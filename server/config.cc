@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include <algorithm>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -52,6 +53,14 @@ bool glob_match(std::string_view p, std::string_view s) {
   }
   while (pi < p.size() && p[pi] == '*') ++pi;
   return pi == p.size();
+}
+
+bool repository_wants(const RepositoryConfig& rc, std::string_view name, std::string_view arch) {
+  const bool name_ok = rc.packages.empty() || std::any_of(rc.packages.begin(), rc.packages.end(),
+                                                          [&](const std::string& p) { return glob_match(p, name); });
+  const bool arch_ok = rc.architectures.empty() ||
+                       std::find(rc.architectures.begin(), rc.architectures.end(), arch) != rc.architectures.end();
+  return name_ok && arch_ok;
 }
 
 Result<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen) {

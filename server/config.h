@@ -76,5 +76,8 @@ Result<Config> load_config(const std::string& path);
 // Splits "HOST:PORT" ("[::1]:80" too).
 Result<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen);
 bool glob_match(std::string_view pattern, std::string_view name);
+// A package the repository follows: its name matches one of `packages` (or
+// the list is empty) and its architecture is listed (or none are).
+bool repository_wants(const RepositoryConfig& rc, std::string_view name, std::string_view arch);
 
 }  // namespace kmr::server

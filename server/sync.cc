@@ -31,14 +31,7 @@ bool lower_hex64(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-bool wanted(const RepositoryConfig& rc, const ImportArtifact& a) {
-  bool name_ok = rc.packages.empty();
-  for (const auto& p : rc.packages)
-    if (glob_match(p, a.name)) name_ok = true;
-  bool arch_ok = rc.architectures.empty() ||
-                 std::find(rc.architectures.begin(), rc.architectures.end(), a.arch) != rc.architectures.end();
-  return name_ok && arch_ok;
-}
+bool wanted(const RepositoryConfig& rc, const ImportArtifact& a) { return repository_wants(rc, a.name, a.arch); }
 
 Result<std::string> str(const json& j, const char* k, const std::string& where) {
   auto it = j.find(k);

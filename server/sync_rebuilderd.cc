@@ -50,14 +50,7 @@ std::string opt_field(const json& r, const char* k, std::size_t max) {
   return it->get<std::string>();
 }
 
-bool wanted(const RepositoryConfig& rc, const RebuilderdRecord& r) {
-  bool name_ok = rc.packages.empty();
-  for (const auto& p : rc.packages)
-    if (glob_match(p, r.name)) name_ok = true;
-  bool arch_ok = rc.architectures.empty() ||
-                 std::find(rc.architectures.begin(), rc.architectures.end(), r.architecture) != rc.architectures.end();
-  return name_ok && arch_ok;
-}
+bool wanted(const RepositoryConfig& rc, const RebuilderdRecord& r) { return repository_wants(rc, r.name, r.architecture); }
 
 // Pages of one query (name filter or none) until a short or empty page.
 Result<void> page_through(const std::string& base, const std::optional<std::string>& name, const PageFetcher& fetch,

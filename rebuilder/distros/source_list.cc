@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rebuilder/base/json_nesting.h"
+
 namespace kmr::distros {
 namespace {
 
@@ -29,26 +31,6 @@ bool is_git_ref(std::string_view r) {
   });
 }
 
-// Nesting depth of a JSON text, strings skipped (so nlohmann's recursive
-// parser never sees a deep document).
-std::size_t max_depth(std::string_view text) {
-  std::size_t depth = 0, worst = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      worst = std::max(worst, ++depth);
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
-  return worst;
-}
 
 Result<std::string> string_field(const json& j, const char* key, bool required, const std::string& where) {
   auto it = j.find(key);
@@ -157,7 +139,7 @@ bool looks_like_source_list(std::string_view text) {
 
 Result<SourceList> parse_source_list(std::string_view text) {
   if (text.size() > kMaxSourceListBytes) return limit_exceeded("source list larger than 1 MiB");
-  if (max_depth(text) > 4) return malformed("source list nested deeper than 4 levels");
+  if (!json_nesting_ok(text, 4)) return malformed("source list nested deeper than 4 levels");
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return malformed("source list is not a JSON object");
   KMR_TRY(check_keys(j, {"kmr_sources", "files", "git"}, "source list"));
