@@ -57,16 +57,20 @@ pool=$FX/proxmox/pristine/pool/pve-no-subscription/p/proxmox-kernel-6.18
 KMR_SOURCES=$pool harness proxmox-pristine GOOD "$pool/proxmox-kernel-6.18_6.18.0-1_amd64.buildinfo" \
   "$pool/proxmox-kernel-6.18.0-kmrfix_6.18.0-1_amd64.deb"
 
-# Timeout: SIGTERM to the group after 4 s, SIGKILL 10 s later.
-KMR_SOURCES=$FX/arch/pristine/sources/linux-kmrfix python3 "$HARNESS" --backend "$BACKEND" --timeout 4 --input "$arch/linux-kmrfix-6.18.0-1-x86_64.pkg.tar.zst" \
+# Timeout: SIGTERM to the group after 4 s, SIGKILL 10 s later. A work root of its
+# own, so another rebuild on the machine is not mistaken for a leftover.
+krd=/var/tmp/kmr-rebuild-timeout-$$
+mkdir -p "$krd"
+KMR_REBUILD_DIR=$krd KMR_SOURCES=$FX/arch/pristine/sources/linux-kmrfix python3 "$HARNESS" --backend "$BACKEND" --timeout 4 --input "$arch/linux-kmrfix-6.18.0-1-x86_64.pkg.tar.zst" \
   --artifact "$arch/linux-kmrfix-6.18.0-1-x86_64.pkg.tar.zst" --json "$T/timeout.json" > "$T/timeout.log" 2>&1
 [[ $(field "$T/timeout.json" timed_out) == True ]] || fail "timeout: the backend finished before the timeout"
 [[ $(field "$T/timeout.json" status) == BAD ]] || fail "timeout: job not BAD"
 work=$(field "$T/timeout.json" workdir)
 sleep 2
-if pgrep -af -- "$work|kmr-rebuild/rebuilderd-[0-9]+" > "$T/left.txt"; then fail "timeout: processes left behind:"; cat "$T/left.txt"; else pass "timeout: nothing left behind"; fi
+if pgrep -af -- "$work|$krd/rebuilderd-[0-9]+" > "$T/left.txt"; then fail "timeout: processes left behind:"; cat "$T/left.txt"; else pass "timeout: nothing left behind"; fi
 [[ -e $work ]] && fail "timeout: harness folder $work left behind"
-ls -d /var/tmp/kmr-rebuild/rebuilderd-* 2>/dev/null && fail "timeout: kmr work folder left behind"
+ls -d "$krd"/rebuilderd-* 2>/dev/null && fail "timeout: kmr work folder left behind"
+rm -rf "$krd"
 
 echo "failures: $fails"
 ((fails == 0))
