@@ -27,17 +27,6 @@ namespace {
 using nlohmann::json;
 using Triple = std::tuple<std::string, std::string, std::string>;
 
-const kmr::testing::FixtureRepos& fixtures() {
-  static const kmr::testing::FixtureRepos f = kmr::testing::ensure_fixture_repos();
-  return f;
-}
-
-#define REQUIRE_FIXTURES()                                                        \
-  do {                                                                            \
-    ASSERT_TRUE(fixtures().error.empty()) << fixtures().error;                    \
-    if (!fixtures().unavailable.empty()) KMR_SKIP_OR_FAIL(fixtures().unavailable); \
-  } while (0)
-
 #define REQUIRE_TOOLS()                                                                                    \
   do {                                                                                                     \
     auto t = run_subprocess({"sh", "-c",                                                                   \
@@ -48,7 +37,7 @@ const kmr::testing::FixtureRepos& fixtures() {
   } while (0)
 
 json manifest() {
-  std::ifstream in(fixtures().dir + "/manifest.json");
+  std::ifstream in(kmr::testing::fixture_repos().dir + "/manifest.json");
   return json::parse(in, nullptr, false);
 }
 
@@ -56,11 +45,11 @@ json manifest() {
 std::vector<json> set_artifacts(const std::string& set) {
   std::vector<json> out;
   const json m = manifest();
-  EXPECT_TRUE(m.is_object() && m.contains("artifacts")) << fixtures().dir << "/manifest.json";
+  EXPECT_TRUE(m.is_object() && m.contains("artifacts")) << kmr::testing::fixture_repos().dir << "/manifest.json";
   if (!m.is_object() || !m.contains("artifacts")) return out;
   for (const json& a : m["artifacts"])
     if (a["set"] == set) out.push_back(a);
-  EXPECT_FALSE(out.empty()) << "no artifacts of " << set << " in " << fixtures().dir;
+  EXPECT_FALSE(out.empty()) << "no artifacts of " << set << " in " << kmr::testing::fixture_repos().dir;
   return out;
 }
 
@@ -93,7 +82,7 @@ std::size_t count_kind(const std::set<Triple>& s, const std::string& kind) {
 
 // Every hash kmr indexes is the one the distribution's tools give, and nothing is missing.
 TEST(MemberIndex, RealPackagesMatchTheirOwnTools) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   REQUIRE_TOOLS();
   auto tmp = TempDir::create("members-test");
   ASSERT_TRUE(tmp);
@@ -102,7 +91,7 @@ TEST(MemberIndex, RealPackagesMatchTheirOwnTools) {
   std::size_t stripped = 0, decompressed = 0, nar = 0;
   for (const auto& set : sets) {
     for (const json& a : set_artifacts(set)) {
-      const std::string pkg = fixtures().dir + "/" + a["path"].get<std::string>();
+      const std::string pkg = kmr::testing::fixture_repos().dir + "/" + a["path"].get<std::string>();
       auto idx = index_package(pkg, file_of(a), tmp->path());
       ASSERT_TRUE(idx) << pkg << ": " << idx.error().to_string();
       EXPECT_FALSE(idx->truncated);
@@ -180,7 +169,7 @@ TEST(MemberIndex, HostileInputs) {
 }
 
 TEST(MemberIndex, CapIsReported) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto tmp = TempDir::create("members-cap");
   ASSERT_TRUE(tmp);
   const auto arts = set_artifacts("arch/pristine");
@@ -188,7 +177,7 @@ TEST(MemberIndex, CapIsReported) {
   const json a = arts[0];
   MemberLimits limits;
   limits.max_hashes = 7;
-  auto idx = index_package(fixtures().dir + "/" + a["path"].get<std::string>(), file_of(a), tmp->path(), limits);
+  auto idx = index_package(kmr::testing::fixture_repos().dir + "/" + a["path"].get<std::string>(), file_of(a), tmp->path(), limits);
   ASSERT_TRUE(idx) << idx.error().to_string();
   EXPECT_EQ(idx->hashes.size(), 7u);
   EXPECT_TRUE(idx->truncated);
@@ -196,7 +185,7 @@ TEST(MemberIndex, CapIsReported) {
 
 // Verdicts stored, the indexer run, then the end-user lookups through the API.
 TEST(MemberIndex, ApiResolvesMembersNarHashesAndStorePaths) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   REQUIRE_TOOLS();
   auto tmp = TempDir::create("members-api");
   ASSERT_TRUE(tmp);
@@ -226,7 +215,7 @@ TEST(MemberIndex, ApiResolvesMembersNarHashesAndStorePaths) {
       ia.version = a["version"];
       ia.arch = a["arch"];
       ia.filename = file_of(a);
-      ia.url = "file://" + fixtures().dir + "/" + a["path"].get<std::string>();
+      ia.url = "file://" + kmr::testing::fixture_repos().dir + "/" + a["path"].get<std::string>();
       ia.sha256 = a["sha256"];
       sha_of[a["path"]] = ia.sha256;
       arts.push_back(ia);
@@ -263,7 +252,7 @@ TEST(MemberIndex, ApiResolvesMembersNarHashesAndStorePaths) {
   auto x = run_subprocess({"sh", "-c",
                            "dpkg-deb -x \"$0\" \"$1/deb\" && cd \"$1/deb\" && "
                            "sha256sum usr/lib/modules/*/kernel/net/wireguard/wireguard.ko boot/vmlinuz-* | cut -d' ' -f1",
-                           fixtures().dir + "/" + deb["path"].get<std::string>(), tmp->path()});
+                           kmr::testing::fixture_repos().dir + "/" + deb["path"].get<std::string>(), tmp->path()});
   ASSERT_TRUE(x && x->success()) << (x ? x->err : x.error().to_string());
   const std::string ko = x->out.substr(0, 64), vmlinuz = x->out.substr(65, 64);
   for (const std::string& h : {ko, vmlinuz}) {
@@ -278,7 +267,7 @@ TEST(MemberIndex, ApiResolvesMembersNarHashesAndStorePaths) {
     EXPECT_EQ(body["member_of"][0]["verdicts"]["status"], "build-failed");
   }
   // The same module without its signature (cut by the Python script's independent reading).
-  auto want = expected(fixtures().dir + "/" + deb["path"].get<std::string>(), tmp->path());
+  auto want = expected(kmr::testing::fixture_repos().dir + "/" + deb["path"].get<std::string>(), tmp->path());
   std::string ko_stripped;
   for (const auto& [k, p, kind] : want)
     if (kind == "stripped" && p.ends_with("/wireguard.ko")) ko_stripped = k;
@@ -289,7 +278,7 @@ TEST(MemberIndex, ApiResolvesMembersNarHashesAndStorePaths) {
 
   // Nix: NarHash by nix-hash (nix32 and hex), and the store path.
   for (const json& a : set_artifacts("nixos/pristine")) {
-    const std::string narinfo = fixtures().dir + "/" + a["path"].get<std::string>();
+    const std::string narinfo = kmr::testing::fixture_repos().dir + "/" + a["path"].get<std::string>();
     auto h = run_subprocess({"sh", "-c",
                              "rm -rf \"$1/out\" && u=$(sed -n 's/^URL: //p' \"$0\") && "
                              "xz -dc \"$(dirname \"$0\")/$u\" | nix-store --restore \"$1/out\" && "

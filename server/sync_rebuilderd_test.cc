@@ -26,14 +26,9 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-const kmr::testing::FixtureRepos& fixtures() {
-  static const kmr::testing::FixtureRepos f = kmr::testing::ensure_fixture_repos();
-  return f;
-}
-
 // The fixture kernels (Arch linux + headers, the Proxmox kernel) as a kmrd would hold them.
 std::vector<json> fixture_artifacts() {
-  std::ifstream in(fixtures().dir + "/manifest.json");
+  std::ifstream in(kmr::testing::fixture_repos().dir + "/manifest.json");
   json m = json::parse(in, nullptr, false);
   std::vector<json> out;
   if (m.is_discarded()) return out;
@@ -60,7 +55,7 @@ class Upstream {
         ia.name = a["name"];
         ia.version = a["version"];
         ia.arch = a["arch"];
-        ia.url = "file://" + fixtures().dir + "/" + a["path"].get<std::string>();
+        ia.url = "file://" + kmr::testing::fixture_repos().dir + "/" + a["path"].get<std::string>();
         ia.filename = ia.url.substr(ia.url.rfind('/') + 1);
         ia.sha256 = a["sha256"];
         arts.push_back(ia);
@@ -86,12 +81,6 @@ class Upstream {
   std::thread thread_;
 };
 
-#define REQUIRE_FIXTURES()                                                        \
-  do {                                                                            \
-    ASSERT_TRUE(fixtures().error.empty()) << fixtures().error;                    \
-    if (!fixtures().unavailable.empty()) KMR_SKIP_OR_FAIL(fixtures().unavailable); \
-  } while (0)
-
 RepositoryConfig rc_for(const std::string& url, std::vector<std::string> packages) {
   RepositoryConfig rc;
   rc.name = "fleet";
@@ -111,7 +100,7 @@ PageFetcher counting_fetch(std::vector<std::string>& urls) {
 }
 
 TEST(SyncRebuilderd, FollowsKmrdsOwnRebuilderdApi) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto tmp = TempDir::create("sync-rbd");
   ASSERT_TRUE(tmp);
   Upstream up(tmp->path());
@@ -156,14 +145,14 @@ TEST(SyncRebuilderd, FollowsKmrdsOwnRebuilderdApi) {
 }
 
 TEST(SyncRebuilderd, JsonDocumentAsTheSpecShows) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto tmp = TempDir::create("sync-rbd-doc");
   ASSERT_TRUE(tmp);
   const json a = fixture_artifacts()[0];
   // The package beside the document (a link into the fixture cache), named relative to it.
   const std::string file = a["path"].get<std::string>().substr(a["path"].get<std::string>().rfind('/') + 1);
   std::filesystem::create_directories(tmp->path() + "/pkgs");
-  std::filesystem::create_symlink(fixtures().dir + "/" + a["path"].get<std::string>(), tmp->path() + "/pkgs/" + file);
+  std::filesystem::create_symlink(kmr::testing::fixture_repos().dir + "/" + a["path"].get<std::string>(), tmp->path() + "/pkgs/" + file);
   // The binary record shape of rebuilderd's v1 API, URL relative to the document.
   json doc = {{"total", 2},
               {"records",

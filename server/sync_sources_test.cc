@@ -25,17 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const kmr::testing::FixtureRepos& fixtures() {
-  static const kmr::testing::FixtureRepos f = kmr::testing::ensure_fixture_repos();
-  return f;
-}
-
-#define REQUIRE_FIXTURES()                                                          \
-  do {                                                                              \
-    ASSERT_TRUE(fixtures().error.empty()) << fixtures().error;                      \
-    if (!fixtures().unavailable.empty()) KMR_SKIP_OR_FAIL(fixtures().unavailable); \
-  } while (0)
-
 RepositoryConfig repo(const std::string& distro, const std::string& format, const std::string& url,
                       const std::map<std::string, std::string>& sources = {}) {
   RepositoryConfig rc;
@@ -71,10 +60,10 @@ std::string sha256sum(const std::string& path) {
 }
 
 TEST(SyncSources, ProxmoxDscFromSourcesAndBuildinfoTemplate) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto t = TempDir::create("sync-sources");
   ASSERT_TRUE(t);
-  const std::string root = fixtures().dir + "/proxmox/pristine";
+  const std::string root = kmr::testing::fixture_repos().dir + "/proxmox/pristine";
   const std::string pool = root + "/pool/pve-no-subscription/p/proxmox-kernel-6.18";
   auto rc = repo("proxmox", "apt", "file://" + root + "/dists/bookworm/Release",
                  {{"buildinfo", "https://buildinfos.example/{source_c}/{source}/{source}_{version}_{arch}.buildinfo"}});
@@ -98,11 +87,11 @@ TEST(SyncSources, ProxmoxDscFromSourcesAndBuildinfoTemplate) {
 }
 
 TEST(SyncSources, SourcesIndexMustMatchTheRelease) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto t = TempDir::create("sync-sources");
   ASSERT_TRUE(t);
   const std::string copy = t->path() + "/pve";
-  fs::copy(fixtures().dir + "/proxmox/pristine", copy, fs::copy_options::recursive);
+  fs::copy(kmr::testing::fixture_repos().dir + "/proxmox/pristine", copy, fs::copy_options::recursive);
   const std::string idx = copy + "/dists/bookworm/pve-no-subscription/source/Sources.gz";
   auto r = run_subprocess({"bash", "-c", "printf 'Package: x\\n' | gzip -n > '" + idx + "'"});
   ASSERT_TRUE(r && r->success());
@@ -119,11 +108,11 @@ TEST(SyncSources, SourcesIndexMustMatchTheRelease) {
 }
 
 TEST(SyncSources, ArchPackagingRepositoryAtTheTag) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto t = TempDir::create("sync-sources");
   ASSERT_TRUE(t);
   auto list = synced_sources(t->path() + "/s",
-                             repo("arch", "arch", "file://" + fixtures().dir + "/arch/pristine/os/x86_64/kmrfix.db"));
+                             repo("arch", "arch", "file://" + kmr::testing::fixture_repos().dir + "/arch/pristine/os/x86_64/kmrfix.db"));
   ASSERT_TRUE(list) << list.error().to_string();
   ASSERT_EQ(list->git.size(), 1u);
   EXPECT_EQ(list->git[0].url, "https://gitlab.archlinux.org/archlinux/packaging/packages/linux-kmrfix.git");
@@ -133,7 +122,7 @@ TEST(SyncSources, ArchPackagingRepositoryAtTheTag) {
 }
 
 TEST(SyncSources, SuseSourceRpmWithItsHashFromTheSourceIndex) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   if (!have_program("createrepo_c")) KMR_SKIP_OR_FAIL("createrepo_c is not installed");
   auto t = TempDir::create("sync-sources");
   ASSERT_TRUE(t);
@@ -141,13 +130,13 @@ TEST(SyncSources, SuseSourceRpmWithItsHashFromTheSourceIndex) {
   const std::string src_repo = t->path() + "/source";
   fs::create_directories(src_repo + "/src");
   std::string srpm;
-  for (const auto& e : fs::directory_iterator(fixtures().dir + "/suse/pristine/sources")) {
+  for (const auto& e : fs::directory_iterator(kmr::testing::fixture_repos().dir + "/suse/pristine/sources")) {
     srpm = e.path().filename().string();
     fs::copy_file(e.path(), src_repo + "/src/" + srpm);
   }
   auto cr = run_subprocess({"createrepo_c", "-q", src_repo});
   ASSERT_TRUE(cr && cr->success()) << (cr ? cr->err : cr.error().to_string());
-  const std::string bin = "file://" + fixtures().dir + "/suse/pristine/repo/";
+  const std::string bin = "file://" + kmr::testing::fixture_repos().dir + "/suse/pristine/repo/";
   auto list = synced_sources(t->path() + "/s", repo("suse", "rpm-md", bin, {{"srpm_index", "file://" + src_repo + "/"}}));
   ASSERT_TRUE(list) << list.error().to_string();
   ASSERT_EQ(list->files.size(), 1u);

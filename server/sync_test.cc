@@ -219,11 +219,7 @@ TEST(SyncPolicy, UnsignedArchDbNeedsEachPackageSignature) {
 // ---- Native indexes of the real fixture repositories (tests/fixtures/repos, pristine variant) ----
 
 // The fixture repositories, from the shared cache (tests/lib/fixtures.h).
-const kmr::testing::FixtureRepos& fixtures() {
-  static const kmr::testing::FixtureRepos f = kmr::testing::ensure_fixture_repos();
-  return f;
-}
-const std::string& fixtures_dir() { return fixtures().dir; }
+const std::string& fixtures_dir() { return kmr::testing::fixture_repos().dir; }
 
 nlohmann::json manifest_artifacts(const std::string& set) {
   std::ifstream in(fixtures_dir() + "/manifest.json");
@@ -233,12 +229,6 @@ nlohmann::json manifest_artifacts(const std::string& set) {
     if (a["set"] == set) out.push_back(a);
   return out;
 }
-
-#define REQUIRE_FIXTURES()                                                  \
-  do {                                                                      \
-    ASSERT_TRUE(fixtures().error.empty()) << fixtures().error;              \
-    if (!fixtures().unavailable.empty()) KMR_SKIP_OR_FAIL(fixtures().unavailable); \
-  } while (0)
 
 struct Synced {
   std::unique_ptr<Store> store;
@@ -296,7 +286,7 @@ RepositoryConfig nix_rc(const std::string& cache) {
 }
 
 TEST(SyncFixtures, NixCacheOutputsOfOneDeriverAreOneJob) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto t = TempDir::create("sync-nix");
   ASSERT_TRUE(t.has_value());
   auto s = sync_twice(t->path() + "/state", nix_rc(fixtures_dir() + "/nixos/pristine/cache"));
@@ -319,7 +309,7 @@ TEST(SyncFixtures, NixCacheOutputsOfOneDeriverAreOneJob) {
 }
 
 TEST(SyncFixtures, NixUntrustedOrForgedSignatureOrBadNarEnqueuesNothing) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto t = TempDir::create("sync-nix-bad");
   ASSERT_TRUE(t.has_value());
   std::string out_narinfo = manifest_artifacts("nixos/pristine")[0]["path"];
@@ -365,7 +355,7 @@ TEST(SyncFixtures, NixUntrustedOrForgedSignatureOrBadNarEnqueuesNothing) {
 }
 
 TEST(SyncFixtures, ArchRepoDbOfTheFixtures) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto t = TempDir::create("sync-arch");
   ASSERT_TRUE(t.has_value());
   RepositoryConfig rc;
@@ -394,7 +384,7 @@ RepositoryConfig rpm_rc(const std::string& repo) {
 }
 
 TEST(SyncFixtures, RpmMdPrimaryChecked) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto t = TempDir::create("sync-rpm");
   ASSERT_TRUE(t.has_value());
   auto s = sync_twice(t->path() + "/state", rpm_rc(fixtures_dir() + "/suse/pristine/repo"));
@@ -426,7 +416,7 @@ RepositoryConfig apt_rc(const std::string& root) {
 }
 
 TEST(SyncFixtures, AptReleasePackagesChecked) {
-  REQUIRE_FIXTURES();
+  KMR_REQUIRE_FIXTURE_REPOS();
   auto t = TempDir::create("sync-apt");
   ASSERT_TRUE(t.has_value());
   auto s = sync_twice(t->path() + "/state", apt_rc(fixtures_dir() + "/proxmox/pristine"));

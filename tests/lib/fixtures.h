@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
 
 namespace kmr::testing {
@@ -36,4 +37,19 @@ inline FixtureRepos ensure_fixture_repos() {
   return f;
 }
 
+// The repositories, ensured once per test binary.
+inline const FixtureRepos& fixture_repos() {
+  static const FixtureRepos f = ensure_fixture_repos();
+  return f;
+}
+
 }  // namespace kmr::testing
+
+// In a test body: fails when the build failed, skips (fails in required mode)
+// when the repositories cannot be built here.
+#define KMR_REQUIRE_FIXTURE_REPOS()                                                                     \
+  do {                                                                                                  \
+    ASSERT_TRUE(::kmr::testing::fixture_repos().error.empty()) << ::kmr::testing::fixture_repos().error; \
+    if (!::kmr::testing::fixture_repos().unavailable.empty())                                           \
+      KMR_SKIP_OR_FAIL(::kmr::testing::fixture_repos().unavailable);                                    \
+  } while (0)
