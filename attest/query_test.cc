@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -70,7 +71,14 @@ class FakeRebuilder {
 
   void publish(const std::string& hex, const std::string& files) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto p = svc_->attest(input_for(hex, "https://" + name_ + ".example/kmr", files));
+    StatementInput in = input_for(hex, "https://" + name_ + ".example/kmr", files);
+    // Each publication is a distinct statement even within one second: identical envelopes
+    // share one leaf hash, so the log could not tell a re-publication from the first one.
+    char when[32];
+    std::snprintf(when, sizeof when, "2026-01-01T00:%02u:%02uZ", (published_ / 60) % 60, published_ % 60);
+    ++published_;
+    in.time_verified = when;
+    auto p = svc_->attest(in);
     KMR_CHECK(p.has_value());
     envelopes_.push_back(p->envelope);
     by_digest_[hex].push_back(envelopes_.size() - 1);
@@ -184,6 +192,7 @@ class FakeRebuilder {
   std::unique_ptr<TransparencyLog> log_;
   std::unique_ptr<AttestationService> svc_;
   std::vector<std::string> envelopes_;
+  unsigned published_ = 0;
   std::map<std::string, std::vector<std::size_t>> by_digest_;
   std::map<std::string, std::vector<std::tuple<std::string, std::string, std::string, std::string>>> members_;
   std::map<std::string, std::string> store_paths_;
