@@ -623,9 +623,24 @@ class DebianBackend : public Backend {
     s.uid = 0;
     s.gid = 0;
     s.user = "root";
-    s.build_path = "/build";
+    // The tree is unpacked where the .buildinfo's Build-Path says it was built (host
+    // tools built with -g, such as kbuild's objtool, carry that path), else at
+    // /build/src/<source>-<upstream version>.
+    std::string parent = "/build/src";
+    std::string tree;
+    if (!env.build_path.empty()) {
+      KMR_TRY(check_build_path(".buildinfo Build-Path", env.build_path));
+      const auto slash = env.build_path.rfind('/');
+      if (slash == 0 || slash + 1 >= env.build_path.size())
+        return Error(ErrorCode::kMalformedInput, ".buildinfo Build-Path '" + env.build_path + "' has no parent directory");
+      parent = env.build_path.substr(0, slash);
+      tree = env.build_path.substr(slash + 1);
+    }
+    s.build_path = parent == "/build/src" ? "/build" : parent;
+    const std::string src = s.build_path == "/build" ? job.work + "/build/src" : job.work + "/build";
+    src_ = src;
     const std::string d = dsc(job, env);
-    fs::create_directories(job.work + "/build/src");
+    fs::create_directories(src);
     // The .dsc and every file it lists.
     KMR_ASSIGN_OR_RETURN(auto text, read_text_file(d, 1 << 20));
     std::vector<std::string> files = {base_of(d)};
@@ -642,15 +657,15 @@ class DebianBackend : public Backend {
       }
     }
     for (const auto& f : files) {
-      auto copied = copy_file_no_follow(dir_of(d) + "/" + f, job.work + "/build/src/" + f);
+      auto copied = copy_file_no_follow(dir_of(d) + "/" + f, src + "/" + f);
       if (!copied) return Error(copied.error().code(), "source file " + f + " listed in " + d + ": " + copied.error().message());
     }
     for (const auto& [k, v] : env.env) s.env[k] = v;
     std::string version = env.fields.at("Version");
     if (const auto colon = version.find(':'); colon != std::string::npos) version = version.substr(colon + 1);
     const std::string upstream = version.substr(0, version.rfind('-'));
-    const std::string tree = env.fields.at("Source").substr(0, env.fields.at("Source").find(' ')) + "-" + upstream;
-    const std::string script = "set -e\ncd /build/src\ndpkg-source -x " + shell_quote(base_of(d)) + " " + shell_quote(tree) +
+    if (tree.empty()) tree = env.fields.at("Source").substr(0, env.fields.at("Source").find(' ')) + "-" + upstream;
+    const std::string script = "set -e\ncd " + shell_quote(parent) + "\ndpkg-source -x " + shell_quote(base_of(d)) + " " + shell_quote(tree) +
                                "\ncd " + shell_quote(tree) + "\ndpkg-buildpackage -us -uc -d -b\n";
     p.argv = {"/bin/sh", "-c", script};
     return p;
@@ -658,13 +673,14 @@ class DebianBackend : public Backend {
 
   Result<std::vector<std::string>> collect(const Job& job, const BuildEnvironment&) override {
     std::vector<std::string> out;
-    for (const auto& f : job.files) out.push_back(job.work + "/build/src/" + base_of(f));
+    for (const auto& f : job.files) out.push_back(src_ + "/" + base_of(f));
     return out;
   }
 
  private:
   std::string distro_;
   std::string root_dir_;  // "" = the host's toolchain
+  std::string src_;       // host directory holding the source package and the built packages
 };
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {

@@ -195,6 +195,68 @@ TEST_F(DebianHostile, BuildSeesNoShippedArtifactsNorTheirRepository) {
   EXPECT_TRUE(saw_sources);
 }
 
+// ---- Debian: the .buildinfo's Build-Path is where the rebuild unpacks ------------
+
+// A package that records its build directory, as a host tool built with -g does
+// (kbuild's objtool in linux-headers): only a rebuild in the same path is identical.
+constexpr const char* kDebianPathPackage = R"SH(
+mkdir -p tree/kmr-path-1.0/debian/source
+cd tree/kmr-path-1.0
+printf '%s\n' 'Source: kmr-path' 'Section: misc' 'Priority: optional' 'Maintainer: Kmr Test <kmr@example.org>' \
+  'Standards-Version: 4.6.2' 'Rules-Requires-Root: no' '' 'Package: kmr-path' 'Architecture: all' \
+  'Description: kmr build path test package' ' Records where it was built.' > debian/control
+printf '%s\n' 'kmr-path (1.0) unstable; urgency=medium' '' '  * Test.' '' \
+  ' -- Kmr Test <kmr@example.org>  Tue, 14 Nov 2023 22:13:20 +0000' > debian/changelog
+echo "3.0 (native)" > debian/source/format
+printf '%s\n' '#!/usr/bin/make -f' \
+  'build build-arch build-indep:' '	true' \
+  'clean:' '	rm -rf debian/tmp debian/files' \
+  'binary binary-arch binary-indep:' \
+  '	mkdir -p debian/tmp/DEBIAN debian/tmp/usr/share/doc/kmr-path' \
+  '	pwd > debian/tmp/usr/share/doc/kmr-path/BUILT-IN' \
+  '	dpkg-gencontrol -pkmr-path -Pdebian/tmp' \
+  '	dpkg-deb --root-owner-group -Zxz -b debian/tmp ..' \
+  '	dpkg-distaddfile kmr-path_1.0_all.deb misc optional' > debian/rules
+chmod +x debian/rules
+cd ..
+dpkg-source -b kmr-path-1.0 > /dev/null
+cd kmr-path-1.0
+SOURCE_DATE_EPOCH=1700000000 dpkg-buildpackage -us -uc -b -d --buildinfo-option=--always-include-path > ../host-build.log 2>&1
+cd ..
+rm -rf kmr-path-1.0
+grep -q '^Build-Path: /' kmr-path_1.0_amd64.buildinfo
+)SH";
+
+TEST(DebianBuildPath, RebuildUnpacksAtTheRecordedBuildPath) {
+  std::string why;
+  if (!have_program("dpkg-buildpackage")) KMR_SKIP_OR_FAIL("dpkg-buildpackage not installed");
+  if (!sandbox_or_skip_reason(why)) KMR_SKIP_OR_FAIL(why);
+  // Not below the test's own tmp (under /root, which a build path may not name).
+  const std::string dir = "/var/tmp/kmr-test-build-path-" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  ASSERT_NO_FATAL_FAILURE(run_script(dir, kDebianPathPackage));
+  const std::string tree = dir + "/tree";
+  auto bi = read_text_file(tree + "/kmr-path_1.0_amd64.buildinfo", 1 << 20);
+  ASSERT_TRUE(bi);
+  ASSERT_NE(bi->find("\nBuild-Path: " + tree + "/kmr-path-1.0\n"), std::string::npos) << *bi;
+
+  auto rep = rebuild({tree + "/kmr-path_1.0_all.deb"}, keep_options());
+  ASSERT_EQ(rebuild_status_name(rep.status), "verdict") << rep.reason;
+  EXPECT_EQ(files_tier_name(rep.files.tier), "identical") << rep.to_json()["differing"].dump();
+  EXPECT_EQ(rep.to_json()["environment"]["build_path"], tree + "/kmr-path-1.0");
+
+  // The same package without the record: the default path, and the recorded directory differs.
+  ASSERT_NO_FATAL_FAILURE(run_script(tree, "sed -i '/^Build-Path: /d' kmr-path_1.0_amd64.buildinfo"));
+  auto unrecorded = rebuild({tree + "/kmr-path_1.0_all.deb"}, keep_options());
+  ASSERT_EQ(rebuild_status_name(unrecorded.status), "verdict") << unrecorded.reason;
+  EXPECT_EQ(files_tier_name(unrecorded.files.tier), "different");
+  auto built_in = read_text_file(unrecorded.work_dir + "/build/src/kmr-path-1.0/debian/tmp/usr/share/doc/kmr-path/BUILT-IN", 4096);
+  ASSERT_TRUE(built_in) << built_in.error().to_string();
+  EXPECT_EQ(*built_in, "/build/src/kmr-path-1.0\n");
+  fs::remove_all(dir);
+}
+
 // ---- SUSE: an RPM header with PACKAGER=%(touch ...) ----------------------------
 
 // The binary RPM carries the hostile PACKAGER (from its spec); the source RPM
