@@ -16,6 +16,7 @@
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
 #include "rebuilder/distros/debian/buildroot.h"
+#include "rebuilder/distros/debian/fetch.h"
 
 namespace kmr::build {
 namespace {
@@ -522,13 +523,47 @@ class DebianBackend : public Backend {
   std::vector<std::string> dirs(const Job& job) {
     std::vector<std::string> d;
     if (!job.options.sources.empty()) d.push_back(job.options.sources);
+    if (!fetched_.dir.empty()) d.push_back(fetched_.dir);
     d.push_back(dir_of(job.files[0]));
     return d;
   }
 
+  // With a repository: the .buildinfo and the source package fetched from it
+  // and verified (rebuilder/distros/debian/fetch.h). A repository that cannot
+  // be reached leaves the environment unavailable; a signature or hash that
+  // does not match is an error.
+  Result<void> fetch(const Job& job) {
+    if (job.options.repository.empty()) return ok();
+    if (job.options.progress) job.options.progress("fetching the .buildinfo and the source package from " + job.options.repository);
+    debian::RepositoryOptions o;
+    o.release_url = job.options.repository;
+    o.keyring = job.options.repository_keyring;
+    o.buildinfo_template = job.options.buildinfo_template;
+    auto got = debian::fetch_rebuild_inputs(o, job.files, job.work + "/fetched");
+    if (!got) {
+      const ErrorCode c = got.error().code();
+      if (c == ErrorCode::kVerificationFailed || c == ErrorCode::kMalformedInput || c == ErrorCode::kLimitExceeded)
+        return got.error();
+      return not_found("repository " + job.options.repository + ": " + got.error().message());
+    }
+    fetched_ = std::move(*got);
+    return ok();
+  }
+
+  // The source package is missing: what the repository lacked, else where to look.
+  void source_missing(const Job& job, const BuildEnvironment& env, std::vector<std::string>& m) {
+    if (!dsc(job, env).empty()) return;
+    if (!fetched_.missing.empty()) {
+      m.insert(m.end(), fetched_.missing.begin(), fetched_.missing.end());
+      return;
+    }
+    m.push_back("source package " + env.fields.at("Source") + " " + env.fields.at("Version") + " (.dsc; use --sources)");
+  }
+
   Result<BuildEnvironment> environment(const Job& job) override {
-    // The .buildinfo published beside the package (or in --sources) whose
-    // Checksums list the shipped file.
+    KMR_TRY(fetch(job));
+    // The .buildinfo published beside the package (or in --sources, or
+    // fetched from the repository) whose Checksums list the shipped file.
     const std::string want = base_of(job.files[0]);
     std::error_code ec;
     for (const auto& d : dirs(job)) {
@@ -549,8 +584,11 @@ class DebianBackend : public Backend {
         return env;
       }
     }
+    std::string fetch_missing;
+    for (const auto& f : fetched_.missing) fetch_missing += "; " + f;
     return not_found(".buildinfo listing " + want + " (looked beside the package" +
-                     (job.options.sources.empty() ? "" : " and in " + job.options.sources) + ")");
+                     (job.options.sources.empty() ? "" : " and in " + job.options.sources) +
+                     (job.options.repository.empty() ? "" : " and in the repository") + ")" + fetch_missing);
   }
 
   std::string dsc(const Job& job, const BuildEnvironment& env) {
@@ -566,7 +604,7 @@ class DebianBackend : public Backend {
     std::vector<std::string> m;
     if (job.options.build_root == "archive") return archive_root(job, env);
     require_tools(m, {"dpkg-buildpackage", "dpkg-source", "dpkg-query"});
-    if (dsc(job, env).empty()) m.push_back("source package " + env.fields.at("Source") + " " + env.fields.at("Version") + " (.dsc; use --sources)");
+    source_missing(job, env, m);
     // Installed-Build-Depends must be installed at exactly the recorded versions.
     std::map<std::string, std::string> host;
     auto q = run_subprocess({"dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"});
@@ -600,7 +638,7 @@ class DebianBackend : public Backend {
   std::vector<std::string> archive_root(const Job& job, const BuildEnvironment& env) {
     std::vector<std::string> m;
     require_tools(m, {"mmdebstrap", "dpkg-query"});
-    if (dsc(job, env).empty()) m.push_back("source package " + env.fields.at("Source") + " " + env.fields.at("Version") + " (.dsc; use --sources)");
+    source_missing(job, env, m);
     if (!m.empty()) return m;
     if (job.options.progress) job.options.progress("making the build root from the archive (mmdebstrap)");
     auto root = debian::ensure_build_root(env, debian::archive_options_from_env());
@@ -680,6 +718,7 @@ class DebianBackend : public Backend {
  private:
   std::string distro_;
   std::string root_dir_;  // "" = the host's toolchain
+  debian::FetchedInputs fetched_;  // from the repository (RebuildOptions::repository)
   std::string src_;       // host directory holding the source package and the built packages
 };
 

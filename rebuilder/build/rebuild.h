@@ -31,6 +31,14 @@ struct RebuildOptions {
   // made by mmdebstrap from Debian's archive at the .buildinfo's exact
   // Installed-Build-Depends; rebuilder/distros/debian/README.md).
   std::string build_root = "host";
+  // Debian/Proxmox: the package's apt repository, for a rebuild without
+  // --sources (rebuilder/distros/debian/fetch.h): its Release URL
+  // (.../dists/<suite>/InRelease), the keyring the Release must verify with,
+  // and the .buildinfo URL template ("" = Debian's default). The .buildinfo
+  // and the source package are fetched from it and verified.
+  std::string repository;
+  std::string repository_keyring;
+  std::string buildinfo_template;
   std::function<void(const std::string&)> progress;  // one line per step
 };
 

@@ -1,6 +1,7 @@
 #include "rebuilder/distros/debian/sources.h"
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 
 namespace kmr::debian {
@@ -110,6 +111,40 @@ Result<std::vector<distros::SourceFile>> dsc_files(const archive::Deb822Paragrap
   if (!have_dsc) return malformed(where + ": no .dsc among its files");
   // The .dsc first: it is what a rebuild opens.
   std::stable_partition(out.begin(), out.end(), [](const distros::SourceFile& f) { return f.name.ends_with(".dsc"); });
+  return out;
+}
+
+std::vector<std::string> sources_index_paths(const std::vector<archive::ReleaseFile>& release_files) {
+  std::map<std::string, std::string> best;  // index without compression suffix -> path
+  auto rank = [](const std::string& p) { return p.ends_with(".xz") ? 0 : p.ends_with(".gz") ? 1 : 2; };
+  for (const auto& f : release_files) {
+    const std::string& p = f.path;
+    const std::string stem = p.ends_with(".xz") || p.ends_with(".gz") ? p.substr(0, p.size() - 3) : p;
+    if (!stem.ends_with("/source/Sources")) continue;
+    auto it = best.find(stem);
+    if (it == best.end() || rank(p) < rank(it->second)) best[stem] = p;
+  }
+  std::vector<std::string> out;
+  for (const auto& [stem, path] : best) out.push_back(path);
+  return out;
+}
+
+std::string paragraphs_of(std::string_view text, const std::set<std::string>& wanted) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find("\n\n", pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view para = text.substr(pos, end - pos);
+    const std::size_t at = para.rfind("Package: ", 0) == 0 ? 0 : para.find("\nPackage: ");
+    if (at != std::string_view::npos) {
+      const std::size_t name_at = at == 0 ? 9 : at + 10;
+      const std::size_t nl = para.find('\n', name_at);
+      const std::string name(para.substr(name_at, nl == std::string_view::npos ? std::string_view::npos : nl - name_at));
+      if (wanted.count(name)) out.append(para).append("\n\n");
+    }
+    pos = end + 2;
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 // - the .dsc and the files it lists: from the same repository's Sources
 //   index (`Directory` + `Checksums-Sha256`), each with its sha256 and size.
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,14 @@ const archive::Deb822Paragraph* find_source(const std::vector<archive::Deb822Par
 // <archive_root>/<Directory>/), with sha256 and size. The .dsc must be
 // among them. Directory must be a relative path of plain segments.
 Result<std::vector<distros::SourceFile>> dsc_files(const archive::Deb822Paragraph& source, const std::string& archive_root);
+
+// The Sources index of each component a Release lists
+// ("<component>/source/Sources"), each in its best compression (xz, gz, plain).
+std::vector<std::string> sources_index_paths(const std::vector<archive::ReleaseFile>& release_files);
+
+// The paragraphs of a Sources or Packages text whose Package is one of
+// `wanted`, as text (an archive's whole index is large; only these get parsed).
+std::string paragraphs_of(std::string_view text, const std::set<std::string>& wanted);
 
 // The source (name, version) of a Packages paragraph: "Source: name (version)",
 // "Source: name", or the package itself.
