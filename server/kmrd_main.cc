@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "rebuilder/base/file.h"
+#include "rebuilder/base/flags.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/subprocess.h"
 #include "rebuilder/base/version.h"
@@ -36,22 +39,39 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr const char* kUsage =
-    "Usage: kmrd --config FILE [--check-config]\n"
+constexpr const char* kDescription =
     "       kmrd --demo [--listen 127.0.0.1:PORT] [--state DIR]\n\n"
     "The kmr rebuilder daemon: follows distro repositories, hands rebuild jobs to\n"
     "kmr-worker processes, stores verdicts, signs attestations into a transparency log\n"
-    "and serves REST API v1 (/api/v1/...), the web UI (/), /metrics and /healthz.\n\n"
-    "  --config FILE     JSON configuration (see deploy/kmrd.example.json)\n"
-    "  --check-config    validate the configuration and exit (0 valid, 2 invalid)\n"
-    "  --demo            local demo: state in --state (default ./kmr-demo-state), builds the\n"
-    "                    four fixture repositories if missing, syncs them, spawns a kmr-worker,\n"
-    "                    rebuilds and verifies every artifact, keeps serving\n"
-    "  --listen H:P      override the listen address (demo default 127.0.0.1:8080; port 0 = any)\n"
-    "  --state DIR       override the state directory\n"
-    "  --web DIR         serve the web UI from DIR (default: web/ in runfiles or the cwd)\n"
-    "  --port-file FILE  write the bound port to FILE once listening (tests)\n"
-    "  --version, --help\n";
+    "and serves REST API v1 (/api/v1/...), the web UI (/), /metrics and /healthz.";
+
+struct Flags {
+  std::string config_file, listen, state, web, port_file;
+  bool check = false, demo = false, version = false;
+};
+
+// kmrd's command line; nullopt: go on, else the exit code (help, version, usage error).
+std::optional<int> parse_flags(int argc, char** argv, Flags& f) {
+  cli::FlagParser p("kmrd", "--config FILE [--check-config]", kDescription);
+  p.string("--config", "FILE", &f.config_file, "JSON configuration (see deploy/kmrd.example.json)")
+      .boolean("--check-config", &f.check, "validate the configuration and exit (0 valid, 2 invalid)")
+      .boolean("--demo", &f.demo,
+               "local demo: state in --state (default ./kmr-demo-state), builds the\n"
+               "four fixture repositories if missing, syncs them, spawns a kmr-worker,\n"
+               "rebuilds and verifies every artifact, keeps serving")
+      .string("--listen", "H:P", &f.listen, "override the listen address (demo default 127.0.0.1:8080; port 0 = any)")
+      .string("--state", "DIR", &f.state, "override the state directory")
+      .string("--web", "DIR", &f.web, "serve the web UI from DIR (default: web/ in runfiles or the cwd)")
+      .string("--port-file", "FILE", &f.port_file, "write the bound port to FILE once listening (tests)")
+      .boolean("--version", &f.version, "print the version and exit");
+  if (auto code = p.parse_or_exit(std::vector<std::string>(argv + 1, argv + argc))) return code;
+  if (f.version) {
+    std::printf("kmrd %s\n", kVersion);
+    return 0;
+  }
+  if (f.config_file.empty() && !f.demo) return p.usage_error("--config FILE or --demo is required");
+  return std::nullopt;
+}
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -209,6 +229,104 @@ struct Daemon {
   }
 };
 
+// Demo, second stage: a real Linux kernel (tests/fixtures/realkernel: Debian's
+// linux-source-6.1 built by kbuild, packaged by deb-pkg and makepkg), synced like
+// the fixtures once its build is done; the worker then rebuilds it.
+struct RealKernelStage {
+  enum Status { kOff, kBuilding, kSynced, kFailed };
+  std::atomic<int> status{kOff};
+  std::string log;  // set before the build starts
+};
+
+// The last non-empty line of a log file, cut to `max` bytes.
+std::string last_log_line(const std::string& path, std::size_t max = 90) {
+  auto text = read_text_file(path, 64 << 20);
+  if (!text) return "";
+  std::string_view t = *text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.remove_suffix(1);
+  const auto nl = t.rfind('\n');
+  std::string line(nl == std::string_view::npos ? t : t.substr(nl + 1));
+  for (char& c : line)
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  return line.size() > max ? line.substr(0, max) + "..." : line;
+}
+
+void demo_real_kernel(Daemon& d, const std::string& state, RealKernelStage& st) {
+  const std::string script = find_source_file("tests/fixtures/realkernel/build-repos.sh");
+  const std::string out = state + "/realkernel";
+  st.log = state + "/realkernel.log";
+  if (script.empty()) {
+    spdlog::error("demo: tests/fixtures/realkernel/build-repos.sh not found; the real-kernel stage is off");
+    st.status = RealKernelStage::kFailed;
+    return;
+  }
+  std::printf("kmrd demo: building a real kernel (Linux 6.1 by kbuild, Debian and Arch packages) into %s;\n"
+              "           cached after the first run, about 10 min on 2 cores; log: %s\n",
+              out.c_str(), st.log.c_str());
+  std::fflush(stdout);
+  SubprocessOptions o;
+  o.timeout = std::chrono::hours(3);
+  auto r = run_subprocess({"bash", "-c", "exec bash \"$0\" \"$1\" > \"$2\" 2>&1", script, out, st.log}, o);
+  if (!r || !r->success()) {
+    spdlog::error("demo: the real-kernel build failed ({}); see {}", r ? r->describe() : r.error().to_string(), st.log);
+    st.status = RealKernelStage::kFailed;
+    return;
+  }
+  {
+    std::lock_guard lock(d.repos_mu);
+    for (const char* dist : {"debian", "arch"}) {
+      RepositoryConfig rc;
+      rc.name = std::string(dist) + "-realkernel";
+      rc.distro = dist;
+      rc.url = "file://" + out + "/manifest.json";
+      rc.format = "fixtures-manifest";
+      d.cfg.repositories.push_back(rc);
+    }
+  }
+  d.sync_all();
+  std::printf("kmrd demo: the real kernel's Debian and Arch packages are synced; their rebuilds are queued\n");
+  std::fflush(stdout);
+  st.status = RealKernelStage::kSynced;
+}
+
+// A progress line whenever the queue changes (and every 30 s), a summary per
+// distro once every job is done and no stage is still building.
+void demo_progress(Daemon& d, RealKernelStage& real, const std::string& base) {
+  std::string last;
+  auto last_at = std::chrono::steady_clock::now();
+  while (!d.stopping) {
+    auto c = d.store->metrics_counts();
+    const json jobs = c ? (*c)["jobs"] : json::object();
+    const long long queued = jobs.value("queued", 0), running = jobs.value("running", 0), done = jobs.value("done", 0);
+    const bool building = real.status == RealKernelStage::kBuilding;
+    std::string line = "kmrd demo: jobs done " + std::to_string(done) + ", running " + std::to_string(running) +
+                       ", queued " + std::to_string(queued);
+    if (building) line += " | real kernel: " + (real.log.empty() ? std::string("starting") : last_log_line(real.log));
+    const auto now = std::chrono::steady_clock::now();
+    if (line != last || now - last_at > 30s) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+      last = line;
+      last_at = now;
+    }
+    if (c && queued == 0 && running == 0 && done > 0 && !building) {
+      auto s = d.store->stats(unix_now());
+      std::printf("kmrd demo: all jobs done.\n");
+      if (s)
+        for (const json& x : (*s)["distros"])
+          std::printf("  %-8s %3lld artifacts: %lld reproducible, %lld not reproducible, %lld failed\n",
+                      x.value("distro", "").c_str(), static_cast<long long>(x.value("total", 0)),
+                      static_cast<long long>(x.value("reproducible", 0)),
+                      static_cast<long long>(x.value("not_reproducible", 0)), static_cast<long long>(x.value("failed", 0)));
+      std::printf("kmrd demo: still serving %s (Ctrl-C to stop)\n", base.c_str());
+      std::fflush(stdout);
+      (void)d.store->snapshot_stats(unix_now());
+      return;
+    }
+    for (int i = 0; i < 20 && !d.stopping; ++i) std::this_thread::sleep_for(100ms);
+  }
+}
+
 // Demo: fixtures, repositories, one spawned kmr-worker, a summary when done.
 void run_demo(Daemon& d, std::uint16_t port) {
   std::string state = d.cfg.state_dir;
@@ -288,59 +406,24 @@ void run_demo(Daemon& d, std::uint16_t port) {
               manifest.is_object() && manifest["artifacts"].is_array() ? manifest["artifacts"].size() : 0,
               distros.size(), base.c_str());
   std::fflush(stdout);
-  // Summary once the queue drains.
-  while (!d.stopping) {
-    auto c = d.store->metrics_counts();
-    if (c && (*c)["jobs"].value("queued", 0) == 0 && (*c)["jobs"].value("running", 0) == 0 &&
-        (*c)["jobs"].value("done", 0) > 0) {
-      auto s = d.store->stats(unix_now());
-      std::printf("kmrd demo: all jobs done.\n");
-      if (s)
-        for (const json& x : (*s)["distros"])
-          std::printf("  %-8s %3lld artifacts: %lld reproducible, %lld not reproducible, %lld failed\n",
-                      x.value("distro", "").c_str(), static_cast<long long>(x.value("total", 0)),
-                      static_cast<long long>(x.value("reproducible", 0)),
-                      static_cast<long long>(x.value("not_reproducible", 0)), static_cast<long long>(x.value("failed", 0)));
-      std::printf("kmrd demo: still serving %s (Ctrl-C to stop)\n", base.c_str());
-      std::fflush(stdout);
-      (void)d.store->snapshot_stats(unix_now());
-      return;
-    }
-    for (int i = 0; i < 20 && !d.stopping; ++i) std::this_thread::sleep_for(100ms);
+  RealKernelStage real;
+  std::thread real_thread;
+  if (const char* e = std::getenv("KMR_DEMO_REALKERNEL"); e != nullptr && std::string_view(e) == "0") {
+    std::printf("kmrd demo: the real-kernel stage is off (KMR_DEMO_REALKERNEL=0)\n");
+  } else {
+    real.status = RealKernelStage::kBuilding;
+    real_thread = std::thread([&d, &state, &real] { demo_real_kernel(d, state, real); });
   }
+  demo_progress(d, real, base);
+  if (real_thread.joinable()) real_thread.join();
 }
 
 int main_impl(int argc, char** argv) {
-  std::string config_file, listen, state, web, port_file;
-  bool check = false, demo = false;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto val = [&]() -> std::string {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "kmrd: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return args[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (a == "--version") {
-      std::printf("kmrd %s\n", kVersion);
-      return 0;
-    } else if (a == "--config") config_file = val();
-    else if (a == "--check-config") check = true;
-    else if (a == "--demo") demo = true;
-    else if (a == "--listen") listen = val();
-    else if (a == "--state") state = val();
-    else if (a == "--web") web = val();
-    else if (a == "--port-file") port_file = val();
-    else {
-      std::fprintf(stderr, "kmrd: unknown argument %s (see --help)\n", a.c_str());
-      return 2;
-    }
-  }
+  Flags flags;
+  if (auto code = parse_flags(argc, argv, flags)) return *code;
+  const std::string &config_file = flags.config_file, &listen = flags.listen, &state = flags.state,
+                    &web = flags.web, &port_file = flags.port_file;
+  const bool check = flags.check, demo = flags.demo;
   Daemon d;
   if (!config_file.empty()) {
     auto c = load_config(config_file);
@@ -349,9 +432,6 @@ int main_impl(int argc, char** argv) {
       return 2;
     }
     d.cfg = std::move(c).value();
-  } else if (!demo) {
-    std::fprintf(stderr, "kmrd: --config FILE or --demo is required (see --help)\n");
-    return 2;
   }
   if (demo) {
     if (config_file.empty()) {

@@ -52,7 +52,7 @@ fixtures_cache=$("$top/tests/fixtures/repos/ensure-fixtures.sh" 2>"$out/fixtures
 if [[ ! -e $state/fixtures ]]; then
   ln -s "$fixtures_cache" "$state/fixtures"
 fi
-"$KMR_KMRD" --demo --listen "127.0.0.1:$port" --state "$state" ${KMR_WEB:+--web "$KMR_WEB"} >"$out/kmrd.log" 2>&1 &
+KMR_DEMO_REALKERNEL=0 "$KMR_KMRD" --demo --listen "127.0.0.1:$port" --state "$state" ${KMR_WEB:+--web "$KMR_WEB"} >"$out/kmrd.log" 2>&1 &
 kmrd_pid=$!
 cleanup() {
   if kill -0 "$kmrd_pid" 2>/dev/null; then

@@ -692,7 +692,8 @@ os.makedirs(os.path.join(demo_state, "fixtures"), exist_ok=True)
 json.dump({"artifacts": []}, open(os.path.join(demo_state, "fixtures", "manifest.json"), "w"))
 port_file = os.path.join(TMP, "demo.port")
 demo = subprocess.Popen([KMRD, "--demo", "--state", demo_state, "--listen", "127.0.0.1:0", "--port-file", port_file,
-                         "--web", os.path.join(TMP, "noweb")], stdout=kmrd_log, stderr=kmrd_log, start_new_session=True)
+                         "--web", os.path.join(TMP, "noweb")], stdout=kmrd_log, stderr=kmrd_log, start_new_session=True,
+                        env=dict(os.environ, KMR_DEMO_REALKERNEL="0"))
 demo._own_group = True
 children.append(demo)
 worker_pid = None
