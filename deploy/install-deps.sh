@@ -38,6 +38,37 @@ packages=(
   rpm2cpio
 )
 
+# The real-kernel fixture's .buildinfo records this host's versions of its build
+# closure, and a build root from Debian's archive can only pin versions the
+# archive still has (deb.debian.org keeps the newest of each suite; a point
+# release drops the previous one). As root, bring exactly that closure (the
+# Essential set, build-essential and kbuild deb-pkg's Build-Depends, with
+# their dependencies) to the archive's current versions; nothing else is
+# upgraded. KMR_NO_CLOSURE_UPGRADE=1 skips it.
+fixture_build_closure=(build-essential bc rsync kmod cpio bison flex libelf-dev libssl-dev openssl zstd)
+upgrade_fixture_build_closure() {
+  local roots names
+  roots=$( { dpkg-query -W -f='${Package} ${Essential}\n' | awk '$2 == "yes" {print $1}'; printf '%s\n' "${fixture_build_closure[@]}"; } )
+  # shellcheck disable=SC2086
+  names=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+    --no-enhances $roots 2>/dev/null | grep -v '^[ <]' | sort -u)
+  if [[ $(id -u) -ne 0 ]]; then
+    # shellcheck disable=SC2086
+    if apt-get -s install --only-upgrade $names 2>/dev/null | grep -q '^Inst '; then
+      echo "note: the real-kernel fixture's build closure lags the archive; as root: apt-get install --only-upgrade <closure>" >&2
+    fi
+    return 0
+  fi
+  apt-get update -q >/dev/null 2>&1 || { echo "note: apt-get update failed; the build closure is not upgraded" >&2; return 0; }
+  # shellcheck disable=SC2086
+  if apt-get -s install --only-upgrade $names 2>/dev/null | grep -q '^Inst '; then
+    echo "Upgrading the real-kernel fixture's build closure to the archive's versions" >&2
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade --no-install-recommends $names
+  fi
+}
+[[ ${KMR_NO_CLOSURE_UPGRADE:-0} == 1 ]] || upgrade_fixture_build_closure
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
