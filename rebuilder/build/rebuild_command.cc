@@ -19,7 +19,8 @@ namespace {
 
 constexpr const char* kUsage =
     "Usage: kmr rebuild [--json] [--backend B] [--sources LOCATION] [--keep] [--timeout SECONDS]\n"
-    "                   [--work-dir DIR] [--out DIR] [--build-root host|archive] PACKAGE...\n\n"
+    "                   [--work-dir DIR] [--out DIR] [--build-root host|archive]\n"
+    "                   [--repository URL --repository-key KEYRING [--buildinfo-url TEMPLATE]] PACKAGE...\n\n"
     "Rebuilds shipped kernel packages with the distro's own tool in a bubblewrap sandbox\n"
     "(no network, read-only host, pinned path/user/host/locale/time) using the environment\n"
     "recorded in the package (.BUILDINFO, .buildinfo, RPM header, narinfo Deriver), then\n"
@@ -37,6 +38,14 @@ constexpr const char* kUsage =
     "  --build-root R   Debian/Proxmox toolchain: host (default) or archive: a root made by\n"
     "                   mmdebstrap from Debian's archive at the .buildinfo's exact versions\n"
     "                   ($KMR_DEBIAN_MIRROR, $KMR_DEBIAN_SUITE, cache $KMR_BUILDROOT_CACHE)\n"
+    "  --repository URL Debian/Proxmox without --sources: the package's apt repository as its\n"
+    "                   .../dists/<suite>/InRelease (or Release + Release.gpg) URL; the .dsc, its\n"
+    "                   files and the .buildinfo are fetched from it and verified (https: the system\n"
+    "                   trust store, or $SSL_CERT_FILE)\n"
+    "  --repository-key KEYRING  OpenPGP keyring the repository's Release must verify with\n"
+    "  --buildinfo-url T  .buildinfo URL template ({source} {source_c} {version} {source_version}\n"
+    "                   {arch}); default https://buildinfos.debian.net/buildinfo-pool/{source_c}/\n"
+    "                   {source}/{source}_{version}_{arch}.buildinfo\n"
     "  --json           machine-readable result on stdout\n\n"
     "Exit: 0 reproducible (identical or content-identical, module_root match or absent),\n"
     "1 not reproducible / build-failed / environment-unavailable, 2 error.\n";
@@ -89,13 +98,16 @@ int run(const std::vector<std::string>& args) {
     } else if (a == "--keep") {
       o.keep = true;
     } else if (a == "--backend" || a == "--sources" || a == "--timeout" || a == "--work-dir" || a == "--out" ||
-               a == "--build-root") {
+               a == "--build-root" || a == "--repository" || a == "--repository-key" || a == "--buildinfo-url") {
       const std::string* v = value(a.c_str());
       if (!v) return cli::kExitError;
       if (a == "--backend") o.backend = *v;
       if (a == "--sources") o.sources = *v;
       if (a == "--work-dir") o.work_root = *v;
       if (a == "--out") out_dir = *v;
+      if (a == "--repository") o.repository = *v;
+      if (a == "--repository-key") o.repository_keyring = *v;
+      if (a == "--buildinfo-url") o.buildinfo_template = *v;
       if (a == "--build-root") {
         if (*v != "host" && *v != "archive") {
           std::fprintf(stderr, "kmr rebuild: --build-root: host or archive, not '%s'\n", v->c_str());
@@ -121,6 +133,10 @@ int run(const std::vector<std::string>& args) {
   }
   if (files.empty()) {
     std::fputs(kUsage, stderr);
+    return cli::kExitError;
+  }
+  if (!o.repository.empty() && o.repository_keyring.empty()) {
+    std::fprintf(stderr, "kmr rebuild: --repository needs --repository-key (the keyring its Release must verify with)\n");
     return cli::kExitError;
   }
   if (::isatty(2) || std::getenv("KMR_PROGRESS")) {
