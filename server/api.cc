@@ -17,6 +17,7 @@
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/verdict/rule.h"
 #include "server/auth.h"
+#include "server/byte_range.h"
 #include "server/embedded.h"
 #include "server/json_limits.h"
 #include "server/members.h"
@@ -58,13 +59,22 @@ HttpResponse json_ok(const json& j, int status = 200) {
   return r;
 }
 
-std::string etag_of(std::string_view body) {
-  return "\"" + sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(body.data()), body.size())).substr(0, 32) + "\"";
-}
+std::string etag_of(std::string_view body) { return DocCache::etag_of(body); }
 
 bool etag_matches(const HttpRequest& req, const std::string& etag) {
   std::string_view inm = req.header("if-none-match");
   return !inm.empty() && (inm == etag || inm == "*" || inm.find(etag) != std::string_view::npos);
+}
+
+// A serialized document: 304 when the client holds these bytes.
+HttpResponse doc_response(const HttpRequest& req, const DocCache::Doc& d) {
+  HttpResponse r;
+  r.headers.reserve(6);
+  r.headers.emplace_back("ETag", d.etag);
+  r.headers.emplace_back("Cache-Control", d.cache_control);
+  if (etag_matches(req, d.etag)) r.status = 304;
+  else r.body = d.body;
+  return r;
 }
 
 std::string content_type_for(const std::string& path) {
@@ -184,7 +194,30 @@ Api::Api(Store& store, const Config& config, Metrics& metrics, Attestor* attesto
         return static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                              std::chrono::system_clock::now().time_since_epoch())
                                              .count());
-      })) {}
+      })),
+      doc_cache_(config.http.doc_cache_bytes) {
+  listener_id_ = store_.add_change_listener([this](const DocChange& c) {
+    if (c.everything) return doc_cache_.clear();
+    if (c.members) doc_cache_.invalidate_members();
+    if (!c.artifacts.empty()) doc_cache_.invalidate_artifacts(c.artifacts);
+  });
+}
+
+Api::~Api() { store_.remove_change_listener(listener_id_); }
+
+std::optional<HttpResponse> Api::handle_cached(const HttpRequest& req) {
+  constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
+  if (req.method != "GET" && req.method != "HEAD") return std::nullopt;
+  std::string_view t = req.target;
+  if (t.size() != kArt.size() + 64 || t.rfind(kArt, 0) != 0) return std::nullopt;
+  std::string hex(t.substr(kArt.size()));
+  if (!is_lower_hex64(hex)) return std::nullopt;
+  auto doc = doc_cache_.find(hex);
+  if (!doc) return std::nullopt;
+  HttpResponse r = doc_response(req, *doc);
+  r.route = "/api/v1/artifacts/sha256/{hex}";
+  return finalize(req, false, std::move(r));
+}
 
 std::uint64_t Api::body_limit(std::string_view method, std::string_view target) const {
   if (method != "POST") return 0;
@@ -440,45 +473,30 @@ HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Q
 }
 
 HttpResponse Api::get_artifact(const HttpRequest& req, const std::string& hex) {
-  std::uint64_t gen = store_.generation();
-  {
-    std::shared_lock lock(cache_mu_);
-    auto it = cache_.find(hex);
-    if (it != cache_.end() && it->second.generation == gen) {
-      HttpResponse r;
-      r.headers.emplace_back("ETag", it->second.etag);
-      r.headers.emplace_back("Cache-Control", it->second.cache_control);
-      if (etag_matches(req, it->second.etag)) r.status = 304;
-      else r.body = it->second.body;
-      return r;
-    }
-  }
+  if (auto doc = doc_cache_.find(hex)) return doc_response(req, *doc);
+  // Taken before reading: a write committed meanwhile keeps this answer out of the cache.
+  const std::uint64_t epoch = doc_cache_.epoch();
   auto a = store_.artifact_by_sha256(hex);
   if (!a) return internal_error_response(a.error(), "artifact");
-  if (!*a) {
+  const bool member = !*a;
+  if (member) {
     // Not an artifact: a member of some (a vmlinuz, a .ko, compressed or not, signed or stripped)
     // or a Nix output's NarHash.
     a = member_answer(hex);
     if (!a) return internal_error_response(a.error(), "artifact members");
   }
   if (!*a) return json_error(404, "not_found", "no artifact or member with sha256 " + hex);
-  Cached c;
-  c.generation = gen;
-  c.body = (*a)->dump();
-  c.etag = etag_of(c.body);
-  const json& job = (**a)["job"];
-  bool settled = job.is_object() && job["state"] == "done";
-  c.cache_control = settled ? "public, max-age=60" : "no-cache";
-  HttpResponse r;
-  r.headers.emplace_back("ETag", c.etag);
-  r.headers.emplace_back("Cache-Control", c.cache_control);
-  if (etag_matches(req, c.etag)) r.status = 304;
-  else r.body = c.body;
-  {
-    std::unique_lock lock(cache_mu_);
-    if (cache_.size() > 100000) cache_.clear();
-    cache_[hex] = std::move(c);
-  }
+  const json& doc = **a;
+  std::vector<std::string> built_from{hex};
+  if (member)
+    for (const auto& m : doc["member_of"]) built_from.push_back(m["sha256"].get<std::string>());
+  DocCache::Doc d;
+  d.body = doc.dump();
+  d.etag = etag_of(d.body);
+  const bool settled = !member && doc["job"].is_object() && doc["job"]["state"] == "done";
+  d.cache_control = settled ? "public, max-age=60" : "no-cache";
+  HttpResponse r = doc_response(req, d);
+  doc_cache_.insert(hex, std::move(d), built_from, member, epoch);
   return r;
 }
 
@@ -540,9 +558,9 @@ HttpResponse Api::list_artifacts(const Query& query) {
 HttpResponse Api::blob_response(const HttpRequest& req, const std::optional<std::string>& hex,
                                 const std::string& content_type, bool range_ok) {
   if (!hex) return json_error(404, "not_found", "no such blob");
-  auto data = store_.blobs().get(*hex, kMaxBlobServe);
-  if (!data) {
-    spdlog::error("blob {}: {}", *hex, data.error().to_string());
+  auto size = store_.blobs().size(*hex);
+  if (!size) {
+    spdlog::error("blob {}: {}", *hex, size.error().to_string());
     return json_error(404, "not_found", "blob missing");
   }
   HttpResponse r;
@@ -553,38 +571,26 @@ HttpResponse Api::blob_response(const HttpRequest& req, const std::optional<std:
     r.status = 304;
     return r;
   }
-  std::string_view range = req.header("range");
   if (range_ok) r.headers.emplace_back("Accept-Ranges", "bytes");
-  if (range_ok && range.rfind("bytes=", 0) == 0 && range.find(',') == std::string_view::npos) {
-    std::string_view spec = range.substr(6);
-    auto dash = spec.find('-');
-    std::uint64_t size = data->size(), first = 0, last = size ? size - 1 : 0;
-    bool okr = dash != std::string_view::npos;
-    if (okr) {
-      auto a = spec.substr(0, dash), b = spec.substr(dash + 1);
-      auto pa = parse_id(a), pb = parse_id(b);
-      if (a.empty() && pb) {
-        std::uint64_t n = static_cast<std::uint64_t>(*pb);
-        first = n >= size ? 0 : size - n;
-      } else if (pa && b.empty()) {
-        first = static_cast<std::uint64_t>(*pa);
-      } else if (pa && pb && *pb >= *pa) {
-        first = static_cast<std::uint64_t>(*pa);
-        last = std::min<std::uint64_t>(static_cast<std::uint64_t>(*pb), last);
-      } else {
-        okr = false;
-      }
-    }
-    if (!okr || size == 0 || first >= size) {
-      HttpResponse e = json_error(416, "range_not_satisfiable", "bad or unsatisfiable Range");
-      e.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
-      return e;
-    }
+  const RangeRequest range = range_ok ? parse_byte_range(req.header("range"), *size) : RangeRequest{};
+  if (range.kind == RangeKind::kUnsatisfiable) {
+    HttpResponse e = json_error(416, "range_not_satisfiable", "bad or unsatisfiable Range");
+    e.headers.emplace_back("Content-Range", "bytes */" + std::to_string(*size));
+    return e;
+  }
+  // Only the range is read (pread): a tail of a large log costs the tail.
+  const std::uint64_t offset = range.kind == RangeKind::kSatisfiable ? range.range.first : 0;
+  const std::uint64_t length = range.kind == RangeKind::kSatisfiable ? range.range.length() : *size;
+  if (length > kMaxBlobServe) return json_error(500, "too_large", "blob larger than 256 MiB: ask for byte ranges");
+  auto data = store_.blobs().read_range(*hex, offset, length);
+  if (!data || data->size() != length) {
+    spdlog::error("blob {}: {}", *hex, data ? "shorter than its size" : data.error().to_string());
+    return json_error(500, "internal", "internal error (details in the server log)");
+  }
+  if (range.kind == RangeKind::kSatisfiable) {
     r.status = 206;
-    r.headers.emplace_back("Content-Range",
-                           "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size));
-    r.body = data->substr(first, last - first + 1);
-    return r;
+    r.headers.emplace_back("Content-Range", "bytes " + std::to_string(range.range.first) + "-" +
+                                                std::to_string(range.range.last) + "/" + std::to_string(*size));
   }
   r.body = std::move(*data);
   return r;

@@ -8,13 +8,12 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <shared_mutex>
 #include <string>
-#include <unordered_map>
 
 #include "attest/keys.h"
 #include "server/attestor.h"
 #include "server/config.h"
+#include "server/doc_cache.h"
 #include "server/http_types.h"
 #include "server/metrics.h"
 #include "server/store.h"
@@ -40,8 +39,16 @@ class Api {
   using Clock = std::function<std::int64_t()>;  // unix seconds
   Api(Store& store, const Config& config, Metrics& metrics, Attestor* attestor, StaticFiles static_files,
       Clock clock = nullptr);
+  ~Api();
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
 
+  // May block (SQLite, blob reads, signing): the HTTP layer runs it on its blocking pool.
   HttpResponse handle(const HttpRequest& req);
+  // Never blocks: the answer when it is a cached document (artifact answers), else nullopt
+  // and the request goes to handle(). Safe on the I/O threads.
+  std::optional<HttpResponse> handle_cached(const HttpRequest& req);
+  DocCache::Stats doc_cache_stats() const { return doc_cache_.stats(); }
   // Counts a request the HTTP layer refused before it reached handle() (431, 413, 400).
   void handle_rejected(int status) { metrics_.request("rejected", status); }
   // Body limit for a request, known from its header only (checked before reading the body).
@@ -50,6 +57,8 @@ class Api {
   // signature headers for this origin, a registered enabled key and a fresh timestamp;
   // admin POSTs need the admin token. The refusal to send, or nullopt to read the body.
   std::optional<HttpResponse> precheck(const HttpRequest& head) const;
+  // True when precheck() reads the store (worker routes): the HTTP layer then runs it off the I/O threads.
+  bool precheck_reads_store(const HttpRequest& head) const { return head.target.rfind("/api/v1/worker/", 0) == 0; }
   // Replies to worker requests are signed with this key (kmrd's attestation key), bound to
   // the request's nonce and config.origin. Null: unsigned (tests without a key only).
   void set_reply_key(const attest::Ed25519Key* key) { reply_key_ = key; }
@@ -85,12 +94,9 @@ class Api {
   StaticFiles static_;
   Clock clock_;
 
-  struct Cached {
-    std::uint64_t generation;
-    std::string body, etag, cache_control;
-  };
-  std::shared_mutex cache_mu_;
-  std::unordered_map<std::string, Cached> cache_;
+  // Serialized artifact answers, dropped by the store's change notices.
+  DocCache doc_cache_;
+  std::uint64_t listener_id_ = 0;
 };
 
 HttpResponse json_error(int status, std::string_view code, std::string_view message);

@@ -115,7 +115,8 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     std::string w = origin + ".http";
     KMR_TRY(check_keys(h, {"listen", "threads", "read_timeout_ms", "write_timeout_ms", "idle_timeout_ms",
                            "max_header_bytes", "max_json_body", "max_report_body", "tls_cert", "tls_key",
-                           "shutdown_grace_ms", "max_connections", "max_inflight_body_bytes"},
+                           "shutdown_grace_ms", "max_connections", "max_inflight_body_bytes", "blocking_threads",
+                           "blocking_queue", "doc_cache_bytes"},
                        w));
     KMR_TRY(get(h, "listen", c.http.listen, w));
     KMR_TRY(get(h, "threads", c.http.threads, w));
@@ -130,6 +131,10 @@ Result<Config> parse_config(std::string_view text, const std::string& origin) {
     KMR_TRY(get(h, "shutdown_grace_ms", c.http.shutdown_grace_ms, w));
     KMR_TRY(get(h, "max_connections", c.http.max_connections, w));
     KMR_TRY(get(h, "max_inflight_body_bytes", c.http.max_inflight_body_bytes, w));
+    KMR_TRY(get(h, "blocking_threads", c.http.blocking_threads, w));
+    KMR_TRY(get(h, "blocking_queue", c.http.blocking_queue, w));
+    KMR_TRY(get(h, "doc_cache_bytes", c.http.doc_cache_bytes, w));
+    if (c.http.blocking_threads < 0 || c.http.blocking_threads > 1024) return malformed(w + ".blocking_threads: 0..1024");
     if (c.http.max_connections < 1) return malformed(w + ".max_connections: at least 1");
     if (c.http.max_inflight_body_bytes < c.http.max_report_body || c.http.max_inflight_body_bytes < c.http.max_json_body)
       return malformed(w + ".max_inflight_body_bytes: at least max_report_body and max_json_body");

@@ -45,6 +45,11 @@ struct HttpConfig {
   std::int64_t shutdown_grace_ms = 10000;
   int max_connections = 1024;                        // further connections are refused (503) until one ends
   std::uint64_t max_inflight_body_bytes = 256ull << 20;  // request bodies held at once, all connections
+  // Handlers that may block run on this many threads (0: four per core, at least 8); at most
+  // blocking_queue requests wait beyond them, further ones are answered 503 with Retry-After.
+  int blocking_threads = 0;
+  std::uint32_t blocking_queue = 256;
+  std::uint64_t doc_cache_bytes = 64ull << 20;  // serialized artifact answers kept in memory
 };
 
 struct Config {

@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "server/blocking_pool.h"
+
 namespace kmr::server {
 
 namespace net = boost::asio;
@@ -36,8 +38,11 @@ struct HttpServer::Impl {
   net::signal_set signals{ioc, SIGTERM, SIGINT};
   net::steady_timer drain{ioc};
   std::chrono::steady_clock::time_point stop_deadline;
+  // After ioc: destroyed (joined) first, so no task posts to a destroyed context.
+  BlockingPool pool;
 
-  Impl(Api& a, HttpConfig c) : api(a), cfg(std::move(c)) {}
+  Impl(Api& a, HttpConfig c)
+      : api(a), cfg(std::move(c)), pool(cfg.blocking_threads, cfg.blocking_queue) {}
 
   void begin_shutdown() {
     if (stopping.exchange(true)) return;
@@ -136,6 +141,55 @@ net::awaitable<void> send_response(Stream& stream, HttpServer::Impl& s, const Ht
   co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
 }
 
+// Runs fn() on the blocking pool; the coroutine resumes on its own executor (the
+// connection's strand). nullopt when the pool is full and refused the work.
+template <class T, class F>
+net::awaitable<std::optional<T>> offload(HttpServer::Impl& s, F fn) {
+  auto ex = co_await net::this_coro::executor;
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(std::optional<T>)>(
+      [&s, ex, fn = std::move(fn)](auto handler) mutable {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        bool queued = s.pool.try_submit([h, ex, fn]() mutable {
+          std::optional<T> out(fn());
+          net::post(ex, [h, out = std::move(out)]() mutable { (*h)(std::move(out)); });
+        });
+        if (!queued) net::post(ex, [h]() mutable { (*h)(std::optional<T>()); });
+      },
+      net::use_awaitable);
+}
+
+HttpResponse pool_full(HttpServer::Impl& s) {
+  HttpResponse r = json_error(503, "busy", "the server is busy, retry");
+  r.headers.emplace_back("Retry-After", "1");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  s.api.handle_rejected(503);
+  return r;
+}
+
+template <class Stream>
+net::awaitable<beast::error_code> write_answer(Stream& stream, HttpServer::Impl& s, const HttpResponse& res,
+                                               unsigned version, bool keep, bool head) {
+  auto out = to_beast(res, version, keep);
+  if (head) {
+    std::size_t n = out.body().size();
+    out.body().clear();
+    out.content_length(n);
+  }
+  beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
+  beast::error_code ec;
+  co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
+  co_return ec;
+}
+
+// Counts a request from header to written answer (the shutdown drain waits for these).
+struct InFlight {
+  explicit InFlight(HttpServer::Impl& s) : s_(s) { s_.in_flight.fetch_add(1); }
+  ~InFlight() { s_.in_flight.fetch_sub(1); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  HttpServer::Impl& s_;
+};
+
 template <class Stream>
 net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remote) {
   beast::flat_buffer buffer;
@@ -165,6 +219,7 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
       co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request");
       co_return;
     }
+    InFlight counted(s);
     auto& h = parser.get();
     std::string method(h.method_string());
     std::string target(h.target());
@@ -176,9 +231,29 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
     }
     parser.body_limit(limit);
     HttpRequest req = head_of(h, std::move(method), std::move(target), remote);
-    // Authenticate from the headers before reading (and buffering) a body.
-    if (auto refused = s.api.precheck(req)) {
-      co_await send_response(stream, s, *refused);
+    const bool head = req.method == "HEAD";
+    // A cached document is answered here, on the I/O thread: no store access.
+    if (parser.is_done()) {
+      if (auto cached = s.api.handle_cached(req)) {
+        bool keep = h.keep_alive() && !s.stopping.load();
+        ec = co_await write_answer(stream, s, *cached, h.version(), keep, head);
+        if (ec || !keep) co_return;
+        continue;
+      }
+    }
+    // Authenticate from the headers before reading (and buffering) a body; this reads the
+    // store (worker keys), so it runs on the blocking pool.
+    std::optional<std::optional<HttpResponse>> refused;
+    if (s.api.precheck_reads_store(req))
+      refused = co_await offload<std::optional<HttpResponse>>(s, [&s, &req] { return s.api.precheck(req); });
+    else
+      refused = s.api.precheck(req);
+    if (!refused) {
+      co_await send_response(stream, s, pool_full(s));
+      co_return;
+    }
+    if (*refused) {
+      co_await send_response(stream, s, **refused);
       co_return;
     }
     BodyReservation budget(s, parser.is_done() ? 0 : len ? *len : limit);
@@ -209,18 +284,13 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
     }
     auto req_msg = parser.release();
     req.body = std::move(req_msg.body());
-    s.in_flight.fetch_add(1);
-    HttpResponse res = s.api.handle(req);
-    bool keep = req_msg.keep_alive() && !res.close && !s.stopping.load();
-    auto out = to_beast(res, req_msg.version(), keep);
-    if (req.method == "HEAD") {
-      std::size_t n = out.body().size();
-      out.body().clear();
-      out.content_length(n);
+    auto res = co_await offload<HttpResponse>(s, [&s, &req] { return s.api.handle(req); });
+    if (!res) {
+      co_await send_response(stream, s, pool_full(s));
+      co_return;
     }
-    lowest.expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
-    co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
-    s.in_flight.fetch_sub(1);
+    bool keep = req_msg.keep_alive() && !res->close && !s.stopping.load();
+    ec = co_await write_answer(stream, s, *res, req_msg.version(), keep, head);
     if (ec || !keep) co_return;
   }
 }
@@ -259,7 +329,7 @@ net::awaitable<void> tls_session(tcp::socket socket, HttpServer::Impl& s) {
 // Answers a connection over the limit without a coroutine: one non-blocking write, then close.
 void refuse_connection(tcp::socket& socket) {
   static constexpr std::string_view kBusy =
-      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nRetry-After: 1\r\n"
       "Content-Length: 73\r\n\r\n{\"error\":{\"code\":\"busy\",\"message\":\"too many connections, retry later\"}}";
   beast::error_code ec;
   socket.non_blocking(true, ec);
@@ -339,6 +409,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(Api& api, const HttpConfi
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
+
+BlockingPool& HttpServer::blocking_pool() { return impl_->pool; }
 
 std::uint16_t HttpServer::port() const {
   beast::error_code ec;

@@ -1,6 +1,8 @@
 #include "server/store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -149,6 +151,52 @@ Result<std::string> BlobStore::get(const std::string& hex, std::uint64_t max_byt
   return read_text_file(path(hex), max_bytes);
 }
 
+namespace {
+// An open file descriptor, closed on scope exit.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Result<void> open_blob(const std::string& p, Fd& f, std::uint64_t& size) {
+  f.fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (f.fd < 0) return io_error("cannot open blob " + p + ": " + std::strerror(errno));
+  struct stat st{};
+  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) return io_error("blob " + p + " is not a regular file");
+  size = static_cast<std::uint64_t>(st.st_size);
+  return ok();
+}
+}  // namespace
+
+Result<std::uint64_t> BlobStore::size(const std::string& hex) const {
+  if (!is_sha256_hex(hex)) return malformed("bad blob id");
+  Fd f;
+  std::uint64_t n = 0;
+  KMR_TRY(open_blob(path(hex), f, n));
+  return n;
+}
+
+Result<std::string> BlobStore::read_range(const std::string& hex, std::uint64_t offset, std::uint64_t length) const {
+  if (!is_sha256_hex(hex)) return malformed("bad blob id");
+  Fd f;
+  std::uint64_t n = 0;
+  KMR_TRY(open_blob(path(hex), f, n));
+  if (offset >= n) return std::string();
+  std::string out(static_cast<std::size_t>(std::min(length, n - offset)), '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    ssize_t r = ::pread(f.fd, out.data() + got, out.size() - got, static_cast<off_t>(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return io_error("reading blob " + hex + ": " + std::strerror(errno));
+    if (r == 0) break;  // truncated underneath us
+    got += static_cast<std::size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
 // ---------------------------------------------------------------- open/migrate
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir, int busy_timeout_ms) {
@@ -164,6 +212,41 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir, int bus
 }
 
 Store::~Store() = default;
+
+std::uint64_t Store::add_change_listener(ChangeListener fn) {
+  std::lock_guard lock(listeners_mu_);
+  std::uint64_t id = next_listener_++;
+  listeners_.emplace_back(id, std::move(fn));
+  return id;
+}
+
+void Store::remove_change_listener(std::uint64_t id) {
+  // Taken after the listeners lock by writers: a notification in progress finishes first.
+  std::lock_guard wlock(write_mu_);
+  std::lock_guard lock(listeners_mu_);
+  std::erase_if(listeners_, [id](const auto& l) { return l.first == id; });
+}
+
+void Store::changed(const DocChange& c) {
+  if (c.empty()) return;
+  std::lock_guard lock(listeners_mu_);
+  for (const auto& [id, fn] : listeners_) fn(c);
+}
+
+Result<std::vector<std::string>> Store::artifacts_of_inputs_locked(const std::vector<std::int64_t>& build_inputs) {
+  std::vector<std::string> out;
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare("SELECT sha256 FROM artifacts WHERE build_input_id = ?"));
+  for (std::int64_t bi : build_inputs) {
+    s.reset();
+    s.bind(1, bi);
+    for (;;) {
+      KMR_ASSIGN_OR_RETURN(bool row, s.step());
+      if (!row) break;
+      out.push_back(s.text(0));
+    }
+  }
+  return out;
+}
 
 Result<void> Store::migrate() {
   std::lock_guard lock(write_mu_);
@@ -210,6 +293,11 @@ Db& Store::reader() {
 Result<std::int64_t> Store::upsert_repository(const std::string& name, const std::string& distro,
                                               const std::string& url) {
   std::lock_guard lock(write_mu_);
+  KMR_ASSIGN_OR_RETURN(auto old, writer_->prepare("SELECT distro FROM repositories WHERE name = ?"));
+  old.bind(1, name);
+  KMR_ASSIGN_OR_RETURN(bool existed, old.step());
+  const bool distro_changed = existed && old.text(0) != distro;
+  old.reset();
   KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
       "INSERT INTO repositories(name, distro, url) VALUES (?1, ?2, ?3) "
       "ON CONFLICT(name) DO UPDATE SET distro = ?2, url = ?3 RETURNING id"));
@@ -218,6 +306,7 @@ Result<std::int64_t> Store::upsert_repository(const std::string& name, const std
   if (!row) return internal_error("upsert repository returned no id");
   std::int64_t id = s.i64(0);
   bump();
+  changed({.everything = distro_changed});
   return id;
 }
 
@@ -236,6 +325,7 @@ Result<std::int64_t> Store::import_artifacts(std::int64_t repo_id, const std::st
   Txn txn(*writer_);
   KMR_TRY(txn.begin());
   std::int64_t new_jobs = 0;
+  DocChange change;  // a new artifact: its hash may have been answered as a member before
   KMR_ASSIGN_OR_RETURN(auto known, writer_->prepare("SELECT 1 FROM artifacts WHERE sha256 = ?"));
   KMR_ASSIGN_OR_RETURN(auto pkg, writer_->prepare(
       "INSERT INTO packages(repository_id, name, version, arch) VALUES (?1, ?2, ?3, ?4) "
@@ -280,9 +370,12 @@ Result<std::int64_t> Store::import_artifacts(std::int64_t repo_id, const std::st
     art_ins.bind(1, package_id).bind(2, bi_id).bind(3, a.filename).bind(4, a.url).bind(5, a.sha256)
         .bind(6, a.size).bind(7, now).bind(8, a.content_sha256);
     KMR_TRY(art_ins.run());
+    change.artifacts.push_back(a.sha256);
   }
   KMR_TRY(txn.commit());
   bump();
+  change.members = !change.artifacts.empty();
+  changed(change);
   return new_jobs;
 }
 
@@ -328,15 +421,18 @@ Result<bool> Store::set_worker_disabled(const std::string& name, bool disabled, 
   }
   KMR_TRY(txn.commit());
   bump();
+  changed({.everything = disabled});  // the worker's running jobs are queued again
   return true;
 }
 
 Result<void> Store::set_repository_insecure(std::int64_t repo_id, bool insecure) {
   std::lock_guard lock(write_mu_);
-  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare("UPDATE repositories SET insecure_unsigned = ? WHERE id = ?"));
+  KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
+      "UPDATE repositories SET insecure_unsigned = ?1 WHERE id = ?2 AND insecure_unsigned IS NOT ?1"));
   s.bind(1, insecure ? 1 : 0).bind(2, repo_id);
   KMR_TRY(s.run());
   bump();
+  changed({.everything = writer_->changes() > 0});
   return ok();
 }
 
@@ -397,6 +493,7 @@ Result<std::int64_t> Store::reap_expired(std::int64_t now) {
   std::lock_guard lock(write_mu_);
   KMR_ASSIGN_OR_RETURN(std::int64_t n, reap_locked(*writer_, now));
   if (n) bump();
+  changed({.everything = n > 0});
   return n;
 }
 
@@ -412,6 +509,7 @@ Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t 
   if (counted && held.i64(0) >= policy.max_leases_per_worker) {
     KMR_TRY(txn.commit());
     if (reaped) bump();
+    changed({.everything = reaped > 0});
     return limit_exceeded("worker holds " + std::to_string(held.i64(0)) + " running lease(s), the limit is " +
                           std::to_string(policy.max_leases_per_worker));
   }
@@ -427,6 +525,7 @@ Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t 
   if (!found) {
     KMR_TRY(txn.commit());
     if (reaped) bump();
+    changed({.everything = reaped > 0});
     return std::optional<json>();
   }
   std::int64_t job_id = pick.i64(0), bi = pick.i64(1);
@@ -440,6 +539,7 @@ Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t 
       "JOIN packages p ON p.id = a.package_id JOIN build_inputs b ON b.id = a.build_input_id "
       "WHERE a.build_input_id = ? ORDER BY a.id"));
   arts.bind(1, bi);
+  DocChange change{.everything = reaped > 0};  // the set's job is running now
   json job = {{"id", job_id}, {"lease", token}, {"lease_seconds", policy.lease_seconds},
               {"heartbeat_seconds", policy.heartbeat_seconds}, {"artifacts", json::array()}};
   for (;;) {
@@ -450,9 +550,11 @@ Result<std::optional<json>> Store::claim_job(const Worker& worker, std::int64_t 
     job["sources"] = opt(arts.opt_text(8));
     job["artifacts"].push_back({{"filename", arts.text(0)}, {"url", arts.text(1)}, {"sha256", arts.text(2)},
                                 {"name", arts.text(3)}, {"version", arts.text(4)}, {"arch", arts.text(5)}});
+    change.artifacts.push_back(arts.text(2));
   }
   KMR_TRY(txn.commit());
   bump();
+  changed(change);
   return std::optional<json>(std::move(job));
 }
 
@@ -491,6 +593,7 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   };
   std::vector<Art> set;
   std::vector<ExpectedHash> expected;
+  DocChange change;  // every artifact of the set: a new history entry, job state, verdict
   {
     KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
         "SELECT a.id, a.filename, p.name, COALESCE(a.content_sha256, a.sha256), a.sha256 FROM artifacts a "
@@ -502,6 +605,7 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
       Art x{arts.i64(0), arts.text(1), arts.text(3), rebuilt_hash_for(r.rebuilt, arts.text(1), arts.text(2)),
             arts.text(4), rebuilt_hash_for(r.rebuilt_sha512, arts.text(1), arts.text(2))};
       expected.push_back({x.filename, x.expected, x.rebuilt});
+      change.artifacts.push_back(x.sha256);
       set.push_back(std::move(x));
     }
   }
@@ -577,6 +681,7 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
     KMR_TRY(again.run());
     KMR_TRY(txn.commit());
     bump();
+    changed(change);
     return out;
   }
   for (const Art& x : set) {
@@ -607,6 +712,7 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
   KMR_TRY(upd.run());
   KMR_TRY(txn.commit());
   bump();
+  changed(change);
   return out;
 }
 
@@ -623,13 +729,20 @@ Result<std::int64_t> Store::requeue(std::optional<std::int64_t> job_id, std::opt
   KMR_ASSIGN_OR_RETURN(auto s, writer_->prepare(
       "UPDATE jobs SET state = 'queued', priority = 0, next_try = 0, build_attempts = 0, repro_attempts = 0, "
       "round_after = COALESCE((SELECT MAX(r.id) FROM rebuilds r WHERE r.build_input_id = jobs.build_input_id), 0), "
-      "updated_at = ?1 WHERE state = 'done' AND " + where));
+      "updated_at = ?1 WHERE state = 'done' AND " + where + " RETURNING build_input_id"));
   s.bind(1, now);
   if (job_id) s.bind(2, *job_id);
   if (sha256) s.bind(2, *sha256);
-  KMR_TRY(s.run());
-  std::int64_t n = writer_->changes();
+  std::vector<std::int64_t> inputs;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    inputs.push_back(s.i64(0));
+  }
+  std::int64_t n = static_cast<std::int64_t>(inputs.size());
   bump();
+  auto arts = artifacts_of_inputs_locked(inputs);
+  changed(arts ? DocChange{.artifacts = std::move(*arts)} : DocChange{.everything = true});
   return n;
 }
 
@@ -643,6 +756,7 @@ Result<void> Store::add_attestation_for_sha(const std::string& envelope_sha256, 
   s.bind(1, envelope_sha256).bind(2, artifact_sha256).bind(3, rebuild_id).bind(4, log_index).bind(5, now);
   KMR_TRY(s.run());
   bump();
+  changed({.artifacts = {artifact_sha256}});
   return ok();
 }
 
@@ -1138,6 +1252,7 @@ Result<void> Store::store_members(std::int64_t artifact_id, const std::vector<Me
   KMR_TRY(up.run());
   KMR_TRY(txn.commit());
   bump();
+  changed({.members = true});
   return ok();
 }
 

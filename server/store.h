@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -147,6 +148,15 @@ struct MemberMatch {
 
 enum class LeaseState { kHeld, kExpired, kNotHeld };
 
+// What a committed write changed in the documents kmrd serves (the artifact
+// answer of /api/v1/artifacts/sha256/{hex}): listeners drop what they cached.
+struct DocChange {
+  std::vector<std::string> artifacts;  // sha256 of the artifacts whose answer changed
+  bool members = false;                // member lookups may answer differently
+  bool everything = false;             // anything may have changed
+  bool empty() const { return artifacts.empty() && !members && !everything; }
+};
+
 class BlobStore {
  public:
   explicit BlobStore(std::string root) : root_(std::move(root)) {}
@@ -154,6 +164,10 @@ class BlobStore {
   Result<std::string> put(std::string_view data);
   std::string path(const std::string& hex) const;
   Result<std::string> get(const std::string& hex, std::uint64_t max_bytes) const;
+  // Size of a stored blob, and `length` bytes from `offset` read with pread (only the range
+  // is read; short when the blob ends first).
+  Result<std::uint64_t> size(const std::string& hex) const;
+  Result<std::string> read_range(const std::string& hex, std::uint64_t offset, std::uint64_t length) const;
 
  private:
   std::string root_;
@@ -168,6 +182,11 @@ class Store {
   // Bumped on every write; readers use it to invalidate caches.
   std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   std::int64_t schema_version() const { return schema_version_; }
+  // Called after every committed write that changes an artifact answer (on the writing
+  // thread, the write lock held: keep it short, never call back into the Store).
+  using ChangeListener = std::function<void(const DocChange&)>;
+  std::uint64_t add_change_listener(ChangeListener fn);
+  void remove_change_listener(std::uint64_t id);
 
   // --- writes (serialised on the writer connection) ---
   Result<std::int64_t> upsert_repository(const std::string& name, const std::string& distro,
@@ -257,6 +276,10 @@ class Store {
   // Why a lease check failed (writer lock held): expired (kTimeout) or not held (kPermissionDenied).
   Error lease_error_locked(std::int64_t job_id, std::int64_t worker_id, const std::string& lease_token);
   void bump() { generation_.fetch_add(1, std::memory_order_acq_rel); }
+  // Tells the listeners (write lock held, after the commit).
+  void changed(const DocChange& c);
+  // The sha256 of the artifacts of these build inputs (writer connection, write lock held).
+  Result<std::vector<std::string>> artifacts_of_inputs_locked(const std::vector<std::int64_t>& build_inputs);
 
   std::string db_path_;
   std::unique_ptr<Db> writer_;
@@ -266,6 +289,9 @@ class Store {
   std::uint64_t id_;
   std::atomic<std::uint64_t> generation_{1};
   std::int64_t schema_version_ = 0;
+  std::mutex listeners_mu_;
+  std::vector<std::pair<std::uint64_t, ChangeListener>> listeners_;
+  std::uint64_t next_listener_ = 1;
 };
 
 }  // namespace kmr::server
