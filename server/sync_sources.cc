@@ -35,43 +35,6 @@ std::string strip_tail(const std::string& key, const std::string& tail) {
 
 // ---- apt: Sources index -> .dsc + files; the .buildinfo template ------------------------------
 
-// The Sources index of each component: "<comp>/source/Sources" in its best compression.
-std::vector<std::string> sources_indexes(const std::vector<archive::ReleaseFile>& files) {
-  std::map<std::string, std::string> best;  // dir -> path
-  auto rank = [](const std::string& p) { return p.ends_with(".xz") ? 0 : p.ends_with(".gz") ? 1 : 2; };
-  for (const auto& f : files) {
-    const std::string& p = f.path;
-    const std::string stem = p.ends_with(".xz") || p.ends_with(".gz") ? p.substr(0, p.size() - 3) : p;
-    if (!stem.ends_with("/source/Sources")) continue;
-    auto it = best.find(stem);
-    if (it == best.end() || rank(p) < rank(it->second)) best[stem] = p;
-  }
-  std::vector<std::string> out;
-  for (const auto& [stem, path] : best) out.push_back(path);
-  return out;
-}
-
-// The paragraphs of a Sources text whose Package is one of `wanted` (the
-// index of a whole archive is large; only these are parsed).
-std::string wanted_paragraphs(std::string_view text, const std::set<std::string>& wanted) {
-  std::string out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t end = text.find("\n\n", pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view para = text.substr(pos, end - pos);
-    const std::size_t at = para.rfind("Package: ", 0) == 0 ? 0 : para.find("\nPackage: ");
-    if (at != std::string_view::npos) {
-      const std::size_t name_at = at == 0 ? 9 : at + 10;
-      const std::size_t nl = para.find('\n', name_at);
-      const std::string name(para.substr(name_at, nl == std::string_view::npos ? std::string_view::npos : nl - name_at));
-      if (wanted.count(name)) out.append(para).append("\n\n");
-    }
-    pos = end + 2;
-  }
-  return out;
-}
-
 // "src_srcver_arch" (read_apt's set key) -> the source and its version.
 bool split_apt_set(const ImportArtifact& a, debian::BinaryRef& ref) {
   const auto last = a.set_key.rfind('_');
@@ -87,13 +50,13 @@ bool split_apt_set(const ImportArtifact& a, debian::BinaryRef& ref) {
 Result<std::vector<archive::Deb822Paragraph>> read_sources(const IndexContext& ctx, const std::set<std::string>& wanted,
                                                           std::chrono::milliseconds timeout) {
   std::vector<archive::Deb822Paragraph> out;
-  for (const auto& path : sources_indexes(ctx.release_files)) {
+  for (const auto& path : debian::sources_index_paths(ctx.release_files)) {
     const std::string url = ctx.dist_url + path;
     KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(url, timeout, 1ull << 30));
     KMR_TRY(archive::check_release_entry(ctx.release_files, path, packed));
     KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(bytes_of(packed), 4ull << 30));
     const std::string picked =
-        wanted_paragraphs(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()), wanted);
+        debian::paragraphs_of(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()), wanted);
     KMR_ASSIGN_OR_RETURN(auto paras, archive::parse_deb822(picked, url));
     for (auto& p : paras) out.push_back(std::move(p));
   }

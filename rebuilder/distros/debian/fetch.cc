@@ -103,7 +103,7 @@ Result<bool> download(const net::HttpClient& client, const distros::SourceFile& 
   }
   if (got.error().code() == ErrorCode::kVerificationFailed || got.error().code() == ErrorCode::kLimitExceeded)
     return Error(ErrorCode::kVerificationFailed, f.what + ": " + got.error().message());
-  missing.push_back(f.what + ": " + f.url + ": " + got.error().message());
+  missing.push_back(f.what + ": " + got.error().message());  // the message names the URL
   return false;
 }
 
