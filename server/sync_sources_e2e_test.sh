@@ -65,30 +65,11 @@ cp "$fix/suse/pristine/sources/"*.src.rpm "$mirror/suse-source/src/"
 createrepo_c -q "$mirror/suse-source" || { echo "FAIL: createrepo_c"; exit 1; }
 
 # ---- TLS: a test CA and a certificate for localhost ------------------------------------------
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kmr test CA" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign >/dev/null 2>&1
-openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tmp/srv.key" -out "$tmp/srv.csr" >/dev/null 2>&1
-printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$tmp/ext"
-openssl x509 -req -in "$tmp/srv.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial -days 2 \
-  -extfile "$tmp/ext" -out "$tmp/srv.pem" >/dev/null 2>&1 || { echo "FAIL: openssl"; exit 1; }
-python3 - "$mirror" "$tmp/srv.pem" "$tmp/srv.key" "$tmp/mirror.port" "$tmp/mirror.log" <<'PY' &
-import functools, http.server, ssl, sys
-root, cert, key, port_file, log = sys.argv[1:]
-class H(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        open(log, "a").write("%s %s\n" % (self.command, self.path))
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(H, directory=root))
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-open(port_file, "w").write(str(srv.server_address[1]))
-srv.serve_forever()
-PY
-pids+=($!)
-for _ in $(seq 100); do [[ -s $tmp/mirror.port ]] && break; sleep 0.1; done
-mport=$(cat "$tmp/mirror.port")
-MIRROR=https://localhost:$mport
-export SSL_CERT_FILE=$tmp/ca.pem
+source "$R/tests/lib/https_mirror.sh"
+kmr_https_mirror "$mirror" "$tmp" || { echo "FAIL: the HTTPS mirror did not start"; exit 1; }
+pids+=("$KMR_MIRROR_PID")
+MIRROR=$KMR_MIRROR_URL
+export SSL_CERT_FILE=$KMR_MIRROR_CA
 check "the mirror serves over HTTPS with the test CA" 200 \
   "$(curl -sS --cacert "$tmp/ca.pem" -o /dev/null -w '%{http_code}' "$MIRROR/pve/dists/bookworm/Release")"
 

@@ -117,5 +117,58 @@ if [[ -n $ROOT ]]; then
   check "second request is a cache hit" 'grep -q "build root $ROOT (cached" "$T/again.err"'
   grep "build root" "$T/again.err"
 fi
+
+# 4. No --sources: the package alone, its repository (InRelease signed here
+# with a throwaway key) over HTTPS with a test CA; the rebased .buildinfo from
+# a .buildinfo pool URL template. The .dsc and its files come from the signed
+# Sources index; the rebuild reaches the same verdict in the cached root.
+# The recorded .buildinfo the same way: its superseded versions are named.
+if kmr_have gpg && kmr_have openssl; then
+  mkdir -p "$T/alone" "$T/mirror/pool" "$T/mirror/recorded" "$T/gnupg" && chmod 700 "$T/gnupg"
+  cp "$DEB" "$T/alone/"
+  cp -r "$FX/proxmox/pristine" "$T/mirror/pve" && rm -rf "$T/mirror/pve/sources"
+  rm -f "$T/mirror/pve/pool/pve-no-subscription/p/proxmox-kernel-6.18/"*.buildinfo
+  cp "$T/rebased.buildinfo" "$T/mirror/pool/$(basename "$BI")"
+  cp "$BI" "$T/mirror/recorded/"
+  GNUPGHOME=$T/gnupg gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
+    --quick-gen-key "kmr archive_root_test <t@kmr.invalid>" ed25519 sign never 2>/dev/null &&
+    GNUPGHOME=$T/gnupg gpg --batch --export > "$T/repo-key.gpg" &&
+    GNUPGHOME=$T/gnupg gpg --batch --yes --clearsign -o "$T/mirror/pve/dists/bookworm/InRelease" \
+      "$T/mirror/pve/dists/bookworm/Release"
+  GNUPGHOME=$T/gnupg gpgconf --kill gpg-agent 2>/dev/null
+  source "$R/tests/lib/https_mirror.sh"
+  if kmr_https_mirror "$T/mirror" "$T"; then
+    export SSL_CERT_FILE=$KMR_MIRROR_CA
+    repo_args=(--repository "$KMR_MIRROR_URL/pve/dists/bookworm/InRelease" --repository-key "$T/repo-key.gpg")
+    "$KMR" rebuild --json --build-root archive "${repo_args[@]}" \
+      --buildinfo-url "$KMR_MIRROR_URL/pool/{source}_{version}_{arch}.buildinfo" \
+      "$T/alone/$(basename "$DEB")" > "$T/nosources.json" 2> "$T/nosources.err"
+    python3 - "$T/nosources.json" "$FX/manifest.json" <<'PY2' || fail=1
+import json, sys
+j = json.load(open(sys.argv[1])); m = json.load(open(sys.argv[2]))
+s = [x for x in m["sets"] if x["set"] == "proxmox/pristine"][0]
+assert j["status"] == "verdict", (j["status"], j.get("reason"), j.get("missing"))
+assert j["files"] == s["expected"]["files"], (j["files"], s["expected"])
+print("ok: no --sources, inputs from the signed repository over HTTPS:", j["files"])
+PY2
+    check "no --sources: the .dsc and its files were fetched" \
+      'grep -q "^GET /pve/pool/.*\.dsc$" "$T/mirror.log" && grep -q "^GET /pve/pool/.*orig.tar.gz$" "$T/mirror.log"'
+    "$KMR" rebuild --json --build-root archive "${repo_args[@]}" \
+      --buildinfo-url "$KMR_MIRROR_URL/recorded/{source}_{version}_{arch}.buildinfo" \
+      "$T/alone/$(basename "$DEB")" > "$T/nosources-recorded.json" 2>/dev/null
+    python3 - "$T/nosources-recorded.json" "$T/recorded.json" <<'PY2' || fail=1
+import json, sys
+j, before = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert j["status"] == before["status"], (j["status"], before["status"])
+assert sorted(j.get("missing", [])) == sorted(before.get("missing", [])), (j.get("missing"), before.get("missing"))
+print(f"ok: no --sources, the recorded .buildinfo: {j['status']}, {len(j.get('missing', []))} missing, as with it beside the package")
+PY2
+    kill "$KMR_MIRROR_PID" 2>/dev/null
+  else
+    echo "FAIL: the HTTPS mirror did not start"; fail=1
+  fi
+else
+  kmr_skip_part "gpg or openssl not installed: the no --sources case is not run"
+fi
 [[ $fail == 0 ]] && echo "1 passed, 0 failed" || echo "0 passed, 1 failed"
 exit $fail

@@ -64,7 +64,7 @@ mirror=$tmp/mirror
 mkdir -p "$mirror"
 ln -s "$repo" "$mirror/debian"
 # A tampered copy (hard links, one file replaced) and a .buildinfo with a bogus pinned version.
-mkdir -p "$mirror/tampered" && cp -al "$repo/." "$mirror/tampered/" || die "tampered copy"
+mkdir -p "$mirror/tampered" && { cp -al "$repo/." "$mirror/tampered/" 2>/dev/null || cp -a "$repo/." "$mirror/tampered/"; } || die "tampered copy"
 tp=$mirror/tampered/pool/main/l/linux-kmr
 diffgz=$(cd "$tp" && ls *.diff.gz)
 zcat "$tp/$diffgz" > "$tmp/diff" && echo "+tampered" >> "$tmp/diff" && rm "$tp/$diffgz" && gzip -n < "$tmp/diff" > "$tp/$diffgz" ||
@@ -72,32 +72,13 @@ zcat "$tp/$diffgz" > "$tmp/diff" && echo "+tampered" >> "$tmp/diff" && rm "$tp/$
 mkdir -p "$mirror/bogus"
 sed 's/^ make (= [^)]*)/ make (= 9.9-9)/' "$bi" > "$mirror/bogus/$(basename "$bi")"
 check "the bogus .buildinfo pins make 9.9-9" 'grep -q "^ make (= 9.9-9)" "$mirror/bogus/$(basename "$bi")"'
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kmr test CA" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign >/dev/null 2>&1
-openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tmp/srv.key" -out "$tmp/srv.csr" >/dev/null 2>&1
-printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$tmp/ext"
-openssl x509 -req -in "$tmp/srv.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial -days 2 \
-  -extfile "$tmp/ext" -out "$tmp/srv.pem" >/dev/null 2>&1 || die "openssl"
-python3 - "$mirror" "$tmp/srv.pem" "$tmp/srv.key" "$tmp/mirror.port" "$tmp/mirror.log" <<'PY' &
-import functools, http.server, ssl, sys
-root, cert, key, port_file, log = sys.argv[1:]
-class H(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        with open(log, "a") as f:
-            f.write("%s %s %s\n" % (self.command, self.path, args[1] if len(args) > 1 else ""))
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(H, directory=root))
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-open(port_file, "w").write(str(srv.server_address[1]))
-srv.serve_forever()
-PY
-pids+=($!)
-for _ in $(seq 100); do [[ -s $tmp/mirror.port ]] && break; sleep 0.1; done
-M=https://localhost:$(cat "$tmp/mirror.port")
-export SSL_CERT_FILE=$tmp/ca.pem   # kmr's HTTPS client trusts the test CA (the archive itself is plain http)
+source "$R/tests/lib/https_mirror.sh"
+kmr_https_mirror "$mirror" "$tmp" || die "the HTTPS mirror did not start"
+pids+=("$KMR_MIRROR_PID")
+M=$KMR_MIRROR_URL
+export SSL_CERT_FILE=$KMR_MIRROR_CA   # kmr's HTTPS client trusts the test CA (the archive itself is plain http)
 check "the mirror serves the InRelease over HTTPS" \
-  '[[ $(curl -sS --cacert "$tmp/ca.pem" -o /dev/null -w "%{http_code}" "$M/debian/dists/bookworm/InRelease") == 200 ]]'
+  '[[ $(curl -sS --cacert "$KMR_MIRROR_CA" -o /dev/null -w "%{http_code}" "$M/debian/dists/bookworm/InRelease") == 200 ]]'
 KEY=$repo/archive-key.gpg
 POOL_T='{source_c}/{source}/{source}_{version}_{arch}.buildinfo'
 
