@@ -20,6 +20,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/command.h"
+#include "rebuilder/base/flags.h"
 
 namespace kmr::attest {
 namespace {
@@ -28,10 +29,7 @@ using cli::kExitError;
 using cli::kExitFailed;
 using cli::kExitOk;
 
-int fail_usage(const char* cmd, const std::string& msg) {
-  std::fprintf(stderr, "kmr %s: %s (see --help)\n", cmd, msg.c_str());
-  return kExitError;
-}
+int fail_usage(const cli::FlagParser& p, const std::string& msg) { return p.usage_error(msg); }
 
 int report_error(const char* cmd, bool json, const Error& e) {
   if (json) {
@@ -45,32 +43,20 @@ int report_error(const char* cmd, bool json, const Error& e) {
 
 // ---- kmr key generate -------------------------------------------------------
 
-constexpr const char* kKeyHelp =
-    "Usage: kmr key generate [--out PATH] [--name LOGNAME] [--json]\n"
-    "Generates an Ed25519 signing key. Writes the PKCS#8 private key to PATH\n"
-    "(default ./kmr-signing.pem) with mode 0600 - never overwriting - and the\n"
-    "public key to PATH.pub. Prints the keyid (hex SHA-256 of the SPKI DER) and\n"
-    "the signed-note vkey for LOGNAME (default kmr.local/log).\n";
-
 int key_generate(const std::vector<std::string>& args) {
   std::string out = "kmr-signing.pem";
   std::string name = "kmr.local/log";
   bool json = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      std::fputs(kKeyHelp, stdout);
-      return kExitOk;
-    } else if (args[i] == "--out" && i + 1 < args.size()) {
-      out = args[++i];
-    } else if (args[i] == "--name" && i + 1 < args.size()) {
-      name = args[++i];
-    } else if (args[i] == "--json") {
-      json = true;
-    } else {
-      return fail_usage("key generate", "unexpected argument '" + args[i] + "'");
-    }
-  }
-  if (!is_valid_key_name(name)) return fail_usage("key generate", "invalid --name (no spaces or '+')");
+  cli::FlagParser p("kmr key generate", "[--out PATH] [--name LOGNAME] [--json]",
+                    "Generates an Ed25519 signing key. Writes the PKCS#8 private key to PATH\n"
+                    "(default ./kmr-signing.pem) with mode 0600 - never overwriting - and the\n"
+                    "public key to PATH.pub. Prints the keyid (hex SHA-256 of the SPKI DER) and\n"
+                    "the signed-note vkey for LOGNAME (default kmr.local/log).");
+  p.string("--out", "PATH", &out, "the private key file (default ./kmr-signing.pem)")
+      .string("--name", "LOGNAME", &name, "the log name of the vkey (default kmr.local/log)")
+      .boolean("--json", &json, "machine-readable output");
+  if (auto code = p.parse_or_exit(args)) return *code;
+  if (!is_valid_key_name(name)) return fail_usage(p, "invalid --name (no spaces or '+')");
   auto key = Ed25519Key::generate();
   if (!key) return report_error("key generate", json, key.error());
   auto saved = save_private_key(*key, out);
@@ -88,56 +74,36 @@ int key_generate(const std::vector<std::string>& args) {
 
 // ---- kmr attest verify ------------------------------------------------------
 
-constexpr const char* kVerifyHelp =
-    "Usage: kmr attest verify --key PEM [--key PEM ...] [--threshold K] [--file ARTIFACT]\n"
-    "                         [--sha256 HEX] [--tlog-proof FILE] [--json] ENVELOPE\n"
-    "Verifies a DSSE envelope (in-toto Statement, kmr kernel-rebuild predicate):\n"
-    "the signature under >= K distinct given public keys (default 1), the\n"
-    "statement's shape, and - with --file or --sha256 - that the statement's\n"
-    "subject digest is that artifact's SHA-256. With --tlog-proof (C2SP tlog-proof,\n"
-    "from GET /api/v1/log/proof/tlog?hash=...) also that the exact envelope bytes\n"
-    "are in the rebuilder's log, under a checkpoint signed by one of the keys.\n"
-    "Exit: 0 valid and PASSED, 1 invalid or FAILED/not matching, 2 error.\n";
-
 int attest_verify(const std::vector<std::string>& args) {
   std::vector<std::string> key_paths;
   std::string file;
   std::string want;
-  std::string envelope_path;
+  std::vector<std::string> envelopes;
   std::string tlog_proof_path;
-  std::size_t threshold = 1;
+  std::int64_t threshold_flag = 1;
   bool json = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
-      std::fputs(kVerifyHelp, stdout);
-      return kExitOk;
-    } else if (args[i] == "--key" && i + 1 < args.size()) {
-      key_paths.push_back(args[++i]);
-    } else if (args[i] == "--file" && i + 1 < args.size()) {
-      file = args[++i];
-    } else if (args[i] == "--sha256" && i + 1 < args.size()) {
-      want = args[++i];
-    } else if (args[i] == "--tlog-proof" && i + 1 < args.size()) {
-      tlog_proof_path = args[++i];
-    } else if (args[i] == "--threshold" && i + 1 < args.size()) {
-      try {
-        threshold = std::stoul(args[++i]);
-      } catch (...) {
-        return fail_usage("attest verify", "--threshold needs a number");
-      }
-    } else if (args[i] == "--json") {
-      json = true;
-    } else if (!args[i].empty() && args[i][0] == '-') {
-      return fail_usage("attest verify", "unknown option '" + args[i] + "'");
-    } else if (envelope_path.empty()) {
-      envelope_path = args[i];
-    } else {
-      return fail_usage("attest verify", "more than one ENVELOPE");
-    }
-  }
-  if (envelope_path.empty()) return fail_usage("attest verify", "missing ENVELOPE");
-  if (key_paths.empty()) return fail_usage("attest verify", "at least one --key PEM is required");
-  if (threshold == 0) return fail_usage("attest verify", "--threshold must be at least 1");
+  cli::FlagParser p(
+      "kmr attest verify",
+      "--key PEM [--key PEM ...] [--threshold K] [--file ARTIFACT]\n"
+      "                         [--sha256 HEX] [--tlog-proof FILE] [--json] ENVELOPE",
+      "Verifies a DSSE envelope (in-toto Statement, kmr kernel-rebuild predicate):\n"
+      "the signature under >= K distinct given public keys (default 1), the\n"
+      "statement's shape, and - with --file or --sha256 - that the statement's\n"
+      "subject digest is that artifact's SHA-256. With --tlog-proof (C2SP tlog-proof,\n"
+      "from GET /api/v1/log/proof/tlog?hash=...) also that the exact envelope bytes\n"
+      "are in the rebuilder's log, under a checkpoint signed by one of the keys.");
+  p.strings("--key", "PEM", &key_paths, "a trusted public key (repeatable; at least one)")
+      .integer("--threshold", "K", &threshold_flag, 1, 1 << 20, "distinct keys that must have signed (default 1)")
+      .string("--file", "ARTIFACT", &file, "the artifact the statement must be about")
+      .string("--sha256", "HEX", &want, "the artifact's SHA-256 the statement must be about")
+      .string("--tlog-proof", "FILE", &tlog_proof_path, "a C2SP tlog-proof of the envelope")
+      .boolean("--json", &json, "machine-readable output")
+      .positionals("ENVELOPE", &envelopes, 1, 1)
+      .epilogue("Exit: 0 valid and PASSED, 1 invalid or FAILED/not matching, 2 error.");
+  if (auto code = p.parse_or_exit(args)) return *code;
+  const std::string& envelope_path = envelopes[0];
+  const auto threshold = static_cast<std::size_t>(threshold_flag);
+  if (key_paths.empty()) return fail_usage(p, "at least one --key PEM is required");
   std::vector<Ed25519Key> keys;
   for (const auto& p : key_paths) {
     auto k = Ed25519Key::load(p);
@@ -149,7 +115,7 @@ int attest_verify(const std::vector<std::string>& args) {
     if (!d) return report_error("attest verify", json, std::move(d).error().with_context("while hashing " + file));
     want = to_hex(Bytes(d->data(), d->size()));
   }
-  if (!want.empty() && !is_sha256_hex(want)) return fail_usage("attest verify", "--sha256 needs 64 hex digits");
+  if (!want.empty() && !is_sha256_hex(want)) return fail_usage(p, "--sha256 needs 64 hex digits");
   for (char& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   auto text = read_text_file(envelope_path, kMaxEnvelopeBytes);
   if (!text) return report_error("attest verify", json, text.error());
@@ -231,9 +197,6 @@ int attest_verify(const std::vector<std::string>& args) {
 // ---- kmr query --------------------------------------------------------------
 
 constexpr const char* kQueryHelp =
-    "Usage: kmr query --rebuilder URL --key PEM [--key PEM ...] [--rebuilder URL --key PEM ...]\n"
-    "                 [--threshold K] [--timeout SECONDS] [--cache-dir DIR] [--json]\n"
-    "                 (FILE | --file PATH | sha256:HEX | NARHASH | /nix/store/HASH-NAME)\n"
     "Asks each rebuilder's kmrd about the artifact, verifies every attestation\n"
     "under the key(s) pinned for that rebuilder (each --key belongs to the\n"
     "preceding --rebuilder), checks each envelope's inclusion in the rebuilder's\n"
@@ -244,8 +207,7 @@ constexpr const char* kQueryHelp =
     "compressed or not, signed or stripped): the rebuilder's member index names the\n"
     "artifacts that ship it (an unsigned claim) and their attestations are checked.\n"
     "NARHASH: a Nix NarHash (sha256:<nix32>, <nix32>, sha256:<hex> or sha256-<base64>);\n"
-    "a store path asks for that Nix output. --file PATH always hashes a local file.\n"
-    "Exit: 0 verified, 1 not verified, 2 error.\n";
+    "a store path asks for that Nix output. --file PATH always hashes a local file.";
 
 // A query target typed by the user: a store path's basename, a NarHash (as hex), or "" (a file).
 struct QueryTarget {
@@ -288,52 +250,48 @@ int query(const std::vector<std::string>& args) {
   QueryOptions opt;
   opt.cache_dir = default_cache_dir();
   std::vector<std::pair<std::string, std::vector<std::string>>> pins;
-  std::string target, file;
+  std::vector<std::string> targets;
+  std::string file;
   bool json = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    bool has_value = i + 1 < args.size();
-    if (a == "--help" || a == "-h") {
-      std::fputs(kQueryHelp, stdout);
-      return kExitOk;
-    } else if (a == "--rebuilder" && has_value) {
-      pins.push_back({args[++i], {}});
-    } else if (a == "--key" && has_value) {
-      if (pins.empty()) return fail_usage("query", "--key must follow the --rebuilder it belongs to");
-      pins.back().second.push_back(args[++i]);
-    } else if ((a == "--threshold" || a == "--timeout") && has_value) {
-      unsigned long v = 0;
-      try {
-        v = std::stoul(args[++i]);
-      } catch (...) {
-        return fail_usage("query", a + " needs a number");
-      }
-      if (a == "--threshold") opt.threshold = v; else opt.timeout = std::chrono::seconds(v);
-    } else if (a == "--cache-dir" && has_value) {
-      opt.cache_dir = args[++i];
-    } else if (a == "--file" && has_value) {
-      if (!file.empty()) return fail_usage("query", "--file given twice");
-      file = args[++i];
-    } else if (a == "--json") {
-      json = true;
-    } else if (!a.empty() && a[0] == '-') {
-      return fail_usage("query", "unknown option or missing value '" + a + "'");
-    } else if (target.empty()) {
-      target = a;
-    } else {
-      return fail_usage("query", "more than one FILE");
-    }
-  }
-  if (!file.empty() && !target.empty()) return fail_usage("query", "give either --file PATH or a FILE/hash, not both");
-  if (target.empty() && file.empty()) return fail_usage("query", "missing FILE, --file PATH or sha256:HEX");
-  if (pins.empty()) return fail_usage("query", "at least one --rebuilder URL --key PEM is required");
-  if (opt.threshold == 0) return fail_usage("query", "--threshold must be at least 1");
+  std::int64_t threshold = 1, timeout = -1;
+  cli::FlagParser p("kmr query",
+                    "--rebuilder URL --key PEM [--key PEM ...] [--rebuilder URL --key PEM ...]\n"
+                    "                 [--threshold K] [--timeout SECONDS] [--cache-dir DIR] [--json]\n"
+                    "                 (FILE | --file PATH | sha256:HEX | NARHASH | /nix/store/HASH-NAME)",
+                    kQueryHelp);
+  p.each("--rebuilder", "URL",
+         [&pins](const std::string& v) -> Result<void> {
+           pins.push_back({v, {}});
+           return ok();
+         },
+         "a rebuilder's kmrd base URL (repeatable)")
+      .each("--key", "PEM",
+            [&pins](const std::string& v) -> Result<void> {
+              if (pins.empty()) return malformed("must follow the --rebuilder it belongs to");
+              pins.back().second.push_back(v);
+              return ok();
+            },
+            "a public key pinned for the preceding --rebuilder (repeatable)")
+      .integer("--threshold", "K", &threshold, 1, 1 << 20, "rebuilders with distinct keys that must agree (default 1)")
+      .integer("--timeout", "SECONDS", &timeout, 0, 1 << 30, "per-request timeout")
+      .string("--cache-dir", "DIR", &opt.cache_dir, "where consistent checkpoints are kept (default ~/.cache/kmr)")
+      .string("--file", "PATH", &file, "hash this local file")
+      .boolean("--json", &json, "machine-readable output")
+      .positionals("FILE", &targets, 0, 1)
+      .epilogue("Exit: 0 verified, 1 not verified, 2 error.");
+  if (auto code = p.parse_or_exit(args)) return *code;
+  const std::string target = targets.empty() ? "" : targets[0];
+  opt.threshold = static_cast<std::size_t>(threshold);
+  if (timeout >= 0) opt.timeout = std::chrono::seconds(timeout);
+  if (!file.empty() && !target.empty()) return fail_usage(p, "give either --file PATH or a FILE/hash, not both");
+  if (target.empty() && file.empty()) return fail_usage(p, "missing FILE, --file PATH or sha256:HEX");
+  if (pins.empty()) return fail_usage(p, "at least one --rebuilder URL --key PEM is required");
   std::optional<QueryTarget> typed = file.empty() ? parse_query_target(target) : std::nullopt;
   if (typed) {
     opt.sha256 = typed->sha256;
     opt.store_path = typed->store_path;
   } else if (file.empty() && (target.rfind("sha256:", 0) == 0 || target.rfind("sha256-", 0) == 0)) {
-    return fail_usage("query", "sha256: needs 64 hex digits or a nix32 NarHash");
+    return fail_usage(p, "sha256: needs 64 hex digits or a nix32 NarHash");
   } else {
     const std::string& path = file.empty() ? target : file;
     auto d = sha256_file(path);
@@ -343,7 +301,7 @@ int query(const std::vector<std::string>& args) {
   for (auto& [url, key_paths] : pins) {
     RebuilderPin pin;
     pin.url = url;
-    if (key_paths.empty()) return fail_usage("query", "rebuilder " + url + " has no pinned --key");
+    if (key_paths.empty()) return fail_usage(p, "rebuilder " + url + " has no pinned --key");
     for (const auto& p : key_paths) {
       auto k = Ed25519Key::load(p);
       if (!k) return report_error("query", json, k.error());

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +24,7 @@
 
 #include "attest/keys.h"
 #include "rebuilder/base/file.h"
+#include "rebuilder/base/flags.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
@@ -38,28 +40,12 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-constexpr const char* kUsage =
-    "Usage: kmr-worker --config FILE\n"
+constexpr const char* kDescription =
     "       kmr-worker --server URL --key KEY.pem [options]\n"
     "       kmr-worker --gen-key KEY.pem\n\n"
     "Pulls rebuild jobs from kmrd, runs `kmr rebuild --json` for each, reports the verdict.\n"
     "Every request is signed with the worker's Ed25519 key (register its public key with\n"
-    "POST /api/v1/admin/workers or the \"workers\" list of kmrd's config).\n\n"
-    "  --config FILE          JSON: {\"server\",\"server_key\",\"key\",\"name\",\"resource_classes\",\"work_dir\",\n"
-    "                         \"rebuild_command\",\"idle_seconds\",\"error_backoff_seconds\",\n"
-    "                         \"rebuild_timeout_seconds\",\"max_log_bytes\",\"exit_when_idle\"}\n"
-    "  --server URL           kmrd base URL (http://host:port): kmrd's \"origin\"\n"
-    "  --server-key KEY       kmrd's public key: 64 hex digits (logged by kmrd at start) or a\n"
-    "                         PEM file; every reply must carry kmrd's signature under it\n"
-    "  --key FILE             the worker's private key (PEM, mode 0600)\n"
-    "  --gen-key FILE         create a key, print its public key (hex) and exit\n"
-    "  --work-dir DIR         downloads and engine work (default /var/tmp/kmr-worker)\n"
-    "  --rebuild-command CMD  engine command line (default: kmr rebuild; --json and the\n"
-    "                         package files are appended)\n"
-    "  --resource-class C     claim only jobs of this class (repeatable; default: all registered)\n"
-    "  --idle-seconds N       wait between polls when the queue is empty (default 10)\n"
-    "  --exit-when-idle       exit 0 when no job is available\n"
-    "  --version, --help\n";
+    "POST /api/v1/admin/workers or the \"workers\" list of kmrd's config).";
 
 struct WorkerConfig {
   std::string server, server_key, key, name, work_dir = "/var/tmp/kmr-worker";
@@ -518,42 +504,48 @@ int run_worker(const WorkerConfig& cfg) {
   return 0;
 }
 
+struct Flags {
+  std::string config_file, gen_key, cmdline;
+  bool version = false;
+};
+
+// kmr-worker's command line into `cfg`; nullopt: go on, else the exit code.
+std::optional<int> parse_flags(int argc, char** argv, WorkerConfig& cfg, Flags& f) {
+  cli::FlagParser p("kmr-worker", "--config FILE", kDescription);
+  p.string("--config", "FILE", &f.config_file,
+           "JSON: {\"server\",\"server_key\",\"key\",\"name\",\"resource_classes\",\"work_dir\",\n"
+           "\"rebuild_command\",\"idle_seconds\",\"error_backoff_seconds\",\n"
+           "\"rebuild_timeout_seconds\",\"max_log_bytes\",\"exit_when_idle\"}")
+      .string("--server", "URL", &cfg.server, "kmrd base URL (http://host:port): kmrd's \"origin\"")
+      .string("--server-key", "KEY", &cfg.server_key,
+              "kmrd's public key: 64 hex digits (logged by kmrd at start) or a\n"
+              "PEM file; every reply must carry kmrd's signature under it")
+      .string("--key", "FILE", &cfg.key, "the worker's private key (PEM, mode 0600)")
+      .string("--gen-key", "FILE", &f.gen_key, "create a key, print its public key (hex) and exit")
+      .string("--work-dir", "DIR", &cfg.work_dir, "downloads and engine work (default /var/tmp/kmr-worker)")
+      .string("--rebuild-command", "CMD", &f.cmdline,
+              "engine command line (default: kmr rebuild; --json and the\n"
+              "package files are appended)")
+      .strings("--resource-class", "C", &cfg.resource_classes,
+               "claim only jobs of this class (repeatable; default: all registered)")
+      .real("--idle-seconds", "N", &cfg.idle_seconds, 0, 86400,
+            "wait between polls when the queue is empty (default 10)")
+      .boolean("--exit-when-idle", &cfg.exit_when_idle, "exit 0 when no job is available")
+      .string("--name", "NAME", &cfg.name, "the worker's name in logs (default worker)")
+      .boolean("--version", &f.version, "print the version and exit");
+  if (auto code = p.parse_or_exit(std::vector<std::string>(argv + 1, argv + argc))) return code;
+  if (f.version) {
+    std::printf("kmr-worker %s\n", kVersion);
+    return 0;
+  }
+  return std::nullopt;
+}
+
 int main_impl(int argc, char** argv) {
   WorkerConfig cfg;
-  std::string config_file, gen_key;
-  std::string cmdline;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto val = [&]() -> std::string {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "kmr-worker: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return args[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (a == "--version") {
-      std::printf("kmr-worker %s\n", kVersion);
-      return 0;
-    } else if (a == "--config") config_file = val();
-    else if (a == "--server") cfg.server = val();
-    else if (a == "--key") cfg.key = val();
-    else if (a == "--server-key") cfg.server_key = val();
-    else if (a == "--gen-key") gen_key = val();
-    else if (a == "--work-dir") cfg.work_dir = val();
-    else if (a == "--rebuild-command") cmdline = val();
-    else if (a == "--resource-class") cfg.resource_classes.push_back(val());
-    else if (a == "--idle-seconds") cfg.idle_seconds = std::stod(val());
-    else if (a == "--exit-when-idle") cfg.exit_when_idle = true;
-    else if (a == "--name") cfg.name = val();
-    else {
-      std::fprintf(stderr, "kmr-worker: unknown argument %s (see --help)\n", a.c_str());
-      return 2;
-    }
-  }
+  Flags flags;
+  if (auto code = parse_flags(argc, argv, cfg, flags)) return *code;
+  const std::string &config_file = flags.config_file, &gen_key = flags.gen_key, &cmdline = flags.cmdline;
   if (!gen_key.empty()) {
     auto k = attest::Ed25519Key::generate();
     if (!k) return 2;

@@ -264,8 +264,7 @@ Result<ParseOutcome> FlagParser::parse(const std::vector<std::string>& args) {
 }
 
 int FlagParser::usage_error(const std::string& message, std::FILE* err) const {
-  std::fprintf(err, "%s: %s\nusage: %s\nRun '%s --help' for the options.\n", program_.c_str(), message.c_str(),
-               usage_line().c_str(), program_.c_str());
+  std::fprintf(err, "%s: %s (see '%s --help')\n", program_.c_str(), message.c_str(), program_.c_str());
   return kExitUsage;
 }
 

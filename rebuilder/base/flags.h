@@ -15,7 +15,7 @@
 // stops; `--` ends the options (everything after it is positional); a lone
 // `-` is positional (stdin/stdout by convention). A value is taken as it is,
 // even when it starts with '-', so `--json -` works. Every error has one form,
-// "PROGRAM: MESSAGE", and the usage exit code 2:
+// "PROGRAM: MESSAGE (see 'PROGRAM --help')", and the usage exit code 2:
 //   kmr rebuild: --out needs a value
 //   kmr rebuild: unknown option '--outt'
 //   kmr diff: --jobs: 'x' is not an integer from 1 to 64
@@ -79,11 +79,11 @@ class FlagParser {
   // given (nothing else is checked then).
   Result<ParseOutcome> parse(const std::vector<std::string>& args);
   // parse(), then: help -> printed to `out`, returns kExitOk (0); error ->
-  // "PROGRAM: MESSAGE" and a pointer to --help on `err`, returns kExitUsage;
+  // "PROGRAM: MESSAGE (see 'PROGRAM --help')" on `err`, returns kExitUsage;
   // success -> nullopt (the command goes on).
   std::optional<int> parse_or_exit(const std::vector<std::string>& args, std::FILE* out = stdout,
                                    std::FILE* err = stderr);
-  // Prints "PROGRAM: MESSAGE" and the --help pointer; returns kExitUsage. For
+  // Prints "PROGRAM: MESSAGE (see 'PROGRAM --help')"; returns kExitUsage. For
   // the checks a command makes after parsing (flags that go together, ...).
   int usage_error(const std::string& message, std::FILE* err = stderr) const;
 

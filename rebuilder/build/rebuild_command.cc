@@ -13,42 +13,25 @@
 
 #include "rebuilder/build/rebuild.h"
 #include "rebuilder/base/command.h"
+#include "rebuilder/base/flags.h"
 
 namespace kmr::build {
 namespace {
 
-constexpr const char* kUsage =
-    "Usage: kmr rebuild [--json] [--backend B] [--sources LOCATION] [--keep] [--timeout SECONDS]\n"
-    "                   [--work-dir DIR] [--out DIR] [--build-root host|archive]\n"
-    "                   [--repository URL --repository-key KEYRING [--buildinfo-url TEMPLATE]] PACKAGE...\n\n"
+constexpr const char* kDescription =
     "Rebuilds shipped kernel packages with the distro's own tool in a bubblewrap sandbox\n"
     "(no network, read-only host, pinned path/user/host/locale/time) using the environment\n"
     "recorded in the package (.BUILDINFO, .buildinfo, RPM header, narinfo Deriver), then\n"
     "compares: module_root (match|mismatch|absent|invalid) and files (identical |\n"
     "content-identical | identical-modulo-signatures | different).\n\n"
-    "  PACKAGE          .pkg.tar.* (arch), .rpm (suse), .deb (proxmox/debian), .narinfo (nixos);\n"
-    "                   several packages of one build (linux + linux-headers; out + modules + dev)\n"
-    "  --backend B      arch | nixos | suse | proxmox | debian (default: from the package type)\n"
-    "  --sources LOC    look for sources here first (PKGBUILD dir, .src.rpm, .dsc + .buildinfo dir)\n"
-    "  --keep           keep the work directory (printed)\n"
-    "  --timeout S      wall-time limit of the build (default 14400)\n"
-    "  --work-dir DIR   work root (default $KMR_REBUILD_DIR or /var/tmp/kmr-rebuild); logs in DIR/logs\n"
-    "  --out DIR        copy the rebuilt package files into DIR, each named like the file it\n"
-    "                   rebuilds (rebuilderd's $REBUILDERD_OUTDIR contract)\n"
-    "  --build-root R   Debian/Proxmox toolchain: host (default) or archive: a root made by\n"
-    "                   mmdebstrap from Debian's archive at the .buildinfo's exact versions\n"
-    "                   ($KMR_DEBIAN_MIRROR, $KMR_DEBIAN_SUITE, cache $KMR_BUILDROOT_CACHE)\n"
-    "  --repository URL Debian/Proxmox without --sources: the package's apt repository as its\n"
-    "                   .../dists/<suite>/InRelease (or Release + Release.gpg) URL; the .dsc, its\n"
-    "                   files and the .buildinfo are fetched from it and verified (https: the system\n"
-    "                   trust store, or $SSL_CERT_FILE)\n"
-    "  --repository-key KEYRING  OpenPGP keyring the repository's Release must verify with\n"
-    "  --buildinfo-url T  .buildinfo URL template ({source} {source_c} {version} {source_version}\n"
-    "                   {arch}); default https://buildinfos.debian.net/buildinfo-pool/{source_c}/\n"
-    "                   {source}/{source}_{version}_{arch}.buildinfo\n"
-    "  --json           machine-readable result on stdout\n\n"
+    "PACKAGE: .pkg.tar.* (arch), .rpm (suse), .deb (proxmox/debian), .narinfo (nixos);\n"
+    "several packages of one build (linux + linux-headers; out + modules + dev).";
+
+constexpr std::int64_t kMaxTimeoutSeconds = 365 * 24 * 3600;
+
+constexpr const char* kExit =
     "Exit: 0 reproducible (identical or content-identical, module_root match or absent),\n"
-    "1 not reproducible / build-failed / environment-unavailable, 2 error.\n";
+    "1 not reproducible / build-failed / environment-unavailable, 2 error.";
 
 // Copies every rebuilt file into `dir` under its own base name. Only regular
 // files with plain names are copied; anything else is an error.
@@ -81,60 +64,48 @@ int run(const std::vector<std::string>& args) {
   bool json = false;
   std::string out_dir;
   std::vector<std::string> files;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](const char* flag) -> const std::string* {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "kmr rebuild: %s needs a value\n", flag);
-        return nullptr;
-      }
-      return &args[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return cli::kExitOk;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--keep") {
-      o.keep = true;
-    } else if (a == "--backend" || a == "--sources" || a == "--timeout" || a == "--work-dir" || a == "--out" ||
-               a == "--build-root" || a == "--repository" || a == "--repository-key" || a == "--buildinfo-url") {
-      const std::string* v = value(a.c_str());
-      if (!v) return cli::kExitError;
-      if (a == "--backend") o.backend = *v;
-      if (a == "--sources") o.sources = *v;
-      if (a == "--work-dir") o.work_root = *v;
-      if (a == "--out") out_dir = *v;
-      if (a == "--repository") o.repository = *v;
-      if (a == "--repository-key") o.repository_keyring = *v;
-      if (a == "--buildinfo-url") o.buildinfo_template = *v;
-      if (a == "--build-root") {
-        if (*v != "host" && *v != "archive") {
-          std::fprintf(stderr, "kmr rebuild: --build-root: host or archive, not '%s'\n", v->c_str());
-          return cli::kExitError;
-        }
-        o.build_root = *v;
-      }
-      if (a == "--timeout") {
-        char* end = nullptr;
-        const long long s = std::strtoll(v->c_str(), &end, 10);
-        if (!end || *end || s <= 0) {
-          std::fprintf(stderr, "kmr rebuild: --timeout: not a positive number of seconds: '%s'\n", v->c_str());
-          return cli::kExitError;
-        }
-        o.timeout = std::chrono::seconds(s);
-      }
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "kmr rebuild: unknown option %s\n%s", a.c_str(), kUsage);
-      return cli::kExitError;
-    } else {
-      files.push_back(a);
-    }
-  }
-  if (files.empty()) {
-    std::fputs(kUsage, stderr);
-    return cli::kExitError;
-  }
+  std::int64_t timeout_s = 0;
+  cli::FlagParser p("kmr rebuild",
+                    "[--json] [--backend B] [--sources LOCATION] [--keep] [--timeout SECONDS]\n"
+                    "                   [--work-dir DIR] [--out DIR] [--build-root host|archive]\n"
+                    "                   [--repository URL --repository-key KEYRING [--buildinfo-url TEMPLATE]] PACKAGE...",
+                    kDescription);
+  p.string("--backend", "B", &o.backend, "arch | nixos | suse | proxmox | debian (default: from the package type)")
+      .string("--sources", "LOC", &o.sources,
+              "look for sources here first (PKGBUILD dir, .src.rpm, .dsc + .buildinfo dir)")
+      .boolean("--keep", &o.keep, "keep the work directory (printed)")
+      .integer("--timeout", "S", &timeout_s, 1, kMaxTimeoutSeconds,
+               "wall-time limit of the build in seconds (default 14400)")
+      .string("--work-dir", "DIR", &o.work_root,
+              "work root (default $KMR_REBUILD_DIR or /var/tmp/kmr-rebuild); logs in DIR/logs")
+      .string("--out", "DIR", &out_dir,
+              "copy the rebuilt package files into DIR, each named like the file it\n"
+              "rebuilds (rebuilderd's $REBUILDERD_OUTDIR contract)")
+      .each("--build-root", "R",
+            [&o](const std::string& v) -> Result<void> {
+              if (v != "host" && v != "archive") return malformed("host or archive, not '" + cli::printable_arg(v) + "'");
+              o.build_root = v;
+              return ok();
+            },
+            "Debian/Proxmox toolchain: host (default) or archive: a root made by\n"
+            "mmdebstrap from Debian's archive at the .buildinfo's exact versions\n"
+            "($KMR_DEBIAN_MIRROR, $KMR_DEBIAN_SUITE, cache $KMR_BUILDROOT_CACHE)")
+      .string("--repository", "URL", &o.repository,
+              "Debian/Proxmox without --sources: the package's apt repository as its\n"
+              ".../dists/<suite>/InRelease (or Release + Release.gpg) URL; the .dsc, its\n"
+              "files and the .buildinfo are fetched from it and verified (https: the system\n"
+              "trust store, or $SSL_CERT_FILE)")
+      .string("--repository-key", "KEYRING", &o.repository_keyring,
+              "OpenPGP keyring the repository's Release must verify with")
+      .string("--buildinfo-url", "T", &o.buildinfo_template,
+              ".buildinfo URL template ({source} {source_c} {version} {source_version}\n"
+              "{arch}); default https://buildinfos.debian.net/buildinfo-pool/{source_c}/\n"
+              "{source}/{source}_{version}_{arch}.buildinfo")
+      .boolean("--json", &json, "machine-readable result on stdout")
+      .positionals("PACKAGE", &files, 1, cli::kUnlimited)
+      .epilogue(kExit);
+  if (auto code = p.parse_or_exit(args)) return *code;
+  if (timeout_s > 0) o.timeout = std::chrono::seconds(timeout_s);
   if (!o.repository.empty() && o.repository_keyring.empty()) {
     std::fprintf(stderr, "kmr rebuild: --repository needs --repository-key (the keyring its Release must verify with)\n");
     return cli::kExitError;

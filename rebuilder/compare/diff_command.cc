@@ -7,44 +7,17 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/command.h"
+#include "rebuilder/base/flags.h"
 #include "rebuilder/compare/comparator.h"
 #include "rebuilder/compare/presenters.h"
 
 namespace kmr::compare {
 
 namespace {
-
-constexpr const char* kUsage = R"(usage: kmr diff [options] A B
-
-Compares two files, archives or directories recursively and reports where
-they differ (diffoscope-compatible structure, kernel-aware).
-
-Output (several may be combined; default: text on stdout):
-  --text FILE|-            text report
-  --json FILE|-            JSON (diffoscope structure + kind/status/sha256/size + summary)
-  --html DIR               self-contained DIR/index.html, nodes collapsed
-Limits:
-  --max-container-depth N  default 50
-  --max-diff-lines N       lines per diff node, default 4096
-  --max-report-size BYTES  total diff text, default 67108864
-  --max-member-size BYTES  one decompressed member, default 4294967296
-  --timeout SECONDS        total wall time, default 3600
-Behaviour:
-  --jobs N                 threads, default 2
-  --no-fuzzy               do not pair leftover members by similarity
-  --fuzzy-threshold F      minimum similarity 0..1, default 0.5
-  --no-objdump             never disassemble (hex dumps instead)
-Exit status: 0 identical, 1 different, 2 error (an input cannot be read).
-)";
-
-bool parse_u64(const std::string& s, std::uint64_t& out) {
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19) return false;
-  out = std::stoull(s);
-  return true;
-}
 
 Result<void> emit(const std::string& target, const std::string& text) {
   if (target == "-") {
@@ -79,78 +52,58 @@ Result<Input> open_input(const std::string& path) {
   return in;
 }
 
+// Every flag of kmr diff, applied to Options and the three outputs after parsing.
+struct DiffFlags {
+  std::string text_out, json_out, html_out;
+  std::int64_t depth = 0, diff_lines = 0, report_size = -1, member_size = 0, timeout = 0, jobs = 0;
+  bool no_fuzzy = false, no_objdump = false;
+  double fuzzy_threshold = -1;
+  std::vector<std::string> paths;
+
+  void declare(cli::FlagParser& p) {
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    p.string("--text", "FILE|-", &text_out, "text report (default: text on stdout)")
+        .string("--json", "FILE|-", &json_out, "JSON (diffoscope structure + kind/status/sha256/size + summary)")
+        .string("--html", "DIR", &html_out, "self-contained DIR/index.html, nodes collapsed")
+        .integer("--max-container-depth", "N", &depth, 1, 1000, "default 50")
+        .integer("--max-diff-lines", "N", &diff_lines, 1, kMax, "lines per diff node, default 4096")
+        .integer("--max-report-size", "BYTES", &report_size, 0, kMax, "total diff text, default 67108864")
+        .integer("--max-member-size", "BYTES", &member_size, 1, kMax, "one decompressed member, default 4294967296")
+        .integer("--timeout", "SECONDS", &timeout, 1, 365 * 24 * 3600, "total wall time, default 3600")
+        .integer("--jobs", "N", &jobs, 1, 64, "threads, default 2")
+        .boolean("--no-fuzzy", &no_fuzzy, "do not pair leftover members by similarity")
+        .real("--fuzzy-threshold", "F", &fuzzy_threshold, 0, 1, "minimum similarity 0..1, default 0.5")
+        .boolean("--no-objdump", &no_objdump, "never disassemble (hex dumps instead)")
+        .positionals("INPUT", &paths, 2, 2)
+        .epilogue("Several outputs may be combined.\nExit status: 0 identical, 1 different, 2 error (an input cannot be read).");
+  }
+
+  void apply(Options& opt) const {
+    if (depth > 0) opt.limits.max_container_depth = static_cast<std::uint32_t>(depth);
+    if (diff_lines > 0) opt.diff.max_output_lines = static_cast<std::uint64_t>(diff_lines);
+    if (report_size >= 0) opt.limits.max_report_bytes = static_cast<std::uint64_t>(report_size);
+    if (member_size > 0) opt.limits.max_member_bytes = static_cast<std::uint64_t>(member_size);
+    if (timeout > 0) opt.limits.max_wall_time = std::chrono::seconds(timeout);
+    if (jobs > 0) opt.jobs = static_cast<unsigned>(jobs);
+    if (no_fuzzy) opt.fuzzy = false;
+    if (fuzzy_threshold >= 0) opt.fuzzy_threshold = fuzzy_threshold;
+    if (no_objdump) opt.use_objdump = false;
+  }
+};
+
 int run_diff(const std::vector<std::string>& args) {
   Options opt;
-  std::string text_out;
-  std::string json_out;
-  std::string html_out;
-  std::vector<std::string> paths;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= args.size()) return false;
-      out = args[++i];
-      return true;
-    };
-    auto number = [&](std::uint64_t& out) {
-      std::string v;
-      return value(v) && parse_u64(v, out);
-    };
-    std::uint64_t n = 0;
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return cli::kExitOk;
-    } else if (a == "--text") {
-      if (!value(text_out)) goto bad;
-    } else if (a == "--json") {
-      if (!value(json_out)) goto bad;
-    } else if (a == "--html") {
-      if (!value(html_out)) goto bad;
-    } else if (a == "--max-container-depth") {
-      if (!number(n) || n == 0 || n > 1000) goto bad;
-      opt.limits.max_container_depth = static_cast<std::uint32_t>(n);
-    } else if (a == "--max-diff-lines") {
-      if (!number(n) || n == 0) goto bad;
-      opt.diff.max_output_lines = n;
-    } else if (a == "--max-report-size") {
-      if (!number(n)) goto bad;
-      opt.limits.max_report_bytes = n;
-    } else if (a == "--max-member-size") {
-      if (!number(n) || n == 0) goto bad;
-      opt.limits.max_member_bytes = n;
-    } else if (a == "--timeout") {
-      if (!number(n) || n == 0) goto bad;
-      opt.limits.max_wall_time = std::chrono::seconds(n);
-    } else if (a == "--jobs") {
-      if (!number(n) || n == 0 || n > 64) goto bad;
-      opt.jobs = static_cast<unsigned>(n);
-    } else if (a == "--no-fuzzy") {
-      opt.fuzzy = false;
-    } else if (a == "--fuzzy-threshold") {
-      std::string v;
-      if (!value(v)) goto bad;
-      try {
-        opt.fuzzy_threshold = std::stod(v);
-      } catch (...) {
-        goto bad;
-      }
-    } else if (a == "--no-objdump") {
-      opt.use_objdump = false;
-    } else if (!a.empty() && a[0] == '-' && a != "-") {
-      std::fprintf(stderr, "kmr diff: unknown option %s (see --help)\n", a.c_str());
-      return cli::kExitError;
-    } else {
-      paths.push_back(a);
-    }
-    continue;
-  bad:
-    std::fprintf(stderr, "kmr diff: %s needs a valid value (see --help)\n", a.c_str());
-    return cli::kExitError;
-  }
-  if (paths.size() != 2) {
-    std::fprintf(stderr, "kmr diff: need exactly two inputs (see --help)\n");
-    return cli::kExitError;
-  }
+  DiffFlags f;
+  cli::FlagParser p("kmr diff", "[options] A B",
+                    "Compares two files, archives or directories recursively and reports where\n"
+                    "they differ (diffoscope-compatible structure, kernel-aware).");
+  f.declare(p);
+  if (auto code = p.parse_or_exit(args)) return *code;
+  f.apply(opt);
+  std::string& text_out = f.text_out;
+  const std::string& json_out = f.json_out;
+  const std::string& html_out = f.html_out;
+  const std::vector<std::string>& paths = f.paths;
   if (text_out.empty() && json_out.empty() && html_out.empty()) text_out = "-";
 
   install_cleanup_handlers();

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/command.h"
+#include "rebuilder/base/flags.h"
 #include "rebuilder/kmod/kernel_image.h"
 #include "rebuilder/kmod/module_tree.h"
 
@@ -24,159 +26,88 @@ using cli::kExitError;
 using cli::kExitFailed;
 using cli::kExitOk;
 
-struct Args {
-  bool json = false;
-  bool help = false;
-  std::vector<std::string> positional;
-  std::vector<std::pair<std::string, std::string>> options;  // --name value
-  std::vector<std::string> flags;
-  std::string error;
-
-  std::optional<std::string> get(const std::string& name) const {
-    for (const auto& [k, v] : options) {
-      if (k == name) return v;
-    }
-    return std::nullopt;
-  }
-  bool has(const std::string& flag) const { return std::find(flags.begin(), flags.end(), flag) != flags.end(); }
-};
-
-Args parse_args(const std::vector<std::string>& in, const std::vector<std::string>& valued,
-                const std::vector<std::string>& boolean) {
-  Args a;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const std::string& s = in[i];
-    if (s == "--help" || s == "-h") {
-      a.help = true;
-    } else if (s == "--json") {
-      a.json = true;
-    } else if (std::find(valued.begin(), valued.end(), s) != valued.end()) {
-      if (i + 1 >= in.size()) {
-        a.error = s + " needs a value";
-        return a;
-      }
-      a.options.emplace_back(s, in[++i]);
-    } else if (std::find(boolean.begin(), boolean.end(), s) != boolean.end()) {
-      a.flags.push_back(s);
-    } else if (s.size() > 1 && s[0] == '-') {
-      a.error = "unknown option " + s;
-      return a;
-    } else {
-      a.positional.push_back(s);
-    }
-  }
-  return a;
-}
-
-int fail_error(const std::string& cmd, const Args& a, const Error& e) {
+int fail_error(const std::string& cmd, bool json, const Error& e) {
   std::fprintf(stderr, "kmr %s: %s\n", cmd.c_str(), e.to_string().c_str());
-  if (a.json) {
+  if (json) {
     nlohmann::json j = {{"error", e.to_string()}, {"code", std::string(error_code_name(e.code()))}};
     std::printf("%s\n", j.dump().c_str());
   }
   return kExitError;
 }
 
-int usage_error(const std::string& cmd, const std::string& usage, const std::string& msg) {
-  std::fprintf(stderr, "kmr %s: %s\nusage: %s\n", cmd.c_str(), msg.c_str(), usage.c_str());
-  return kExitError;
-}
-
-// --threads N (1..256); absent: 0 (one per core).
-Result<unsigned> thread_count(const Args& a) {
-  const auto t = a.get("--threads");
-  if (!t) return 0u;
-  unsigned v = 0;
-  for (char c : *t) {
-    if (c < '0' || c > '9' || v > 256) return malformed("--threads: not a number from 1 to 256");
-    v = v * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (t->empty() || v == 0 || v > 256) return malformed("--threads: not a number from 1 to 256");
-  return v;
-}
+constexpr std::int64_t kMaxThreads = 256;
+constexpr const char* kThreadsHelp = "hashing threads, 1 to 256 (default: one per core)";
 
 // ---- kmr merkle ----------------------------------------------------------
 
-const char* kMerkleUsage = "kmr merkle [--json] [--suffix .ko] [--proofs] [--strip-trailers] MODULES_ORDER";
-
 int run_merkle(const std::vector<std::string>& argv) {
-  const Args a = parse_args(argv, {"--suffix", "--threads"}, {"--proofs", "--strip-trailers"});
-  if (a.help) {
-    std::printf(
-        "usage: %s\n\n"
-        "Computes the kernel's module Merkle tree (CONFIG_MODULE_HASHES) over the modules\n"
-        "listed in MODULES_ORDER, exactly like the kernel's scripts/modules-merkle-tree:\n"
-        "paths are relative to the directory of MODULES_ORDER, a trailing .o is replaced by\n"
-        "the suffix (default .ko); installed-form lines (.ko, .ko.zst, .ko.xz, .ko.gz) are\n"
-        "used as they are, and a .ko line also finds .ko.zst/.ko.xz/.ko.gz on disk.\n\n"
-        "What is hashed: each module file's bytes exactly as they are. Only the name decides\n"
-        "decompression: .ko.zst (zstd), .ko.xz (xz) and .ko.gz (gzip) are decompressed; any\n"
-        "other file, e.g. a .ko whose content starts with gzip, zstd, xz, lz4 or bzip2\n"
-        "magic, is raw module bytes. An empty module file is an error (the kernel's tool\n"
-        "cannot hash it either).\n\n"
-        "  --json            print {\"count\":N,\"levels\":L,\"root\":\"<hex>\"}\n"
-        "  --suffix S        module suffix replacing .o (default .ko)\n"
-        "  --proofs          write each proof to <module path without its suffix>.merkle,\n"
-        "                    e.g. drivers/net/foo.merkle next to drivers/net/foo.ko\n"
-        "  --strip-trailers  cut an appended signature or proof off each module first\n"
-        "                    (installed trees; gives the root over the module contents)\n"
-        "  --threads N       hashing threads (default: one per core)\n\n"
-        "Exit: 0 computed, 2 error.\n",
-        kMerkleUsage);
-    return kExitOk;
-  }
-  if (!a.error.empty()) return usage_error("merkle", kMerkleUsage, a.error);
-  if (a.positional.size() != 1) return usage_error("merkle", kMerkleUsage, "expected one MODULES_ORDER argument");
+  bool json = false, proofs = false, strip = false;
+  std::string suffix = ".ko";
+  std::int64_t threads = 0;
+  std::vector<std::string> order;
+  cli::FlagParser p("kmr merkle", "[--json] [--suffix .ko] [--proofs] [--strip-trailers] MODULES_ORDER",
+                    "Computes the kernel's module Merkle tree (CONFIG_MODULE_HASHES) over the modules\n"
+                    "listed in MODULES_ORDER, exactly like the kernel's scripts/modules-merkle-tree:\n"
+                    "paths are relative to the directory of MODULES_ORDER, a trailing .o is replaced by\n"
+                    "the suffix (default .ko); installed-form lines (.ko, .ko.zst, .ko.xz, .ko.gz) are\n"
+                    "used as they are, and a .ko line also finds .ko.zst/.ko.xz/.ko.gz on disk.\n\n"
+                    "What is hashed: each module file's bytes exactly as they are. Only the name decides\n"
+                    "decompression: .ko.zst (zstd), .ko.xz (xz) and .ko.gz (gzip) are decompressed; any\n"
+                    "other file, e.g. a .ko whose content starts with gzip, zstd, xz, lz4 or bzip2\n"
+                    "magic, is raw module bytes. An empty module file is an error (the kernel's tool\n"
+                    "cannot hash it either).");
+  p.boolean("--json", &json, "print {\"count\":N,\"levels\":L,\"root\":\"<hex>\"}")
+      .string("--suffix", "S", &suffix, "module suffix replacing .o (default .ko)")
+      .boolean("--proofs", &proofs,
+               "write each proof to <module path without its suffix>.merkle,\n"
+               "e.g. drivers/net/foo.merkle next to drivers/net/foo.ko")
+      .boolean("--strip-trailers", &strip,
+               "cut an appended signature or proof off each module first\n"
+               "(installed trees; gives the root over the module contents)")
+      .integer("--threads", "N", &threads, 1, kMaxThreads, kThreadsHelp)
+      .positionals("MODULES_ORDER", &order, 1, 1)
+      .epilogue("Exit: 0 computed, 2 error.");
+  if (auto code = p.parse_or_exit(argv)) return *code;
   HashOptions ho;
-  auto threads = thread_count(a);
-  if (!threads) return usage_error("merkle", kMerkleUsage, threads.error().message());
-  ho.threads = *threads;
-  ho.strip_trailer = a.has("--strip-trailers");
+  ho.threads = static_cast<unsigned>(threads);
+  ho.strip_trailer = strip;
   ho.allow_empty = false;
-  auto tree = compute_tree(a.positional[0], a.get("--suffix").value_or(".ko"), ho);
-  if (!tree) return fail_error("merkle", a, tree.error());
+  auto tree = compute_tree(order[0], suffix, ho);
+  if (!tree) return fail_error("merkle", json, tree.error());
   const MerkleRoot root = tree->tree.root();
-  if (a.has("--proofs")) {
+  if (proofs) {
     for (std::size_t i = 0; i < tree->proof_paths.size(); ++i) {
       const ByteVector proof = tree->tree.proof_file(static_cast<std::uint32_t>(i));
       auto w = write_file_atomic(tree->proof_paths[i], proof);
-      if (!w) return fail_error("merkle", a, w.error().with_context("writing " + tree->proof_paths[i]));
+      if (!w) return fail_error("merkle", json, w.error().with_context("writing " + tree->proof_paths[i]));
     }
   }
-  if (a.json) {
+  if (json) {
     nlohmann::json j = {{"count", tree->tree.count()}, {"levels", root.levels}, {"root", to_hex(root.hash)}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("count  %llu\nlevels %u\nroot   %s\n", static_cast<unsigned long long>(tree->tree.count()), root.levels,
                 to_hex(root.hash).c_str());
-    if (a.has("--proofs")) std::printf("wrote %zu proof file(s)\n", tree->module_paths.size());
+    if (proofs) std::printf("wrote %zu proof file(s)\n", tree->module_paths.size());
   }
   return kExitOk;
 }
 
 // ---- kmr vmlinux root ----------------------------------------------------
 
-const char* kRootUsage = "kmr vmlinux root [--json] [--expect-root HEX --expect-levels N] IMAGE";
-
-Result<std::optional<MerkleRoot>> expected_root(const Args& a) {
-  const auto hex = a.get("--expect-root");
-  const auto lv = a.get("--expect-levels");
-  if (!hex && !lv) return std::optional<MerkleRoot>();
-  if (!hex || !lv) return malformed("--expect-root and --expect-levels go together");
-  const auto h = from_hex(*hex);
+Result<std::optional<MerkleRoot>> expected_root(const std::string& hex, std::int64_t levels) {
+  if (hex.empty() && levels < 0) return std::optional<MerkleRoot>();
+  if (hex.empty() || levels < 0) return malformed("--expect-root and --expect-levels go together");
+  const auto h = from_hex(hex);
   if (!h || h->size() != 32) return malformed("--expect-root: not 64 hex digits");
   MerkleRoot r;
   std::copy(h->begin(), h->end(), r.hash.begin());
-  try {
-    r.levels = static_cast<std::uint32_t>(std::stoul(*lv));
-  } catch (...) {
-    return malformed("--expect-levels: not a number");
-  }
+  r.levels = static_cast<std::uint32_t>(levels);
   return std::optional<MerkleRoot>(r);
 }
 
-void print_root(const Args& a, const ImageRoot& r, const std::string& path) {
-  if (a.json) {
+void print_root(bool json, const ImageRoot& r, const std::string& path) {
+  if (json) {
     nlohmann::json j;
     if (r.present) {
       j = {{"levels", r.root.levels}, {"root", to_hex(r.root.hash)}, {"source", r.source}};
@@ -194,35 +125,35 @@ void print_root(const Args& a, const ImageRoot& r, const std::string& path) {
 }
 
 int run_vmlinux_root(const std::vector<std::string>& argv) {
-  const Args a = parse_args(argv, {"--expect-root", "--expect-levels"}, {});
-  if (a.help) {
-    std::printf(
-        "usage: %s\n\n"
-        "Reads the module_hashes_root (levels + SHA-256 root) embedded in a kernel image:\n"
-        "an ELF vmlinux (.module_hashes section), an x86 bzImage (gzip, bzip2, lzma, xz, lz4\n"
-        "or zstd payload), vmlinux.xz/.gz, an arm64 EFI zboot image, or a raw/gzip'd arm64\n"
-        "Image, where the 36-byte struct can only be found by searching for an expected root.\n\n"
-        "  --json   {\"levels\":L,\"root\":\"<hex>\",\"source\":\"elf-section|bzimage-<codec>|search\"}\n"
-        "           or {\"module_hashes\":\"absent\"}\n\n"
-        "Exit: 0 found, 1 module hashes absent, 2 error.\n",
-        kRootUsage);
-    return kExitOk;
-  }
-  if (!a.error.empty()) return usage_error("vmlinux root", kRootUsage, a.error);
-  if (a.positional.size() != 1) return usage_error("vmlinux root", kRootUsage, "expected one IMAGE argument");
-  auto exp = expected_root(a);
-  if (!exp) return fail_error("vmlinux root", a, exp.error());
+  bool json = false;
+  std::string hex;
+  std::int64_t levels = -1;
+  std::vector<std::string> image;
+  cli::FlagParser p("kmr vmlinux root", "[--json] [--expect-root HEX --expect-levels N] IMAGE",
+                    "Reads the module_hashes_root (levels + SHA-256 root) embedded in a kernel image:\n"
+                    "an ELF vmlinux (.module_hashes section), an x86 bzImage (gzip, bzip2, lzma, xz, lz4\n"
+                    "or zstd payload), vmlinux.xz/.gz, an arm64 EFI zboot image, or a raw/gzip'd arm64\n"
+                    "Image, where the 36-byte struct can only be found by searching for an expected root.");
+  p.boolean("--json", &json,
+            "{\"levels\":L,\"root\":\"<hex>\",\"source\":\"elf-section|bzimage-<codec>|search\"}\n"
+            "or {\"module_hashes\":\"absent\"}")
+      .string("--expect-root", "HEX", &hex, "the root to search raw images for (64 hex digits)")
+      .integer("--expect-levels", "N", &levels, 0, std::numeric_limits<std::uint32_t>::max(),
+               "the levels of that root (with --expect-root)")
+      .positionals("IMAGE", &image, 1, 1)
+      .epilogue("Exit: 0 found, 1 module hashes absent, 2 error.");
+  if (auto code = p.parse_or_exit(argv)) return *code;
+  auto exp = expected_root(hex, levels);
+  if (!exp) return fail_error("vmlinux root", json, exp.error());
   ImageOptions o;
   o.expected = *exp;
-  auto r = root_from_image_file(a.positional[0], o);
-  if (!r) return fail_error("vmlinux root", a, r.error());
-  print_root(a, *r, a.positional[0]);
+  auto r = root_from_image_file(image[0], o);
+  if (!r) return fail_error("vmlinux root", json, r.error());
+  print_root(json, *r, image[0]);
   return r->present ? kExitOk : kExitFailed;
 }
 
 // ---- kmr modules verify --------------------------------------------------
-
-const char* kVerifyUsage = "kmr modules verify [--json] [--vmlinux IMAGE] MODULE_TREE";
 
 bool is_file(const std::string& p) {
   struct stat st;
@@ -270,35 +201,31 @@ std::optional<MerkleRoot> root_from_first_proof(const std::string& tree) {
 }
 
 int run_modules_verify(const std::vector<std::string>& argv) {
-  const Args a = parse_args(argv, {"--vmlinux", "--threads"}, {});
-  if (a.help) {
-    std::printf(
-        "usage: %s\n\n"
-        "Verifies an installed module tree (.../lib/modules/<release>/ with modules.order)\n"
-        "against the module_hashes root in the kernel image (--vmlinux, or found in the usual\n"
-        "places: <tree>/vmlinux, <tree>/build/vmlinux, <tree>/vmlinuz, <prefix>/boot/vmlinu[xz]-<release>):\n"
-        "every module's Merkle proof must lead to the root, positions 0..n-1 must each be\n"
-        "claimed exactly once, n must equal the modules.order count. Modules without a Merkle\n"
-        "proof (or not listed in modules.order) are unauthenticated.\n\n"
-        "  --json   {\"verified\":N,\"failed\":N,\"unauthenticated\":N,\"root\":\"<hex>\",\"levels\":L,\"ok\":bool,\n"
-        "            \"count\":N,\"image\":PATH,\"source\":S,\"failures\":[{\"module\",\"reason\"}],\n"
-        "            \"unauthenticated_modules\":[{\"module\",\"trailer\",\"reason\"}],\"problems\":[...]}\n"
-        "  --threads N   hashing threads (default: one per core)\n\n"
-        "Exit: 0 all verified, 1 any failure / unauthenticated module / hashes absent, 2 error.\n",
-        kVerifyUsage);
-    return kExitOk;
-  }
-  if (!a.error.empty()) return usage_error("modules verify", kVerifyUsage, a.error);
-  if (a.positional.size() != 1) return usage_error("modules verify", kVerifyUsage, "expected one MODULE_TREE argument");
-  const std::string tree = a.positional[0];
-  HashOptions ho;
-  auto threads = thread_count(a);
-  if (!threads) return usage_error("modules verify", kVerifyUsage, threads.error().message());
-  ho.threads = *threads;
+  bool json = false;
   std::string image;
-  if (auto v = a.get("--vmlinux")) {
-    image = *v;
-  } else {
+  std::int64_t threads = 0;
+  std::vector<std::string> trees;
+  cli::FlagParser p(
+      "kmr modules verify", "[--json] [--vmlinux IMAGE] MODULE_TREE",
+      "Verifies an installed module tree (.../lib/modules/<release>/ with modules.order)\n"
+      "against the module_hashes root in the kernel image (--vmlinux, or found in the usual\n"
+      "places: <tree>/vmlinux, <tree>/build/vmlinux, <tree>/vmlinuz, <prefix>/boot/vmlinu[xz]-<release>):\n"
+      "every module's Merkle proof must lead to the root, positions 0..n-1 must each be\n"
+      "claimed exactly once, n must equal the modules.order count. Modules without a Merkle\n"
+      "proof (or not listed in modules.order) are unauthenticated.");
+  p.boolean("--json", &json,
+            "{\"verified\":N,\"failed\":N,\"unauthenticated\":N,\"root\":\"<hex>\",\"levels\":L,\"ok\":bool,\n"
+            " \"count\":N,\"image\":PATH,\"source\":S,\"failures\":[{\"module\",\"reason\"}],\n"
+            " \"unauthenticated_modules\":[{\"module\",\"trailer\",\"reason\"}],\"problems\":[...]}")
+      .string("--vmlinux", "IMAGE", &image, "the kernel image (default: found in the usual places)")
+      .integer("--threads", "N", &threads, 1, kMaxThreads, kThreadsHelp)
+      .positionals("MODULE_TREE", &trees, 1, 1)
+      .epilogue("Exit: 0 all verified, 1 any failure / unauthenticated module / hashes absent, 2 error.");
+  if (auto code = p.parse_or_exit(argv)) return *code;
+  const std::string tree = trees[0];
+  HashOptions ho;
+  ho.threads = static_cast<unsigned>(threads);
+  if (image.empty()) {
     for (const auto& c : image_candidates(tree)) {
       if (is_file(c)) {
         image = c;
@@ -306,24 +233,24 @@ int run_modules_verify(const std::vector<std::string>& argv) {
       }
     }
     if (image.empty()) {
-      return fail_error("modules verify", a,
+      return fail_error("modules verify", json,
                         not_found(tree + ": no kernel image found in the usual places; give --vmlinux IMAGE"));
     }
   }
   auto ir = root_from_image_file(image);
-  if (!ir) return fail_error("modules verify", a, ir.error());
+  if (!ir) return fail_error("modules verify", json, ir.error());
   if (!ir->present) {
     // Raw images: search for the root the proofs lead to.
     if (auto guess = root_from_first_proof(tree)) {
       ImageOptions o;
       o.expected = *guess;
       auto again = root_from_image_file(image, o);
-      if (!again) return fail_error("modules verify", a, again.error());
+      if (!again) return fail_error("modules verify", json, again.error());
       ir = std::move(again);
     }
   }
   if (!ir->present) {
-    if (a.json) {
+    if (json) {
       nlohmann::json j = {{"module_hashes", "absent"}, {"image", image}, {"ok", false}};
       std::printf("%s\n", j.dump().c_str());
     } else {
@@ -332,8 +259,8 @@ int run_modules_verify(const std::vector<std::string>& argv) {
     return kExitFailed;
   }
   auto rep = verify_module_tree(tree, ir->root, ho);
-  if (!rep) return fail_error("modules verify", a, rep.error());
-  if (a.json) {
+  if (!rep) return fail_error("modules verify", json, rep.error());
+  if (json) {
     nlohmann::json failures = nlohmann::json::array();
     nlohmann::json unauth = nlohmann::json::array();
     for (const auto& m : rep->modules) {

@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "rebuilder/base/command.h"
+#include "rebuilder/base/flags.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/kmod/image_mask.h"
 
 namespace kmr::kmod {
 namespace {
 
-constexpr const char* kMaskUsage = "kmr image mask [--json] IMAGE [REBUILT_IMAGE]";
 constexpr std::uint64_t kMaxImageFile = 2ull << 30;
 
 int mask_error(bool json, const Error& e) {
@@ -38,33 +38,18 @@ void print_text(const std::string& path, const ImageMask& m) {
 int run_image_mask(const std::vector<std::string>& argv) {
   bool json = false;
   std::vector<std::string> files;
-  for (const auto& a : argv) {
-    if (a == "--help" || a == "-h") {
-      std::printf("usage: %s\n\n"
-                  "Names the exact byte ranges of a kernel image (ELF vmlinux, vmlinux.xz/.gz/.zst,\n"
-                  "x86 bzImage, PE) that a build-time signing key changes: the embedded build-time\n"
-                  "certificate, the GNU build-id, the Authenticode checksum/directory entry/signature\n"
-                  "table, the bzImage CRC32; and the image's digest with them masked. With two images:\n"
-                  "whether they are equal outside those ranges.\n\n"
-                  "  --json   {\"format\",\"masked_sha256\",\"certificate_method\",\"ranges\":[{\"what\",\"offset\",\n"
-                  "           \"length\",\"in\",\"detail\"}]}; two images: {\"shipped\",\"rebuilt\",\"equal\",\"reason\"}\n\n"
-                  "Exit: 0 (equal), 1 not equal, 2 error.\n",
-                  kMaskUsage);
-      return cli::kExitOk;
-    }
-    if (a == "--json") {
-      json = true;
-    } else if (a.size() > 1 && a[0] == '-') {
-      std::fprintf(stderr, "kmr image mask: unknown option %s\nusage: %s\n", a.c_str(), kMaskUsage);
-      return cli::kExitError;
-    } else {
-      files.push_back(a);
-    }
-  }
-  if (files.empty() || files.size() > 2) {
-    std::fprintf(stderr, "kmr image mask: expected IMAGE [REBUILT_IMAGE]\nusage: %s\n", kMaskUsage);
-    return cli::kExitError;
-  }
+  cli::FlagParser p("kmr image mask", "[--json] IMAGE [REBUILT_IMAGE]",
+                    "Names the exact byte ranges of a kernel image (ELF vmlinux, vmlinux.xz/.gz/.zst,\n"
+                    "x86 bzImage, PE) that a build-time signing key changes: the embedded build-time\n"
+                    "certificate, the GNU build-id, the Authenticode checksum/directory entry/signature\n"
+                    "table, the bzImage CRC32; and the image's digest with them masked. With two images:\n"
+                    "whether they are equal outside those ranges.");
+  p.boolean("--json", &json,
+            "{\"format\",\"masked_sha256\",\"certificate_method\",\"ranges\":[{\"what\",\"offset\",\n"
+            "\"length\",\"in\",\"detail\"}]}; two images: {\"shipped\",\"rebuilt\",\"equal\",\"reason\"}")
+      .positionals("IMAGE", &files, 1, 2)
+      .epilogue("Exit: 0 (equal), 1 not equal, 2 error.");
+  if (auto code = p.parse_or_exit(argv)) return *code;
   std::vector<ImageMask> masks;
   for (const auto& f : files) {
     auto m = mask_file(f);
