@@ -61,9 +61,56 @@ HttpResponse json_ok(const json& j, int status = 200) {
 
 std::string etag_of(std::string_view body) { return DocCache::etag_of(body); }
 
-bool etag_matches(const HttpRequest& req, const std::string& etag) {
-  std::string_view inm = req.header("if-none-match");
+bool etag_matches(std::string_view inm, const std::string& etag) {
   return !inm.empty() && (inm == etag || inm == "*" || inm.find(etag) != std::string_view::npos);
+}
+
+bool etag_matches(const HttpRequest& req, const std::string& etag) {
+  return etag_matches(req.header("if-none-match"), etag);
+}
+
+// Every response carries these (finalize() and the prepared wire answers).
+void add_security_headers(HttpResponse& r) {
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  bool has_csp = false;
+  for (auto& [k, v] : r.headers)
+    if (k == "Content-Security-Policy") has_csp = true;
+  if (!has_csp) r.headers.emplace_back("Content-Security-Policy", "default-src 'self'");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+}
+
+constexpr std::string_view kArtifactRoute = "/api/v1/artifacts/sha256/{hex}";
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 404: return "Not Found";
+    case 503: return "Service Unavailable";
+    default: return "";  // the reason phrase is optional (RFC 9112 4)
+  }
+}
+
+// The hex of /api/v1/artifacts/sha256/{64 lowercase hex} (no query), else empty.
+std::string_view artifact_target_hex(std::string_view target) {
+  constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
+  if (target.size() != kArt.size() + 64 || target.rfind(kArt, 0) != 0) return {};
+  std::string_view hex = target.substr(kArt.size());
+  return is_lower_hex64(hex) ? hex : std::string_view();
+}
+
+// Prepares the wire answers of a cached document.
+void prepare_wire(DocCache::Doc& d) {
+  HttpResponse ok;
+  ok.headers = {{"ETag", d.etag}, {"Cache-Control", d.cache_control}};
+  add_security_headers(ok);
+  HttpResponse not_modified = ok;
+  not_modified.status = 304;
+  ok.body = d.body;
+  d.wire_200 = http11_wire(ok);
+  d.head_size = d.wire_200.size() - d.body.size();
+  d.wire_304 = http11_wire(not_modified);
 }
 
 // A serialized document: 304 when the client holds these bytes.
@@ -206,17 +253,43 @@ Api::Api(Store& store, const Config& config, Metrics& metrics, Attestor* attesto
 Api::~Api() { store_.remove_change_listener(listener_id_); }
 
 std::optional<HttpResponse> Api::handle_cached(const HttpRequest& req) {
-  constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
   if (req.method != "GET" && req.method != "HEAD") return std::nullopt;
-  std::string_view t = req.target;
-  if (t.size() != kArt.size() + 64 || t.rfind(kArt, 0) != 0) return std::nullopt;
-  std::string hex(t.substr(kArt.size()));
-  if (!is_lower_hex64(hex)) return std::nullopt;
-  auto doc = doc_cache_.find(hex);
+  std::string_view hex = artifact_target_hex(req.target);
+  if (hex.empty()) return std::nullopt;
+  auto doc = doc_cache_.find(std::string(hex));
   if (!doc) return std::nullopt;
   HttpResponse r = doc_response(req, *doc);
-  r.route = "/api/v1/artifacts/sha256/{hex}";
+  r.route = kArtifactRoute;
   return finalize(req, false, std::move(r));
+}
+
+std::optional<Api::Wire> Api::cached_wire(std::string_view method, std::string_view target,
+                                          std::string_view if_none_match) {
+  const bool head = method == "HEAD";
+  if (!head && method != "GET") return std::nullopt;
+  std::string_view hex = artifact_target_hex(target);
+  if (hex.empty()) return std::nullopt;
+  auto doc = doc_cache_.find(std::string(hex));
+  if (!doc || doc->wire_200.empty()) return std::nullopt;
+  const bool not_modified = etag_matches(if_none_match, doc->etag);
+  metrics_.request(std::string(kArtifactRoute), not_modified ? 304 : 200);
+  std::string_view bytes = not_modified ? std::string_view(doc->wire_304)
+                           : head       ? std::string_view(doc->wire_200).substr(0, doc->head_size)
+                                        : std::string_view(doc->wire_200);
+  return Wire{std::move(doc), bytes};
+}
+
+std::string http11_wire(const HttpResponse& r) {
+  std::string out;
+  out.reserve(256 + r.body.size());
+  out += "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason_phrase(r.status)) + "\r\n";
+  out += "Server: kmrd\r\nContent-Type: " + r.content_type + "\r\n";
+  for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
+  if (r.status >= 200 && r.status != 204 && r.status != 304)
+    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  out += "\r\n";
+  out += r.body;
+  return out;
 }
 
 std::uint64_t Api::body_limit(std::string_view method, std::string_view target) const {
@@ -302,12 +375,7 @@ HttpResponse Api::handle(const HttpRequest& req) {
 HttpResponse Api::finalize(const HttpRequest& req, bool worker_route, HttpResponse r) const {
   metrics_.request(r.route, r.status);
   if (reply_key_ && worker_route) sign_worker_reply(req, r);
-  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  bool has_csp = false;
-  for (auto& [k, v] : r.headers)
-    if (k == "Content-Security-Policy") has_csp = true;
-  if (!has_csp) r.headers.emplace_back("Content-Security-Policy", "default-src 'self'");
-  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  add_security_headers(r);
   return r;
 }
 
@@ -496,6 +564,7 @@ HttpResponse Api::get_artifact(const HttpRequest& req, const std::string& hex) {
   const bool settled = !member && doc["job"].is_object() && doc["job"]["state"] == "done";
   d.cache_control = settled ? "public, max-age=60" : "no-cache";
   HttpResponse r = doc_response(req, d);
+  prepare_wire(d);
   doc_cache_.insert(hex, std::move(d), built_from, member, epoch);
   return r;
 }

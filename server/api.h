@@ -48,6 +48,13 @@ class Api {
   // Never blocks: the answer when it is a cached document (artifact answers), else nullopt
   // and the request goes to handle(). Safe on the I/O threads.
   std::optional<HttpResponse> handle_cached(const HttpRequest& req);
+  // The same for a keep-alive HTTP/1.1 request, as the complete answer on the wire (built
+  // once per document): `bytes` stays valid while `doc` is held. Counted in the metrics.
+  struct Wire {
+    std::shared_ptr<const DocCache::Doc> doc;
+    std::string_view bytes;
+  };
+  std::optional<Wire> cached_wire(std::string_view method, std::string_view target, std::string_view if_none_match);
   DocCache::Stats doc_cache_stats() const { return doc_cache_.stats(); }
   // Counts a request the HTTP layer refused before it reached handle() (431, 413, 400).
   void handle_rejected(int status) { metrics_.request("rejected", status); }
@@ -100,6 +107,9 @@ class Api {
 };
 
 HttpResponse json_error(int status, std::string_view code, std::string_view message);
+// An HTTP/1.1 answer as sent on a kept-alive connection: status line, Server, Content-Type,
+// the response's headers, Content-Length (none for 1xx/204/304), blank line, body.
+std::string http11_wire(const HttpResponse& r);
 // A store or I/O failure: logged with its detail, answered with a generic message
 // (503 busy for a busy database, else 500) so no SQL text or path reaches a client.
 HttpResponse internal_error_response(const Error& e, std::string_view where);

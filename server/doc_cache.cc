@@ -33,7 +33,8 @@ std::uint64_t DocCache::epoch() const {
 
 bool DocCache::insert(const std::string& key, Doc doc, const std::vector<std::string>& artifacts, bool member,
                       std::uint64_t epoch) {
-  std::uint64_t bytes = doc.body.size() + doc.etag.size() + doc.cache_control.size() + key.size() + kEntryOverhead;
+  std::uint64_t bytes = doc.body.size() + doc.etag.size() + doc.cache_control.size() + doc.wire_200.size() +
+                        doc.wire_304.size() + key.size() + kEntryOverhead;
   for (const auto& a : artifacts) bytes += a.size() + kEntryOverhead / 4;
   auto shared = std::make_shared<const Doc>(std::move(doc));
   std::lock_guard lock(mu_);

@@ -27,6 +27,10 @@ class DocCache {
     std::string body;
     std::string etag;           // quoted, from the bytes
     std::string cache_control;
+    // The whole HTTP/1.1 keep-alive answer, serialized once: 200 (its first head_size
+    // bytes are the header block, for HEAD) and 304. Empty: not prepared.
+    std::string wire_200, wire_304;
+    std::size_t head_size = 0;
   };
   struct Stats {
     std::uint64_t entries = 0, bytes = 0, hits = 0, misses = 0, rejected = 0;

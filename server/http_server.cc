@@ -28,7 +28,12 @@ using namespace std::chrono_literals;
 struct HttpServer::Impl {
   Api& api;
   HttpConfig cfg;
-  net::io_context ioc;
+  // One single-threaded context per I/O thread: a connection stays on the context it was
+  // accepted onto, which is its strand (handlers of one connection never run concurrently,
+  // and no thread wakes another to run them). ioc also runs the acceptor and signals.
+  net::io_context ioc{1};
+  std::vector<std::unique_ptr<net::io_context>> more_iocs;
+  std::size_t next_ioc = 0;
   tcp::acceptor acceptor{ioc};
   std::unique_ptr<ssl::context> tls;
   std::atomic<bool> stopping{false};
@@ -42,7 +47,19 @@ struct HttpServer::Impl {
   BlockingPool pool;
 
   Impl(Api& a, HttpConfig c)
-      : api(a), cfg(std::move(c)), pool(cfg.blocking_threads, cfg.blocking_queue) {}
+      : api(a), cfg(std::move(c)), pool(cfg.blocking_threads, cfg.blocking_queue) {
+    for (int i = 1; i < cfg.threads; ++i) more_iocs.push_back(std::make_unique<net::io_context>(1));
+  }
+
+  // Round robin over the I/O threads' contexts.
+  net::io_context& next_context() {
+    std::size_t i = next_ioc++ % (more_iocs.size() + 1);
+    return i == 0 ? ioc : *more_iocs[i - 1];
+  }
+  void stop_all() {
+    ioc.stop();
+    for (auto& c : more_iocs) c->stop();
+  }
 
   void begin_shutdown() {
     if (stopping.exchange(true)) return;
@@ -53,7 +70,7 @@ struct HttpServer::Impl {
   }
   void poll_drain() {
     if (in_flight.load() == 0 || std::chrono::steady_clock::now() >= stop_deadline) {
-      ioc.stop();
+      stop_all();
       return;
     }
     drain.expires_after(20ms);
@@ -221,6 +238,17 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
     }
     InFlight counted(s);
     auto& h = parser.get();
+    // A cached document on a kept-alive HTTP/1.1 connection: its prepared answer is written
+    // as is, here on the I/O thread (no store access, no copy).
+    if (parser.is_done() && h.version() == 11 && h.keep_alive() && !s.stopping.load()) {
+      if (auto wire = s.api.cached_wire(h.method_string(), h.target(), h[http::field::if_none_match])) {
+        lowest.expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
+        co_await net::async_write(stream, net::buffer(wire->bytes.data(), wire->bytes.size()),
+                                  net::redirect_error(net::use_awaitable, ec));
+        if (ec) co_return;
+        continue;
+      }
+    }
     std::string method(h.method_string());
     std::string target(h.target());
     std::uint64_t limit = s.api.body_limit(method, target);
@@ -348,7 +376,7 @@ net::awaitable<void> accept_loop(HttpServer::Impl& s) {
   std::chrono::milliseconds wait = 10ms;
   for (;;) {
     beast::error_code ec;
-    tcp::socket socket = co_await s.acceptor.async_accept(net::make_strand(s.ioc),
+    tcp::socket socket = co_await s.acceptor.async_accept(s.next_context(),
                                                           net::redirect_error(net::use_awaitable, ec));
     if (ec) {
       if (s.stopping.load() || ec == net::error::operation_aborted) co_return;
@@ -427,8 +455,13 @@ void HttpServer::run(const std::function<void()>& on_signal) {
   });
   net::co_spawn(s.ioc, accept_loop(s), log_exception);
   std::vector<std::thread> threads;
-  for (int i = 1; i < s.cfg.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> busy;
+  for (auto& c : s.more_iocs) {
+    busy.push_back(net::make_work_guard(*c));
+    threads.emplace_back([c = c.get()] { c->run(); });
+  }
   s.ioc.run();
+  s.stop_all();
   for (auto& t : threads) t.join();
 }
 
