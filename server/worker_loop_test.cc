@@ -306,6 +306,61 @@ TEST_F(WorkerLoopTest, SigtermStopsTheEngineAndTheLoop) {
   EXPECT_TRUE(kmrd_->get("/api/v1/artifacts/sha256/" + sha_)["verdicts"].is_null());
 }
 
+// The report the worker sends for a fixed engine result, byte for byte as the
+// committed golden file (made by the worker before the report became one wire
+// type). The engine results are real `kmr rebuild --json` outputs; the test
+// points their log and rebuilt file at files of its own. KMR_GOLDEN_DIR=DIR
+// rewrites the goldens into DIR.
+constexpr const char* kGoldenDir = "rebuilder/verdict/testdata/worker_report";
+constexpr const char* kGoldenEngine = R"SH(#!/bin/sh
+mkdir -p "$KMR_REBUILD_DIR/out" && cp "$REBUILT_SRC" "$KMR_REBUILD_DIR/out/$REBUILT_NAME"
+cat "$ENGINE_OUT"
+)SH";
+
+TEST_F(WorkerLoopTest, ReportMatchesGolden) {
+  const std::string engine = dir_->path() + "/golden-engine.sh";
+  write_text(engine, kGoldenEngine);
+  cfg_.rebuild_command = {"/bin/sh", engine};
+  const std::string name = "linux-1-x86_64.pkg.tar.zst";
+  for (const std::string c : {"verdict", "environment_unavailable", "different"}) {
+    SCOPED_TRACE(c);
+    auto fixture = read_text_file(std::string(kGoldenDir) + "/engine_" + c + ".json", 1 << 20);
+    ASSERT_TRUE(fixture.has_value()) << fixture.error().to_string();
+    json out = json::parse(*fixture);
+    const std::string log = dir_->path() + "/engine-" + c + ".log";
+    write_text(log, "build log of " + c + "\n");
+    out["log"] = log;
+    const std::string rebuilt = dir_->path() + "/rebuilt-" + c;
+    write_text(rebuilt, c == "different" ? "rebuilt bytes\n" : "a kernel package\n");
+    out["rebuilt"] = json::array({{{"name", name}, {"sha256", to_hex(std::move(sha256_file(rebuilt)).value())}}});
+    if (c == "environment_unavailable") out["rebuilt"] = json::array();
+    if (c == "different") {
+      const std::string diff = dir_->path() + "/diff.json";
+      write_text(diff, R"({"source1":"a","source2":"b","details":[{"source1":"x","unified_diff":"@@ -1 +1 @@"}]})");
+      out["diff_json"] = diff;
+    }
+    const std::string engine_out = dir_->path() + "/engine-out.json";
+    write_text(engine_out, out.dump(2));
+    ::setenv("ENGINE_OUT", engine_out.c_str(), 1);
+    ::setenv("REBUILT_SRC", rebuilt.c_str(), 1);
+    ::setenv("REBUILT_NAME", name.c_str(), 1);
+    const json job = {{"id", 7},
+                      {"lease", "lease-7"},
+                      {"distro", "proxmox"},
+                      {"artifacts", {{{"url", "file://" + package_}, {"sha256", sha_}, {"filename", name}}}}};
+    EngineRunner runner(cfg_);
+    json report = runner.run(job, stop_);
+    ASSERT_TRUE(report.contains("duration_ms"));
+    report["duration_ms"] = 0;  // the one field that depends on the clock
+    const std::string got = report.dump(2) + "\n";
+    const std::string golden = std::string(kGoldenDir) + "/report_" + c + ".json";
+    if (const char* d = std::getenv("KMR_GOLDEN_DIR")) write_text(std::string(d) + "/report_" + c + ".json", got);
+    auto want = read_text_file(golden, 1 << 20);
+    ASSERT_TRUE(want.has_value()) << want.error().to_string();
+    EXPECT_EQ(got, *want);
+  }
+}
+
 TEST(ValidJob, RefusesMalformedClaims) {
   const std::string h(64, 'a');
   json good = {{"id", 1}, {"lease", "L"}, {"artifacts", {{{"url", "file:///x"}, {"sha256", h}}}}};
