@@ -294,3 +294,62 @@ TEST_F(StoreTest, KeysetPaginationOver10000Rows) {
 
 }  // namespace
 }  // namespace kmr::server
+
+namespace kmr::server {
+namespace {
+
+// What each write tells the document caches: the artifacts whose answer changed.
+TEST_F(StoreTest, ChangeNoticesNameTheAffectedArtifacts) {
+  std::vector<DocChange> seen;
+  auto id = store_->add_change_listener([&seen](const DocChange& c) { seen.push_back(c); });
+  auto last = [&seen]() { return seen.empty() ? DocChange{} : seen.back(); };
+  using Names = std::vector<std::string>;
+
+  ASSERT_TRUE(store_->import_artifacts(repo_, "arch", linux_set(), 100).has_value());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(last().artifacts, (Names{hexof(1), hexof(2)}));
+  EXPECT_TRUE(last().members);  // a new artifact's hash may have been answered as a member
+  ASSERT_TRUE(store_->import_artifacts(repo_, "arch", linux_set(), 100).has_value());
+  EXPECT_EQ(seen.size(), 1u);  // nothing new, nothing to drop
+
+  Worker a = worker("a", std::string(64, 'a'));
+  auto job = store_->claim_job(a, 100, policy_);
+  ASSERT_TRUE(job.has_value() && job->has_value());
+  EXPECT_EQ(last().artifacts, (Names{hexof(1), hexof(2)}));  // the job is running now
+  EXPECT_FALSE(last().everything);
+
+  std::size_t before = seen.size();
+  ASSERT_TRUE(store_->heartbeat((**job)["id"], a.id, (**job)["lease"], 120, policy_).has_value());
+  ASSERT_TRUE(store_->use_nonce(a.id, "n1", 120, 0).has_value());
+  ASSERT_TRUE(store_->touch_worker(a.id, "10.0.0.1", 120).has_value());
+  ASSERT_TRUE(store_->record_sync(repo_, 120, std::nullopt).has_value());
+  EXPECT_EQ(seen.size(), before);  // none of these show in an artifact answer
+
+  Report r = report_for(**job, a, "build-failed");
+  ASSERT_TRUE(store_->report(r, 130, policy_).has_value());
+  EXPECT_EQ(last().artifacts, (Names{hexof(1), hexof(2)}));
+
+  ASSERT_TRUE(store_->add_attestation_for_sha(std::string(64, 'e'), hexof(2), 1, std::nullopt, 140).has_value());
+  EXPECT_EQ(last().artifacts, (Names{hexof(2)}));
+
+  ASSERT_TRUE(store_->store_members(1, {{hexof(9), "boot/vmlinuz", "file"}}, false, std::nullopt, 150).has_value());
+  EXPECT_TRUE(last().members);
+
+  ASSERT_TRUE(store_->set_repository_insecure(repo_, true).has_value());
+  EXPECT_TRUE(last().everything);
+  before = seen.size();
+  ASSERT_TRUE(store_->set_repository_insecure(repo_, true).has_value());  // unchanged
+  EXPECT_EQ(seen.size(), before);
+  ASSERT_TRUE(store_->upsert_repository("arch-core", "arch", "file:///moved").has_value());
+  EXPECT_EQ(seen.size(), before);  // the URL is not in the answers
+  ASSERT_TRUE(store_->upsert_repository("arch-core", "archlinux", "file:///moved").has_value());
+  EXPECT_TRUE(last().everything);
+
+  store_->remove_change_listener(id);
+  before = seen.size();
+  ASSERT_TRUE(store_->set_repository_insecure(repo_, false).has_value());
+  EXPECT_EQ(seen.size(), before);
+}
+
+}  // namespace
+}  // namespace kmr::server
