@@ -36,6 +36,8 @@ packages=(
   git
   # member index test: the SUSE RPM's payload unpacked by rpm2cpio, independently of kmr
   rpm2cpio
+  # the real kernel's hashes variant applies our CONFIG_MODULE_HASHES patches
+  patch
 )
 
 # The real-kernel fixture's .buildinfo records this host's versions of its build
