@@ -168,8 +168,8 @@ done
 check "nothing beside the package was read (it is still alone)" '[[ $(ls "$tmp/pkg" | wc -l) == 1 ]]'
 
 # Independent of kmr: the image bit-identical, every module the shipped one minus its signature.
-work=$(ls -d "$tmp"/work/*/ | head -1)
-rebuilt=$(ls "$work"kmr-collected/linux-image-*.deb 2>/dev/null | head -1)
+rebuilt=$(ls "$tmp"/work/*/kmr-collected/linux-image-*.deb 2>/dev/null | head -1)
+[[ -f $rebuilt ]] || die "no rebuilt linux-image package in $tmp/work"
 mkdir -p "$tmp/x/shipped" "$tmp/x/rebuilt"
 dpkg-deb -x "$deb" "$tmp/x/shipped" && dpkg-deb -x "$rebuilt" "$tmp/x/rebuilt" || die "dpkg-deb -x"
 img=$(cd "$tmp/x/shipped" && ls boot/vmlinuz-*)
