@@ -16,6 +16,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/verdict/rule.h"
+#include "rebuilder/verdict/worker_report.h"
 #include "server/auth.h"
 #include "server/byte_range.h"
 #include "server/embedded.h"
@@ -38,10 +39,27 @@ bool is_lower_hex64(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-bool is_lower_hex128(const json& j) {
-  if (!j.is_string()) return false;
-  const std::string& s = j.get_ref<const std::string&>();
-  return s.size() == 128 && is_lower_hex64(std::string_view(s).substr(0, 64)) && is_lower_hex64(std::string_view(s).substr(64));
+// A worker report as the store keeps it.
+Report store_report(const verdict::WorkerReport& w) {
+  Report r;
+  r.lease_token = w.lease;
+  r.status = w.status;
+  r.module_root = w.module_root;
+  r.files = w.files;
+  r.reason = w.reason;
+  r.shipped_root = w.shipped_root;
+  r.rebuilt_root = w.rebuilt_root;
+  if (w.differing) r.differing_json = json(*w.differing).dump();
+  if (w.environment) r.environment_json = w.environment->dump();
+  if (w.details) r.details_json = w.details->dump();
+  r.duration_ms = w.duration_ms;
+  for (const auto& f : w.rebuilt.value_or(std::vector<verdict::RebuiltFileHash>{})) {
+    r.rebuilt.emplace_back(f.name, f.sha256);
+    if (f.sha512) r.rebuilt_sha512.emplace_back(f.name, *f.sha512);
+  }
+  for (const auto& f : w.shipped.value_or(std::vector<verdict::ShippedFileHash>{}))
+    r.shipped_sha512.emplace_back(f.sha256, f.sha512);
+  return r;
 }
 
 std::optional<std::int64_t> parse_id(std::string_view s) {
@@ -800,86 +818,15 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
     return json_ok({{"lease_expiry", *hb}});
   }
   if (action != "report") return json_error(404, "not_found", "no such worker endpoint");
-  if (auto e = check_fields(body, {"lease", "status", "module_root", "files", "reason", "shipped_root", "rebuilt_root",
-                                   "differing", "environment", "rebuilt", "log", "diff_json", "diff_html",
-                                   "duration_ms", "details", "shipped"}))
-    return json_error(e->status, e->code, e->message);
-  Report r;
+  verdict::ReportError bad;
+  auto wire = verdict::parse_worker_report(body, bad);
+  if (!wire) return json_error(400, bad.code, bad.message);
+  Report r = store_report(*wire);
   r.job_id = *job_id;
   r.worker_id = worker.id;
-  auto lease = opt_string(body, "lease", err);
-  auto status = opt_string(body, "status", err);
-  r.module_root = opt_string(body, "module_root", err);
-  r.files = opt_string(body, "files", err);
-  r.reason = opt_string(body, "reason", err);
-  r.shipped_root = opt_string(body, "shipped_root", err);
-  r.rebuilt_root = opt_string(body, "rebuilt_root", err);
-  auto log = opt_string(body, "log", err);
-  auto diff_html = opt_string(body, "diff_html", err);
-  if (err) return json_error(err->status, err->code, err->message);
-  if (!lease || !status) return json_error(400, "invalid_field", "lease and status are required");
-  static const std::set<std::string> statuses = {"verified", "build-failed", "environment-unavailable", "error"};
-  static const std::set<std::string> roots = {"match", "mismatch", "absent", "invalid"};
-  static const std::set<std::string> tiers = {"identical", "content-identical", "identical-modulo-signatures", "different"};
-  if (!statuses.count(*status)) return json_error(400, "invalid_field", "unknown status \"" + *status + "\"");
-  if (r.module_root && !roots.count(*r.module_root)) return json_error(400, "invalid_field", "unknown module_root verdict");
-  if (r.files && !tiers.count(*r.files)) return json_error(400, "invalid_field", "unknown files verdict");
-  if (*status == "verified" && (!r.files || !r.module_root))
-    return json_error(400, "invalid_field", "a verified report needs files and module_root");
-  for (auto* root : {&r.shipped_root, &r.rebuilt_root})
-    if (*root && (root->value().size() > 256 || !from_hex(**root)))
-      return json_error(400, "invalid_hex", "roots must be hex");
-  r.lease_token = *lease;
-  r.status = *status;
-  if (body.contains("differing")) {
-    if (!body["differing"].is_array()) return json_error(400, "invalid_field", "differing must be an array");
-    for (const auto& d : body["differing"])
-      if (!d.is_string()) return json_error(400, "invalid_field", "differing must hold strings");
-    r.differing_json = body["differing"].dump();
-  }
-  if (body.contains("environment")) {
-    if (!body["environment"].is_object()) return json_error(400, "invalid_field", "environment must be an object");
-    r.environment_json = body["environment"].dump();
-  }
-  if (body.contains("details")) {
-    if (!body["details"].is_object()) return json_error(400, "invalid_field", "details must be an object");
-    r.details_json = body["details"].dump();
-  }
-  if (body.contains("duration_ms")) {
-    if (!body["duration_ms"].is_number_integer()) return json_error(400, "invalid_field", "duration_ms must be an integer");
-    r.duration_ms = body["duration_ms"].get<std::int64_t>();
-  }
-  if (body.contains("rebuilt")) {
-    if (!body["rebuilt"].is_array()) return json_error(400, "invalid_field", "rebuilt must be an array");
-    for (const auto& a : body["rebuilt"]) {
-      if (auto e = check_fields(a, {"name", "sha256", "sha512"})) return json_error(e->status, e->code, "rebuilt[]: " + e->message);
-      if (!a.contains("name") || !a["name"].is_string() || !a.contains("sha256") || !a["sha256"].is_string() ||
-          !is_lower_hex64(a["sha256"].get<std::string>()))
-        return json_error(400, "invalid_hex", "rebuilt[] needs name and a 64-hex sha256");
-      if (a.contains("sha512") && !is_lower_hex128(a["sha512"]))
-        return json_error(400, "invalid_hex", "rebuilt[].sha512 must be 128 lowercase hex digits");
-      r.rebuilt.emplace_back(a["name"], a["sha256"]);
-      if (a.contains("sha512")) r.rebuilt_sha512.emplace_back(a["name"], a["sha512"]);
-    }
-  }
-  if (body.contains("shipped")) {
-    // The shipped files' sha512 as the worker computed them (for rebuilderd's in-toto links).
-    if (!body["shipped"].is_array() || body["shipped"].size() > 256)
-      return json_error(400, "invalid_field", "shipped must be an array of at most 256 entries");
-    for (const auto& a : body["shipped"]) {
-      if (auto e = check_fields(a, {"sha256", "sha512"})) return json_error(e->status, e->code, "shipped[]: " + e->message);
-      if (!a.contains("sha256") || !a["sha256"].is_string() || !is_lower_hex64(a["sha256"].get<std::string>()) ||
-          !a.contains("sha512") || !is_lower_hex128(a["sha512"]))
-        return json_error(400, "invalid_hex", "shipped[] needs a 64-hex sha256 and a 128-hex sha512");
-      r.shipped_sha512.emplace_back(a["sha256"], a["sha512"]);
-    }
-  }
+  const std::optional<std::string> log = wire->log, diff_html = wire->diff_html;
   std::optional<std::string> diff_json;
-  if (body.contains("diff_json") && !body["diff_json"].is_null()) {
-    if (!body["diff_json"].is_object() && !body["diff_json"].is_array())
-      return json_error(400, "invalid_field", "diff_json must be a JSON document");
-    diff_json = body["diff_json"].dump();
-  }
+  if (wire->diff_json) diff_json = wire->diff_json->dump();
   // Blobs go to disk first (content-addressed, harmless if the report is then refused).
   auto put = [&](const std::optional<std::string>& data, std::optional<std::string>& ref) -> bool {
     if (!data) return true;

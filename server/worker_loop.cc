@@ -22,6 +22,7 @@
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
 #include "rebuilder/distros/source_list.h"
+#include "rebuilder/verdict/worker_report.h"
 #include "server/auth.h"
 #include "server/http_client.h"
 #include "server/worker_sources.h"
@@ -113,7 +114,7 @@ std::string find_rebuilt_file(const std::string& dir, const std::string& name, c
 
 // When the engine kept its work dir, find the rebuilt file of a differing package
 // and run `kmr diff` on (shipped, rebuilt) for the report's diff JSON/HTML.
-void add_diff(json& report, const json& out, const std::vector<std::string>& shipped, const std::string& dir,
+void add_diff(verdict::WorkerReport& report, const json& out, const std::vector<std::string>& shipped, const std::string& dir,
               const WorkerConfig& cfg) {
   if (cfg.rebuild_command.size() < 2 || cfg.rebuild_command[1] != "rebuild") return;
   if (!out.contains("rebuilt") || !out["rebuilt"].is_array()) return;
@@ -141,26 +142,26 @@ void add_diff(json& report, const json& out, const std::vector<std::string>& shi
     auto dj = read_text_file(dir + "/diff.json", 32 << 20);
     if (dj) {
       json j = json::parse(*dj, nullptr, false);
-      if (!j.is_discarded()) report["diff_json"] = j;
+      if (!j.is_discarded()) report.diff_json = j;
     }
     auto dh = read_text_file(dir + "/diff-html/index.html", 32 << 20);
-    if (dh) report["diff_html"] = *dh;
+    if (dh) report.diff_html = *dh;
     return;
   }
 }
 
 // sha512 of each rebuilt file: hashed where the engine left it; a file the engine did not keep
 // whose sha256 equals a shipped file's has that file's bytes (and sha512).
-void add_rebuilt_sha512(json& rebuilt, const json& shipped, const std::string& dir) {
-  for (json& r : rebuilt) {
-    const std::string sha256 = r["sha256"];
-    std::string path = find_rebuilt_file(dir, r["name"].get<std::string>(), sha256, "");
+void add_rebuilt_sha512(std::vector<verdict::RebuiltFileHash>& rebuilt,
+                        const std::vector<verdict::ShippedFileHash>& shipped, const std::string& dir) {
+  for (auto& r : rebuilt) {
+    std::string path = find_rebuilt_file(dir, r.name, r.sha256, "");
     if (!path.empty()) {
-      if (auto h = sha512_file(path)) r["sha512"] = *h;
+      if (auto h = sha512_file(path)) r.sha512 = *h;
       continue;
     }
-    for (const json& s : shipped)
-      if (s["sha256"] == sha256) r["sha512"] = s["sha512"];
+    for (const auto& s : shipped)
+      if (s.sha256 == r.sha256) r.sha512 = s.sha512;
   }
 }
 
@@ -203,67 +204,60 @@ void SteadyClock::sleep(double seconds, const std::atomic<bool>& stop) {
   while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
 }
 
-json EngineRunner::run(const json& job, const std::atomic<bool>& stop) {
-  const WorkerConfig& cfg = cfg_;
-  std::int64_t id = job["id"];
-  std::string dir = cfg.work_dir + "/job-" + std::to_string(id);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  auto started = std::chrono::steady_clock::now();
-  json report = {{"lease", job["lease"]}};
+namespace {
+
+// A report that ends the job before the engine ran or produced a result.
+verdict::WorkerReport failed_report(verdict::WorkerReport r, std::string status, std::string reason) {
+  r.status = std::move(status);
+  r.reason = std::move(reason);
+  return r;
+}
+
+// The job's artifacts, fetched into `dir` and checked against their sha256;
+// their sha512 go to report.shipped.
+Result<std::vector<std::string>> fetch_artifacts(const json& job, const std::string& dir, const WorkerConfig& cfg,
+                                                 verdict::WorkerReport& report) {
   std::vector<std::string> files;
-  json shipped = json::array();
+  report.shipped.emplace();
   for (const json& art : job["artifacts"]) {
     auto p = materialise(art, dir, cfg);
-    if (!p) {
-      report["status"] = "error";
-      report["reason"] = "fetching " + art.value("filename", "?") + ": " + p.error().to_string();
-      report["log"] = report["reason"];
-      return report;
-    }
+    if (!p) return std::move(p).error().with_context("fetching " + art.value("filename", "?"));
     files.push_back(*p);
-    if (auto h = sha512_file(*p)) shipped.push_back({{"sha256", art["sha256"]}, {"sha512", *h}});
+    if (auto h = sha512_file(*p)) report.shipped->push_back({art["sha256"], *h});
   }
-  report["shipped"] = shipped;
-  std::vector<std::string> argv = cfg.rebuild_command;
-  argv.push_back("--json");
-  if (job.contains("distro") && job["distro"].is_string()) {
-    argv.push_back("--backend");
-    argv.push_back(job["distro"]);
-  }
-  if (job.contains("sources") && job["sources"].is_string()) {
-    std::string src = job["sources"];
-    if (distros::looks_like_source_list(src)) {
-      // What sync attached (a .dsc and its files, a .buildinfo, a source RPM, a packaging
-      // repository): fetched into the job's sources directory; anything missing ends the job.
-      auto got = fetch_job_sources(src, dir + "/sources", std::chrono::seconds(cfg.rebuild_timeout_seconds));
-      if (!got || !got->missing.empty()) {
-        std::string why;
-        if (got) {
-          for (const auto& m : got->missing) why += (why.empty() ? "" : "; ") + m;
-        }
-        report["status"] = got ? "environment-unavailable" : "error";
-        report["reason"] = got ? "sources not available: " + why : "job sources: " + got.error().to_string();
-        report["details"] = {{"missing", got ? json(got->missing) : json::array()}};
-        report["log"] = report["reason"];
-        std::filesystem::remove_all(dir, ec);
-        return report;
+  return files;
+}
+
+// --backend and --sources for the engine; a source list from sync is fetched
+// into the job's directory, and anything missing ends the job (nullopt, `report` says why).
+std::optional<std::vector<std::string>> engine_options(const json& job, const std::string& dir,
+                                                       const WorkerConfig& cfg, verdict::WorkerReport& report) {
+  std::vector<std::string> argv = {"--json"};
+  if (job.contains("distro") && job["distro"].is_string()) argv.insert(argv.end(), {"--backend", job["distro"]});
+  if (!job.contains("sources") || !job["sources"].is_string()) return argv;
+  const std::string src = job["sources"];
+  if (distros::looks_like_source_list(src)) {
+    auto got = fetch_job_sources(src, dir + "/sources", std::chrono::seconds(cfg.rebuild_timeout_seconds));
+    if (!got || !got->missing.empty()) {
+      std::string why;
+      if (got) {
+        for (const auto& m : got->missing) why += (why.empty() ? "" : "; ") + m;
       }
-      argv.push_back("--sources");
-      argv.push_back(got->dir);
-    } else if (src.rfind("file://", 0) == 0) {
-      auto sp = file_url_path(src);
-      if (sp) {
-        argv.push_back("--sources");
-        argv.push_back(*sp);
-      }
+      report = failed_report(std::move(report), got ? "environment-unavailable" : "error",
+                             got ? "sources not available: " + why : "job sources: " + got.error().to_string());
+      report.details = json{{"missing", got ? json(got->missing) : json::array()}};
+      report.log = report.reason;
+      return std::nullopt;
     }
+    argv.insert(argv.end(), {"--sources", got->dir});
+  } else if (src.rfind("file://", 0) == 0) {
+    if (auto sp = file_url_path(src)) argv.insert(argv.end(), {"--sources", *sp});
   }
-  // Keep the engine's work dir (removed with the job dir below) so the diff can read the rebuilt files.
-  argv.push_back("--keep");
-  argv.push_back("--work-dir");
-  argv.push_back(dir + "/engine");
-  argv.insert(argv.end(), files.begin(), files.end());
+  return argv;
+}
+
+Result<SubprocessResult> run_engine(const std::vector<std::string>& argv, const std::string& dir,
+                                    const WorkerConfig& cfg, const std::atomic<bool>& stop) {
   SubprocessOptions opt;
   opt.timeout = std::chrono::seconds(cfg.rebuild_timeout_seconds);
   opt.output_cap = 64 << 20;
@@ -273,78 +267,88 @@ json EngineRunner::run(const json& job, const std::atomic<bool>& stop) {
   opt.env = env;
   opt.watchdog = [&stop] { return stop ? std::string("kmr-worker is stopping") : std::string(); };
   opt.watchdog_interval = std::chrono::milliseconds(200);
-  spdlog::info("job {}: {} ({} files)", id, job.value("set", "?"), files.size());
-  auto res = run_subprocess(argv, opt);
-  if (stop) {
-    report[kInterruptedKey] = true;
-    std::filesystem::remove_all(dir, ec);
-    return report;
-  }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  report["duration_ms"] = ms;
-  if (!res) {
-    report["status"] = "error";
-    report["reason"] = "cannot run the engine: " + res.error().to_string();
-    report["log"] = report["reason"];
-    return report;
-  }
-  json out = json::parse(res->out, nullptr, false);
+  return run_subprocess(argv, opt);
+}
+
+// A document the engine wrote to a file it names in its result ("diff_json", "diff_html").
+std::optional<std::string> engine_file(const json& out, const char* key) {
+  if (!out.contains(key) || !out[key].is_string()) return std::nullopt;
+  auto d = read_text_file(out[key], 32 << 20);
+  if (!d) return std::nullopt;
+  return std::move(d).value();
+}
+
+// The report from the engine's result: its verdict fields, the log, the
+// rebuilt files' sha512, and the diff of a differing package.
+verdict::WorkerReport engine_report(const SubprocessResult& res, const std::vector<std::string>& files,
+                                    const std::string& dir, const WorkerConfig& cfg, verdict::WorkerReport base) {
+  const json out = json::parse(res.out, nullptr, false);
   std::string log_text;
-  if (!out.is_discarded() && out.is_object() && out.contains("log") && out["log"].is_string()) {
-    auto lt = read_text_file(out["log"], 1ull << 30);
-    if (lt) log_text = *lt;
+  if (out.is_object() && out.contains("log") && out["log"].is_string()) {
+    if (auto lt = read_text_file(out["log"], 1ull << 30)) log_text = *lt;
   }
-  log_text += "\n--- engine stderr ---\n" + res->err;
-  report["log"] = cap_log(log_text, cfg.max_log_bytes);
-  if (out.is_discarded() || !out.is_object() || !out.contains("status")) {
-    report["status"] = "error";
-    report["reason"] = "engine output is not a JSON result (" + res->describe() + ")";
-    return report;
+  log_text += "\n--- engine stderr ---\n" + res.err;
+  base.log = cap_log(log_text, cfg.max_log_bytes);
+  if (!out.is_object() || !out.contains("status"))
+    return failed_report(std::move(base), "error", "engine output is not a JSON result (" + res.describe() + ")");
+  verdict::WorkerReport r = verdict::from_engine_result(out);
+  r.lease = std::move(base.lease);
+  r.shipped = std::move(base.shipped);
+  r.log = std::move(base.log);
+  r.duration_ms = base.duration_ms;
+  if (r.rebuilt) add_rebuilt_sha512(*r.rebuilt, *r.shipped, dir);
+  if (auto d = engine_file(out, "diff_json")) {
+    json dj = json::parse(*d, nullptr, false);
+    if (!dj.is_discarded()) r.diff_json = std::move(dj);
   }
-  std::string status = out.value("status", "error");
-  report["status"] = status == "verdict" ? "verified" : status;
-  static const std::vector<std::string> tiers = {"identical", "content-identical", "identical-modulo-signatures", "different"};
-  if (out.contains("files") && out["files"].is_string() &&
-      std::find(tiers.begin(), tiers.end(), out["files"].get<std::string>()) != tiers.end())
-    report["files"] = out["files"];
-  for (const char* k : {"module_root", "shipped_root", "rebuilt_root", "reason"})
-    if (out.contains(k) && out[k].is_string() && !out[k].get<std::string>().empty()) report[k] = out[k];
-  if (out.contains("differing") && out["differing"].is_array()) report["differing"] = out["differing"];
-  if (out.contains("environment") && out["environment"].is_object()) report["environment"] = out["environment"];
-  if (out.contains("rebuilt") && out["rebuilt"].is_array()) {
-    json rb = json::array();
-    for (const json& r : out["rebuilt"])
-      if (r.is_object() && r.contains("name") && r.contains("sha256") && r["name"].is_string() && r["sha256"].is_string())
-        rb.push_back({{"name", std::filesystem::path(r["name"].get<std::string>()).filename().string()}, {"sha256", r["sha256"]}});
-    add_rebuilt_sha512(rb, shipped, dir);
-    report["rebuilt"] = rb;
+  r.diff_html = engine_file(out, "diff_html");
+  if (!r.diff_json && r.files && *r.files != "identical") add_diff(r, out, files, dir, cfg);
+  return r;
+}
+
+}  // namespace
+
+json EngineRunner::run(const json& job, const std::atomic<bool>& stop) {
+  const std::int64_t id = job["id"];
+  const std::string dir = cfg_.work_dir + "/job-" + std::to_string(id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const auto started = std::chrono::steady_clock::now();
+  verdict::WorkerReport report;
+  report.lease = job["lease"];
+  auto files = fetch_artifacts(job, dir, cfg_, report);
+  if (!files) {
+    std::filesystem::remove_all(dir, ec);
+    report.shipped.reset();
+    report = failed_report(std::move(report), "error", files.error().to_string());
+    report.log = report.reason;
+    return report.to_json();
   }
-  json details = json::object();
-  for (const char* k : {"backend", "levels", "modules", "environment_digest", "missing", "build_duration_ms", "exit_code",
-                        "module_content_root", "shipped_content_root", "rebuilt_content_root", "content_root_levels",
-                        "content_root_note", "signatures", "masked", "mask_notes", "kernel_rebuild"})
-    if (out.contains(k)) details[k] = out[k];
-  if (out.contains("levels")) details["shipped_levels"] = out["levels"];
-  if (out.contains("diff_json") && out["diff_json"].is_string()) {
-    auto d = read_text_file(out["diff_json"], 32 << 20);
-    if (d) {
-      json dj = json::parse(*d, nullptr, false);
-      if (!dj.is_discarded()) report["diff_json"] = dj;
-    }
+  auto argv = engine_options(job, dir, cfg_, report);
+  if (!argv) {
+    std::filesystem::remove_all(dir, ec);
+    return report.to_json();
   }
-  if (out.contains("diff_html") && out["diff_html"].is_string()) {
-    auto d = read_text_file(out["diff_html"], 32 << 20);
-    if (d) report["diff_html"] = *d;
+  argv->insert(argv->begin(), cfg_.rebuild_command.begin(), cfg_.rebuild_command.end());
+  // Keep the engine's work dir (removed with the job dir) so the diff can read the rebuilt files.
+  argv->insert(argv->end(), {"--keep", "--work-dir", dir + "/engine"});
+  argv->insert(argv->end(), files->begin(), files->end());
+  spdlog::info("job {}: {} ({} files)", id, job.value("set", "?"), files->size());
+  auto res = run_engine(*argv, dir, cfg_, stop);
+  if (stop) {
+    std::filesystem::remove_all(dir, ec);
+    return json{{kInterruptedKey, true}};
   }
-  report["details"] = details;
-  if (!report.contains("diff_json") && report.value("files", "") != "identical" && report.contains("files"))
-    add_diff(report, out, files, dir, cfg);
-  if (report["status"] == "verified" && (!report.contains("files") || !report.contains("module_root"))) {
-    report["status"] = "error";
-    report["reason"] = "engine reported a verdict without files/module_root";
+  report.duration_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  if (!res) {
+    report = failed_report(std::move(report), "error", "cannot run the engine: " + res.error().to_string());
+    report.log = report.reason;
+  } else {
+    report = engine_report(*res, *files, dir, cfg_, std::move(report));
   }
   std::filesystem::remove_all(dir, ec);
-  return report;
+  return report.to_json();
 }
 
 bool valid_job(const json& job) {

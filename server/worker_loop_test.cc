@@ -313,6 +313,7 @@ TEST_F(WorkerLoopTest, SigtermStopsTheEngineAndTheLoop) {
 // rewrites the goldens into DIR.
 constexpr const char* kGoldenDir = "rebuilder/verdict/testdata/worker_report";
 constexpr const char* kGoldenEngine = R"SH(#!/bin/sh
+printf '%s\n' "$@" > "$ARGV_OUT"
 mkdir -p "$KMR_REBUILD_DIR/out" && cp "$REBUILT_SRC" "$KMR_REBUILD_DIR/out/$REBUILT_NAME"
 cat "$ENGINE_OUT"
 )SH";
@@ -348,8 +349,13 @@ TEST_F(WorkerLoopTest, ReportMatchesGolden) {
                       {"lease", "lease-7"},
                       {"distro", "proxmox"},
                       {"artifacts", {{{"url", "file://" + package_}, {"sha256", sha_}, {"filename", name}}}}};
+    const std::string argv_out = dir_->path() + "/argv";
+    ::setenv("ARGV_OUT", argv_out.c_str(), 1);
     EngineRunner runner(cfg_);
     json report = runner.run(job, stop_);
+    // The engine's command line is `kmr rebuild`'s: options, then the package files.
+    EXPECT_EQ(read_text_file(argv_out, 4096).value_or(""),
+              "--json\n--backend\nproxmox\n--keep\n--work-dir\n" + cfg_.work_dir + "/job-7/engine\n" + package_ + "\n");
     ASSERT_TRUE(report.contains("duration_ms"));
     report["duration_ms"] = 0;  // the one field that depends on the clock
     const std::string got = report.dump(2) + "\n";
