@@ -118,6 +118,26 @@ std::string_view artifact_target_hex(std::string_view target) {
   return is_lower_hex64(hex) ? hex : std::string_view();
 }
 
+constexpr std::string_view kBuildRoute = "/api/v1/builds/{id}";
+
+// A request target whose answer may be cached: its cache key and metrics route.
+struct CacheTarget {
+  std::string key;
+  std::string_view route;
+};
+
+// Artifact answers are keyed by their hex; build documents (immutable: rebuilds are only
+// ever appended) by "build:" and the id as written.
+std::optional<CacheTarget> cache_target(std::string_view target) {
+  if (std::string_view hex = artifact_target_hex(target); !hex.empty()) return CacheTarget{std::string(hex), kArtifactRoute};
+  constexpr std::string_view kBuilds = "/api/v1/builds/";
+  if (target.rfind(kBuilds, 0) != 0) return std::nullopt;
+  std::string_view id = target.substr(kBuilds.size());
+  if (id.empty() || id.size() > 18 || !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  return CacheTarget{"build:" + std::string(id), kBuildRoute};
+}
+
 // Prepares the wire answers of a cached document.
 void prepare_wire(DocCache::Doc& d) {
   HttpResponse ok;
@@ -272,12 +292,12 @@ Api::~Api() { store_.remove_change_listener(listener_id_); }
 
 std::optional<HttpResponse> Api::handle_cached(const HttpRequest& req) {
   if (req.method != "GET" && req.method != "HEAD") return std::nullopt;
-  std::string_view hex = artifact_target_hex(req.target);
-  if (hex.empty()) return std::nullopt;
-  auto doc = doc_cache_.find(std::string(hex));
+  auto t = cache_target(req.target);
+  if (!t) return std::nullopt;
+  auto doc = doc_cache_.find(t->key);
   if (!doc) return std::nullopt;
   HttpResponse r = doc_response(req, *doc);
-  r.route = kArtifactRoute;
+  r.route = t->route;
   return finalize(req, false, std::move(r));
 }
 
@@ -285,12 +305,12 @@ std::optional<Api::Wire> Api::cached_wire(std::string_view method, std::string_v
                                           std::string_view if_none_match) {
   const bool head = method == "HEAD";
   if (!head && method != "GET") return std::nullopt;
-  std::string_view hex = artifact_target_hex(target);
-  if (hex.empty()) return std::nullopt;
-  auto doc = doc_cache_.find(std::string(hex));
+  auto t = cache_target(target);
+  if (!t) return std::nullopt;
+  auto doc = doc_cache_.find(t->key);
   if (!doc || doc->wire_200.empty()) return std::nullopt;
   const bool not_modified = etag_matches(if_none_match, doc->etag);
-  metrics_.request(std::string(kArtifactRoute), not_modified ? 304 : 200);
+  metrics_.request(std::string(t->route), not_modified ? 304 : 200);
   std::string_view bytes = not_modified ? std::string_view(doc->wire_304)
                            : head       ? std::string_view(doc->wire_200).substr(0, doc->head_size)
                                         : std::string_view(doc->wire_200);
@@ -468,14 +488,7 @@ HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Q
     }
     auto id = parse_id(rest);
     if (!id) return with_route(json_error(400, "invalid_id", "build id must be a decimal number"), "/api/v1/builds/{id}");
-    if (tail.empty()) {
-      auto b = store_.build(*id);
-      if (!b) return with_route(store_err(b.error()), "/api/v1/builds/{id}");
-      if (!*b) return with_route(json_error(404, "not_found", "no build " + rest), "/api/v1/builds/{id}");
-      HttpResponse r = json_ok(**b);
-      r.headers.emplace_back("Cache-Control", "public, max-age=3600");
-      return with_route(r, "/api/v1/builds/{id}");
-    }
+    if (tail.empty()) return with_route(get_build(req, rest, *id), "/api/v1/builds/{id}");
     std::string which = tail == "log" ? "log" : tail == "diff" ? "diff_json" : tail == "diff.html" ? "diff_html" : "";
     if (which.empty()) return with_route(json_error(404, "not_found", "unknown build resource"), "/api/v1/builds/{id}/*");
     auto ref = store_.build_blob(*id, which);
@@ -584,6 +597,23 @@ HttpResponse Api::get_artifact(const HttpRequest& req, const std::string& hex) {
   HttpResponse r = doc_response(req, d);
   prepare_wire(d);
   doc_cache_.insert(hex, std::move(d), built_from, member, epoch);
+  return r;
+}
+
+HttpResponse Api::get_build(const HttpRequest& req, const std::string& id_text, std::int64_t id) {
+  const std::string key = "build:" + id_text;
+  if (auto doc = doc_cache_.find(key)) return doc_response(req, *doc);
+  const std::uint64_t epoch = doc_cache_.epoch();
+  auto b = store_.build(id);
+  if (!b) return internal_error_response(b.error(), "build");
+  if (!*b) return json_error(404, "not_found", "no build " + id_text);
+  DocCache::Doc d;
+  d.body = (*b)->dump();
+  d.etag = etag_of(d.body);
+  d.cache_control = "public, max-age=3600";
+  HttpResponse r = doc_response(req, d);
+  prepare_wire(d);
+  doc_cache_.insert(key, std::move(d), {}, false, epoch);
   return r;
 }
 

@@ -77,6 +77,8 @@ class Api {
   HttpResponse route(const HttpRequest& req, const std::string& path,
                      const std::multimap<std::string, std::string>& query);
   HttpResponse get_artifact(const HttpRequest& req, const std::string& hex);
+  // A rebuild's document (immutable once stored), cached like the artifact answers.
+  HttpResponse get_build(const HttpRequest& req, const std::string& id_text, std::int64_t id);
   HttpResponse list_artifacts(const std::multimap<std::string, std::string>& query);
   // The artifacts shipping a member (or Nix output) with this hash; nullopt when none.
   Result<std::optional<nlohmann::json>> member_answer(const std::string& hex);

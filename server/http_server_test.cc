@@ -246,6 +246,22 @@ TEST_F(HttpServerTest, NewVerdictIsNeverHiddenByTheCache) {
   EXPECT_EQ(json::parse(get(artifact()).body)["job"]["state"], "queued");
 }
 
+TEST_F(HttpServerTest, BuildDocumentsAreCachedToo) {
+  rebuild_identically("log\n");
+  const std::string url = json::parse(get(artifact()).body)["history"][0]["url"];
+  Reply first = get(url);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(json::parse(first.body)["files"], "identical");
+  EXPECT_EQ(first.header("cache-control"), "public, max-age=3600");
+  EXPECT_EQ(first.header("etag"), "\"" + sha256_hex(as_bytes(first.body)).substr(0, 32) + "\"");
+  auto hits = api_->doc_cache_stats().hits;
+  EXPECT_EQ(get(url).body, first.body);
+  EXPECT_GT(api_->doc_cache_stats().hits, hits);
+  EXPECT_EQ(get(url, {"If-None-Match: " + first.header("etag")}).status, 304);
+  EXPECT_EQ(get("/api/v1/builds/999").status, 404);
+  EXPECT_EQ(get("/api/v1/builds/999").status, 404);  // a miss is not cached as anything
+}
+
 TEST_F(HttpServerTest, FullPoolAnswers503ThenRecovers) {
   ASSERT_EQ(get(artifact()).status, 200);  // cached before the pool fills
   std::promise<void> release, started;
