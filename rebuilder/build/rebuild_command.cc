@@ -106,10 +106,8 @@ int run(const std::vector<std::string>& args) {
       .epilogue(kExit);
   if (auto code = p.parse_or_exit(args)) return *code;
   if (timeout_s > 0) o.timeout = std::chrono::seconds(timeout_s);
-  if (!o.repository.empty() && o.repository_keyring.empty()) {
-    std::fprintf(stderr, "kmr rebuild: --repository needs --repository-key (the keyring its Release must verify with)\n");
-    return cli::kExitError;
-  }
+  if (!o.repository.empty() && o.repository_keyring.empty())
+    return p.usage_error("--repository needs --repository-key (the keyring its Release must verify with)");
   if (::isatty(2) || std::getenv("KMR_PROGRESS")) {
     const auto t0 = std::chrono::steady_clock::now();
     o.progress = [t0](const std::string& line) {

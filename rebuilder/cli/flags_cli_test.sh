@@ -64,6 +64,11 @@ expect "rebuild --build-root" 2 "kmr rebuild: --build-root: host or archive, not
 expect "diff positional count" 2 "kmr diff: expected at least 2 INPUT arguments, got 1 (see 'kmr diff --help')" \
   "$KMR" diff a
 
+expect "rebuild --repository alone" 2 \
+  "kmr rebuild: --repository needs --repository-key (the keyring its Release must verify with) (see 'kmr rebuild --help')" \
+  "$KMR" rebuild --repository https://deb.example/dists/x/InRelease x
+expect "unknown command, escaped" 2 "kmr: unknown command '\\x1b[2J'" "$KMR" $'\x1b[2J'
+
 # `--` ends the options: a file named like a flag is compared, not parsed.
 printf 'a\n' > "$T/--json"; printf 'a\n' > "$T/same"
 ( cd "$T" && "$KMR" diff -- --json same ) > /dev/null 2>&1; rc=$?

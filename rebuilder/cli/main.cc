@@ -7,6 +7,7 @@
 
 #include "rebuilder/base/version.h"
 #include "rebuilder/base/command.h"
+#include "rebuilder/base/flags.h"
 
 namespace {
 
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
     }
   }
   if (best == nullptr) {
-    std::fprintf(stderr, "kmr: unknown command '%s'\n\n", args[0].c_str());
+    std::fprintf(stderr, "kmr: unknown command '%s'\n\n", kmr::cli::printable_arg(args[0]).c_str());
     print_help(stderr);
     return kmr::cli::kExitError;
   }
