@@ -3,9 +3,7 @@
 # (tests/fixtures/realkernel: Debian's linux-source-6.1 built by kbuild, packaged by
 # deb-pkg and makepkg). Slow: two whole kernel rebuilds (KMR_SLOW=1, ./run-tests.sh --slow).
 # Asserted, per shape:
-#   - module_content_root match, and the backend's exit status is kmr's rule (the
-#     Debian job with its headers package is `different`: kbuild's objtool binary in
-#     linux-headers differs between the two builds, which kmr names);
+#   - module_content_root match, and the backend's exit status is kmr's rule;
 #   - rebuilderd's own byte comparison is truthful: every artifact kmr does not name as
 #     differing comes out byte-identical (GOOD); the kernel package, whose rebuilt modules
 #     carry no signature (the build-time key was thrown away), is BAD.
