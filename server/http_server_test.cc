@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -244,6 +245,35 @@ TEST_F(HttpServerTest, NewVerdictIsNeverHiddenByTheCache) {
   // An administrator re-queues it: the settled answer is dropped at once.
   ASSERT_TRUE(store_->requeue(std::nullopt, hexof(1), false, now()).has_value());
   EXPECT_EQ(json::parse(get(artifact()).body)["job"]["state"], "queued");
+}
+
+TEST_F(HttpServerTest, ConcurrentReadersNeverCacheAnAnswerOlderThanAWrite) {
+  // Readers keep rebuilding and caching the answer while the job goes round
+  // claimed -> done -> re-queued; after each write returns, the answer must show it.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  HttpRequest read{"GET", artifact(), {}, "", "127.0.0.1"};
+  for (int i = 0; i < 3; ++i)
+    readers.emplace_back([&] {
+      while (!stop.load()) (void)api_->handle(read);
+    });
+  auto state = [&] { return json::parse(api_->handle(read).body)["job"]["state"].get<std::string>(); };
+  for (int round = 0; round < 25; ++round) {
+    json job = worker("/api/v1/worker/claim", json::object())["job"];
+    ASSERT_TRUE(job.is_object()) << round;
+    EXPECT_EQ(state(), "running") << round;
+    json rep = {{"lease", job["lease"]}, {"status", "verified"}, {"module_root", "match"}, {"files", "identical"},
+                {"shipped_root", "ab12"}, {"rebuilt_root", "ab12"},
+                {"rebuilt", {{{"name", "linux-1.pkg.tar.zst"}, {"sha256", hexof(1)}},
+                             {{"name", "linux-headers-1.pkg.tar.zst"}, {"sha256", hexof(2)}}}}};
+    worker("/api/v1/worker/jobs/" + std::to_string(job["id"].get<int>()) + "/report", rep);
+    EXPECT_EQ(state(), "done") << round;
+    ASSERT_TRUE(store_->requeue(std::nullopt, hexof(1), false, now()).has_value());
+    EXPECT_EQ(state(), "queued") << round;
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_GT(api_->doc_cache_stats().hits, 0u);
 }
 
 TEST_F(HttpServerTest, BuildDocumentsAreCachedToo) {
