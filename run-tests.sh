@@ -87,6 +87,12 @@ else
   failed=$((failed + 1))
 fi
 tail -20 "$log_dir/lint.log"
+# Every include arrow points down a layer, and the committed drawing is current.
+if python3 tests/lint/include_graph.py --check-dot rebuilder/include-graph.dot; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
 
 # Skipped parts: GoogleTest skips and script-level skips both print
 # "SKIPPED: <test>: <reason>" (rebuilder/base/require.h, tests/lib/require.sh).

@@ -38,6 +38,8 @@ packages=(
   rpm2cpio
   # the real kernel's hashes variant applies our CONFIG_MODULE_HASHES patches
   patch
+  # the include graph drawing (tests/lint/include_graph.py)
+  graphviz
 )
 
 # The real-kernel fixture's .buildinfo records this host's versions of its build

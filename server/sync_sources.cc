@@ -9,7 +9,7 @@
 #include "rebuilder/distros/arch/sources.h"
 #include "rebuilder/distros/debian/sources.h"
 #include "rebuilder/distros/nixos/sources.h"
-#include "rebuilder/distros/source_list.h"
+#include "rebuilder/distros/common/source_list.h"
 #include "rebuilder/distros/suse/sources.h"
 #include "server/http_client.h"
 

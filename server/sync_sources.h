@@ -1,7 +1,7 @@
 #pragma once
 
 // Sync's source hook: for every artifact not yet known, attaches the list of
-// what its rebuild needs (rebuilder/distros/source_list.h) from the
+// what its rebuild needs (rebuilder/distros/common/source_list.h) from the
 // repository's "sources" templates, so the job carries it to the worker:
 //   apt (debian, proxmox): the .dsc and its files from the same repository's
 //        Sources index (verified against the Release's SHA256 list, each file
@@ -22,7 +22,7 @@
 #include "rebuilder/archive/rpmmd.h"
 #include "rebuilder/base/result.h"
 #include "rebuilder/distros/debian/sources.h"
-#include "rebuilder/distros/source_list.h"
+#include "rebuilder/distros/common/source_list.h"
 #include "server/config.h"
 #include "server/store.h"
 

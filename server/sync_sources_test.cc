@@ -15,7 +15,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
-#include "rebuilder/distros/source_list.h"
+#include "rebuilder/distros/common/source_list.h"
 #include "rebuilder/distros/source_templates.h"
 #include "server/sync.h"
 #include "tests/lib/fixtures.h"

@@ -21,7 +21,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
-#include "rebuilder/distros/source_list.h"
+#include "rebuilder/distros/common/source_list.h"
 #include "rebuilder/verdict/worker_report.h"
 #include "server/auth.h"
 #include "server/http_client.h"

@@ -1,7 +1,7 @@
 #pragma once
 
 // kmr-worker's side of a job's sources: downloads every file of the job's
-// source list (rebuilder/distros/source_list.h) into the job's sources
+// source list (rebuilder/distros/common/source_list.h) into the job's sources
 // directory with the one HTTPS client, checking the sha256 and size the
 // repository's index gave, and clones every git source at its tag (git,
 // restricted to https, http and file transports). What cannot be fetched is
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "rebuilder/base/result.h"
-#include "rebuilder/distros/source_list.h"
+#include "rebuilder/distros/common/source_list.h"
 
 namespace kmr::server {
 

@@ -26,8 +26,8 @@
 
 #include "rebuilder/base/result.h"
 #include "rebuilder/build/artifact.h"
-#include "rebuilder/build/environment.h"
-#include "rebuilder/build/sandbox.h"
+#include "rebuilder/buildenv/environment.h"
+#include "rebuilder/buildenv/sandbox.h"
 #include "rebuilder/distro/kernel_layout.h"
 #include "rebuilder/kmod/banner.h"
 

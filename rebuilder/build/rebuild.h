@@ -13,9 +13,9 @@
 
 #include "rebuilder/base/result.h"
 #include "rebuilder/build/artifact.h"
-#include "rebuilder/build/environment.h"
+#include "rebuilder/buildenv/environment.h"
 #include "rebuilder/build/kernel_rebuild.h"
-#include "rebuilder/build/sandbox.h"
+#include "rebuilder/buildenv/sandbox.h"
 #include "rebuilder/build/verdict.h"
 
 namespace kmr::build {

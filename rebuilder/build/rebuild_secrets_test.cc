@@ -18,7 +18,7 @@
 #include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
 #include "rebuilder/build/rebuild.h"
-#include "rebuilder/build/sandbox.h"
+#include "rebuilder/buildenv/sandbox.h"
 
 namespace kmr::build {
 namespace {

@@ -1,4 +1,4 @@
-#include "rebuilder/build/cgroup.h"
+#include "rebuilder/buildenv/cgroup.h"
 
 #include <signal.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "rebuilder/build/environment.h"
+#include "rebuilder/buildenv/environment.h"
 
 #include <algorithm>
 #include <charconv>

@@ -1,4 +1,4 @@
-#include "rebuilder/build/environment.h"
+#include "rebuilder/buildenv/environment.h"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +16,7 @@ namespace kmr::build {
 namespace {
 
 std::string testdata(const std::string& name) {
-  auto r = read_text_file("rebuilder/build/testdata/" + name, 1 << 20);
+  auto r = read_text_file("rebuilder/buildenv/testdata/" + name, 1 << 20);
   EXPECT_TRUE(r) << r.error().to_string();
   return r ? *r : "";
 }

@@ -1,4 +1,4 @@
-#include "rebuilder/build/sandbox.h"
+#include "rebuilder/buildenv/sandbox.h"
 
 #include <ftw.h>
 #include <pwd.h>
@@ -15,8 +15,8 @@
 #include <system_error>
 
 #include "rebuilder/base/file.h"
-#include "rebuilder/build/cgroup.h"
-#include "rebuilder/build/seccomp.h"
+#include "rebuilder/buildenv/cgroup.h"
+#include "rebuilder/buildenv/seccomp.h"
 
 namespace kmr::build {
 namespace {

@@ -1,4 +1,4 @@
-#include "rebuilder/build/sandbox.h"
+#include "rebuilder/buildenv/sandbox.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -21,7 +21,7 @@
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/require.h"
-#include "rebuilder/build/seccomp.h"
+#include "rebuilder/buildenv/seccomp.h"
 
 namespace kmr::build {
 namespace {

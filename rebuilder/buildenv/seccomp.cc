@@ -1,4 +1,4 @@
-#include "rebuilder/build/seccomp.h"
+#include "rebuilder/buildenv/seccomp.h"
 
 #include <errno.h>
 #include <fcntl.h>

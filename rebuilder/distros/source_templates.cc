@@ -4,7 +4,7 @@
 #include "rebuilder/distros/debian/sources.h"
 #include "rebuilder/distros/nixos/sources.h"
 #include "rebuilder/distros/suse/sources.h"
-#include "rebuilder/distros/template.h"
+#include "rebuilder/distros/common/template.h"
 
 namespace kmr::distros {
 

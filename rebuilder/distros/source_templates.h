@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "rebuilder/base/result.h"
-#include "rebuilder/distros/template.h"
+#include "rebuilder/distros/common/template.h"
 
 namespace kmr::distros {
 

@@ -10,8 +10,8 @@
 #include "rebuilder/archive/deb822.h"
 #include "rebuilder/distros/arch/sources.h"
 #include "rebuilder/distros/debian/sources.h"
-#include "rebuilder/distros/source_list.h"
-#include "rebuilder/distros/template.h"
+#include "rebuilder/distros/common/source_list.h"
+#include "rebuilder/distros/common/template.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -13,10 +13,10 @@
 #include "rebuilder/distros/arch/sources.h"
 #include "rebuilder/distros/debian/sources.h"
 #include "rebuilder/distros/nixos/sources.h"
-#include "rebuilder/distros/source_list.h"
+#include "rebuilder/distros/common/source_list.h"
 #include "rebuilder/distros/source_templates.h"
 #include "rebuilder/distros/suse/sources.h"
-#include "rebuilder/distros/template.h"
+#include "rebuilder/distros/common/template.h"
 
 namespace kmr::distros {
 namespace {

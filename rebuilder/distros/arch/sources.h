@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "rebuilder/base/result.h"
-#include "rebuilder/distros/source_list.h"
-#include "rebuilder/distros/template.h"
+#include "rebuilder/distros/common/source_list.h"
+#include "rebuilder/distros/common/template.h"
 
 namespace kmr::arch {
 

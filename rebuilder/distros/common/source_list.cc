@@ -1,4 +1,4 @@
-#include "rebuilder/distros/source_list.h"
+#include "rebuilder/distros/common/source_list.h"
 
 #include <algorithm>
 #include <set>

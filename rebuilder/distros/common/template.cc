@@ -1,4 +1,4 @@
-#include "rebuilder/distros/template.h"
+#include "rebuilder/distros/common/template.h"
 
 #include <algorithm>
 

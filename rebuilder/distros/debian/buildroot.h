@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "rebuilder/base/result.h"
-#include "rebuilder/build/environment.h"
+#include "rebuilder/buildenv/environment.h"
 
 namespace kmr::debian {
 

@@ -26,7 +26,7 @@
 
 #include "rebuilder/base/result.h"
 #include "rebuilder/distros/debian/sources.h"
-#include "rebuilder/distros/source_list.h"
+#include "rebuilder/distros/common/source_list.h"
 
 namespace kmr::debian {
 

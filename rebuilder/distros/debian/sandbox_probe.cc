@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "rebuilder/build/sandbox.h"
+#include "rebuilder/buildenv/sandbox.h"
 
 int main(int argc, char** argv) {
   if (argc < 4) {

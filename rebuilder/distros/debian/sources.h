@@ -16,8 +16,8 @@
 
 #include "rebuilder/archive/deb822.h"
 #include "rebuilder/base/result.h"
-#include "rebuilder/distros/source_list.h"
-#include "rebuilder/distros/template.h"
+#include "rebuilder/distros/common/source_list.h"
+#include "rebuilder/distros/common/template.h"
 
 namespace kmr::debian {
 
