@@ -124,18 +124,22 @@ fi
 # Sources index; the rebuild reaches the same verdict in the cached root.
 # The recorded .buildinfo the same way: its superseded versions are named.
 if kmr_have gpg && kmr_have openssl; then
-  mkdir -p "$T/alone" "$T/mirror/pool" "$T/mirror/recorded" "$T/gnupg" && chmod 700 "$T/gnupg"
+  # gpg-agent's socket lives in GNUPGHOME: a path below Bazel's deep test tmp is
+  # longer than a Unix socket path may be, so the keyring gets a short one.
+  G=$(mktemp -d /tmp/kmr-gpg.XXXXXX) && chmod 700 "$G"
+  mkdir -p "$T/alone" "$T/mirror/pool" "$T/mirror/recorded"
   cp "$DEB" "$T/alone/"
   cp -r "$FX/proxmox/pristine" "$T/mirror/pve" && rm -rf "$T/mirror/pve/sources"
   rm -f "$T/mirror/pve/pool/pve-no-subscription/p/proxmox-kernel-6.18/"*.buildinfo
   cp "$T/rebased.buildinfo" "$T/mirror/pool/$(basename "$BI")"
   cp "$BI" "$T/mirror/recorded/"
-  GNUPGHOME=$T/gnupg gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
+  GNUPGHOME=$G gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
     --quick-gen-key "kmr archive_root_test <t@kmr.invalid>" ed25519 sign never 2>/dev/null &&
-    GNUPGHOME=$T/gnupg gpg --batch --export > "$T/repo-key.gpg" &&
-    GNUPGHOME=$T/gnupg gpg --batch --yes --clearsign -o "$T/mirror/pve/dists/bookworm/InRelease" \
+    GNUPGHOME=$G gpg --batch --export > "$T/repo-key.gpg" &&
+    GNUPGHOME=$G gpg --batch --yes --clearsign -o "$T/mirror/pve/dists/bookworm/InRelease" \
       "$T/mirror/pve/dists/bookworm/Release"
-  GNUPGHOME=$T/gnupg gpgconf --kill gpg-agent 2>/dev/null
+  GNUPGHOME=$G gpgconf --kill gpg-agent 2>/dev/null
+  rm -rf "$G"
   source "$R/tests/lib/https_mirror.sh"
   if kmr_https_mirror "$T/mirror" "$T"; then
     export SSL_CERT_FILE=$KMR_MIRROR_CA

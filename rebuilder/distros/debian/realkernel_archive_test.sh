@@ -99,11 +99,13 @@ check "a .buildinfo the repository lacks: environment-unavailable" 'status_is no
 check "... naming the URL tried" \
   'grep -q "$M/nowhere/l/linux-kmr/linux-kmr_6.1.192-1kmr_amd64.buildinfo" "$tmp/nobuildinfo.json"'
 
-gpg_home=$tmp/gnupg && mkdir -m 700 "$gpg_home"
+# A short GNUPGHOME: gpg-agent's socket path below Bazel's test tmp would be too long.
+gpg_home=$(mktemp -d /tmp/kmr-gpg.XXXXXX) && chmod 700 "$gpg_home"
 GNUPGHOME=$gpg_home gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
   --quick-gen-key "another key <other@kmr.invalid>" ed25519 sign never 2>/dev/null &&
   GNUPGHOME=$gpg_home gpg --batch --export > "$tmp/other-key.gpg"
 GNUPGHOME=$gpg_home gpgconf --kill gpg-agent 2>/dev/null
+rm -rf "$gpg_home"
 kmr_rebuild wrongkey --repository "$M/debian/dists/bookworm/InRelease" --repository-key "$tmp/other-key.gpg" \
   --buildinfo-url "$M/debian/pool/main/$POOL_T"
 check "a Release signed by another key: error, nothing built" \
