@@ -674,8 +674,11 @@ class DebianBackend : public Backend {
       parent = env.build_path.substr(0, slash);
       tree = env.build_path.substr(slash + 1);
     }
-    s.build_path = parent == "/build/src" ? "/build" : parent;
-    const std::string src = s.build_path == "/build" ? job.work + "/build/src" : job.work + "/build";
+    // The default keeps /build as the sandbox's build path (and HOME); a recorded parent,
+    // even /build itself, is bound as the build path with the sources directly in it.
+    const bool default_parent = parent == "/build/src";
+    s.build_path = default_parent ? "/build" : parent;
+    const std::string src = default_parent ? job.work + "/build/src" : job.work + "/build";
     src_ = src;
     const std::string d = dsc(job, env);
     fs::create_directories(src);
