@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -238,11 +239,17 @@ struct RealKernelStage {
   std::string log;  // set before the build starts
 };
 
-// The last non-empty line of a log file, cut to `max` bytes.
+// The last non-empty line of a log file, cut to `max` bytes; only its last 4 KiB are read.
 std::string last_log_line(const std::string& path, std::size_t max = 90) {
-  auto text = read_text_file(path, 64 << 20);
-  if (!text) return "";
-  std::string_view t = *text;
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return "";
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = size > 4096 ? size - 4096 : 0;
+  std::string tail(static_cast<std::size_t>(size - from), '\0');
+  in.seekg(from);
+  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  tail.resize(static_cast<std::size_t>(in.gcount()));
+  std::string_view t = tail;
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.remove_suffix(1);
   const auto nl = t.rfind('\n');
   std::string line(nl == std::string_view::npos ? t : t.substr(nl + 1));
