@@ -26,7 +26,7 @@ LAYERS = [
     ["server"],
     ["attest"],
     ["rebuilder/cli"],
-    ["rebuilder/compare", "rebuilder/build"],
+    ["rebuilder/compare", "rebuilder/rebuild"],
     ["rebuilder/distros"],
     ["rebuilder/distros/arch", "rebuilder/distros/debian", "rebuilder/distros/nixos", "rebuilder/distros/suse"],
     ["rebuilder/distros/common", "rebuilder/distro"],

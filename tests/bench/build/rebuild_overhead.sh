@@ -21,10 +21,10 @@ rounds=${1:-3}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 tool=${KMR_REBUILD_TOOL:-}
-for t in "$tool" "$root/rebuilder/build/rebuild_tool" "$root/bazel-bin/rebuilder/build/rebuild_tool"; do
+for t in "$tool" "$root/rebuilder/rebuild/rebuild_tool" "$root/bazel-bin/rebuilder/rebuild/rebuild_tool"; do
   [[ -n $t && -x $t ]] && { tool=$t; break; }
 done
-[[ -x $tool ]] || { echo "rebuild_tool not found (bazel build //rebuilder/build:rebuild_tool)" >&2; exit 2; }
+[[ -x $tool ]] || { echo "rebuild_tool not found (bazel build //rebuilder/rebuild:rebuild_tool)" >&2; exit 2; }
 out=${KMR_FIXTURES_CACHE:-/var/tmp/kmr-bench-repos}
 # Built once (an existing OUTDIR is reused as is: the benchmark needs a
 # package and its sources, not the newest fixture).

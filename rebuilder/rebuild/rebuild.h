@@ -12,11 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "rebuilder/base/result.h"
-#include "rebuilder/build/artifact.h"
+#include "rebuilder/rebuild/artifact.h"
 #include "rebuilder/buildenv/environment.h"
-#include "rebuilder/build/kernel_rebuild.h"
+#include "rebuilder/rebuild/kernel_rebuild.h"
 #include "rebuilder/buildenv/sandbox.h"
-#include "rebuilder/build/verdict.h"
+#include "rebuilder/rebuild/verdict.h"
 
 namespace kmr::build {
 

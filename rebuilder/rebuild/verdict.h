@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rebuilder/build/artifact.h"
+#include "rebuilder/rebuild/artifact.h"
 #include "rebuilder/kmod/merkle.h"
 
 namespace kmr::build {

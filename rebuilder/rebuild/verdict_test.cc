@@ -1,7 +1,7 @@
 // Verdicts over packages made from the fixtures helper's kernel
 // (tests/fixtures/kernel/kbuild.sh): its proofs and roots come from the
 // independent Python Merkle implementation, not from our engine.
-#include "rebuilder/build/verdict.h"
+#include "rebuilder/rebuild/verdict.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "rebuilder/build/artifact.h"
+#include "rebuilder/rebuild/artifact.h"
 
 #include <dirent.h>
 #include <fcntl.h>

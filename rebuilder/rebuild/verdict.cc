@@ -1,4 +1,4 @@
-#include "rebuilder/build/verdict.h"
+#include "rebuilder/rebuild/verdict.h"
 
 #include "rebuilder/verdict/rule.h"
 

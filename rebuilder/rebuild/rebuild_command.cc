@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "rebuilder/build/rebuild.h"
+#include "rebuilder/rebuild/rebuild.h"
 #include "rebuilder/base/command.h"
 #include "rebuilder/base/flags.h"
 

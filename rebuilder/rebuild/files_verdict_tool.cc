@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rebuilder/build/verdict.h"
+#include "rebuilder/rebuild/verdict.h"
 
 int main(int argc, char** argv) {
   using namespace kmr::build;

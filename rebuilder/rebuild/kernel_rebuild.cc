@@ -1,4 +1,4 @@
-#include "rebuilder/build/kernel_rebuild.h"
+#include "rebuilder/rebuild/kernel_rebuild.h"
 
 #include <algorithm>
 #include <filesystem>

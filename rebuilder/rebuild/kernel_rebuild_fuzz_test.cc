@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "rebuilder/build/kernel_rebuild.h"
+#include "rebuilder/rebuild/kernel_rebuild.h"
 
 namespace {
 bool safe(std::string_view v) {

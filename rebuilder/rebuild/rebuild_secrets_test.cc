@@ -17,7 +17,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
-#include "rebuilder/build/rebuild.h"
+#include "rebuilder/rebuild/rebuild.h"
 #include "rebuilder/buildenv/sandbox.h"
 
 namespace kmr::build {

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "rebuilder/base/file.h"
-#include "rebuilder/build/artifact.h"
+#include "rebuilder/rebuild/artifact.h"
 
 namespace kmr::build {
 namespace {

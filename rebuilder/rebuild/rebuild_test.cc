@@ -20,7 +20,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
-#include "rebuilder/build/rebuild.h"
+#include "rebuilder/rebuild/rebuild.h"
 
 namespace kmr::build {
 namespace {

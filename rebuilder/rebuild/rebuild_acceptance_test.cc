@@ -25,7 +25,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
-#include "rebuilder/build/rebuild.h"
+#include "rebuilder/rebuild/rebuild.h"
 #include "tests/lib/fixtures.h"
 
 namespace kmr::build {
@@ -171,7 +171,7 @@ TEST_F(Acceptance, TamperedShippedModuleIsInvalidAndNamed) {
       const std::string out = dir + "/" + fs::path(files[i]).filename().string();
       SubprocessOptions o;
       o.timeout = 300s;
-      auto r = run_subprocess({"python3", fs::absolute("rebuilder/build/tamper_package.py").string(), files[i], out,
+      auto r = run_subprocess({"python3", fs::absolute("rebuilder/rebuild/tamper_package.py").string(), files[i], out,
                                "drivers/net/dummy.ko" + std::string(set["distro"] == "proxmox" ? "" : set["distro"] == "nixos" ? ".xz" : ".zst")},
                               o);
       ASSERT_TRUE(r && r->success()) << (r ? r->err : r.error().to_string());

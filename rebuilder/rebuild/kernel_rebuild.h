@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rebuilder/base/result.h"
-#include "rebuilder/build/artifact.h"
+#include "rebuilder/rebuild/artifact.h"
 #include "rebuilder/buildenv/environment.h"
 #include "rebuilder/buildenv/sandbox.h"
 #include "rebuilder/distro/kernel_layout.h"

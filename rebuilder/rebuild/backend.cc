@@ -1,0 +1,57 @@
+#include "rebuilder/rebuild/backend.h"
+
+#include <filesystem>
+
+#include "rebuilder/base/bytes.h"
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+#include "rebuilder/base/subprocess.h"
+
+namespace kmr::build {
+
+namespace fs = std::filesystem;
+
+std::string base_of(const std::string& p) { return fs::path(p).filename().string(); }
+std::string dir_of(const std::string& p) {
+  auto d = fs::path(p).parent_path().string();
+  return d.empty() ? "." : d;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string file_sha256_hex(const std::string& path) {
+  auto d = sha256_file(path);
+  return d ? to_hex(*d) : "";
+}
+
+Result<void> copy_dir(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  // Symlinks stay symlinks and must stay inside the tree (artifact.h).
+  return copy_tree_no_follow(from, to);
+}
+
+Result<void> write_text(const std::string& path, const std::string& text) {
+  std::error_code ec;
+  fs::create_directories(dir_of(path), ec);
+  return write_file_atomic(path, as_bytes(text));
+}
+
+std::string first_existing(const std::vector<std::string>& candidates) {
+  std::error_code ec;
+  for (const auto& c : candidates) {
+    if (!c.empty() && fs::exists(c, ec)) return c;
+  }
+  return "";
+}
+
+void require_tools(std::vector<std::string>& missing, std::initializer_list<const char*> tools) {
+  for (const char* t : tools) {
+    if (!have_program(t)) missing.push_back(std::string("tool '") + t + "' is not installed");
+  }
+}
+
+}  // namespace kmr::build

@@ -1,0 +1,144 @@
+// NixOS backend: NixOS: nix-store --realise --check of the deriver.
+#include "rebuilder/rebuild/backend.h"
+#include "rebuilder/rebuild/backends/scripts.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "rebuilder/base/file.h"
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+#include "rebuilder/base/subprocess.h"
+
+namespace kmr::build {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Copies what building `drv` needs from the host store into a chroot store
+// at `root` (store dir /nix/store): the derivation closure, and the outputs
+// of its input derivations that are valid on the host. The derivation's own
+// outputs are not copied: the job builds them.
+Result<void> seed_job_store(const std::string& drv, const std::string& root) {
+  SubprocessOptions o;
+  o.timeout = std::chrono::minutes(30);
+  o.env = std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin",
+                                   "NIX_CONFIG=build-users-group =\nexperimental-features = nix-command\nsandbox = false\nsubstituters ="};
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> v;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) {
+      if (!l.empty()) v.push_back(l);
+    }
+    return v;
+  };
+  KMR_ASSIGN_OR_RETURN(auto own, run_subprocess({"nix-store", "--query", "--outputs", drv}, o));
+  KMR_ASSIGN_OR_RETURN(auto closure, run_subprocess({"nix-store", "--query", "--requisites", "--include-outputs", drv}, o));
+  if (!own.success() || !closure.success()) return not_found("nix-store cannot query " + drv + ": " + own.err + closure.err);
+  const auto own_outputs = lines(own.out);
+  std::vector<std::string> drvs = {"nix", "copy", "--derivation", "--no-check-sigs", "--to", "local?root=" + root};
+  std::vector<std::string> paths = {"nix", "copy", "--no-check-sigs", "--to", "local?root=" + root};
+  for (const auto& p : lines(closure.out)) {
+    if (std::find(own_outputs.begin(), own_outputs.end(), p) != own_outputs.end()) continue;
+    (p.size() > 4 && p.compare(p.size() - 4, 4, ".drv") == 0 ? drvs : paths).push_back(p);
+  }
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  for (const auto* argv : {&drvs, &paths}) {
+    if (argv->size() == (argv == &drvs ? 6u : 5u)) continue;
+    KMR_ASSIGN_OR_RETURN(auto r, run_subprocess(*argv, o));
+    if (!r.success()) return io_error("cannot copy the derivation closure into the job's store: " + r.err);
+  }
+  return ok();
+}
+
+class NixBackend : public Backend {
+ public:
+  std::string name() const override { return "nixos"; }
+
+  Result<BuildEnvironment> environment(const Job& job) override {
+    for (const auto& a : job.shipped) {
+      auto it = a.build_description.find("narinfo");
+      if (it == a.build_description.end()) continue;
+      KMR_ASSIGN_OR_RETURN(auto env, parse_nix_narinfo(it->second));
+      if (env.fields.count("Deriver")) {
+        const std::string drv = "/nix/store/" + env.fields.at("Deriver");
+        env.fields["drv"] = drv;
+        std::error_code ec;
+        if (fs::exists(drv, ec)) env.fields["drv_sha256"] = file_sha256_hex(drv);
+        // SOURCE_DATE_EPOCH as the derivation records it.
+        auto text = read_text_file(drv, 16 << 20);
+        if (text) {
+          const auto k = text->find("(\"SOURCE_DATE_EPOCH\",\"");
+          if (k != std::string::npos) {
+            const auto start = k + 22;
+            const auto end = text->find('"', start);
+            env.env["SOURCE_DATE_EPOCH"] = text->substr(start, end - start);
+            env.source_date_epoch = std::strtoll(env.env["SOURCE_DATE_EPOCH"].c_str(), nullptr, 10);
+          }
+        }
+      }
+      return env;
+    }
+    return not_found("no narinfo among the packages (give the .narinfo files of the outputs)");
+  }
+
+  std::vector<std::string> missing(const Job&, const BuildEnvironment& env) override {
+    std::vector<std::string> m;
+    require_tools(m, {"nix-store"});
+    if (!env.fields.count("Deriver")) {
+      m.push_back("the narinfo names no Deriver");
+    } else {
+      std::error_code ec;
+      if (!fs::exists(env.fields.at("drv"), ec)) {
+        m.push_back("derivation " + env.fields.at("drv") + " (not in the local store; instantiate nixpkgs at the channel revision)");
+      }
+    }
+    return m;
+  }
+
+  Result<Plan> plan(const Job& job, const BuildEnvironment& env) override {
+    Plan p;
+    auto& s = p.sandbox;
+    // Each job has its own store: the derivation's closure (and the valid
+    // outputs of its inputs) copied from the host store into work/nix, bound
+    // writable at /nix; the host store is never visible to the build.
+    // Inside, root of the user namespace owns that store (the build user on
+    // the host). Nix's own sandbox stays off: see the README.
+    s.uid = 0;
+    s.gid = 0;
+    s.user = "root";
+    KMR_TRY(seed_job_store(env.fields.at("drv"), job.work + "/nixroot"));
+    s.mounts.push_back({job.work + "/nixroot/nix", "/nix", true});
+    s.env["NIX_CONFIG"] = "build-users-group =\nexperimental-features = nix-command\nsandbox = false\nsubstituters =";
+    s.env["NIX_REMOTE"] = "";
+    fs::create_directories(job.work + "/build/out");
+    p.argv = {"/bin/sh", "-c", std::string(kNixRealiseScript), "nix-realise.sh", env.fields.at("drv")};
+    return p;
+  }
+
+  Result<std::vector<std::string>> collect(const Job& job, const BuildEnvironment&) override {
+    std::vector<std::string> out;
+    for (const auto& a : job.shipped) {
+      auto it = a.build_description.find("narinfo");
+      if (it == a.build_description.end()) return malformed(a.file + ": not a narinfo");
+      KMR_ASSIGN_OR_RETURN(auto e, parse_nix_narinfo(it->second));
+      out.push_back(job.work + "/build/out/" + base_of(e.fields.at("StorePath")) + ".nar");
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_nixos_backend() { return std::make_unique<NixBackend>(); }
+
+}  // namespace kmr::build
