@@ -69,7 +69,7 @@ struct DiffFlags {
         .integer("--max-diff-lines", "N", &diff_lines, 1, kMax, "lines per diff node, default 4096")
         .integer("--max-report-size", "BYTES", &report_size, 0, kMax, "total diff text, default 67108864")
         .integer("--max-member-size", "BYTES", &member_size, 1, kMax, "one decompressed member, default 4294967296")
-        .integer("--timeout", "SECONDS", &timeout, 1, 365 * 24 * 3600, "total wall time, default 3600")
+        .integer("--timeout", "SECONDS", &timeout, 1, std::int64_t{365} * 24 * 3600, "total wall time, default 3600")
         .integer("--jobs", "N", &jobs, 1, 64, "threads, default 2")
         .boolean("--no-fuzzy", &no_fuzzy, "do not pair leftover members by similarity")
         .real("--fuzzy-threshold", "F", &fuzzy_threshold, 0, 1, "minimum similarity 0..1, default 0.5")
