@@ -77,6 +77,8 @@ if [[ -x tests/browser/run.sh ]]; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
+    echo "-- the failed browser tests (whole log: $log_dir/browser.log):"
+    grep -E -A3 '^FAIL ' "$log_dir/browser.log" | head -40
   fi
 fi
 
