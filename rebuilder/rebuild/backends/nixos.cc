@@ -1,4 +1,6 @@
-// NixOS backend: NixOS: nix-store --realise --check of the deriver.
+// NixOS backend: nix-store --realise of the deriver in the job's own store,
+// its inputs from the host store or, with --repository, from a binary cache
+// (rebuilder/distros/nixos/substituter.h).
 #include "rebuilder/rebuild/backend.h"
 #include "rebuilder/rebuild/backends/scripts.h"
 
@@ -17,6 +19,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/nixos/substituter.h"
 
 namespace kmr::build {
 namespace {
@@ -60,6 +63,32 @@ Result<void> seed_job_store(const std::string& drv, const std::string& root) {
   return ok();
 }
 
+// The trusted keys of --repository-key: a file of "name:base64" keys, or the
+// keys themselves (as Nix's trusted-public-keys).
+Result<std::vector<archive::PublicKey>> trusted_keys(const std::string& value) {
+  std::error_code ec;
+  if (!value.empty() && fs::is_regular_file(value, ec)) {
+    KMR_ASSIGN_OR_RETURN(auto text, read_text_file(value, 1 << 20));
+    return nixos::parse_trusted_keys(text);
+  }
+  return nixos::parse_trusted_keys(value);
+}
+
+// Imports what the cache gave (verified, in nix-store --export format) into
+// the job's chroot store at `root`.
+Result<void> import_into_job_store(const std::string& export_file, const std::string& root) {
+  SubprocessOptions o;
+  o.timeout = std::chrono::minutes(30);
+  o.env = std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin",
+                                   "NIX_CONFIG=build-users-group =\nexperimental-features = nix-command\nsandbox = false\nsubstituters ="};
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  KMR_ASSIGN_OR_RETURN(auto r, run_subprocess({"/bin/sh", "-c", "exec nix-store --store \"local?root=$1\" --import < \"$2\"",
+                                               "kmr-nix-import", root, export_file}, o));
+  if (!r.success()) return io_error("nix-store --import into the job's store failed: " + r.err);
+  return ok();
+}
+
 class NixBackend : public Backend {
  public:
   std::string name() const override { return "nixos"; }
@@ -69,6 +98,10 @@ class NixBackend : public Backend {
       auto it = a.build_description.find("narinfo");
       if (it == a.build_description.end()) continue;
       KMR_ASSIGN_OR_RETURN(auto env, parse_nix_narinfo(it->second));
+      if (env.fields.count("Deriver") && !job.options.repository.empty()) {
+        KMR_TRY(from_cache(job, env));
+        return env;
+      }
       if (env.fields.count("Deriver")) {
         const std::string drv = "/nix/store/" + env.fields.at("Deriver");
         env.fields["drv"] = drv;
@@ -96,6 +129,8 @@ class NixBackend : public Backend {
     require_tools(m, {"nix-store"});
     if (!env.fields.count("Deriver")) {
       m.push_back("the narinfo names no Deriver");
+    } else if (!repository_.empty()) {
+      m.insert(m.end(), cache_missing_.begin(), cache_missing_.end());
     } else {
       std::error_code ec;
       if (!fs::exists(env.fields.at("drv"), ec)) {
@@ -108,15 +143,20 @@ class NixBackend : public Backend {
   Result<Plan> plan(const Job& job, const BuildEnvironment& env) override {
     Plan p;
     auto& s = p.sandbox;
-    // Each job has its own store: the derivation's closure (and the valid
-    // outputs of its inputs) copied from the host store into work/nix, bound
+    // Each job has its own store: the derivation's closure and the outputs
+    // of its inputs, copied from the host store or, with --repository,
+    // fetched from the binary cache and verified (from_cache), bound
     // writable at /nix; the host store is never visible to the build.
     // Inside, root of the user namespace owns that store (the build user on
     // the host). Nix's own sandbox stays off: see the README.
     s.uid = 0;
     s.gid = 0;
     s.user = "root";
-    KMR_TRY(seed_job_store(env.fields.at("drv"), job.work + "/nixroot"));
+    if (repository_.empty()) {
+      KMR_TRY(seed_job_store(env.fields.at("drv"), job.work + "/nixroot"));
+    } else {
+      KMR_TRY(import_into_job_store(job.work + "/kmr-nix-inputs.export", job.work + "/nixroot"));
+    }
     s.mounts.push_back({job.work + "/nixroot/nix", "/nix", true});
     s.env["NIX_CONFIG"] = "build-users-group =\nexperimental-features = nix-command\nsandbox = false\nsubstituters =";
     s.env["NIX_REMOTE"] = "";
@@ -135,6 +175,52 @@ class NixBackend : public Backend {
     }
     return out;
   }
+
+ private:
+  // --repository: the .drv, its closure and the outputs of its input
+  // derivations come from the binary cache (never its own outputs), each
+  // narinfo signed by a --repository-key key and each NAR matching it; the
+  // host store is not consulted. The verified paths wait in the work
+  // directory (nix-store --export format) until plan() imports them.
+  Result<void> from_cache(const Job& job, BuildEnvironment& env) {
+    repository_ = job.options.repository;
+    while (!repository_.empty() && repository_.back() == '/') repository_.pop_back();
+    const std::string drv = "/nix/store/" + env.fields.at("Deriver");
+    env.fields["drv"] = drv;
+    env.fields["substituter"] = repository_;
+    nixos::CacheOptions o;
+    o.url = repository_;
+    auto keys = trusted_keys(job.options.repository_keyring);
+    if (!keys) return std::move(keys).error().with_context("--repository-key");
+    o.trusted_keys = std::move(*keys);
+    if (job.options.progress) job.options.progress("fetching the derivation and its inputs from " + o.url);
+    nixos::Derivation d;
+    KMR_ASSIGN_OR_RETURN(auto closure, nixos::fetch_build_inputs(nixos::http_fetcher(std::chrono::minutes(30)), o, drv, d));
+    cache_missing_ = closure.missing;
+    if (!closure.paths.count(drv)) {
+      for (auto& m : cache_missing_) {
+        if (m.rfind(drv + ": ", 0) == 0) m += " (the cache does not serve the derivation: instantiate nixpkgs at the channel revision)";
+      }
+      return ok();
+    }
+    auto text = nixos::nar_single_file(closure.paths.at(drv).nar, drv, nixos::DerivationLimits{}.max_bytes);
+    if (text) env.fields["drv_sha256"] = to_hex(sha256(Bytes(reinterpret_cast<const std::uint8_t*>(text->data()), text->size())));
+    const auto sde = d.env.find("SOURCE_DATE_EPOCH");
+    if (sde != d.env.end() && !sde->second.empty() && sde->second.size() <= 18 &&
+        sde->second.find_first_not_of("0123456789") == std::string::npos) {
+      env.env["SOURCE_DATE_EPOCH"] = sde->second;
+      env.source_date_epoch = std::strtoll(sde->second.c_str(), nullptr, 10);
+    }
+    std::string names;
+    for (const auto& p : closure.order) names += (names.empty() ? "" : " ") + base_of(p);
+    env.fields["substituted"] = names;
+    env.fields["substituted_nar_bytes"] = std::to_string(closure.nar_bytes);
+    if (!cache_missing_.empty()) return ok();
+    return nixos::write_export(closure, job.work + "/kmr-nix-inputs.export");
+  }
+
+  std::string repository_;
+  std::vector<std::string> cache_missing_;
 };
 
 }  // namespace
