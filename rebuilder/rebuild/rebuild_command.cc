@@ -87,9 +87,11 @@ int run(const std::vector<std::string>& args) {
               o.build_root = v;
               return ok();
             },
-            "Debian/Proxmox toolchain: host (default) or archive: a root made by\n"
+            "Debian/Proxmox/Arch toolchain: host (default) or archive: a root made by\n"
             "mmdebstrap from Debian's archive at the .buildinfo's exact versions\n"
-            "($KMR_DEBIAN_MIRROR, $KMR_DEBIAN_SUITE, cache $KMR_BUILDROOT_CACHE)")
+            "($KMR_DEBIAN_MIRROR, $KMR_DEBIAN_SUITE), or for Arch by pacman from the\n"
+            "signed archive at the .BUILDINFO's installed versions ($KMR_ARCH_ARCHIVE\n"
+            "URL template, $KMR_ARCH_KEYRING); cache $KMR_BUILDROOT_CACHE")
       .string("--repository", "URL", &o.repository,
               "Debian/Proxmox without --sources: the package's apt repository as its\n"
               ".../dists/<suite>/InRelease (or Release + Release.gpg) URL; the .dsc, its\n"

@@ -1,4 +1,6 @@
-// Arch backend: Arch: makepkg with the .BUILDINFO settings.
+// Arch backend: makepkg with the .BUILDINFO settings, on the host's
+// toolchain or (--build-root archive) in a root made by pacman from the
+// archive at the .BUILDINFO's installed versions (rebuilder/distros/arch).
 #include "rebuilder/rebuild/backend.h"
 
 #include <sys/stat.h>
@@ -9,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -16,6 +19,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/arch/buildroot.h"
 
 namespace kmr::build {
 namespace {
@@ -50,16 +54,9 @@ class ArchBackend : public Backend {
 
   std::vector<std::string> missing(const Job& job, const BuildEnvironment& env) override {
     std::vector<std::string> m;
+    if (job.options.build_root == "archive") return archive_root(job, env);
     require_tools(m, {"makepkg", "fakeroot", "bsdtar", "zstd"});
-    const std::string src = sources_dir(job, env);
-    if (src.empty()) {
-      m.push_back("packaging sources (PKGBUILD) for " + env.fields.at("pkgver") + " (use --sources)");
-    } else if (env.fields.count("pkgbuild_sha256sum")) {
-      const auto have = file_sha256_hex(src + "/PKGBUILD");
-      if (have != env.fields.at("pkgbuild_sha256sum")) {
-        m.push_back("PKGBUILD with sha256 " + env.fields.at("pkgbuild_sha256sum") + " (found " + have + " in " + src + ")");
-      }
-    }
+    pkgbuild_missing(job, env, m);
     if (!env.installed.empty()) {
       std::set<std::string> host;
       if (have_program("pacman")) {
@@ -79,9 +76,48 @@ class ArchBackend : public Backend {
     return m;
   }
 
+  void pkgbuild_missing(const Job& job, const BuildEnvironment& env, std::vector<std::string>& m) {
+    const std::string src = sources_dir(job, env);
+    if (src.empty()) {
+      m.push_back("packaging sources (PKGBUILD) for " + env.fields.at("pkgver") + " (use --sources)");
+    } else if (env.fields.count("pkgbuild_sha256sum")) {
+      const auto have = file_sha256_hex(src + "/PKGBUILD");
+      if (have != env.fields.at("pkgbuild_sha256sum")) {
+        m.push_back("PKGBUILD with sha256 " + env.fields.at("pkgbuild_sha256sum") + " (found " + have + " in " + src + ")");
+      }
+    }
+  }
+
+  // The toolchain from a root made by pacman from the archive at the
+  // .BUILDINFO's installed versions: packages the archive lacks are missing;
+  // any other failure (a bad signature) is the plan's error.
+  std::vector<std::string> archive_root(const Job& job, const BuildEnvironment& env) {
+    std::vector<std::string> m;
+    require_tools(m, {"pacman"});
+    if (!have_program("sqv") && !have_program("gpgv")) m.push_back("tool 'sqv' or 'gpgv' is not installed");
+    pkgbuild_missing(job, env, m);
+    if (!m.empty()) return m;
+    if (job.options.progress) job.options.progress("making the build root from the archive (pacman)");
+    auto root = arch::ensure_build_root(env, arch::root_options_from_env());
+    if (!root) {
+      if (root.error().code() == ErrorCode::kNotFound) return {"build root: " + root.error().message()};
+      root_error_ = Error(root.error().code(), "build root: " + root.error().message());
+      return m;
+    }
+    if (!root->missing.empty()) return root->missing;
+    if (job.options.progress) {
+      job.options.progress("build root " + root->path + (root->cached ? " (cached, " : " (made in ") +
+                           std::to_string(root->duration.count()) + " ms)");
+    }
+    root_dir_ = root->path;
+    return m;
+  }
+
   Result<Plan> plan(const Job& job, const BuildEnvironment& env) override {
+    if (root_error_) return *root_error_;
     Plan p;
     auto& s = p.sandbox;
+    s.root_dir = root_dir_;
     const std::string startdir = env.fields.count("startdir") ? env.fields.at("startdir") : "/startdir";
     const std::string builddir = env.build_path.empty() ? "/build" : env.build_path;
     KMR_TRY(check_build_path(".BUILDINFO startdir", startdir));
@@ -131,6 +167,10 @@ class ArchBackend : public Backend {
     for (const auto& f : job.files) out.push_back(job.work + "/pkgdest/" + base_of(f));
     return out;
   }
+
+ private:
+  std::string root_dir_;              // "" = the host's toolchain
+  std::optional<Error> root_error_;   // making the archive root failed
 };
 
 }  // namespace
