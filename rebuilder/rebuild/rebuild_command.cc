@@ -91,7 +91,10 @@ int run(const std::vector<std::string>& args) {
             "mmdebstrap from Debian's archive at the .buildinfo's exact versions\n"
             "($KMR_DEBIAN_MIRROR, $KMR_DEBIAN_SUITE), or for Arch by pacman from the\n"
             "signed archive at the .BUILDINFO's installed versions ($KMR_ARCH_ARCHIVE\n"
-            "URL template, $KMR_ARCH_KEYRING); cache $KMR_BUILDROOT_CACHE")
+            "URL template, $KMR_ARCH_KEYRING), or for SUSE an rpm root from the signed\n"
+            "rpm-md repository $KMR_SUSE_MIRROR (key $KMR_SUSE_REPO_KEY) at a _buildenv's\n"
+            "versions (in --sources) or the source RPM's BuildRequires resolved;\n"
+            "cache $KMR_BUILDROOT_CACHE")
       .string("--repository", "URL", &o.repository,
               "Debian/Proxmox without --sources: the package's apt repository as its\n"
               ".../dists/<suite>/InRelease (or Release + Release.gpg) URL; the .dsc, its\n"

@@ -381,10 +381,10 @@ MirrorOptions mirror_options_from_env() {
   return o;
 }
 
-std::string root_key(const std::string& mirror, const std::string& arch, const std::vector<std::string>& nevra_sha256) {
+std::string root_key(const std::string& arch, const std::vector<std::string>& nevra_sha256) {
   std::vector<std::string> lines = nevra_sha256;
   std::sort(lines.begin(), lines.end());
-  std::string text = std::string(kRecipe) + "\nmirror " + mirror + "\narch " + arch + "\n";
+  std::string text = std::string(kRecipe) + "\narch " + arch + "\n";
   for (const auto& l : lines) text += "pkg " + l + "\n";
   return sha256_hex(as_bytes(text));
 }
@@ -562,7 +562,7 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
   // 4. The cache.
   std::vector<std::string> lines;
   for (const auto* p : pkgs) lines.push_back(p->nevra() + " " + p->sha256);
-  out.key = root_key(options.mirror, options.arch, lines);
+  out.key = root_key(options.arch, lines);
   const std::string final_dir = options.cache_dir + "/suse-" + out.key;
   KMR_ASSIGN_OR_RETURN(auto lock, lock_file(final_dir + ".lock"));
   if (fs::is_directory(final_dir, ec)) {

@@ -116,9 +116,9 @@ struct BuildRoot {
   std::chrono::milliseconds duration{0};
 };
 
-// The cache key: sha256 hex over the recipe version, mirror, architecture
-// and the sorted "nevra sha256" lines.
-std::string root_key(const std::string& mirror, const std::string& arch, const std::vector<std::string>& nevra_sha256);
+// The cache key: sha256 hex over the recipe version, architecture and the
+// sorted "nevra sha256" lines (not the mirror's URL: a package is its bytes).
+std::string root_key(const std::string& arch, const std::vector<std::string>& nevra_sha256);
 
 // Compares `rpm --root ROOT -qa` (gpg-pubkey entries left out) with the
 // pinned set; one line per difference, empty when equal.

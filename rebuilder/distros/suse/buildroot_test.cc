@@ -145,9 +145,9 @@ TEST(Resolve, NewestProviderAndClosure) {
 }
 
 TEST(RootKey, DependsOnSetNotOrder) {
-  EXPECT_EQ(root_key("https://m", "x86_64", {"a 1", "b 2"}), root_key("https://m", "x86_64", {"b 2", "a 1"}));
-  EXPECT_NE(root_key("https://m", "x86_64", {"a 1"}), root_key("https://m", "x86_64", {"a 2"}));
-  EXPECT_NE(root_key("https://m", "x86_64", {"a 1"}), root_key("https://n", "x86_64", {"a 1"}));
+  EXPECT_EQ(root_key("x86_64", {"a 1", "b 2"}), root_key("x86_64", {"b 2", "a 1"}));
+  EXPECT_NE(root_key("x86_64", {"a 1"}), root_key("x86_64", {"a 2"}));
+  EXPECT_NE(root_key("x86_64", {"a 1"}), root_key("aarch64", {"a 1"}));
 }
 
 TEST(Options, NoKeyIsEnvironmentUnavailable) {

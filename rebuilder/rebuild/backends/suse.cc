@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -17,6 +18,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/suse/buildroot.h"
 
 namespace kmr::build {
 namespace {
@@ -119,14 +121,46 @@ class SuseBackend : public Backend {
 
   std::vector<std::string> missing(const Job& job, const BuildEnvironment& env) override {
     std::vector<std::string> m;
-    require_tools(m, {"rpmbuild"});
-    if (srpm(job, env).empty()) m.push_back("source RPM " + env.fields.at("sourcerpm") + " (DISTURL " + env.fields.at("disturl") + "; use --sources)");
-    return m;
+    require_tools(m, job.options.build_root == "archive" ? std::initializer_list<const char*>{"rpm", "rpmkeys"}
+                                                          : std::initializer_list<const char*>{"rpmbuild"});
+    const std::string src = srpm(job, env);
+    if (src.empty()) m.push_back("source RPM " + env.fields.at("sourcerpm") + " (DISTURL " + env.fields.at("disturl") + "; use --sources)");
+    if (!m.empty() || job.options.build_root != "archive") return m;
+    return archive_root(job, src);
+  }
+
+  // The toolchain from an rpm root made from the SUSE repository at the
+  // pinned versions (rebuilder/distros/suse): what the mirror lacks is
+  // missing; a signature or checksum that does not verify ends the rebuild
+  // as an error (plan() returns it).
+  std::vector<std::string> archive_root(const Job& job, const std::string& src) {
+    suse::RootRequest rq;
+    rq.srpm = src;
+    std::vector<std::string> c;
+    if (!job.options.sources.empty()) c.push_back(job.options.sources + "/_buildenv");
+    c.push_back(dir_of(src) + "/_buildenv");
+    rq.buildenv = first_existing(c);
+    if (job.options.progress) job.options.progress("making the rpm build root from the SUSE repository");
+    auto root = suse::ensure_build_root(rq, suse::mirror_options_from_env());
+    if (!root) {
+      root_error_ = root.error();
+      return {};
+    }
+    if (!root->missing.empty()) return root->missing;
+    if (job.options.progress) {
+      job.options.progress("build root " + root->path + " (" + std::to_string(root->pinned.size()) + " packages, " +
+                           root->pinned_from + (root->cached ? "; cached, " : "; made in ") +
+                           std::to_string(root->duration.count()) + " ms)");
+    }
+    root_dir_ = root->path;
+    return {};
   }
 
   Result<Plan> plan(const Job& job, const BuildEnvironment& env) override {
+    if (root_error_) return Error(root_error_->code(), "build root: " + root_error_->message());
     Plan p;
     auto& s = p.sandbox;
+    s.root_dir = root_dir_;
     KMR_TRY(check_build_path("rpm %_topdir", env.build_path));
     KMR_TRY(check_user_name("rpm build user", env.build_user));
     s.build_path = env.build_path;
@@ -183,6 +217,10 @@ class SuseBackend : public Backend {
     }
     return out;
   }
+
+ private:
+  std::string root_dir_;                 // "" = the host's toolchain
+  std::optional<Error> root_error_;
 };
 
 }  // namespace
