@@ -132,7 +132,7 @@ Version: 1
 Release: 1
 Summary: prints what its build sees
 License: MIT
-BuildRequires: rpm-build
+BuildRequires: rpm-build gcc
 %description
 Prints what the build sandbox holds.
 %build
@@ -154,15 +154,17 @@ cp "$w/probe/SRPMS/"*.src.rpm "$w/probe-src/"
 rebuild probe --build-root archive --keep --sources "$w/probe-src" "$w/probe/RPMS/x86_64/kmr-root-probe-1-1.x86_64.rpm"
 log=$(field probe 'd["log"]')
 [[ -f $log ]] || fail "probe: no build log ($(tail -3 "$w/probe.err"))"
-grep -q "^PROBE rpmbuild $(sha256sum < "$root/usr/bin/rpmbuild" | cut -d' ' -f1)\$" "$log" || fail "probe: /usr/bin/rpmbuild is not the root's: $(grep PROBE "$log")"
-grep -q "^PROBE gcc $(sha256sum < "$root/usr/bin/gcc-12" | cut -d' ' -f1)\$" "$log" || fail "probe: gcc-12 is not the root's"
+proot=$(sed -n 's/.*build root \(\/[^ ]*\) (.*/\1/p' "$w/probe.err" | tail -1)
+[[ -n $proot && -d $proot/usr/bin ]] || fail "probe: no build root named: $(cat "$w/probe.err")"
+grep -q "^PROBE rpmbuild $(sha256sum < "$proot/usr/bin/rpmbuild" | cut -d' ' -f1)\$" "$log" || fail "probe: /usr/bin/rpmbuild is not the root's: $(grep PROBE "$log")"
+grep -q "^PROBE gcc $(sha256sum < "$proot/usr/bin/gcc-12" | cut -d' ' -f1)\$" "$log" || fail "probe: gcc-12 is not the root's"
 for t in /usr/bin/bazel /usr/bin/mmdebstrap /usr/bin/createrepo_c /usr/bin/bwrap; do
   grep -q "^PROBE absent $t\$" "$log" || fail "probe: host-only $t visible in the sandbox"
 done
 grep '^PROBE pkg ' "$log" | awk '{print $3}' | grep -v '^gpg-pubkey$' | sort > "$w/probe-pkgs"
-awk '{print $1}' "$w/installed" > "$w/installed-names"
-diff "$w/installed-names" "$w/probe-pkgs" > /dev/null || fail "probe: the sandbox's rpmdb is not the root's: $(diff "$w/installed-names" "$w/probe-pkgs")"
-pass "sandbox: rpmbuild and gcc-12 are the root's files (sha256), bazel/mmdebstrap/createrepo_c/bwrap absent, rpmdb = the root's"
+rpm --root "$proot" --dbpath /var/lib/rpm -qa --qf '%{NAME}\n' | grep -v '^gpg-pubkey$' | sort > "$w/probe-root-pkgs"
+diff "$w/probe-root-pkgs" "$w/probe-pkgs" > /dev/null || fail "probe: the sandbox's rpmdb is not the root's: $(diff "$w/probe-root-pkgs" "$w/probe-pkgs")"
+pass "sandbox: rpmbuild and gcc-12 are the root's files (sha256), bazel/mmdebstrap/createrepo_c/bwrap absent, rpmdb = the root's ($(tr '\n' ' ' < "$w/probe-pkgs"))"
 
 # ---- 3. signatures -----------------------------------------------------------------
 # repomd.xml signed by another key.
@@ -173,7 +175,7 @@ GNUPGHOME=$mirror/gnupg-other gpg --batch --armor --detach-sign -o "$srv/badrepo
 KMR_SUSE_MIRROR=$KMR_MIRROR_URL/badrepomd/tumbleweed/repo/oss rebuild badrepomd --build-root archive --sources "$src" "$rpmf"
 [[ $(field badrepomd 'd["status"]') == error ]] && grep -q "does not verify" <(field badrepomd 'd["reason"]') ||
   fail "repomd.xml by another key: $(field badrepomd 'd["status"]'): $(field badrepomd 'd["reason"]')"
-pass "repomd.xml signed by another key: error ($(field badrepomd 'd["reason"]' | head -c 160))"
+pass "repomd.xml signed by another key: error ($(field badrepomd 'd["reason"][:160]'))"
 # One package (zstd) signed by another key, the index rebuilt and signed by the right one.
 cp -al "$mirror" "$srv/badpkg"
 b=$srv/badpkg/tumbleweed/repo/oss
@@ -188,7 +190,7 @@ GNUPGHOME=$mirror/gnupg-repo gpg --batch --armor --detach-sign -o "$b/repodata/r
 KMR_SUSE_MIRROR=$KMR_MIRROR_URL/badpkg/tumbleweed/repo/oss rebuild badpkg --build-root archive --sources "$src" "$rpmf"
 [[ $(field badpkg 'd["status"]') == error ]] && grep -q "zstd.*rpmkeys --checksig" <(field badpkg 'd["reason"]') ||
   fail "zstd signed by another key: $(field badpkg 'd["status"]'): $(field badpkg 'd["reason"]')"
-pass "a package signed by another key: error ($(field badpkg 'd["reason"]' | head -c 200))"
+pass "a package signed by another key: error ($(field badpkg 'd["reason"][:200]'))"
 GNUPGHOME=$mirror/gnupg-other gpgconf --kill gpg-agent 2>/dev/null
 GNUPGHOME=$mirror/gnupg-repo gpgconf --kill gpg-agent 2>/dev/null
 
