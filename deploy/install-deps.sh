@@ -32,6 +32,8 @@ packages=(
   python3-cryptography
   # Debian/Proxmox build roots from the archive (rebuilder/distros/debian)
   mmdebstrap debian-archive-keyring
+  # Arch build roots: Arch's packager keys (the default keyring the archive's .sig files verify with)
+  archlinux-keyring
   # kmr-worker clones packaging git repositories (Arch PKGBUILDs) at their release tag
   git
   # member index test: the SUSE RPM's payload unpacked by rpm2cpio, independently of kmr
