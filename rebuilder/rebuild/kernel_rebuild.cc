@@ -93,7 +93,7 @@ std::string join(const std::vector<std::string>& v, std::string_view sep) {
 }  // namespace
 
 bool kernel_rebuild_backend(std::string_view backend) {
-  return backend == "debian" || backend == "proxmox" || backend == "arch";
+  return backend == "debian" || backend == "proxmox" || backend == "arch" || backend == "suse";
 }
 
 nlohmann::json KernelRebuild::to_json() const {

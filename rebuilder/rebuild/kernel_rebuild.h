@@ -60,7 +60,8 @@ struct KernelRebuild {
   nlohmann::json to_json() const;
 };
 
-// True for the backends that rebuild kernels this way (debian, proxmox, arch).
+// True for the backends that rebuild kernels this way (debian, proxmox, arch,
+// suse: kbuild's rpm spec passes GNUMAKEFLAGS and the environment through).
 bool kernel_rebuild_backend(std::string_view backend);
 
 // The inputs from a shipped layout (read with no keyring): nullopt when it
