@@ -81,7 +81,8 @@ Result<Fetched> fetch_package(const net::HttpClient& client, const RootOptions& 
     d.max_bytes = o.max_package_bytes;
     auto got = client.download(url, file, d);
     if (!got) {
-      if (got.error().code() == ErrorCode::kVerificationFailed) return got.error();
+      if (got.error().code() == ErrorCode::kVerificationFailed || got.error().code() == ErrorCode::kLimitExceeded)
+        return Error(ErrorCode::kVerificationFailed, entry_of(p) + ": " + got.error().message());
       tried.push_back(url);
       if (why.empty()) why = got.error().message();
       // Only a 404/410 means "not this compression"; anything else ends the search.
@@ -92,7 +93,8 @@ Result<Fetched> fetch_package(const net::HttpClient& client, const RootOptions& 
     ds.max_bytes = kMaxSig;
     auto sig = client.download(url + ".sig", file + ".sig", ds);
     if (!sig) {
-      if (sig.error().code() == ErrorCode::kVerificationFailed) return sig.error();
+      if (sig.error().code() == ErrorCode::kVerificationFailed || sig.error().code() == ErrorCode::kLimitExceeded)
+        return Error(ErrorCode::kVerificationFailed, "signature of " + entry_of(p) + ": " + sig.error().message());
       missing.push_back("signature of " + entry_of(p) + ": " + sig.error().message());
       return Fetched{};
     }

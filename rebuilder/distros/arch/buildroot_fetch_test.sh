@@ -7,7 +7,8 @@
 #  - install exactly the set (pacman -Q --root read here), epoch in a file
 #    name, a package only as .pkg.tar.xz (the fallback), and reuse the root;
 #  - run no scriptlet and extract no hook;
-#  - refuse a signature by another key (exit 2, the file named) and leave no root;
+#  - refuse a signature by another key (exit 2, the file named) and leave no
+#    root, and a .sig over 64 KiB;
 #  - name a missing package with its URLs, and a missing .sig (exit 3);
 #  - fail when pacman cannot satisfy the set's dependencies (exit 2).
 set -uo pipefail
@@ -54,6 +55,8 @@ rm "$M/k/kmr-nosig/kmr-nosig-1-1-any.pkg.tar.zst.sig"
 mkpkg kmr-badsig 1-1 any .pkg.tar.zst > /dev/null
 gpg --batch --quiet --yes --local-user other@kmr.invalid --detach-sign --no-armor \
   -o "$M/k/kmr-badsig/kmr-badsig-1-1-any.pkg.tar.zst.sig" "$M/k/kmr-badsig/kmr-badsig-1-1-any.pkg.tar.zst"
+mkpkg kmr-bigsig 1-1 any .pkg.tar.zst > /dev/null
+head -c 70000 /dev/urandom > "$M/k/kmr-bigsig/kmr-bigsig-1-1-any.pkg.tar.zst.sig"  # over the 64 KiB cap
 mkdir -p "$T/tls"
 kmr_https_mirror "$T/serve" "$T/tls" || kmr_skip "the local HTTPS mirror did not start"
 MIRROR_PID=$KMR_MIRROR_PID
@@ -77,6 +80,9 @@ out=$("$TOOL" root "$B" kmr-badsig-1-1-any 2>&1); rc=$?
 echo "$out"
 check "another key's signature: exit 2 naming the file" '[[ $rc == 2 ]] && grep -q "bad signature: kmr-badsig-1-1-any.pkg.tar.zst.sig" <<< "$out"'
 check "no root or temporary left" '[[ $(ls "$T/cache" | grep -vc "\.lock$") == 1 ]]'
+
+out=$("$TOOL" root "$B" kmr-bigsig-1-1-any 2>&1); rc=$?
+check "a .sig over 64 KiB: exit 2 naming it" '[[ $rc == 2 ]] && grep -q "signature of kmr-bigsig-1-1-any: " <<< "$out"'
 
 out=$("$TOOL" root "$B" kmr-a-1.0-2-x86_64 kmr-nosig-1-1-any 2>&1); rc=$?
 echo "$out"
