@@ -99,9 +99,12 @@ int run(const std::vector<std::string>& args) {
               "Debian/Proxmox without --sources: the package's apt repository as its\n"
               ".../dists/<suite>/InRelease (or Release + Release.gpg) URL; the .dsc, its\n"
               "files and the .buildinfo are fetched from it and verified (https: the system\n"
-              "trust store, or $SSL_CERT_FILE)")
+              "trust store, or $SSL_CERT_FILE). NixOS: the binary cache (https://cache.nixos.org,\n"
+              "a mirror, file:///dir) the .drv and the inputs' outputs are substituted from,\n"
+              "verified; the outputs being rebuilt never come from it")
       .string("--repository-key", "KEYRING", &o.repository_keyring,
-              "OpenPGP keyring the repository's Release must verify with")
+              "OpenPGP keyring the repository's Release must verify with; NixOS: the\n"
+              "cache's trusted public keys (name:base64, or a file of them)")
       .string("--buildinfo-url", "T", &o.buildinfo_template,
               ".buildinfo URL template ({source} {source_c} {version} {source_version}\n"
               "{arch}); default https://buildinfos.debian.net/buildinfo-pool/{source_c}/\n"
