@@ -35,26 +35,6 @@ Result<void> get(const json& obj, const char* key, T& out, const std::string& wh
 
 }  // namespace
 
-bool glob_match(std::string_view p, std::string_view s) {
-  std::size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
-  while (si < s.size()) {
-    if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
-      ++pi;
-      ++si;
-    } else if (pi < p.size() && p[pi] == '*') {
-      star = pi++;
-      mark = si;
-    } else if (star != std::string_view::npos) {
-      pi = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.size() && p[pi] == '*') ++pi;
-  return pi == p.size();
-}
-
 bool repository_wants(const RepositoryConfig& rc, std::string_view name, std::string_view arch) {
   const bool name_ok = rc.packages.empty() || std::any_of(rc.packages.begin(), rc.packages.end(),
                                                           [&](const std::string& p) { return glob_match(p, name); });

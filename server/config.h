@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "rebuilder/base/result.h"
-#include "server/store.h"
+#include "rebuilder/distros/common/package_filter.h"
+#include "server/queue_policy.h"
 
 namespace kmr::server {
 
@@ -80,7 +81,7 @@ Result<Config> parse_config(std::string_view json_text, const std::string& origi
 Result<Config> load_config(const std::string& path);
 // Splits "HOST:PORT" ("[::1]:80" too).
 Result<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen);
-bool glob_match(std::string_view pattern, std::string_view name);
+using distros::glob_match;  // rebuilder/distros/common/package_filter.h
 // A package the repository follows: its name matches one of `packages` (or
 // the list is empty) and its architecture is listed (or none are).
 bool repository_wants(const RepositoryConfig& rc, std::string_view name, std::string_view arch);

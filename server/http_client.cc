@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 
-#include "rebuilder/base/file.h"
 #include "rebuilder/net/http_client.h"
 #include "rebuilder/net/url.h"
 
@@ -43,17 +42,10 @@ Result<ClientResponse> http_request(const std::string& method, const std::string
 
 Result<std::string> file_url_path(const std::string& url) { return net::file_url_path(url); }
 
-std::string resolve_relative(const std::string& base, const std::string& ref) {
-  return net::resolve_url_string(base, ref).value_or(ref);
-}
+std::string resolve_relative(const std::string& base, const std::string& ref) { return net::resolve_url_or_keep(base, ref); }
 
 Result<std::string> fetch_url(const std::string& url, std::chrono::milliseconds timeout, std::uint64_t max_body) {
-  if (url.rfind("file://", 0) == 0) {
-    KMR_ASSIGN_OR_RETURN(std::string path, file_url_path(url));
-    return read_text_file(path, max_body);
-  }
-  KMR_ASSIGN_OR_RETURN(net::HttpClient client, client_for(timeout));
-  return client.get(url, max_body);
+  return net::fetch_url(url, timeout, max_body);
 }
 
 Result<Digest256> fetch_url_to_file(const std::string& url, const std::string& path, std::chrono::milliseconds timeout,

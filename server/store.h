@@ -16,34 +16,15 @@
 #include <nlohmann/json.hpp>
 
 #include "rebuilder/base/result.h"
+#include "rebuilder/distros/common/indexed_package.h"
+#include "server/queue_policy.h"
 #include "server/sqlite.h"
 
 namespace kmr::server {
 
-struct QueuePolicy {
-  std::int64_t lease_seconds = 600;
-  std::int64_t heartbeat_seconds = 60;
-  std::int64_t retry_backoff_seconds = 300;   // doubled per attempt
-  std::int64_t max_build_attempts = 3;        // build-failed / error / environment-unavailable
-  std::int64_t max_repro_attempts = 2;        // not reproducible (files different, root mismatch)
-  std::int64_t max_leases_per_worker = 2;     // running leases one worker may hold at once
-  // Distinct enabled workers whose reproducible results a verdict needs before kmrd accepts
-  // (and signs) it; until then the job is leased again, to a worker that has not confirmed yet.
-  std::int64_t confirmations = 1;
-};
-
-// One artifact found by sync (or the import document).
-struct ImportArtifact {
-  std::string set_key;          // artifacts with the same set key are rebuilt together
-  std::string name, version, arch;
-  std::string filename, url, sha256;
-  std::optional<std::int64_t> size;
-  std::string resource_class = "default";
-  std::optional<std::string> sources;  // URL of the set's sources (fixtures), handed to the worker
-  // The hash the engine reports for this artifact's rebuild when it is not the file's sha256
-  // (Nix: the narinfo's NarHash, hex). kmrd compares the worker's rebuilt hash against it.
-  std::optional<std::string> content_sha256;
-};
+// One artifact found by sync (or the import document): what a distro's
+// repository reader lists (rebuilder/distros/common/repository.h).
+using ImportArtifact = distros::IndexedPackage;
 
 struct Worker {
   std::int64_t id = 0;

@@ -10,6 +10,7 @@
 #include "rebuilder/distros/debian/sources.h"
 #include "rebuilder/distros/nixos/sources.h"
 #include "rebuilder/distros/common/source_list.h"
+#include "rebuilder/distros/suse/repository.h"
 #include "rebuilder/distros/suse/sources.h"
 #include "server/http_client.h"
 
@@ -23,7 +24,6 @@ std::string value_of(const RepositoryConfig& rc, const std::string& key) {
   return it == rc.sources.end() ? "" : it->second;
 }
 
-Bytes bytes_of(std::string_view s) { return Bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
 
 // set_key minus a "-<suffix>" tail ("linux-6.18.5.arch1-1-x86_64" - "6.18.5.arch1-1-x86_64").
 std::string strip_tail(const std::string& key, const std::string& tail) {
@@ -54,7 +54,7 @@ Result<std::vector<archive::Deb822Paragraph>> read_sources(const IndexContext& c
     const std::string url = ctx.dist_url + path;
     KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(url, timeout, 1ull << 30));
     KMR_TRY(archive::check_release_entry(ctx.release_files, path, packed));
-    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(bytes_of(packed), 4ull << 30));
+    KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(as_bytes(packed), 4ull << 30));
     const std::string picked =
         debian::paragraphs_of(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()), wanted);
     KMR_ASSIGN_OR_RETURN(auto paras, archive::parse_deb822(picked, url));
@@ -112,7 +112,7 @@ Result<void> attach_suse(const RepositoryConfig& rc, std::vector<ImportArtifact*
   std::map<std::string, std::pair<std::string, std::uint64_t>> known;
   if (!index.empty()) {
     const std::string base = index.ends_with("/") ? index : index + "/";
-    KMR_ASSIGN_OR_RETURN(auto pkgs, read_rpm_primary(rc.trusted_keys, base, timeout));
+    KMR_ASSIGN_OR_RETURN(auto pkgs, suse::read_primary(rc.trusted_keys, base, timeout));
     for (const auto& p : pkgs)
       if ((p.arch == "src" || p.arch == "nosrc") && p.checksum_type == "sha256")
         known[p.location.substr(p.location.rfind('/') + 1)] = {p.checksum, p.package_size};
@@ -154,39 +154,6 @@ Result<void> attach_nixos(const RepositoryConfig& rc, std::vector<ImportArtifact
 }
 
 }  // namespace
-
-Result<void> verify_detached_data(const std::string& keyring, const std::string& what, std::string_view data,
-                                  std::string_view sig) {
-  KMR_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create("kmrd-sync"));
-  KMR_TRY(write_file_atomic(tmp.path() + "/data", bytes_of(data)));
-  KMR_TRY(write_file_atomic(tmp.path() + "/data.sig", bytes_of(sig)));
-  KMR_ASSIGN_OR_RETURN(archive::PgpResult v, archive::verify_detached(keyring, tmp.path() + "/data.sig", tmp.path() + "/data"));
-  if (!v.valid) return Error(ErrorCode::kVerificationFailed, what + ": repository signature does not verify: " + v.output);
-  return ok();
-}
-
-Result<std::vector<archive::RpmMdPackage>> read_rpm_primary(const std::vector<std::string>& trusted_keys,
-                                                            const std::string& base, std::chrono::milliseconds timeout) {
-  const std::string repomd_url = base + "repodata/repomd.xml";
-  KMR_ASSIGN_OR_RETURN(std::string repomd, fetch_url(repomd_url, timeout, 16 << 20));
-  if (!trusted_keys.empty()) {
-    KMR_ASSIGN_OR_RETURN(std::string sig, fetch_url(repomd_url + ".asc", timeout, 1 << 20));
-    KMR_TRY(verify_detached_data(trusted_keys[0], repomd_url, repomd, sig));
-  }
-  KMR_ASSIGN_OR_RETURN(auto data, archive::parse_repomd(repomd, repomd_url));
-  const archive::RepoMdData* primary = nullptr;
-  for (const auto& d : data)
-    if (d.type == "primary") primary = &d;
-  if (primary == nullptr) return malformed(repomd_url + ": no primary data");
-  const std::string primary_url = resolve_relative(base, primary->location);
-  KMR_ASSIGN_OR_RETURN(std::string packed, fetch_url(primary_url, timeout, 1ull << 30));
-  KMR_TRY(archive::check_digest(packed, primary->checksum_type, primary->checksum, primary_url));
-  KMR_ASSIGN_OR_RETURN(ByteVector raw, archive::decompress_all(bytes_of(packed), 4ull << 30));
-  std::string_view xml(reinterpret_cast<const char*>(raw.data()), raw.size());
-  if (!primary->open_checksum.empty())
-    KMR_TRY(archive::check_digest(xml, primary->checksum_type, primary->open_checksum, primary_url + " (decompressed)"));
-  return archive::parse_primary(xml, primary_url);
-}
 
 Result<std::map<std::string, std::vector<distros::SourceFile>>> apt_dsc_files(
     const IndexContext& ctx, const std::vector<debian::BinaryRef>& refs, std::chrono::milliseconds timeout) {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "rebuilder/archive/deb822.h"
-#include "rebuilder/archive/rpmmd.h"
 #include "rebuilder/base/result.h"
+#include "rebuilder/distros/debian/repository.h"
 #include "rebuilder/distros/debian/sources.h"
 #include "rebuilder/distros/common/source_list.h"
 #include "server/config.h"
@@ -28,27 +28,15 @@
 
 namespace kmr::server {
 
-// What the native index reader verified, for the lookups that follow it.
-struct IndexContext {
-  std::vector<archive::ReleaseFile> release_files;  // apt: the Release's SHA256 list
-  std::string dist_url;                             // apt: .../dists/<suite>/
-  std::string archive_root;                         // apt: the archive root (pool base)
-};
+// What the native index reader verified, for the lookups that follow it (apt:
+// the Release's SHA256 list and URLs).
+using IndexContext = debian::ReleaseIndex;
 
 // The .dsc and its files for each of `refs` from the Sources indexes the
 // Release lists (each index checked against the Release's SHA256 list); a
 // source the indexes lack has no entry.
 Result<std::map<std::string, std::vector<distros::SourceFile>>> apt_dsc_files(
     const IndexContext& ctx, const std::vector<debian::BinaryRef>& refs, std::chrono::milliseconds timeout);
-
-// Verifies a detached OpenPGP signature over `data` with `keyring` (sqv/gpgv).
-Result<void> verify_detached_data(const std::string& keyring, const std::string& what, std::string_view data,
-                                  std::string_view sig);
-
-// rpm-md: <base>repodata/repomd.xml (repomd.xml.asc verified with trusted_keys[0] when keys are
-// set), then the primary, checked against repomd's checksum and open-checksum.
-Result<std::vector<archive::RpmMdPackage>> read_rpm_primary(const std::vector<std::string>& trusted_keys,
-                                                            const std::string& base, std::chrono::milliseconds timeout);
 
 Result<void> attach_sources(Store& store, const RepositoryConfig& rc, const IndexContext& ctx,
                             std::vector<ImportArtifact>& arts, std::chrono::milliseconds timeout);

@@ -17,10 +17,12 @@
 #include <algorithm>
 #include <functional>
 
+#include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/version.h"
 #include "rebuilder/net/hashed_file.h"
 #include "rebuilder/net/tls.h"
+#include "rebuilder/net/url.h"
 
 namespace kmr::net {
 
@@ -467,6 +469,15 @@ Result<Download> HttpClient::download(const std::string& url, const std::string&
   }
   KMR_TRY(file.commit());
   return out;
+}
+
+Result<std::string> fetch_url(const std::string& url, milliseconds deadline, std::uint64_t max_body) {
+  if (url.rfind("file://", 0) == 0) {
+    KMR_ASSIGN_OR_RETURN(std::string path, file_url_path(url));
+    return read_text_file(path, max_body);
+  }
+  KMR_ASSIGN_OR_RETURN(HttpClient client, HttpClient::create(options_with_deadline(deadline)));
+  return client.get(url, max_body);
 }
 
 }  // namespace kmr::net

@@ -112,4 +112,10 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// One GET for callers with one deadline: a file:///path is read from disk
+// (net::file_url_path), an http(s):// URL fetched with the default options
+// and `deadline` for the whole call; the body of a 200 answer, at most
+// `max_body` bytes.
+Result<std::string> fetch_url(const std::string& url, std::chrono::milliseconds deadline, std::uint64_t max_body);
+
 }  // namespace kmr::net

@@ -387,4 +387,8 @@ Result<std::string> file_url_path(std::string_view url) {
   return *path;
 }
 
+std::string resolve_url_or_keep(std::string_view base, std::string_view reference) {
+  return resolve_url_string(base, reference).value_or(std::string(reference));
+}
+
 }  // namespace kmr::net

@@ -49,6 +49,9 @@ Result<Url> resolve_url(const Url& base, std::string_view reference);
 // (including file:///): base "file:///srv/repo/x.narinfo" + "nar/a.nar" ->
 // "file:///srv/repo/nar/a.nar". Errors when `base` has no "scheme://".
 Result<std::string> resolve_url_string(std::string_view base, std::string_view reference);
+// The same, `reference` itself when it cannot be resolved (the caller then
+// fetches it as given, and the fetch reports what is wrong with it).
+std::string resolve_url_or_keep(std::string_view base, std::string_view reference);
 
 // file:///abs/path (or file://localhost/abs/path) -> "/abs/path" with percent
 // escapes decoded; refuses other hosts, queries, NUL and relative paths.
