@@ -345,8 +345,11 @@ Resolution resolve(const std::vector<RpmDep>& wanted, const std::vector<RepoPack
     }
     const RepoPackage* pick = by_name ? by_name : by_provide;
     if (pick == nullptr) {
+      static const std::map<std::string, std::string> kOp = {{"EQ", "="}, {"LT", "<"}, {"LE", "<="}, {"GT", ">"}, {"GE", ">="}};
       std::string text = d.name;
-      if (!d.flags.empty()) text += " " + d.flags + " " + evr_of(d.epoch, d.version, d.release);
+      if (!d.flags.empty()) {
+        text += " " + kOp.at(d.flags) + " " + (d.epoch.empty() ? "" : d.epoch + ":") + d.version + (d.release.empty() ? "" : "-" + d.release);
+      }
       r.unresolved.push_back(text);
       continue;
     }

@@ -138,7 +138,7 @@ TEST(Resolve, NewestProviderAndClosure) {
   std::vector<std::string> got;
   for (const auto& p : r.pinned) got.push_back(p.nevra());
   EXPECT_EQ(got, (std::vector<std::string>{"aaa_base-0:1-1.noarch", "backend-0:1-1.x86_64", "bash-0:5-1.x86_64", "gcc-0:13-1.x86_64"}));
-  EXPECT_EQ(r.unresolved, std::vector<std::string>{"nothere GE 0:1-"});
+  EXPECT_EQ(r.unresolved, std::vector<std::string>{"nothere >= 1"});
   auto pinned_old = resolve({{"gcc", "LT", "", "13", ""}}, *repo, "x86_64");
   ASSERT_FALSE(pinned_old.pinned.empty());
   EXPECT_EQ(pinned_old.pinned.back().nevra(), "gcc-0:12-1.x86_64");
