@@ -33,7 +33,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     case 2: {
       auto u = kmr::nixos::nar_url("https://c", std::string(text));
-      if (u && (u->find("..") != std::string::npos || u->rfind("https://c/", 0) != 0)) __builtin_trap();
+      if (u) {
+        // Every accepted URL stays under the cache: no "." or ".." segment
+        // (a file name such as "x...xz" is fine), no query, no fragment.
+        if (u->rfind("https://c/", 0) != 0) __builtin_trap();
+        std::string_view rest(*u);
+        rest.remove_prefix(10);
+        while (true) {
+          const auto slash = rest.find('/');
+          const auto seg = rest.substr(0, slash);
+          if (seg.empty() || seg == "." || seg == ".." || seg.find_first_of("?#%") != std::string_view::npos) __builtin_trap();
+          if (slash == std::string_view::npos) break;
+          rest.remove_prefix(slash + 1);
+        }
+      }
       break;
     }
     case 3:
