@@ -1,6 +1,7 @@
 #include "rebuilder/rebuild/backend.h"
 
 #include <filesystem>
+#include <map>
 
 #include "rebuilder/base/bytes.h"
 #include "rebuilder/base/file.h"
@@ -11,6 +12,28 @@
 namespace kmr::build {
 
 namespace fs = std::filesystem;
+
+namespace {
+std::map<std::string, BackendFactory, std::less<>>& registry() {
+  static std::map<std::string, BackendFactory, std::less<>> backends;
+  return backends;
+}
+}  // namespace
+
+BackendRegistrar::BackendRegistrar(std::initializer_list<std::string_view> names, BackendFactory factory) {
+  for (std::string_view n : names) registry().emplace(std::string(n), factory);
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  auto it = registry().find(name);
+  return it == registry().end() ? nullptr : it->second(name);
+}
+
+std::vector<std::string> registered_backends() {
+  std::vector<std::string> names;
+  for (const auto& [n, f] : registry()) names.push_back(n);
+  return names;
+}
 
 std::string base_of(const std::string& p) { return fs::path(p).filename().string(); }
 std::string dir_of(const std::string& p) {

@@ -12,13 +12,14 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rebuilder/base/result.h"
 #include "rebuilder/buildenv/environment.h"
 #include "rebuilder/buildenv/sandbox.h"
 #include "rebuilder/rebuild/artifact.h"
-#include "rebuilder/rebuild/rebuild.h"
+#include "rebuilder/rebuild/options.h"
 
 namespace kmr::build {
 
@@ -48,10 +49,21 @@ class Backend {
   virtual Result<std::vector<std::string>> collect(const Job& job, const BuildEnvironment& env) = 0;
 };
 
-std::unique_ptr<Backend> make_arch_backend();
-std::unique_ptr<Backend> make_nixos_backend();
-std::unique_ptr<Backend> make_suse_backend();
-std::unique_ptr<Backend> make_debian_backend(std::string distro);  // "debian" or "proxmox"
+// Backends register at static-initialisation time, as kmr's commands do
+// (rebuilder/base/command.h); their libraries are linked with alwayslink so
+// registration survives the linker. The factory gets the name asked for
+// ("debian" and "proxmox" share one backend).
+using BackendFactory = std::unique_ptr<Backend> (*)(const std::string& name);
+struct BackendRegistrar {
+  BackendRegistrar(std::initializer_list<std::string_view> names, BackendFactory factory);
+};
+// The backend registered under `name`; nullptr when none is.
+std::unique_ptr<Backend> make_backend(const std::string& name);
+// Every registered name, sorted.
+std::vector<std::string> registered_backends();
+
+#define KMR_REGISTER_BACKEND(ident, factory, ...) \
+  static const ::kmr::build::BackendRegistrar kmr_backend_##ident{{__VA_ARGS__}, factory}
 
 // ---- helpers shared by the backends ----
 

@@ -23,14 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::unique_ptr<Backend> make_backend(const std::string& name) {
-  if (name == "arch") return make_arch_backend();
-  if (name == "nixos" || name == "nix") return make_nixos_backend();
-  if (name == "suse") return make_suse_backend();
-  if (name == "proxmox" || name == "debian") return make_debian_backend(name);
-  return nullptr;
-}
-
 std::string default_work_root() {
   const char* e = std::getenv("KMR_REBUILD_DIR");
   return e && *e ? e : "/var/tmp/kmr-rebuild";

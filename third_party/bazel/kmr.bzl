@@ -53,3 +53,32 @@ def kmr_cc_fuzz_test(name, srcs, deps = [], corpus = None, copts = [], **kwargs)
         tags = ["manual", "fuzzer"],
         testonly = True,
     )
+
+def kmr_embedded_scripts(name, srcs, out, namespace):
+    """Shell scripts kept as files and compiled in as string constants.
+
+    Each `foo-bar.sh` of `srcs` becomes `inline constexpr std::string_view
+    kFooBarScript` in the header `out`, inside `namespace`. A script holding
+    the raw-string delimiter fails the build.
+    """
+    native.genrule(
+        name = name,
+        srcs = srcs,
+        outs = [out],
+        cmd = """
+{
+  echo '#pragma once'
+  echo '// Generated from shell scripts by kmr_embedded_scripts (rule %s).'
+  echo '#include <string_view>'
+  echo 'namespace %s {'
+  for f in $(SRCS); do
+    if grep -q ')kmrscript' "$$f"; then echo "$$f holds the delimiter" >&2; exit 1; fi
+    name=$$(basename "$$f" .sh | sed -E 's/(^|-)([a-z])/\\U\\2/g')
+    printf 'inline constexpr std::string_view k%%sScript = R"kmrscript(' "$$name"
+    cat "$$f"
+    echo ')kmrscript";'
+  done
+  echo '}  // namespace %s'
+} > $@
+""" % (name, namespace, namespace),
+    )

@@ -223,8 +223,10 @@ class NixBackend : public Backend {
   std::vector<std::string> cache_missing_;
 };
 
+std::unique_ptr<Backend> make_nixos_backend(const std::string& /*name*/) { return std::make_unique<NixBackend>(); }
+
 }  // namespace
 
-std::unique_ptr<Backend> make_nixos_backend() { return std::make_unique<NixBackend>(); }
+KMR_REGISTER_BACKEND(nixos, make_nixos_backend, "nixos", "nix");
 
 }  // namespace kmr::build

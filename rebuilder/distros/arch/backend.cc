@@ -173,8 +173,10 @@ class ArchBackend : public Backend {
   std::optional<Error> root_error_;   // making the archive root failed
 };
 
+std::unique_ptr<Backend> make_arch_backend(const std::string& /*name*/) { return std::make_unique<ArchBackend>(); }
+
 }  // namespace
 
-std::unique_ptr<Backend> make_arch_backend() { return std::make_unique<ArchBackend>(); }
+KMR_REGISTER_BACKEND(arch, make_arch_backend, "arch");
 
 }  // namespace kmr::build

@@ -1,6 +1,6 @@
 // Debian and Proxmox backend: Debian / Proxmox: dpkg-buildpackage with the .buildinfo environment.
 #include "rebuilder/rebuild/backend.h"
-#include "rebuilder/rebuild/backends/scripts.h"
+#include "rebuilder/distros/debian/scripts.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -233,8 +233,10 @@ p.argv = {"/bin/sh", "-c", std::string(kDebianBuildScript), "debian-build.sh", p
   std::string src_;       // host directory holding the source package and the built packages
 };
 
+std::unique_ptr<Backend> make_debian_backend(const std::string& name) { return std::make_unique<DebianBackend>(name); }
+
 }  // namespace
 
-std::unique_ptr<Backend> make_debian_backend(std::string distro) { return std::make_unique<DebianBackend>(std::move(distro)); }
+KMR_REGISTER_BACKEND(debian, make_debian_backend, "debian", "proxmox");
 
 }  // namespace kmr::build

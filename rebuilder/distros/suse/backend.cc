@@ -1,6 +1,6 @@
 // SUSE backend: SUSE: rpmbuild --rebuild of the source RPM with the recorded macros.
 #include "rebuilder/rebuild/backend.h"
-#include "rebuilder/rebuild/backends/scripts.h"
+#include "rebuilder/distros/suse/scripts.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -223,8 +223,10 @@ class SuseBackend : public Backend {
   std::optional<Error> root_error_;
 };
 
+std::unique_ptr<Backend> make_suse_backend(const std::string& /*name*/) { return std::make_unique<SuseBackend>(); }
+
 }  // namespace
 
-std::unique_ptr<Backend> make_suse_backend() { return std::make_unique<SuseBackend>(); }
+KMR_REGISTER_BACKEND(suse, make_suse_backend, "suse");
 
 }  // namespace kmr::build
