@@ -22,34 +22,17 @@ R="${TEST_SRCDIR:-$PWD/..}/kmr"
 KMR="$R/rebuilder/cli/kmr"
 source "$R/tests/lib/require.sh"
 source "$R/tests/lib/https_mirror.sh"
+source "$R/rebuilder/distros/nixos/nix_fixture.sh"
 T=${TEST_TMPDIR:-$(mktemp -d)}
-for t in nix-store nix curl python3 openssl; do kmr_have "$t" || kmr_skip "$t not installed"; done
-FX=$("$R/tests/fixtures/repos/ensure-fixtures.sh" 2> "$T/fixtures.err"); rc=$?
-case $rc in
-  0) ;;
-  3) kmr_skip "$(cat "$T/fixtures.err")" ;;
-  *) cat "$T/fixtures.err"; echo "FAIL: fixture repositories could not be built"; exit 1 ;;
-esac
+kmr_nix_fixture nix-store nix curl python3 openssl
 fail=0
 check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
-SET=$FX/nixos/pristine
-KEY=$FX/nixos/cache-key.pub
 mkdir -p "$T/www" "$T/tls" "$T/stub" "$T/pkgs"
 cp -r "$SET/cache" "$T/www/good"
 kmr_https_mirror "$T/www" "$T/tls" || { echo "FAIL: the HTTPS mirror did not start"; exit 1; }
 trap 'kill "$KMR_MIRROR_PID" 2>/dev/null' EXIT
 export SSL_CERT_FILE=$KMR_MIRROR_CA KMR_REBUILD_DIR=$T/work
-# The shipped packages: the outputs' narinfos (their NARs beside them, as kmr reads them).
-mapfile -t PKGS < <(python3 - "$FX/manifest.json" <<'PY'
-import json, os, sys
-m = json.load(open(sys.argv[1])); root = os.path.dirname(sys.argv[1])
-s = next(s for s in m["sets"] if s["repo"] == "nixos/pristine/cache")
-for p in s["packages"]:
-    print(os.path.join(root, p["path"]))
-PY
-)
 check "three output narinfos in the manifest" '((${#PKGS[@]} == 3))'
-DRV=/nix/store/$(sed -n 's/^Deriver: //p' "${PKGS[0]}")
 # A `nix` that fails: the host-store path (nix copy from /nix/store) cannot run.
 printf '#!/bin/sh\necho "nix $*" >> %s/stub.log\nexit 1\n' "$T" > "$T/stub/nix"
 chmod +x "$T/stub/nix"

@@ -200,6 +200,34 @@ Result<void> fetch_closure(const Fetcher& fetch, const CacheOptions& options, co
   return ok();
 }
 
+Result<void> fetch_input_outputs(const Fetcher& fetch, const CacheOptions& options, const std::string& drv_path,
+                                 const Derivation& derivation, const std::map<std::string, Derivation>& drvs,
+                                 Closure& c) {
+  const auto own = derivation.output_paths();
+  const std::set<std::string> forbidden(own.begin(), own.end());
+  for (const auto& p : own) {
+    if (c.paths.count(p)) {
+      return Error(ErrorCode::kVerificationFailed, drv_path + ": the derivation closure holds its own output " + p);
+    }
+  }
+  std::vector<std::string> wanted;
+  for (const auto& [in_drv, outs] : derivation.input_drvs) {
+    const auto it = drvs.find(in_drv);
+    if (it == drvs.end()) {
+      c.missing.push_back(in_drv + ": not in the derivation closure");
+      continue;
+    }
+    for (const auto& o : outs) {
+      const auto oi = it->second.outputs.find(o);
+      if (oi == it->second.outputs.end() || oi->second.path.empty()) {
+        return malformed(in_drv + ": no output '" + o + "' with a fixed path (asked for by " + drv_path + ")");
+      }
+      wanted.push_back(oi->second.path);
+    }
+  }
+  return fetch_closure(fetch, options, wanted, forbidden, c);
+}
+
 Result<Closure> fetch_build_inputs(const Fetcher& fetch, const CacheOptions& options, const std::string& drv_path,
                                    Derivation& derivation) {
   if (!is_store_path(drv_path) || !is_drv(drv_path)) return malformed("'" + drv_path + "' is not a .drv store path");
@@ -215,29 +243,7 @@ Result<Closure> fetch_build_inputs(const Fetcher& fetch, const CacheOptions& opt
     drvs.emplace(p, std::move(d));
   }
   derivation = drvs.at(drv_path);
-  const auto own = derivation.output_paths();
-  const std::set<std::string> forbidden(own.begin(), own.end());
-  for (const auto& p : own) {
-    if (c.paths.count(p)) {
-      return Error(ErrorCode::kVerificationFailed, drv_path + ": the derivation closure holds its own output " + p);
-    }
-  }
-  std::vector<std::string> wanted;
-  for (const auto& [in_drv, outs] : derivation.input_drvs) {
-    const auto it = drvs.find(in_drv);
-    if (it == drvs.end()) {
-      c.missing.push_back(in_drv + ": not in the derivation closure the cache served");
-      continue;
-    }
-    for (const auto& o : outs) {
-      const auto oi = it->second.outputs.find(o);
-      if (oi == it->second.outputs.end() || oi->second.path.empty()) {
-        return malformed(in_drv + ": no output '" + o + "' with a fixed path (asked for by " + drv_path + ")");
-      }
-      wanted.push_back(oi->second.path);
-    }
-  }
-  KMR_TRY(fetch_closure(fetch, options, wanted, forbidden, c));
+  KMR_TRY(fetch_input_outputs(fetch, options, drv_path, derivation, drvs, c));
   return c;
 }
 

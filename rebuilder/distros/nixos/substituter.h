@@ -82,6 +82,15 @@ struct Closure {
 Result<void> fetch_closure(const Fetcher& fetch, const CacheOptions& options, const std::vector<std::string>& roots,
                            const std::set<std::string>& forbidden, Closure& into);
 
+// The named outputs of every input derivation of `derivation` (at
+// `drv_path`), with their closures, into `into`; its own outputs are
+// forbidden. `drvs` holds the parsed input derivations by path (fetched from
+// the cache, or read from the job's store after instantiating nixpkgs); one
+// absent from it is listed as missing.
+Result<void> fetch_input_outputs(const Fetcher& fetch, const CacheOptions& options, const std::string& drv_path,
+                                 const Derivation& derivation, const std::map<std::string, Derivation>& drvs,
+                                 Closure& into);
+
 // What a rebuild of `drv_path` needs from the cache: the derivation closure
 // (every .drv and input source, through References) and the named outputs
 // of every input derivation with their closures. The derivation's own

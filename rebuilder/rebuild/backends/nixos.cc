@@ -1,6 +1,7 @@
 // NixOS backend: nix-store --realise of the deriver in the job's own store,
 // its inputs from the host store or, with --repository, from a binary cache
-// (rebuilder/distros/nixos/substituter.h).
+// (rebuilder/distros/nixos/substituter.h); a .drv the cache does not serve
+// is instantiated from the job's nixpkgs tarball (instantiate.h).
 #include "rebuilder/rebuild/backend.h"
 #include "rebuilder/rebuild/backends/scripts.h"
 
@@ -19,6 +20,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/nixos/instantiate.h"
 #include "rebuilder/distros/nixos/substituter.h"
 
 namespace kmr::build {
@@ -152,12 +154,19 @@ class NixBackend : public Backend {
     s.uid = 0;
     s.gid = 0;
     s.user = "root";
-    if (repository_.empty()) {
-      KMR_TRY(seed_job_store(env.fields.at("drv"), job.work + "/nixroot"));
+    std::string root = job.work + "/nixroot";
+    if (!instantiated_root_.empty()) {
+      // The store nix-instantiate wrote in its sandbox: untrusted since, so
+      // the host never writes to it; the inputs are imported inside
+      // (nix-realise.sh, KMR_NIX_IMPORT).
+      root = instantiated_root_;
+      s.env["KMR_NIX_IMPORT"] = "/build/kmr-nix-inputs.export";
+    } else if (repository_.empty()) {
+      KMR_TRY(seed_job_store(env.fields.at("drv"), root));
     } else {
-      KMR_TRY(import_into_job_store(job.work + "/kmr-nix-inputs.export", job.work + "/nixroot"));
+      KMR_TRY(import_into_job_store(job.work + "/kmr-nix-inputs.export", root));
     }
-    s.mounts.push_back({job.work + "/nixroot/nix", "/nix", true});
+    s.mounts.push_back({root + "/nix", "/nix", true});
     s.env["NIX_CONFIG"] = "build-users-group =\nexperimental-features = nix-command\nsandbox = false\nsubstituters =";
     s.env["NIX_REMOTE"] = "";
     fs::create_directories(job.work + "/build/out");
@@ -198,6 +207,9 @@ class NixBackend : public Backend {
     KMR_ASSIGN_OR_RETURN(auto closure, nixos::fetch_build_inputs(nixos::http_fetcher(std::chrono::minutes(30)), o, drv, d));
     cache_missing_ = closure.missing;
     if (!closure.paths.count(drv)) {
+      auto tarball = nixos::find_nixpkgs_tarball(job.options.sources);
+      if (tarball) return from_nixpkgs(job, env, o, drv, *tarball);
+      if (tarball.error().code() != ErrorCode::kNotFound) return std::move(tarball).error().with_context("--sources");
       for (auto& m : cache_missing_) {
         if (m.rfind(drv + ": ", 0) == 0) m += " (the cache does not serve the derivation: instantiate nixpkgs at the channel revision)";
       }
@@ -219,7 +231,67 @@ class NixBackend : public Backend {
     return nixos::write_export(closure, job.work + "/kmr-nix-inputs.export");
   }
 
+  // The cache served no .drv: nixpkgs at the channel's revision (the job's
+  // nixpkgs-<rev>.tar.gz) instantiated in the sandbox must give exactly the
+  // Deriver; the outputs of its input derivations then come from the cache.
+  Result<void> from_nixpkgs(const Job& job, BuildEnvironment& env, const nixos::CacheOptions& o, const std::string& drv,
+                            const std::string& tarball) {
+    cache_missing_.clear();
+    nixos::InstantiateRequest req;
+    req.tarball = tarball;
+    req.deriver = drv;
+    KMR_ASSIGN_OR_RETURN(req.attr, nixos::explicit_attribute(job.options.sources));
+    if (req.attr.empty()) {
+      auto a = nixos::attribute_for_deriver(drv);
+      if (!a) {
+        cache_missing_.push_back(drv + ": " + a.error().message());
+        return ok();
+      }
+      req.attr = *a;
+    }
+    for (const auto& a : job.shipped) {
+      auto it = a.build_description.find("narinfo");
+      if (it == a.build_description.end()) continue;
+      KMR_ASSIGN_OR_RETURN(auto e, parse_nix_narinfo(it->second));
+      if (e.fields.count("StorePath")) req.shipped_outputs.push_back(e.fields.at("StorePath"));
+    }
+    req.work_dir = job.work + "/eval";
+    req.memory_bytes = std::min<std::uint64_t>(job.options.memory_bytes, 8ull << 30);
+    env.fields["nixpkgs_tarball"] = base_of(tarball);
+    env.fields["nix_attr"] = req.attr;
+    if (job.options.progress) job.options.progress("instantiating " + base_of(tarball) + " -A " + req.attr + " in the sandbox");
+    auto inst = nixos::instantiate(req);
+    if (!inst) {
+      if (inst.error().code() != ErrorCode::kNotFound) return std::move(inst).error();
+      cache_missing_.push_back(drv + ": " + inst.error().message());
+      return ok();
+    }
+    env.fields["nixpkgs_sha256"] = inst->tarball_sha256;
+    env.fields["drv_source"] = "instantiated";
+    env.fields["drv_sha256"] = inst->drv_sha256;
+    env.fields["instantiate_ms"] = std::to_string(inst->eval_time.count());
+    const auto sde = inst->derivation.env.find("SOURCE_DATE_EPOCH");
+    if (sde != inst->derivation.env.end() && !sde->second.empty() && sde->second.size() <= 18 &&
+        sde->second.find_first_not_of("0123456789") == std::string::npos) {
+      env.env["SOURCE_DATE_EPOCH"] = sde->second;
+      env.source_date_epoch = std::strtoll(sde->second.c_str(), nullptr, 10);
+    }
+    nixos::Closure closure;
+    KMR_TRY(nixos::fetch_input_outputs(nixos::http_fetcher(std::chrono::minutes(30)), o, drv, inst->derivation,
+                                       inst->closure, closure));
+    cache_missing_ = closure.missing;
+    std::string names;
+    for (const auto& p : closure.order) names += (names.empty() ? "" : " ") + base_of(p);
+    env.fields["substituted"] = names;
+    env.fields["substituted_nar_bytes"] = std::to_string(closure.nar_bytes);
+    instantiated_root_ = inst->store_root;
+    if (!cache_missing_.empty()) return ok();
+    fs::create_directories(job.work + "/build");
+    return nixos::write_export(closure, job.work + "/build/kmr-nix-inputs.export");
+  }
+
   std::string repository_;
+  std::string instantiated_root_;
   std::vector<std::string> cache_missing_;
 };
 

@@ -3,9 +3,15 @@
 #   nix-realise.sh DRV
 # rebuilds every output of DRV and dumps each as out/<name>.nar (the
 # rebuilt .check copy when the output was already present).
-# Exit 2/3: the store could not be queried or cleaned; else nix's status.
+# With KMR_NIX_IMPORT set, the paths in that file (nix-store --export
+# format, verified by kmr) are imported first: the job's store was written by
+# nix-instantiate in an earlier sandbox, and the host does not write to it.
+# Exit 2/3: the store could not be queried, imported or cleaned; else nix's status.
 set -u
 drv=$1
+if [ -n "${KMR_NIX_IMPORT:-}" ]; then
+  nix-store --import < "$KMR_NIX_IMPORT" > /dev/null || { echo "kmr: nix-store --import of $KMR_NIX_IMPORT failed"; exit 2; }
+fi
 outs=$(nix-store --query --outputs "$drv") || exit 2
 valid=1
 for o in $outs; do nix-store --check-validity "$o" 2>/dev/null || valid=0; rm -rf "$o.check"; done
