@@ -3,7 +3,7 @@
 // (rebuilder/distros/nixos/substituter.h); a .drv the cache does not serve
 // is instantiated from the job's nixpkgs tarball (instantiate.h).
 #include "rebuilder/rebuild/backend.h"
-#include "rebuilder/rebuild/backends/scripts.h"
+#include "rebuilder/distros/nixos/scripts.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
