@@ -218,7 +218,9 @@ TEST_F(Instantiate, InTheSandbox) {
   std::ofstream(top + "/default.nix")
       << "{ ... }: let mk = name: derivation { inherit name; system = \"x86_64-linux\"; builder = \"/bin/sh\";\n"
          "  args = [ ./pkgs/builder.sh ]; outputs = [ \"out\" \"dev\" ]; }; in {\n"
-         "  hello = mk \"hello-1.0\";\n"
+         "  dep = mk \"dep-1.0\";\n"
+         "  hello = derivation { name = \"hello-1.0\"; system = \"x86_64-linux\";\n"
+         "    builder = \"/bin/sh\"; args = [ ./pkgs/builder.sh ]; outputs = [ \"out\" \"dev\" ]; dep = mk \"dep-1.0\"; };\n"
          "  other = mk \"other-1.0\";\n"
          "  shadow = mk (builtins.readFile \"/etc/shadow\");\n"
          "  secret = mk (builtins.readFile \"" << secret << "\");\n"
@@ -243,7 +245,11 @@ TEST_F(Instantiate, InTheSandbox) {
   auto got = instantiate(req);
   ASSERT_TRUE(got) << got.error().to_string();
   EXPECT_EQ(got->drv, want);
-  EXPECT_EQ(got->closure.size(), 1u);
+  // The input derivation was read back from the job's store too.
+  ASSERT_EQ(got->closure.size(), 2u);
+  ASSERT_EQ(got->derivation.input_drvs.size(), 1u);
+  EXPECT_TRUE(got->closure.count(got->derivation.input_drvs.begin()->first));
+  EXPECT_TRUE(got->derivation.input_drvs.begin()->first.ends_with("-dep-1.0.drv"));
   EXPECT_EQ(got->unpacked.top, "nixpkgs-0123");
   EXPECT_EQ(got->tarball_sha256.size(), 64u);
   auto host_text = read_text_file(d + "/hostroot" + want, 1 << 20);
