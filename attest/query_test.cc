@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <variant>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,7 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/net/router.h"
 
 namespace kmr::attest {
 namespace {
@@ -57,7 +59,7 @@ class FakeRebuilder {
       : root_(root + "/" + name), name_(name), key_(std::move(Ed25519Key::generate()).value()) {
     open_log("log");
     server_ = std::make_unique<testing::TestHttpServer>(
-        [this](std::string_view m, std::string_view p, std::string_view q) { return handle(m, p, q); });
+        [this](const net::HttpRequest& req) { return handle(req); });
   }
   ~FakeRebuilder() { server_.reset(); }
 
@@ -131,16 +133,22 @@ class FakeRebuilder {
  private:
   void open_log(const std::string& sub, const std::string& origin = "") {
     ::mkdir(root_.c_str(), 0755);
+    router_.reset();
     svc_.reset();
     log_ = std::move(TransparencyLog::open(root_ + "/" + sub)).value();
     svc_ = std::make_unique<AttestationService>(*log_, key_, origin.empty() ? name_ + ".example/log" : origin, KeySet());
+    router_ = std::make_unique<net::Router>();
+    svc_->add_routes(*router_);
   }
 
-  HttpResponse handle(std::string_view m, std::string_view path, std::string_view q) {
+  // The log's routes through the router kmrd uses, then a stand-in for kmrd's artifact routes.
+  net::HttpResponse handle(const net::HttpRequest& req) {
     std::lock_guard<std::mutex> lock(mu_);
-    HttpResponse r = svc_->handle(m, path, q);
-    if (r.handled) return r;
-    r = HttpResponse();
+    auto parsed = net::parse_target(req.target);
+    if (auto* refused = std::get_if<net::HttpResponse>(&parsed)) return *refused;
+    const std::string& path = std::get<net::Target>(parsed).path;
+    if (auto answer = router_->route(req, std::get<net::Target>(parsed))) return *answer;
+    net::HttpResponse r;
     constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
     constexpr std::string_view kAtt = "/api/v1/attestations/";
     constexpr std::string_view kStore = "/api/v1/artifacts/store-path/";
@@ -191,6 +199,7 @@ class FakeRebuilder {
   std::mutex mu_;
   std::unique_ptr<TransparencyLog> log_;
   std::unique_ptr<AttestationService> svc_;
+  std::unique_ptr<net::Router> router_;
   std::vector<std::string> envelopes_;
   unsigned published_ = 0;
   std::map<std::string, std::vector<std::size_t>> by_digest_;

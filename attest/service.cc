@@ -1,7 +1,7 @@
 #include "attest/service.h"
 
-#include <cstdio>
 #include <optional>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -14,24 +14,35 @@
 namespace kmr::attest {
 namespace {
 
+using net::HttpResponse;
+using net::Query;
+
 constexpr const char* kImmutable = "public, max-age=31536000, immutable";
 
-HttpResponse error_response(int status, const Error& e) {
-  HttpResponse r;
-  r.status = status;
-  nlohmann::json j;
-  j["error"] = {{"code", std::string(error_code_name(e.code()))}, {"message", e.to_string()}};
-  r.body = j.dump() + "\n";
-  r.cache_control = "no-store";
+// kmrd's error shape; log answers change as the log grows, so no error is stored by caches.
+HttpResponse error_response(int status, std::string_view code, const Error& e) {
+  HttpResponse r = net::json_error(status, code, e.to_string());
+  r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }
 
+// A failure of the log: 404 for what is not there, 400 for what the request's
+// parameters got wrong, else logged and answered with a generic message.
 HttpResponse from_error(const Error& e) {
-  int status = e.code() == ErrorCode::kNotFound ? 404 : e.code() == ErrorCode::kMalformedInput ? 400 : 500;
-  if (status < 500) return error_response(status, e);
-  // Storage failures name files of the log: logged here, a generic message to the client.
-  std::fprintf(stderr, "kmr attest service: %s\n", e.to_string().c_str());
-  return error_response(500, Error(ErrorCode::kInternal, "internal error (details in the server log)"));
+  if (e.code() == ErrorCode::kNotFound) return error_response(404, "not_found", e);
+  if (e.code() == ErrorCode::kMalformedInput) return error_response(400, "bad_query", e);
+  HttpResponse r = net::internal_error_response(e, "attestation log");
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+HttpResponse ok_response(std::string body, std::string_view cache_control,
+                         std::string_view content_type = "application/json") {
+  HttpResponse r;
+  r.content_type = std::string(content_type);
+  r.body = std::move(body);
+  r.headers.emplace_back("Cache-Control", std::string(cache_control));
+  return r;
 }
 
 bool parse_u64(std::string_view s, std::uint64_t& out) {
@@ -45,13 +56,6 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
   return true;
 }
 
-const std::string* param(const std::vector<std::pair<std::string, std::string>>& q, std::string_view name) {
-  for (const auto& [k, v] : q) {
-    if (k == name) return &v;
-  }
-  return nullptr;
-}
-
 nlohmann::json b64_hashes(const std::vector<Hash>& hashes) {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& h : hashes) arr.push_back(base64_encode(Bytes(h.data(), h.size())));
@@ -62,43 +66,36 @@ std::string hex_of(const Hash& h) { return to_hex(Bytes(h.data(), h.size())); }
 
 // The leaf named by `hash=<hex>` (looked up in the log, below `size`) or
 // `index=N`; an error response when neither names one.
-std::optional<HttpResponse> leaf_index(const TransparencyLog& log,
-                                       const std::vector<std::pair<std::string, std::string>>& q,
-                                       std::uint64_t size, std::uint64_t& index) {
-  if (const std::string* h = param(q, "hash")) {
+std::optional<HttpResponse> leaf_index(const TransparencyLog& log, const Query& q, std::uint64_t size,
+                                       std::uint64_t& index) {
+  if (const std::string* h = net::first_param(q, "hash")) {
     auto raw = from_hex(*h);
-    if (!raw || raw->size() != 32) return error_response(400, malformed("hash must be 64 hex digits"));
+    if (!raw || raw->size() != 32) return error_response(400, "invalid_hex", malformed("hash must be 64 hex digits"));
     Hash lh;
     std::copy(raw->begin(), raw->end(), lh.begin());
     auto found = log.find_leaf(lh);
-    if (!found || *found >= size) return error_response(404, not_found("leaf hash not in the log at this size"));
+    if (!found || *found >= size)
+      return error_response(404, "not_found", not_found("leaf hash not in the log at this size"));
     index = *found;
-  } else if (const std::string* i = param(q, "index")) {
-    if (!parse_u64(*i, index)) return error_response(400, malformed("index must be a decimal number"));
+  } else if (const std::string* i = net::first_param(q, "index")) {
+    if (!parse_u64(*i, index)) return error_response(400, "bad_query", malformed("index must be a decimal number"));
   } else {
-    return error_response(400, malformed("index or hash is required"));
+    return error_response(400, "bad_query", malformed("index or hash is required"));
   }
   return std::nullopt;
 }
 
-}  // namespace
-
-std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query) {
-  std::vector<std::pair<std::string, std::string>> out;
-  while (!query.empty() && out.size() < 32) {
-    auto amp = query.find('&');
-    std::string_view part = query.substr(0, amp);
-    auto eq = part.find('=');
-    if (eq == std::string_view::npos) {
-      out.emplace_back(std::string(part), "");
-    } else {
-      out.emplace_back(std::string(part.substr(0, eq)), std::string(part.substr(eq + 1)));
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return out;
+// A decimal query parameter; false (and `bad` set) when present and not decimal
+// or, when `required`, absent.
+bool u64_param(const Query& q, const std::string& name, bool required, std::uint64_t& out,
+               std::optional<HttpResponse>& bad) {
+  const std::string* v = net::first_param(q, name);
+  if ((v == nullptr && !required) || (v != nullptr && parse_u64(*v, out))) return true;
+  bad = error_response(400, "bad_query", malformed(name + " must be a decimal number"));
+  return false;
 }
+
+}  // namespace
 
 AttestationService::AttestationService(TransparencyLog& log, const Ed25519Key& signing_key, std::string origin,
                                        KeySet keys)
@@ -137,119 +134,98 @@ Result<AttestationService::Published> AttestationService::attest(const Statement
   return p;
 }
 
-HttpResponse AttestationService::handle(std::string_view method, std::string_view path, std::string_view query) const {
-  bool ours = path == "/api/v1/keys" || path == "/checkpoint" || path.rfind("/api/v1/log/", 0) == 0 ||
-              path.rfind("/tile/", 0) == 0;
-  if (!ours) {
-    HttpResponse r;
-    r.handled = false;
-    r.status = 404;
-    return r;
+void AttestationService::add_routes(net::Router& router) const {
+  using net::RouteRequest;
+  router.exact("/api/v1/keys", "/api/v1/keys", [this](const RouteRequest&) { return keys_response(); })
+      .exact("/api/v1/log/checkpoint", "/api/v1/log", [this](const RouteRequest&) { return checkpoint_response(); })
+      .exact("/checkpoint", "/api/v1/log", [this](const RouteRequest&) { return checkpoint_response(); })
+      .prefix("/api/v1/log/entries/", "/api/v1/log", [this](const RouteRequest& r) { return entry_response(r); })
+      .exact("/api/v1/log/proof/inclusion", "/api/v1/log",
+             [this](const RouteRequest& r) { return inclusion_response(r.query); })
+      .exact("/api/v1/log/proof/tlog", "/api/v1/log",
+             [this](const RouteRequest& r) { return tlog_proof_response(r.query); })
+      .exact("/api/v1/log/proof/consistency", "/api/v1/log",
+             [this](const RouteRequest& r) { return consistency_response(r.query); })
+      .prefix("/api/v1/log/", "/api/v1/log",
+              [](const RouteRequest&) { return error_response(404, "not_found", not_found("no such endpoint")); })
+      .prefix("/tile/", "/tile", [this](const RouteRequest& r) { return tile_response(r.rest); });
+}
+
+HttpResponse AttestationService::keys_response() const { return ok_response(keys_.to_json(), "public, max-age=300"); }
+
+HttpResponse AttestationService::checkpoint_response() const {
+  auto note = checkpoint_note();
+  if (!note) return from_error(note.error());
+  return ok_response(std::move(*note), "no-cache", "text/plain; charset=utf-8");
+}
+
+HttpResponse AttestationService::entry_response(const net::RouteRequest& req) const {
+  std::uint64_t index = 0;
+  if (!parse_u64(req.rest, index))
+    return error_response(400, "invalid_id", malformed("entry index must be a decimal number"));
+  auto e = log_.entry(index);
+  if (!e) return from_error(e.error());
+  const std::string etag = "\"" + hex_of(leaf_hash(*e)) + "\"";
+  HttpResponse r = ok_response(std::string(e->begin(), e->end()), kImmutable);
+  r.headers.emplace_back("ETag", etag);
+  if (net::etag_matches(req.http.header("if-none-match"), etag)) {
+    r.status = 304;
+    r.body.clear();
   }
-  if (method != "GET" && method != "HEAD") {
-    return error_response(405, Error(ErrorCode::kMalformedInput, "method not allowed"));
-  }
-  HttpResponse r = route(path, query);
-  if (method == "HEAD") r.body.clear();
   return r;
 }
 
-HttpResponse AttestationService::route(std::string_view path, std::string_view query) const {
-  auto q = parse_query(query);
-  if (path == "/api/v1/keys") {
-    HttpResponse r;
-    r.body = keys_.to_json();
-    r.cache_control = "public, max-age=300";
-    return r;
-  }
-  if (path == "/api/v1/log/checkpoint" || path == "/checkpoint") {
-    auto note = checkpoint_note();
-    if (!note) return from_error(note.error());
-    HttpResponse r;
-    r.content_type = "text/plain; charset=utf-8";
-    r.body = std::move(*note);
-    r.cache_control = "no-cache";
-    return r;
-  }
-  constexpr std::string_view kEntries = "/api/v1/log/entries/";
-  if (path.rfind(kEntries, 0) == 0) {
-    std::uint64_t index = 0;
-    if (!parse_u64(path.substr(kEntries.size()), index)) return error_response(400, malformed("entry index must be a decimal number"));
-    auto e = log_.entry(index);
-    if (!e) return from_error(e.error());
-    HttpResponse r;
-    r.body.assign(e->begin(), e->end());
-    r.cache_control = kImmutable;
-    r.etag = "\"" + hex_of(leaf_hash(*e)) + "\"";
-    return r;
-  }
-  if (path == "/api/v1/log/proof/inclusion") {
-    std::uint64_t size = log_.size();
-    if (const std::string* s = param(q, "size")) {
-      if (!parse_u64(*s, size)) return error_response(400, malformed("size must be a decimal number"));
-    }
-    std::uint64_t index = 0;
-    if (auto bad = leaf_index(log_, q, size, index)) return *bad;
-    auto proof = log_.inclusion_proof(index, size);
-    if (!proof) return from_error(proof.error());
-    auto leaf = log_.leaf(index);
-    if (!leaf) return from_error(leaf.error());
-    nlohmann::json j;
-    j["index"] = index;
-    j["tree_size"] = size;
-    j["leaf_hash"] = hex_of(*leaf);
-    j["hashes"] = b64_hashes(*proof);
-    HttpResponse r;
-    r.body = j.dump() + "\n";
-    r.cache_control = param(q, "size") ? kImmutable : "no-cache";
-    return r;
-  }
-  if (path == "/api/v1/log/proof/tlog") {
-    std::uint64_t size = 0;
-    auto note = checkpoint_note(size);
-    if (!note) return from_error(note.error());
-    std::uint64_t index = 0;
-    if (auto bad = leaf_index(log_, q, size, index)) return *bad;
-    auto proof = log_.inclusion_proof(index, size);
-    if (!proof) return from_error(proof.error());
-    HttpResponse r;
-    r.content_type = "text/plain; charset=utf-8";
-    r.body = make_tlog_proof(index, *proof, *note);
-    r.cache_control = "no-cache";
-    return r;
-  }
-  if (path == "/api/v1/log/proof/consistency") {
-    const std::string* o = param(q, "old");
-    const std::string* n = param(q, "new");
-    std::uint64_t old_size = 0;
-    std::uint64_t new_size = 0;
-    if (o == nullptr || !parse_u64(*o, old_size)) return error_response(400, malformed("old must be a decimal number"));
-    if (n == nullptr || !parse_u64(*n, new_size)) return error_response(400, malformed("new must be a decimal number"));
-    auto proof = log_.consistency_proof(old_size, new_size);
-    if (!proof) return from_error(proof.error());
-    nlohmann::json j;
-    j["old_size"] = old_size;
-    j["new_size"] = new_size;
-    j["hashes"] = b64_hashes(*proof);
-    HttpResponse r;
-    r.body = j.dump() + "\n";
-    r.cache_control = kImmutable;
-    return r;
-  }
-  if (path.rfind("/tile/", 0) == 0) {
-    auto t = parse_tile_path(path.substr(6));
-    if (!t) return error_response(404, t.error());
-    std::uint64_t size = log_.size();
-    auto body = t->entries ? log_.entry_bundle(t->index, t->width, size)
-                           : log_.tile(t->level, t->index, t->width, size);
-    if (!body) return from_error(body.error());
-    HttpResponse r;
-    r.content_type = "application/octet-stream";
-    r.body = std::move(*body);
-    r.cache_control = kImmutable;
-    return r;
-  }
-  return error_response(404, not_found("no such endpoint"));
+HttpResponse AttestationService::inclusion_response(const Query& q) const {
+  std::optional<HttpResponse> bad;
+  std::uint64_t size = log_.size();
+  if (!u64_param(q, "size", false, size, bad)) return *bad;
+  std::uint64_t index = 0;
+  if (auto refused = leaf_index(log_, q, size, index)) return *refused;
+  auto proof = log_.inclusion_proof(index, size);
+  if (!proof) return from_error(proof.error());
+  auto leaf = log_.leaf(index);
+  if (!leaf) return from_error(leaf.error());
+  nlohmann::json j;
+  j["index"] = index;
+  j["tree_size"] = size;
+  j["leaf_hash"] = hex_of(*leaf);
+  j["hashes"] = b64_hashes(*proof);
+  // A proof for a given size never changes; one for "the current size" does.
+  return ok_response(j.dump() + "\n", net::first_param(q, "size") ? kImmutable : "no-cache");
+}
+
+HttpResponse AttestationService::tlog_proof_response(const Query& q) const {
+  std::uint64_t size = 0;
+  auto note = checkpoint_note(size);
+  if (!note) return from_error(note.error());
+  std::uint64_t index = 0;
+  if (auto refused = leaf_index(log_, q, size, index)) return *refused;
+  auto proof = log_.inclusion_proof(index, size);
+  if (!proof) return from_error(proof.error());
+  return ok_response(make_tlog_proof(index, *proof, *note), "no-cache", "text/plain; charset=utf-8");
+}
+
+HttpResponse AttestationService::consistency_response(const Query& q) const {
+  std::optional<HttpResponse> bad;
+  std::uint64_t old_size = 0;
+  std::uint64_t new_size = 0;
+  if (!u64_param(q, "old", true, old_size, bad) || !u64_param(q, "new", true, new_size, bad)) return *bad;
+  auto proof = log_.consistency_proof(old_size, new_size);
+  if (!proof) return from_error(proof.error());
+  nlohmann::json j;
+  j["old_size"] = old_size;
+  j["new_size"] = new_size;
+  j["hashes"] = b64_hashes(*proof);
+  return ok_response(j.dump() + "\n", kImmutable);
+}
+
+HttpResponse AttestationService::tile_response(std::string_view tile_path) const {
+  auto t = parse_tile_path(tile_path);
+  if (!t) return error_response(404, "not_found", t.error());
+  std::uint64_t size = log_.size();
+  auto body = t->entries ? log_.entry_bundle(t->index, t->width, size) : log_.tile(t->level, t->index, t->width, size);
+  if (!body) return from_error(body.error());
+  return ok_response(std::move(*body), kImmutable, "application/octet-stream");
 }
 
 }  // namespace kmr::attest

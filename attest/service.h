@@ -4,37 +4,28 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
 
 #include "attest/keys.h"
 #include "attest/note.h"
 #include "attest/statement.h"
 #include "attest/tlog.h"
 #include "rebuilder/base/result.h"
+#include "rebuilder/net/router.h"
 
 namespace kmr::attest {
 
-// A transport-independent HTTP response. `handled` is false when the path
-// is not one of ours (the server falls through to its own routes).
-struct HttpResponse {
-  bool handled = true;
-  int status = 200;
-  std::string content_type = "application/json";
-  std::string body;
-  std::string cache_control;  // value of the Cache-Control header
-  std::string etag;           // quoted strong ETag, or empty
-};
-
-// Serves a rebuilder's keys and transparency log. Thread-safe: handle() may
-// run on many threads while attest() appends.
+// Serves a rebuilder's keys and transparency log. Thread-safe: its handlers
+// may run on many threads while attest() appends. It has no router of its own:
+// add_routes() puts its routes into kmrd's (rebuilder/net/router.h), which
+// gives the one response type and the one error shape.
 //
-// Routes (GET only; other methods get 405):
+// Routes (GET and HEAD; other methods get 405 method_not_allowed):
 //   /api/v1/keys                      application/json KeySet::to_json()
 //   /api/v1/log/checkpoint            text/plain; charset=utf-8, C2SP signed
 //   /checkpoint                       checkpoint (tlog-tiles name), no-cache
 //   /api/v1/log/entries/{index}       the entry bytes (a DSSE envelope JSON),
-//                                     immutable; leaf hash = SHA-256(0x00||body)
+//                                     immutable, ETag the quoted hex leaf hash
+//                                     (304 on If-None-Match); leaf hash = SHA-256(0x00||body)
 //   /api/v1/log/proof/inclusion?index=I&size=N   (or hash=<hex leaf hash>;
 //                                     size defaults to the current size)
 //       {"index":I,"tree_size":N,"leaf_hash":"<hex>","hashes":["<base64>",...]}
@@ -45,7 +36,11 @@ struct HttpResponse {
 //       it reaches) for offline verification (`kmr attest verify --tlog-proof`)
 //   /tile/<L>/<N>[.p/<W>], /tile/entries/<N>[.p/<W>]   C2SP tlog-tiles,
 //                                     application/octet-stream, immutable
-// Errors: {"error":{"code":"<ErrorCode name>","message":"..."}} with 400/404.
+//   any other /api/v1/log/ path       404 not_found
+// Errors: kmrd's {"error":{"code","message"}} with Cache-Control: no-store;
+// codes invalid_id (entry index), invalid_hex (hash), bad_query (other
+// parameters), not_found (404), internal (500, generic message).
+// Metrics labels: /api/v1/keys, /api/v1/log (checkpoints too), /tile.
 class AttestationService {
  public:
   // `origin` is the checkpoint origin and note key name (no spaces or '+').
@@ -53,7 +48,8 @@ class AttestationService {
   AttestationService(TransparencyLog& log, const Ed25519Key& signing_key, std::string origin,
                      KeySet keys);
 
-  HttpResponse handle(std::string_view method, std::string_view path, std::string_view query) const;
+  // Adds the routes above to `router` (which must not outlive this service).
+  void add_routes(net::Router& router) const;
 
   // The signed checkpoint for the current log size (cached per size; Ed25519
   // is deterministic, so one size always yields the same note).
@@ -75,7 +71,13 @@ class AttestationService {
   Result<Published> attest(const StatementInput& in);
 
  private:
-  HttpResponse route(std::string_view path, std::string_view query) const;
+  net::HttpResponse keys_response() const;
+  net::HttpResponse checkpoint_response() const;
+  net::HttpResponse entry_response(const net::RouteRequest& req) const;
+  net::HttpResponse inclusion_response(const net::Query& query) const;
+  net::HttpResponse tlog_proof_response(const net::Query& query) const;
+  net::HttpResponse consistency_response(const net::Query& query) const;
+  net::HttpResponse tile_response(std::string_view tile_path) const;
 
   TransparencyLog& log_;
   const Ed25519Key& key_;
@@ -85,8 +87,5 @@ class AttestationService {
   mutable std::uint64_t cp_size_ = UINT64_MAX;
   mutable std::string cp_note_;
 };
-
-// Parses "a=1&b=2" (no percent-decoding needed for our parameters).
-std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);
 
 }  // namespace kmr::attest

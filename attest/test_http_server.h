@@ -4,10 +4,9 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <thread>
 
-#include "attest/service.h"
+#include "rebuilder/net/http_types.h"
 
 namespace kmr::attest::testing {
 
@@ -15,7 +14,7 @@ namespace kmr::attest::testing {
 // port) for tests: one connection at a time, one request per connection.
 class TestHttpServer {
  public:
-  using Handler = std::function<HttpResponse(std::string_view method, std::string_view path, std::string_view query)>;
+  using Handler = std::function<net::HttpResponse(const net::HttpRequest& request)>;
   explicit TestHttpServer(Handler handler);
   ~TestHttpServer();
   TestHttpServer(const TestHttpServer&) = delete;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -27,11 +28,10 @@
 namespace kmr::server {
 
 using nlohmann::json;
-using Query = std::multimap<std::string, std::string>;
+using net::Query;
 
 namespace {
 
-constexpr std::size_t kMaxTarget = 4096;
 constexpr std::uint64_t kMaxBlobServe = 256ull << 20;
 
 bool is_lower_hex64(std::string_view s) {
@@ -62,6 +62,24 @@ Report store_report(const verdict::WorkerReport& w) {
   return r;
 }
 
+// A report's log and diffs go to disk first (content-addressed, harmless if the report is
+// then refused), referenced from `r` by digest; false (logged) when one cannot be written.
+bool store_report_blobs(BlobStore& blobs, const verdict::WorkerReport& w, Report& r) {
+  auto put = [&](const std::optional<std::string>& data, std::optional<std::string>& ref) -> bool {
+    if (!data) return true;
+    auto h = blobs.put(*data);
+    if (!h) {
+      spdlog::error("storing a report blob: {}", h.error().to_string());
+      return false;
+    }
+    ref = *h;
+    return true;
+  };
+  std::optional<std::string> diff_json;
+  if (w.diff_json) diff_json = w.diff_json->dump();
+  return put(w.log, r.log_sha256) && put(diff_json, r.diff_json_sha256) && put(w.diff_html, r.diff_html_sha256);
+}
+
 std::optional<std::int64_t> parse_id(std::string_view s) {
   if (s.empty() || s.size() > 18) return std::nullopt;
   std::int64_t v = 0;
@@ -79,12 +97,8 @@ HttpResponse json_ok(const json& j, int status = 200) {
 
 std::string etag_of(std::string_view body) { return DocCache::etag_of(body); }
 
-bool etag_matches(std::string_view inm, const std::string& etag) {
-  return !inm.empty() && (inm == etag || inm == "*" || inm.find(etag) != std::string_view::npos);
-}
-
 bool etag_matches(const HttpRequest& req, const std::string& etag) {
-  return etag_matches(req.header("if-none-match"), etag);
+  return net::etag_matches(req.header("if-none-match"), etag);
 }
 
 // Every response carries these (finalize() and the prepared wire answers).
@@ -176,6 +190,29 @@ std::string content_type_for(const std::string& path) {
   return "application/octet-stream";
 }
 
+constexpr std::string_view kWorkerPrefix = "/api/v1/worker/";
+
+// The path of a request target (before any query) is under the worker API: its
+// answers are signed.
+bool is_worker_target(std::string_view target) { return target.rfind(kWorkerPrefix, 0) == 0; }
+
+// The method allow-list: GET, HEAD (answered as GET) and POST; rebuilderd's paths
+// answer PUT, DELETE and PATCH themselves (read-only: 403, v0 501).
+std::optional<HttpResponse> refuse_method(const HttpRequest& req) {
+  const bool rebuilderd_write = (req.method == "PUT" || req.method == "DELETE" || req.method == "PATCH") &&
+                                RebuilderdApi::serves_target(req.target);
+  if (req.method == "GET" || req.method == "POST" || rebuilderd_write) return std::nullopt;
+  HttpResponse r = json_error(405, "method_not_allowed", "only GET, HEAD and POST are supported");
+  r.headers.emplace_back("Allow", "GET, HEAD, POST");
+  return r;
+}
+
+// A store document, or the logged failure reading it.
+HttpResponse json_or_error(const Result<json>& doc, std::string_view where) {
+  if (!doc) return internal_error_response(doc.error(), where);
+  return json_ok(*doc);
+}
+
 // Strict JSON object reading for request bodies.
 struct BodyError {
   int status;
@@ -200,42 +237,6 @@ std::optional<std::string> opt_string(const json& j, const char* k, std::optiona
 }
 
 }  // namespace
-
-HttpResponse json_error(int status, std::string_view code, std::string_view message) {
-  HttpResponse r;
-  r.status = status;
-  r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
-  return r;
-}
-
-HttpResponse internal_error_response(const Error& e, std::string_view where) {
-  if (e.code() == ErrorCode::kDbBusy) {
-    spdlog::warn("{}: {}", where, e.to_string());
-    return json_error(503, "busy", "database busy, retry");
-  }
-  spdlog::error("{}: {}", where, e.to_string());
-  return json_error(500, "internal", "internal error (details in the server log)");
-}
-
-std::optional<std::string> url_decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      auto h = from_hex(s.substr(i + 1, 2));
-      if (!h || h->size() != 1 || (*h)[0] == 0) return std::nullopt;
-      out += static_cast<char>((*h)[0]);
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------- static files
 
@@ -286,6 +287,10 @@ Api::Api(Store& store, const Config& config, Metrics& metrics, Attestor* attesto
     if (c.members) doc_cache_.invalidate_members();
     if (!c.artifacts.empty()) doc_cache_.invalidate_artifacts(c.artifacts);
   });
+  add_protocol_routes();
+  add_document_routes();
+  if (attestor_) attestor_->service().add_routes(router_);
+  add_fallback_routes();
 }
 
 Api::~Api() { store_.remove_change_listener(listener_id_); }
@@ -309,7 +314,7 @@ std::optional<Api::Wire> Api::cached_wire(std::string_view method, std::string_v
   if (!t) return std::nullopt;
   auto doc = doc_cache_.find(t->key);
   if (!doc || doc->wire_200.empty()) return std::nullopt;
-  const bool not_modified = etag_matches(if_none_match, doc->etag);
+  const bool not_modified = net::etag_matches(if_none_match, doc->etag);
   metrics_.request(std::string(t->route), not_modified ? 304 : 200);
   std::string_view bytes = not_modified ? std::string_view(doc->wire_304)
                            : head       ? std::string_view(doc->wire_200).substr(0, doc->head_size)
@@ -348,66 +353,27 @@ bool Api::is_admin(const HttpRequest& req) const {
 }
 
 HttpResponse Api::handle(const HttpRequest& req) {
-  HttpResponse r;
-  std::string path;
-  Query query;
   if (req.method == "HEAD") {
     // Same answer as GET; the HTTP layer sends the headers only.
     HttpRequest get = req;
     get.method = "GET";
     return handle(get);
   }
-  // rebuilderd's paths answer PUT/DELETE/PATCH themselves (read-only: 403, v0 501).
-  const bool rebuilderd_write = (req.method == "PUT" || req.method == "DELETE" || req.method == "PATCH") &&
-                                RebuilderdApi::serves_target(req.target);
-  if (req.method != "GET" && req.method != "POST" && !rebuilderd_write) {
-    r = json_error(405, "method_not_allowed", "only GET, HEAD and POST are supported");
-    r.headers.emplace_back("Allow", "GET, HEAD, POST");
-  } else if (req.target.empty() || req.target[0] != '/' || req.target.size() > kMaxTarget) {
-    r = json_error(400, "bad_target", "request target must be an absolute path");
-  } else {
-    std::string_view t = req.target;
-    auto qpos = t.find('?');
-    std::string_view raw_path = t.substr(0, qpos);
-    bool bad = raw_path.find("..") != std::string_view::npos || raw_path.find("//") != std::string_view::npos ||
-               raw_path.find('\\') != std::string_view::npos || raw_path.find('%') != std::string_view::npos;
-    for (char c : raw_path)
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~'))
-        bad = true;
-    if (bad) {
-      r = json_error(400, "bad_path", "path contains forbidden characters or segments");
-    } else {
-      path = std::string(raw_path);
-      bool qbad = false;
-      if (qpos != std::string_view::npos) {
-        std::string_view qs = t.substr(qpos + 1);
-        while (!qs.empty()) {
-          auto amp = qs.find('&');
-          std::string_view kv = qs.substr(0, amp);
-          qs = amp == std::string_view::npos ? std::string_view() : qs.substr(amp + 1);
-          if (kv.empty()) continue;
-          auto eq = kv.find('=');
-          auto k = url_decode(kv.substr(0, eq), true);
-          auto v = url_decode(eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1), true);
-          if (!k || !v) {
-            qbad = true;
-            break;
-          }
-          query.emplace(*k, *v);
-        }
-      }
-      if (qbad) r = json_error(400, "bad_query", "query string has a bad percent-escape");
-      else {
-        try {
-          r = route(req, path, query);
-        } catch (const std::exception& e) {
-          spdlog::error("{} {}: {}", req.method, path, e.what());
-          r = json_error(500, "internal", "internal error (details in the server log)");
-        }
-      }
-    }
+  if (auto refused = refuse_method(req)) return finalize(req, false, std::move(*refused));
+  auto parsed = net::parse_target(req.target);
+  const bool worker_route = is_worker_target(req.target);
+  if (auto* bad = std::get_if<HttpResponse>(&parsed)) return finalize(req, worker_route, std::move(*bad));
+  return finalize(req, worker_route, route(req, std::get<net::Target>(parsed)));
+}
+
+HttpResponse Api::route(const HttpRequest& req, const net::Target& target) {
+  try {
+    if (auto r = router_.route(req, target)) return std::move(*r);
+    return json_error(404, "not_found", "no such page " + target.path);  // the static route takes every path
+  } catch (const std::exception& e) {
+    spdlog::error("{} {}: {}", req.method, target.path, e.what());
+    return json_error(500, "internal", "internal error (details in the server log)");
   }
-  return finalize(req, path.rfind("/api/v1/worker/", 0) == 0, std::move(r));
 }
 
 HttpResponse Api::finalize(const HttpRequest& req, bool worker_route, HttpResponse r) const {
@@ -417,158 +383,151 @@ HttpResponse Api::finalize(const HttpRequest& req, bool worker_route, HttpRespon
   return r;
 }
 
-HttpResponse Api::route(const HttpRequest& req, const std::string& path, const Query& query) {
-  auto starts = [&](std::string_view p) { return path.rfind(p, 0) == 0; };
-  auto with_route = [](HttpResponse r, const char* route) {
-    r.route = route;
-    return r;
-  };
-  auto need_get = [&]() { return req.method != "GET"; };
-  auto store_err = [&path](const Error& e) { return internal_error_response(e, path); };
+void Api::add_protocol_routes() {
+  using Methods = net::Router::Methods;
+  router_
+      .prefix(std::string(kWorkerPrefix), "/api/v1/worker",
+              [this](const RouteRequest& r) { return worker_call(r.http, r.path); }, Methods::kAny)
+      .prefix("/api/v1/admin/", "/api/v1/admin", [this](const RouteRequest& r) { return admin_call(r.http, r.path); },
+              Methods::kAny)
+      // rebuilderd's read API: at the root where it does not collide with kmr's own routes, and
+      // entirely under /rebuilderd/.
+      .match(RebuilderdApi::serves_target, "",
+             [this](const RouteRequest& r) {
+               RebuilderdApi rebuilderd(store_, attestor_ ? &attestor_->key() : nullptr, now());
+               const bool prefixed = r.path.rfind("/rebuilderd/", 0) == 0;
+               return rebuilderd.handle(r.http, prefixed ? r.path.substr(11) : r.path, r.query);
+             },
+             Methods::kAny);
+}
 
-  if (starts("/api/v1/worker/")) return with_route(worker_call(req, path), "/api/v1/worker");
-  if (starts("/api/v1/admin/")) return with_route(admin_call(req, path), "/api/v1/admin");
-  // rebuilderd's read API: at the root where it does not collide with kmr's own routes, and
-  // entirely under /rebuilderd/.
-  if (RebuilderdApi::serves_target(path)) {
-    RebuilderdApi rebuilderd(store_, attestor_ ? &attestor_->key() : nullptr, now());
-    return rebuilderd.handle(req, starts("/rebuilderd/") ? path.substr(11) : path, query);
-  }
+void Api::add_document_routes() {
+  router_.exact("/healthz", "/healthz", [this](const RouteRequest&) { return healthz(); })
+      .exact("/metrics", "/metrics", [this](const RouteRequest&) { return metrics_response(); })
+      .exact("/api/v1/openapi.json", "/api/v1/openapi.json",
+             [](const RouteRequest&) {
+               HttpResponse r;
+               r.body = std::string(kOpenApi[0].data);
+               return r;
+             })
+      .prefix("/api/v1/artifacts/sha256/", std::string(kArtifactRoute),
+              [this](const RouteRequest& r) { return artifact_by_hex(r); })
+      .prefix("/api/v1/artifacts/store-path/", "/api/v1/artifacts/store-path/{name}",
+              [this](const RouteRequest& r) { return artifact_by_store_path(r); })
+      .exact("/api/v1/artifacts", "/api/v1/artifacts", [this](const RouteRequest& r) { return list_artifacts(r.query); })
+      .prefix("/api/v1/builds/", "", [this](const RouteRequest& r) { return build_route(r); })
+      .exact("/api/v1/queue", "/api/v1/queue",
+             [this](const RouteRequest& r) { return json_or_error(store_.queue(now()), r.path); })
+      .exact("/api/v1/workers", "/api/v1/workers",
+             [this](const RouteRequest& r) {
+               return json_or_error(store_.workers(is_admin(r.http), now(), config_.worker_online_seconds), r.path);
+             })
+      .exact("/api/v1/stats", "/api/v1/stats",
+             [this](const RouteRequest& r) { return json_or_error(store_.stats(now()), r.path); })
+      .prefix("/api/v1/attestations/", "/api/v1/attestations/{hex}",
+              [this](const RouteRequest& r) { return attestation(r); });
+}
 
-  if (need_get()) return json_error(405, "method_not_allowed", "use GET for " + path);
+void Api::add_fallback_routes() {
+  router_
+      .prefix("/api/", "/api/other",
+              [](const RouteRequest& r) { return json_error(404, "not_found", "no such endpoint " + r.path); })
+      .match([](std::string_view) { return true; }, "/static", [this](const RouteRequest& r) { return static_file(r); });
+}
 
-  if (path == "/healthz") {
-    auto c = store_.metrics_counts();
-    if (!c) {
-      spdlog::error("/healthz: {}", c.error().to_string());
-      return with_route(json_error(503, "unhealthy", "the store cannot be read (details in the server log)"), "/healthz");
-    }
-    return with_route(json_ok({{"status", "ok"}, {"schema_version", store_.schema_version()}}), "/healthz");
+HttpResponse Api::healthz() {
+  auto c = store_.metrics_counts();
+  if (!c) {
+    spdlog::error("/healthz: {}", c.error().to_string());
+    return json_error(503, "unhealthy", "the store cannot be read (details in the server log)");
   }
-  if (path == "/metrics") return with_route(metrics_response(), "/metrics");
-  if (path == "/api/v1/openapi.json") {
-    HttpResponse r;
-    r.body = std::string(kOpenApi[0].data);
-    r.route = "/api/v1/openapi.json";
-    return r;
-  }
-  constexpr std::string_view kArt = "/api/v1/artifacts/sha256/";
-  if (starts(kArt)) {
-    std::string hex = path.substr(kArt.size());
-    // A Nix NarHash may be given in nix32 (52 characters), as nix-hash --base32 prints it.
-    if (hex.size() == 52) hex = nar_hash_hex(hex);
-    if (!is_lower_hex64(hex))
-      return with_route(json_error(400, "invalid_hex", "expected 64 lowercase hex digits (or a nix32 NarHash)"),
-                        "/api/v1/artifacts/sha256/{hex}");
-    return with_route(get_artifact(req, hex), "/api/v1/artifacts/sha256/{hex}");
-  }
-  constexpr std::string_view kStorePath = "/api/v1/artifacts/store-path/";
-  if (starts(kStorePath)) {
-    // "<hash>" or "<hash>-<name>" of /nix/store/<hash>-<name>: the output's narinfo artifact.
-    std::string base = path.substr(kStorePath.size());
-    std::string hash = base.substr(0, base.find('-'));
-    if (hash.size() != 32 || !archive::nix32_decode(hash, 20))
-      return with_route(json_error(400, "invalid_store_path", "expected a Nix store path's 32-character hash part"),
-                        "/api/v1/artifacts/store-path/{name}");
-    auto sha = store_.artifact_for_store_path(hash);
-    if (!sha) return with_route(internal_error_response(sha.error(), "store-path"), "/api/v1/artifacts/store-path/{name}");
-    if (!*sha) return with_route(json_error(404, "not_found", "no Nix output with store path hash " + hash),
-                                 "/api/v1/artifacts/store-path/{name}");
-    return with_route(get_artifact(req, **sha), "/api/v1/artifacts/store-path/{name}");
-  }
-  if (path == "/api/v1/artifacts") return with_route(list_artifacts(query), "/api/v1/artifacts");
-  constexpr std::string_view kBuilds = "/api/v1/builds/";
-  if (starts(kBuilds)) {
-    std::string rest = path.substr(kBuilds.size());
-    std::string tail;
-    auto slash = rest.find('/');
-    if (slash != std::string::npos) {
-      tail = rest.substr(slash + 1);
-      rest = rest.substr(0, slash);
-    }
-    auto id = parse_id(rest);
-    if (!id) return with_route(json_error(400, "invalid_id", "build id must be a decimal number"), "/api/v1/builds/{id}");
-    if (tail.empty()) return with_route(get_build(req, rest, *id), "/api/v1/builds/{id}");
-    std::string which = tail == "log" ? "log" : tail == "diff" ? "diff_json" : tail == "diff.html" ? "diff_html" : "";
-    if (which.empty()) return with_route(json_error(404, "not_found", "unknown build resource"), "/api/v1/builds/{id}/*");
-    auto ref = store_.build_blob(*id, which);
-    if (!ref) return with_route(store_err(ref.error()), "/api/v1/builds/{id}/*");
-    if (!*ref) return with_route(json_error(404, "not_found", "no " + tail + " for build " + rest), "/api/v1/builds/{id}/*");
-    std::string ct = which == "log" ? "text/plain; charset=utf-8" : which == "diff_json" ? "application/json" : "text/html; charset=utf-8";
-    HttpResponse r = blob_response(req, **ref, ct, which == "log");
-    if (which == "diff_html") {
-      // Untrusted HTML from a worker: no scripts, no network, sandboxed.
-      r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox");
-    }
-    return with_route(r, "/api/v1/builds/{id}/*");
-  }
-  if (path == "/api/v1/queue") {
-    auto q = store_.queue(now());
-    if (!q) return with_route(store_err(q.error()), "/api/v1/queue");
-    return with_route(json_ok(*q), "/api/v1/queue");
-  }
-  if (path == "/api/v1/workers") {
-    auto w = store_.workers(is_admin(req), now(), config_.worker_online_seconds);
-    if (!w) return with_route(store_err(w.error()), "/api/v1/workers");
-    return with_route(json_ok(*w), "/api/v1/workers");
-  }
-  if (path == "/api/v1/stats") {
-    auto s = store_.stats(now());
-    if (!s) return with_route(store_err(s.error()), "/api/v1/stats");
-    return with_route(json_ok(*s), "/api/v1/stats");
-  }
-  if (attestor_ && (path == "/api/v1/keys" || path == "/checkpoint" || starts("/api/v1/log/") || starts("/tile/"))) {
-    std::string_view t = req.target;
-    auto qpos = t.find('?');
-    std::string_view qs = qpos == std::string_view::npos ? std::string_view() : t.substr(qpos + 1);
-    attest::HttpResponse a = attestor_->service().handle(req.method, path, qs);
-    HttpResponse r;
-    r.status = a.status;
-    r.content_type = a.content_type;
-    if (!a.cache_control.empty()) r.headers.emplace_back("Cache-Control", a.cache_control);
-    if (!a.etag.empty()) {
-      r.headers.emplace_back("ETag", a.etag);
-      if (a.status == 200 && etag_matches(req, a.etag)) {
-        r.status = 304;
-        a.body.clear();
-      }
-    }
-    r.body = std::move(a.body);
-    const char* route = path == "/api/v1/keys" ? "/api/v1/keys" : starts("/tile/") ? "/tile" : "/api/v1/log";
-    return with_route(r, route);
-  }
-  constexpr std::string_view kAtt = "/api/v1/attestations/";
-  if (starts(kAtt)) {
-    std::string hex = path.substr(kAtt.size());
-    if (!is_lower_hex64(hex))
-      return with_route(json_error(400, "invalid_hex", "expected 64 lowercase hex digits"), "/api/v1/attestations/{hex}");
-    auto ex = store_.attestation_exists(hex);
-    if (!ex) return with_route(store_err(ex.error()), "/api/v1/attestations/{hex}");
-    if (!*ex) return with_route(json_error(404, "not_found", "no attestation " + hex), "/api/v1/attestations/{hex}");
-    HttpResponse r = blob_response(req, hex, "application/vnd.dsse.envelope.v1+json", false);
-    if (r.status == 200) r.headers.emplace_back("Cache-Control", "public, max-age=31536000, immutable");
-    return with_route(r, "/api/v1/attestations/{hex}");
-  }
-  if (starts("/api/")) return with_route(json_error(404, "not_found", "no such endpoint " + path), "/api/other");
+  return json_ok({{"status", "ok"}, {"schema_version", store_.schema_version()}});
+}
 
-  // Web UI.
+HttpResponse Api::artifact_by_hex(const RouteRequest& r) {
+  std::string hex(r.rest);
+  // A Nix NarHash may be given in nix32 (52 characters), as nix-hash --base32 prints it.
+  if (hex.size() == 52) hex = nar_hash_hex(hex);
+  if (!is_lower_hex64(hex)) return json_error(400, "invalid_hex", "expected 64 lowercase hex digits (or a nix32 NarHash)");
+  return get_artifact(r.http, hex);
+}
+
+HttpResponse Api::artifact_by_store_path(const RouteRequest& r) {
+  // "<hash>" or "<hash>-<name>" of /nix/store/<hash>-<name>: the output's narinfo artifact.
+  std::string hash(r.rest.substr(0, r.rest.find('-')));
+  if (hash.size() != 32 || !archive::nix32_decode(hash, 20))
+    return json_error(400, "invalid_store_path", "expected a Nix store path's 32-character hash part");
+  auto sha = store_.artifact_for_store_path(hash);
+  if (!sha) return internal_error_response(sha.error(), "store-path");
+  if (!*sha) return json_error(404, "not_found", "no Nix output with store path hash " + hash);
+  return get_artifact(r.http, **sha);
+}
+
+// /api/v1/builds/{id} (the build's document) and /api/v1/builds/{id}/{log,diff,diff.html}.
+HttpResponse Api::build_route(const RouteRequest& r) {
+  std::string id_text(r.rest);
+  std::string tail;
+  auto slash = id_text.find('/');
+  if (slash != std::string::npos) {
+    tail = id_text.substr(slash + 1);
+    id_text.resize(slash);
+  }
+  auto id = parse_id(id_text);
+  HttpResponse answer = !id           ? json_error(400, "invalid_id", "build id must be a decimal number")
+                        : tail.empty() ? get_build(r.http, id_text, *id)
+                                       : build_blob(r.http, *id, id_text, tail);
+  answer.route = !id || tail.empty() ? "/api/v1/builds/{id}" : "/api/v1/builds/{id}/*";
+  return answer;
+}
+
+HttpResponse Api::build_blob(const HttpRequest& req, std::int64_t id, const std::string& id_text,
+                             const std::string& tail) {
+  const std::string which = tail == "log" ? "log" : tail == "diff" ? "diff_json" : tail == "diff.html" ? "diff_html" : "";
+  if (which.empty()) return json_error(404, "not_found", "unknown build resource");
+  auto ref = store_.build_blob(id, which);
+  if (!ref) return internal_error_response(ref.error(), "/api/v1/builds/" + id_text + "/" + tail);
+  if (!*ref) return json_error(404, "not_found", "no " + tail + " for build " + id_text);
+  const std::string ct = which == "log"         ? "text/plain; charset=utf-8"
+                         : which == "diff_json" ? "application/json"
+                                                : "text/html; charset=utf-8";
+  HttpResponse r = blob_response(req, **ref, ct, which == "log");
+  if (which == "diff_html") {
+    // Untrusted HTML from a worker: no scripts, no network, sandboxed.
+    r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox");
+  }
+  return r;
+}
+
+HttpResponse Api::attestation(const RouteRequest& r) {
+  std::string hex(r.rest);
+  if (!is_lower_hex64(hex)) return json_error(400, "invalid_hex", "expected 64 lowercase hex digits");
+  auto ex = store_.attestation_exists(hex);
+  if (!ex) return internal_error_response(ex.error(), r.path);
+  if (!*ex) return json_error(404, "not_found", "no attestation " + hex);
+  HttpResponse answer = blob_response(r.http, hex, "application/vnd.dsse.envelope.v1+json", false);
+  if (answer.status == 200) answer.headers.emplace_back("Cache-Control", "public, max-age=31536000, immutable");
+  return answer;
+}
+
+// The web UI: "/" and "/index.html", "/ui/<file>", the favicons.
+HttpResponse Api::static_file(const RouteRequest& r) {
+  const std::string& path = r.path;
   std::string rel;
   if (path == "/" || path == "/index.html") rel = "index.html";
-  else if (starts("/ui/")) rel = path.substr(4);
+  else if (path.rfind("/ui/", 0) == 0) rel = path.substr(4);
   else if (path == "/favicon.svg" || path == "/favicon.ico") rel = path.substr(1);
   const StaticFiles::File* f = rel.empty() ? nullptr : static_.find(rel);
-  if (!f) return with_route(json_error(404, "not_found", "no such page " + path), "/static");
-  HttpResponse r;
-  r.route = "/static";
-  r.content_type = f->content_type;
-  r.headers.emplace_back("ETag", f->etag);
-  r.headers.emplace_back("Cache-Control", "no-cache");
-  if (etag_matches(req, f->etag)) {
-    r.status = 304;
-    return r;
+  if (!f) return json_error(404, "not_found", "no such page " + path);
+  HttpResponse answer;
+  answer.content_type = f->content_type;
+  answer.headers.emplace_back("ETag", f->etag);
+  answer.headers.emplace_back("Cache-Control", "no-cache");
+  if (etag_matches(r.http, f->etag)) {
+    answer.status = 304;
+    return answer;
   }
-  r.body = f->body;
-  return r;
+  answer.body = f->body;
+  return answer;
 }
 
 HttpResponse Api::get_artifact(const HttpRequest& req, const std::string& hex) {
@@ -789,47 +748,32 @@ void Api::sign_worker_reply(const HttpRequest& req, HttpResponse& r) const {
   r.headers.emplace_back("X-Kmr-Reply-Signature", *sig);
 }
 
-HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
-  Worker worker;
+std::optional<HttpResponse> Api::authenticate_worker(const HttpRequest& req, Worker& worker, std::int64_t now) {
   std::int64_t ts = 0;
-  if (auto e = check_worker_headers(req, worker, ts)) return *e;
+  if (auto e = check_worker_headers(req, worker, ts)) return e;
   const std::string key(req.header("x-kmr-key")), nonce(req.header("x-kmr-nonce"));
   // 5. Signature over origin, method, target, body digest, timestamp, nonce.
   auto v = verify_signature(key, req.header("x-kmr-origin"), req.method, req.target, req.body, ts, nonce,
                             req.header("x-kmr-signature"));
   if (!v) return json_error(401, "bad_signature", "signature does not verify");
   // 6. Nonce not seen before (recorded only for valid signatures).
-  std::int64_t t = now();
-  auto fresh = store_.use_nonce(worker.id, nonce, ts, t - 2 * config_.max_clock_skew_seconds);
+  auto fresh = store_.use_nonce(worker.id, nonce, ts, now - 2 * config_.max_clock_skew_seconds);
   if (!fresh) return internal_error_response(fresh.error(), "nonce");
   if (!*fresh) return json_error(401, "replayed", "nonce already used");
-  (void)store_.touch_worker(worker.id, req.remote, t);
+  (void)store_.touch_worker(worker.id, req.remote, now);
+  return std::nullopt;
+}
 
+HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
+  Worker worker;
+  const std::int64_t t = now();
+  if (auto refused = authenticate_worker(req, worker, t)) return *refused;
   if (!json_depth_ok(req.body))
     return json_error(400, "json_too_deep", "JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return json_error(400, "invalid_json", "request body is not valid JSON");
-
-  if (path == "/api/v1/worker/claim") {
-    if (auto e = check_fields(body, {"resource_classes"})) return json_error(e->status, e->code, e->message);
-    Worker eff = worker;
-    if (body.contains("resource_classes")) {
-      if (!body["resource_classes"].is_array()) return json_error(400, "invalid_field", "resource_classes must be an array");
-      eff.resource_classes.clear();
-      for (const auto& c : body["resource_classes"]) {
-        if (!c.is_string()) return json_error(400, "invalid_field", "resource_classes must hold strings");
-        std::string s = c.get<std::string>();
-        if (std::find(worker.resource_classes.begin(), worker.resource_classes.end(), s) != worker.resource_classes.end())
-          eff.resource_classes.push_back(s);
-      }
-    }
-    auto job = store_.claim_job(eff, t, config_.queue);
-    if (!job && job.error().code() == ErrorCode::kLimitExceeded)
-      return json_error(429, "too_many_leases", job.error().message());
-    if (!job) return internal_error_response(job.error(), "claim");
-    if (!*job) return json_ok({{"job", nullptr}});
-    return json_ok({{"job", **job}});
-  }
+  if (path == "/api/v1/worker/claim") return claim(worker, body, t);
+  // /api/v1/worker/jobs/{id}/{heartbeat,report}
   constexpr std::string_view kJobs = "/api/v1/worker/jobs/";
   if (path.rfind(kJobs, 0) != 0) return json_error(404, "not_found", "no such worker endpoint");
   std::string rest = path.substr(kJobs.size());
@@ -838,44 +782,57 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
   auto job_id = parse_id(rest.substr(0, slash));
   std::string action = rest.substr(slash + 1);
   if (!job_id) return json_error(400, "invalid_id", "job id must be a decimal number");
-  std::optional<BodyError> err;
-  if (action == "heartbeat") {
-    if (auto e = check_fields(body, {"lease"})) return json_error(e->status, e->code, e->message);
-    auto lease = opt_string(body, "lease", err);
-    if (err || !lease) return json_error(400, "invalid_field", "lease (string) required");
-    auto hb = store_.heartbeat(*job_id, worker.id, *lease, t, config_.queue);
-    if (!hb) return lease_error(hb.error(), "heartbeat");
-    return json_ok({{"lease_expiry", *hb}});
+  if (action == "heartbeat") return heartbeat(worker, *job_id, body, t);
+  if (action == "report") return report(worker, *job_id, body, t);
+  return json_error(404, "not_found", "no such worker endpoint");
+}
+
+HttpResponse Api::claim(const Worker& worker, const json& body, std::int64_t now) {
+  if (auto e = check_fields(body, {"resource_classes"})) return json_error(e->status, e->code, e->message);
+  // The classes asked for, among the worker's own.
+  Worker eff = worker;
+  if (body.contains("resource_classes")) {
+    if (!body["resource_classes"].is_array()) return json_error(400, "invalid_field", "resource_classes must be an array");
+    eff.resource_classes.clear();
+    for (const auto& c : body["resource_classes"]) {
+      if (!c.is_string()) return json_error(400, "invalid_field", "resource_classes must hold strings");
+      std::string s = c.get<std::string>();
+      if (std::find(worker.resource_classes.begin(), worker.resource_classes.end(), s) != worker.resource_classes.end())
+        eff.resource_classes.push_back(s);
+    }
   }
-  if (action != "report") return json_error(404, "not_found", "no such worker endpoint");
+  auto job = store_.claim_job(eff, now, config_.queue);
+  if (!job && job.error().code() == ErrorCode::kLimitExceeded)
+    return json_error(429, "too_many_leases", job.error().message());
+  if (!job) return internal_error_response(job.error(), "claim");
+  if (!*job) return json_ok({{"job", nullptr}});
+  return json_ok({{"job", **job}});
+}
+
+HttpResponse Api::heartbeat(const Worker& worker, std::int64_t job_id, const json& body, std::int64_t now) {
+  if (auto e = check_fields(body, {"lease"})) return json_error(e->status, e->code, e->message);
+  std::optional<BodyError> err;
+  auto lease = opt_string(body, "lease", err);
+  if (err || !lease) return json_error(400, "invalid_field", "lease (string) required");
+  auto hb = store_.heartbeat(job_id, worker.id, *lease, now, config_.queue);
+  if (!hb) return lease_error(hb.error(), "heartbeat");
+  return json_ok({{"lease_expiry", *hb}});
+}
+
+HttpResponse Api::report(const Worker& worker, std::int64_t job_id, const json& body, std::int64_t now) {
   verdict::ReportError bad;
   auto wire = verdict::parse_worker_report(body, bad);
   if (!wire) return json_error(400, bad.code, bad.message);
   Report r = store_report(*wire);
-  r.job_id = *job_id;
+  r.job_id = job_id;
   r.worker_id = worker.id;
-  const std::optional<std::string> log = wire->log, diff_html = wire->diff_html;
-  std::optional<std::string> diff_json;
-  if (wire->diff_json) diff_json = wire->diff_json->dump();
-  // Blobs go to disk first (content-addressed, harmless if the report is then refused).
-  auto put = [&](const std::optional<std::string>& data, std::optional<std::string>& ref) -> bool {
-    if (!data) return true;
-    auto h = store_.blobs().put(*data);
-    if (!h) {
-      spdlog::error("storing a report blob: {}", h.error().to_string());
-      return false;
-    }
-    ref = *h;
-    return true;
-  };
   // Refuse before writing any blob when the lease is not held (checked again in the transaction).
-  auto held = store_.lease_state(r.job_id, r.worker_id, r.lease_token, t);
+  auto held = store_.lease_state(r.job_id, r.worker_id, r.lease_token, now);
   if (!held) return internal_error_response(held.error(), "report");
   if (*held == LeaseState::kNotHeld) return json_error(409, "lease_not_held", "lease not held by this worker");
   if (*held == LeaseState::kExpired) return json_error(410, "lease_expired", "the lease expired; the report is refused");
-  if (!put(log, r.log_sha256) || !put(diff_json, r.diff_json_sha256) || !put(diff_html, r.diff_html_sha256))
-    return json_error(500, "internal", "internal error (details in the server log)");
-  auto out = store_.report(r, t, config_.queue);
+  if (!store_report_blobs(store_.blobs(), *wire, r)) return json_error(500, "internal", "internal error (details in the server log)");
+  auto out = store_.report(r, now, config_.queue);
   if (!out) return lease_error(out.error(), "report");
   if (!out->downgraded.empty())
     spdlog::warn("build {} (job {}, worker {}): verdict downgraded: {}", out->rebuild_id, r.job_id, worker.name,
@@ -883,8 +840,8 @@ HttpResponse Api::worker_call(const HttpRequest& req, const std::string& path) {
   if (on_report) on_report(*out, r);
   json ack = {{"build", out->rebuild_id}, {"job_state", out->job_state}, {"reproducible", out->reproducible}};
   if (!out->downgraded.empty()) ack["downgraded"] = out->downgraded;
-  if (out->awaiting_confirmation) ack["awaiting_confirmation"] = {{"confirmed_by", out->confirmed_by},
-                                                                  {"needed", config_.queue.confirmations}};
+  if (out->awaiting_confirmation)
+    ack["awaiting_confirmation"] = {{"confirmed_by", out->confirmed_by}, {"needed", config_.queue.confirmations}};
   return json_ok(ack);
 }
 

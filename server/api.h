@@ -11,6 +11,7 @@
 #include <string>
 
 #include "attest/keys.h"
+#include "rebuilder/net/router.h"
 #include "server/attestor.h"
 #include "server/config.h"
 #include "server/doc_cache.h"
@@ -74,16 +75,35 @@ class Api {
   std::function<void(const ReportOutcome&, const Report&)> on_report;
 
  private:
-  HttpResponse route(const HttpRequest& req, const std::string& path,
-                     const std::multimap<std::string, std::string>& query);
+  using RouteRequest = net::RouteRequest;
+  // The route table, in order: worker, admin and rebuilderd routes (any method), then
+  // GET-only documents, the attestation service's routes, and the fallbacks.
+  void add_protocol_routes();
+  void add_document_routes();
+  void add_fallback_routes();
+  HttpResponse route(const HttpRequest& req, const net::Target& target);
+  HttpResponse healthz();
+  HttpResponse artifact_by_hex(const RouteRequest& r);
+  HttpResponse artifact_by_store_path(const RouteRequest& r);
+  HttpResponse build_route(const RouteRequest& r);
+  // A build's log, diff or HTML diff.
+  HttpResponse build_blob(const HttpRequest& req, std::int64_t id, const std::string& id_text,
+                          const std::string& tail);
+  HttpResponse attestation(const RouteRequest& r);
+  HttpResponse static_file(const RouteRequest& r);
   HttpResponse get_artifact(const HttpRequest& req, const std::string& hex);
   // A rebuild's document (immutable once stored), cached like the artifact answers.
   HttpResponse get_build(const HttpRequest& req, const std::string& id_text, std::int64_t id);
-  HttpResponse list_artifacts(const std::multimap<std::string, std::string>& query);
+  HttpResponse list_artifacts(const net::Query& query);
   // The artifacts shipping a member (or Nix output) with this hash; nullopt when none.
   Result<std::optional<nlohmann::json>> member_answer(const std::string& hex);
   HttpResponse worker_call(const HttpRequest& req, const std::string& path);
   std::optional<HttpResponse> check_worker_headers(const HttpRequest& req, Worker& worker, std::int64_t& ts) const;
+  // Headers, signature and nonce of a worker request; the refusal, or nullopt with the worker.
+  std::optional<HttpResponse> authenticate_worker(const HttpRequest& req, Worker& worker, std::int64_t now);
+  HttpResponse claim(const Worker& worker, const nlohmann::json& body, std::int64_t now);
+  HttpResponse heartbeat(const Worker& worker, std::int64_t job_id, const nlohmann::json& body, std::int64_t now);
+  HttpResponse report(const Worker& worker, std::int64_t job_id, const nlohmann::json& body, std::int64_t now);
   void sign_worker_reply(const HttpRequest& req, HttpResponse& r) const;
   HttpResponse lease_error(const Error& e, std::string_view what) const;
   // Metrics, reply signature (worker routes) and security headers of every response.
@@ -103,19 +123,16 @@ class Api {
   StaticFiles static_;
   Clock clock_;
 
+  net::Router router_;
   // Serialized artifact answers, dropped by the store's change notices.
   DocCache doc_cache_;
   std::uint64_t listener_id_ = 0;
 };
 
-HttpResponse json_error(int status, std::string_view code, std::string_view message);
+using net::internal_error_response;
+using net::json_error;
 // An HTTP/1.1 answer as sent on a kept-alive connection: status line, Server, Content-Type,
 // the response's headers, Content-Length (none for 1xx/204/304), blank line, body.
 std::string http11_wire(const HttpResponse& r);
-// A store or I/O failure: logged with its detail, answered with a generic message
-// (503 busy for a busy database, else 500) so no SQL text or path reaches a client.
-HttpResponse internal_error_response(const Error& e, std::string_view where);
-// Decodes %XX and '+'; nullopt on bad escapes or NUL.
-std::optional<std::string> url_decode(std::string_view s, bool plus_is_space);
 
 }  // namespace kmr::server

@@ -7,6 +7,7 @@
 
 #include "attest/base64.h"
 #include "attest/keys.h"
+#include "attest/statement.h"
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
@@ -141,6 +142,56 @@ TEST_F(ApiTest, SecurityHeadersEverywhere) {
     EXPECT_TRUE(csp && nosniff);
   }
   EXPECT_EQ(get("/").body, "<html></html>");
+}
+
+// The attestation service's routes are served by kmrd's router: kmrd's error shape, metrics
+// labels, method check, conditional requests and security headers.
+TEST_F(ApiTest, LogRoutesGoThroughTheOneRouter) {
+  attest::StatementInput in;
+  in.subjects = {{"linux-1.pkg.tar.zst", hexof(1)}};
+  in.verifier_id = "https://test.invalid/kmr";
+  in.resource_uri = "pkg:arch/linux@1";
+  in.module_root = "match";
+  in.files = "identical";
+  ASSERT_TRUE(attestor_->service().attest(in).has_value());
+  HttpResponse cp = get("/api/v1/log/checkpoint");
+  EXPECT_EQ(cp.status, 200);
+  EXPECT_EQ(cp.content_type, "text/plain; charset=utf-8");
+  EXPECT_EQ(cp.route, "/api/v1/log");
+  EXPECT_EQ(cp.header("Content-Security-Policy"), "default-src 'self'");
+  EXPECT_EQ(get("/checkpoint").body, cp.body);
+  EXPECT_EQ(get("/api/v1/keys").route, "/api/v1/keys");
+  HttpResponse entry = get("/api/v1/log/entries/0");
+  ASSERT_EQ(entry.status, 200) << entry.body;
+  const std::string etag(entry.header("ETag"));
+  ASSERT_EQ(etag.size(), 66u);
+  EXPECT_EQ(get("/api/v1/log/entries/0", {{"if-none-match", etag}}).status, 304);
+  HttpResponse tile = get("/tile/0/000.p/1");
+  EXPECT_EQ(tile.status, 200);
+  EXPECT_EQ(tile.route, "/tile");
+  struct Case {
+    std::string target;
+    int status;
+    std::string code, message;
+  } cases[] = {
+      {"/api/v1/log/entries/x", 400, "invalid_id", "entry index must be a decimal number"},
+      {"/api/v1/log/entries/5", 404, "not_found", "log entry 5 does not exist"},
+      {"/api/v1/log/proof/inclusion?hash=zz", 400, "invalid_hex", "hash must be 64 hex digits"},
+      {"/api/v1/log/proof/inclusion?index=%41", 400, "bad_query", "index must be a decimal number"},
+      {"/api/v1/log/proof/inclusion?index=%4", 400, "bad_query", "query string has a bad percent-escape"},
+      {"/api/v1/log/proof/consistency?old=1", 400, "bad_query", "new must be a decimal number"},
+      {"/api/v1/log/nothing", 404, "not_found", "no such endpoint"},
+      {"/tile/9/000", 404, "not_found", "tile path: bad level '9'"},
+  };
+  for (const auto& c : cases) {
+    HttpResponse r = get(c.target);
+    EXPECT_EQ(r.status, c.status) << c.target;
+    EXPECT_EQ(body(r), json({{"error", {{"code", c.code}, {"message", c.message}}}})) << c.target;
+  }
+  HttpRequest post{"POST", "/api/v1/log/checkpoint", {}, "", "127.0.0.1"};
+  HttpResponse refused = api_->handle(post);
+  EXPECT_EQ(refused.status, 405);
+  EXPECT_EQ(error_code(refused), "method_not_allowed");
 }
 
 TEST_F(ApiTest, WorkerAuthRejectsUnsignedForgedReplayedStale) {

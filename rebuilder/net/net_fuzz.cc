@@ -1,17 +1,21 @@
 // Feeds arbitrary bytes to every parser of untrusted network input: URLs
-// (as given and as redirect Locations), no_proxy lists, pins, and HTTP
+// (as given and as redirect Locations), no_proxy lists, pins, HTTP
 // response bytes through the client's own response reader, split at
-// input-chosen points.
+// input-chosen points, and request targets as kmrd's router splits them.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <variant>
 
 #include "rebuilder/net/proxy.h"
 #include "rebuilder/net/response_reader.h"
+#include "rebuilder/net/router.h"
 #include "rebuilder/net/tls_options.h"
 #include "rebuilder/net/url.h"
 
 namespace {
+
+constexpr const char* kPathChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/-";
 
 void feed_response(std::string_view wire, std::size_t step, bool no_body) {
   kmr::net::ResponseReader reader(4096, no_body);
@@ -60,6 +64,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)kmr::net::file_url_path(text);
   (void)kmr::net::no_proxy_matches(text, base);
   (void)kmr::net::Pin::parse(text);
+  // An accepted target's path is absolute, without "..", "//" or characters outside [A-Za-z0-9._~/-].
+  const auto target = kmr::net::parse_target(text);
+  if (const auto* t = std::get_if<kmr::net::Target>(&target)) {
+    if (t->path.empty() || t->path[0] != '/' || t->path.find("..") != std::string::npos ||
+        t->path.find("//") != std::string::npos || t->path.find_first_not_of(kPathChars) != std::string::npos)
+      __builtin_trap();
+  }
   std::size_t step = size == 0 ? 1 : 1 + data[0] % 97;
   feed_response(text, step, false);
   feed_response(text, size, size > 0 && (data[size - 1] & 1));
