@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <cstdlib>
+#include <optional>
 
 namespace kmr {
 namespace {
@@ -110,6 +111,167 @@ bool child_drop_to(const SubprocessOptions::Credentials& c) {
   return ::getresuid(&r, &e, &s) == 0 && r == c.uid && e == c.uid && s == c.uid && ::getegid() == c.gid;
 }
 
+// The four pipes of a child: stdin, stdout, stderr and the exec-failure report.
+struct Pipes {
+  Fd in_r, in_w, out_r, out_w, err_r, err_w, exec_r, exec_w;
+  bool open() {
+    return make_pipe(in_r, in_w) && make_pipe(out_r, out_w) && make_pipe(err_r, err_w) && make_pipe(exec_r, exec_w);
+  }
+};
+
+// argv and envp as exec wants them, built before fork (the child does not allocate).
+struct ExecArgs {
+  std::vector<char*> argv;
+  std::vector<char*> env;  // empty: inherit the environment
+  ExecArgs(const std::vector<std::string>& args, const std::optional<std::vector<std::string>>& envs) {
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    if (envs) {
+      for (const auto& e : *envs) env.push_back(const_cast<char*>(e.c_str()));
+      env.push_back(nullptr);
+    }
+  }
+};
+
+// Child only: own process group (so a timeout kills every descendant), the pipes as
+// 0-2, then the options' setup and exec; a failure is reported on the exec pipe.
+[[noreturn]] void child_exec(const Pipes& p, const SubprocessOptions& options, ExecArgs& args) {
+  ::setpgid(0, 0);
+  ::signal(SIGPIPE, SIG_DFL);
+  ::dup2(p.in_r.fd, 0);
+  ::dup2(p.out_w.fd, 1);
+  ::dup2(options.merge_stderr ? p.out_w.fd : p.err_w.fd, 2);
+  if (options.cwd && ::chdir(options.cwd->c_str()) != 0) child_fail(p.exec_w.fd, kChdir);
+  if (!child_arrange_fds(options.pass_fds)) child_fail(p.exec_w.fd, kPassFds);
+  if (!child_join_cgroups(options.join_cgroup_procs)) child_fail(p.exec_w.fd, kCgroup);
+  if (options.run_as && !child_drop_to(*options.run_as)) child_fail(p.exec_w.fd, kCredentials);
+  if (options.env) {
+    ::execvpe(args.argv[0], args.argv.data(), args.env.data());
+  } else {
+    ::execvp(args.argv[0], args.argv.data());
+  }
+  child_fail(p.exec_w.fd, kExec);
+}
+
+// The child's report when it failed before exec (then reaped), else nullopt: the
+// exec pipe closes without a word at a successful exec.
+std::optional<Error> exec_failure(int exec_r, pid_t pid, const std::string& program) {
+  int failure[2] = {0, 0};
+  if (::read(exec_r, failure, sizeof failure) != static_cast<ssize_t>(sizeof failure)) return std::nullopt;
+  int status;
+  ::waitpid(pid, &status, 0);
+  if (failure[0] == kExec) return io_error("cannot run " + program + ": " + std::strerror(failure[1]));
+  return io_error("cannot run " + program + ": " + stage_name(failure[0]) + ": " + std::strerror(failure[1]));
+}
+
+// The running child's limits: the wall-time deadline (SIGTERM to the group, SIGKILL
+// after the grace) and the watchdog, whose verdict kills at once (a limit was crossed).
+class Supervisor {
+ public:
+  Supervisor(pid_t pid, const SubprocessOptions& options, Clock::time_point start, SubprocessResult& result)
+      : pid_(pid), options_(options), result_(result), deadline_(start + options.timeout),
+        next_watch_(start + options.watchdog_interval) {}
+
+  void tick(Clock::time_point now) {
+    watch(now);
+    if (!term_sent_ && now >= deadline_) {
+      result_.timed_out = true;
+      ::kill(-pid_, SIGTERM);
+      term_sent_ = true;
+      kill_at_ = now + options_.kill_grace;
+    }
+    if (term_sent_ && now >= kill_at_) {
+      ::kill(-pid_, SIGKILL);
+      kill_at_ = Clock::time_point::max();
+    }
+  }
+
+  // How long poll() may wait: until the next deadline, at most 1 s and the watchdog interval.
+  int poll_timeout_ms(Clock::time_point now) const {
+    auto wait_until = term_sent_ ? kill_at_ : deadline_;
+    if (wait_until == Clock::time_point::max()) wait_until = now + std::chrono::milliseconds(200);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait_until - now).count();
+    const long long watch_ms = options_.watchdog ? std::max<long long>(1, options_.watchdog_interval.count()) : 1000;
+    return static_cast<int>(std::clamp<long long>(ms, 1, std::min(1000LL, watch_ms)));
+  }
+
+ private:
+  void watch(Clock::time_point now) {
+    if (!options_.watchdog || !result_.killed_reason.empty() || now < next_watch_) return;
+    next_watch_ = now + options_.watchdog_interval;
+    std::string reason = options_.watchdog();
+    if (reason.empty()) return;
+    result_.killed_reason = std::move(reason);
+    ::kill(-pid_, SIGKILL);
+    if (options_.on_kill) options_.on_kill();
+  }
+
+  pid_t pid_;
+  const SubprocessOptions& options_;
+  SubprocessResult& result_;
+  Clock::time_point deadline_;
+  Clock::time_point next_watch_;
+  bool term_sent_ = false;
+  Clock::time_point kill_at_{};
+};
+
+// One read from a ready output pipe into its buffer; the pipe is closed at EOF or on an error.
+void drain(const pollfd* pfd, Fd& fd, CappedBuffer& sink) {
+  if (pfd == nullptr || !(pfd->revents & (POLLIN | POLLHUP | POLLERR))) return;
+  char buf[65536];
+  const ssize_t got = ::read(fd.fd, buf, sizeof buf);
+  if (got > 0) sink.append(buf, static_cast<std::size_t>(got));
+  else if (got == 0 || (errno != EINTR && errno != EAGAIN)) fd.reset();
+}
+
+// Moves the child's output into the buffers and feeds its stdin (non-blocking) until
+// both output pipes close, enforcing the limits meanwhile.
+void pump(Pipes& p, const std::string& stdin_data, Supervisor& sup, CappedBuffer& out_buf, CappedBuffer& err_buf) {
+  std::size_t stdin_off = 0;
+  if (stdin_data.empty()) p.in_w.reset();
+  else ::fcntl(p.in_w.fd, F_SETFL, O_NONBLOCK);
+  while (p.out_r.fd >= 0 || p.err_r.fd >= 0) {
+    pollfd fds[3];
+    int n = 0;
+    auto add = [&](const Fd& fd, short events) -> pollfd* {
+      if (fd.fd < 0) return nullptr;
+      fds[n] = {fd.fd, events, 0};
+      return &fds[n++];
+    };
+    pollfd* out_p = add(p.out_r, POLLIN);
+    pollfd* err_p = add(p.err_r, POLLIN);
+    pollfd* in_p = add(p.in_w, POLLOUT);
+    const auto now = Clock::now();
+    sup.tick(now);
+    const int r = ::poll(fds, static_cast<nfds_t>(n), sup.poll_timeout_ms(now));
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0) continue;
+    drain(out_p, p.out_r, out_buf);
+    drain(err_p, p.err_r, err_buf);
+    if (in_p != nullptr && (in_p->revents & (POLLOUT | POLLERR | POLLHUP))) {
+      const ssize_t w = ::write(p.in_w.fd, stdin_data.data() + stdin_off, stdin_data.size() - stdin_off);
+      if (w > 0) stdin_off += static_cast<std::size_t>(w);
+      if (w < 0 && errno != EAGAIN && errno != EINTR) p.in_w.reset();
+      if (stdin_off >= stdin_data.size()) p.in_w.reset();
+    }
+  }
+  p.in_w.reset();
+}
+
+// Output closed: reaps the child, still enforcing the limits (a child may close its
+// output and keep running). The wait status.
+int reap(pid_t pid, Supervisor& sup) {
+  int status = 0;
+  for (;;) {
+    const pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) break;
+    sup.tick(Clock::now());
+    ::usleep(5000);
+  }
+  return status;
+}
+
 }  // namespace
 
 void CappedBuffer::append(const char* data, std::size_t n) {
@@ -177,138 +339,25 @@ bool have_program(const std::string& name) {
 
 Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, const SubprocessOptions& options) {
   if (argv.empty()) return internal_error("run_subprocess: empty argv");
-  Fd in_r, in_w, out_r, out_w, err_r, err_w, exec_r, exec_w;
-  if (!make_pipe(in_r, in_w) || !make_pipe(out_r, out_w) || !make_pipe(err_r, err_w) ||
-      !make_pipe(exec_r, exec_w)) {
-    return io_error(std::string("pipe: ") + std::strerror(errno));
-  }
-  std::vector<char*> cargv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  std::vector<char*> cenv;
-  if (options.env) {
-    for (const auto& e : *options.env) cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
-  }
-
+  Pipes pipes;
+  if (!pipes.open()) return io_error(std::string("pipe: ") + std::strerror(errno));
+  ExecArgs args(argv, options.env);
   const auto start = Clock::now();
   const pid_t pid = ::fork();
   if (pid < 0) return io_error(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // Child: own process group so a timeout kills every descendant.
-    ::setpgid(0, 0);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::dup2(in_r.fd, 0);
-    ::dup2(out_w.fd, 1);
-    ::dup2(options.merge_stderr ? out_w.fd : err_w.fd, 2);
-    if (options.cwd && ::chdir(options.cwd->c_str()) != 0) child_fail(exec_w.fd, kChdir);
-    if (!child_arrange_fds(options.pass_fds)) child_fail(exec_w.fd, kPassFds);
-    if (!child_join_cgroups(options.join_cgroup_procs)) child_fail(exec_w.fd, kCgroup);
-    if (options.run_as && !child_drop_to(*options.run_as)) child_fail(exec_w.fd, kCredentials);
-    if (options.env) {
-      ::execvpe(cargv[0], cargv.data(), cenv.data());
-    } else {
-      ::execvp(cargv[0], cargv.data());
-    }
-    child_fail(exec_w.fd, kExec);
-  }
+  if (pid == 0) child_exec(pipes, options, args);
   ::setpgid(pid, pid);
-  in_r.reset();
-  out_w.reset();
-  err_w.reset();
-  exec_w.reset();
-
-  int failure[2] = {0, 0};
-  if (::read(exec_r.fd, failure, sizeof failure) == static_cast<ssize_t>(sizeof failure)) {
-    int status;
-    ::waitpid(pid, &status, 0);
-    if (failure[0] == kExec) return io_error("cannot run " + argv[0] + ": " + std::strerror(failure[1]));
-    return io_error("cannot run " + argv[0] + ": " + stage_name(failure[0]) + ": " + std::strerror(failure[1]));
-  }
+  pipes.in_r.reset();
+  pipes.out_w.reset();
+  pipes.err_w.reset();
+  pipes.exec_w.reset();
+  if (auto failed = exec_failure(pipes.exec_r.fd, pid, argv[0])) return std::move(*failed);
 
   SubprocessResult result;
   CappedBuffer out_buf(options.output_cap), err_buf(options.output_cap);
-  std::size_t stdin_off = 0;
-  if (options.stdin_data.empty()) in_w.reset();
-  else ::fcntl(in_w.fd, F_SETFL, O_NONBLOCK);
-
-  const auto deadline = start + options.timeout;
-  bool term_sent = false;
-  Clock::time_point kill_at{};
-  auto next_watch = start + options.watchdog_interval;
-  // The watchdog's verdict kills at once (no grace: a limit was crossed).
-  auto watch = [&](Clock::time_point now) {
-    if (!options.watchdog || !result.killed_reason.empty() || now < next_watch) return;
-    next_watch = now + options.watchdog_interval;
-    std::string reason = options.watchdog();
-    if (reason.empty()) return;
-    result.killed_reason = std::move(reason);
-    ::kill(-pid, SIGKILL);
-    if (options.on_kill) options.on_kill();
-  };
-  const long long watch_ms = options.watchdog ? std::max<long long>(1, options.watchdog_interval.count()) : 1000;
-  char buf[65536];
-  while (out_r.fd >= 0 || err_r.fd >= 0) {
-    pollfd fds[3];
-    int n = 0;
-    int out_i = -1, err_i = -1, in_i = -1;
-    if (out_r.fd >= 0) { out_i = n; fds[n++] = {out_r.fd, POLLIN, 0}; }
-    if (err_r.fd >= 0) { err_i = n; fds[n++] = {err_r.fd, POLLIN, 0}; }
-    if (in_w.fd >= 0) { in_i = n; fds[n++] = {in_w.fd, POLLOUT, 0}; }
-    const auto now = Clock::now();
-    watch(now);
-    if (!term_sent && now >= deadline) {
-      result.timed_out = true;
-      ::kill(-pid, SIGTERM);
-      term_sent = true;
-      kill_at = now + options.kill_grace;
-    }
-    if (term_sent && now >= kill_at) {
-      ::kill(-pid, SIGKILL);
-      kill_at = Clock::time_point::max();
-    }
-    auto wait_until = term_sent ? kill_at : deadline;
-    if (wait_until == Clock::time_point::max()) wait_until = now + std::chrono::milliseconds(200);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait_until - now).count();
-    const int r = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(std::clamp<long long>(ms, 1, std::min(1000LL, watch_ms))));
-    if (r < 0 && errno != EINTR) break;
-    if (r <= 0) continue;
-    auto drain = [&](int idx, Fd& fd, CappedBuffer& sink) {
-      if (idx < 0 || !(fds[idx].revents & (POLLIN | POLLHUP | POLLERR))) return;
-      const ssize_t got = ::read(fd.fd, buf, sizeof buf);
-      if (got > 0) sink.append(buf, static_cast<std::size_t>(got));
-      else if (got == 0 || (errno != EINTR && errno != EAGAIN)) fd.reset();
-    };
-    drain(out_i, out_r, out_buf);
-    drain(err_i, err_r, err_buf);
-    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      const ssize_t w = ::write(in_w.fd, options.stdin_data.data() + stdin_off, options.stdin_data.size() - stdin_off);
-      if (w > 0) stdin_off += static_cast<std::size_t>(w);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) in_w.reset();
-      if (stdin_off >= options.stdin_data.size()) in_w.reset();
-    }
-  }
-  in_w.reset();
-  // Output closed: reap the child, still enforcing the deadline (a child may
-  // close its output and keep running).
-  int status = 0;
-  for (;;) {
-    const pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) break;
-    const auto now = Clock::now();
-    watch(now);
-    if (!term_sent && now >= deadline) {
-      result.timed_out = true;
-      ::kill(-pid, SIGTERM);
-      term_sent = true;
-      kill_at = now + options.kill_grace;
-    } else if (term_sent && now >= kill_at) {
-      ::kill(-pid, SIGKILL);
-      kill_at = Clock::time_point::max();
-    }
-    ::usleep(5000);
-  }
+  Supervisor sup(pid, options, start, result);
+  pump(pipes, options.stdin_data, sup, out_buf, err_buf);
+  const int status = reap(pid, sup);
   // Leave nothing behind from the group.
   ::kill(-pid, SIGKILL);
   if (options.on_kill && (result.timed_out || !result.killed_reason.empty())) options.on_kill();
