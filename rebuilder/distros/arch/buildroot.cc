@@ -10,10 +10,10 @@
 
 #include "rebuilder/archive/openpgp.h"
 #include "rebuilder/base/file.h"
-#include "rebuilder/base/file_lock.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/common/root_cache.h"
 #include "rebuilder/net/http_client.h"
 
 namespace kmr::arch {
@@ -56,12 +56,6 @@ bool valid_version(std::string_view v) {
 bool valid_arch(std::string_view a) { return all_of(a, alnum, "_"); }
 
 std::string entry_of(const InstalledPackage& p) { return p.name + "-" + p.version + "-" + p.arch; }
-
-std::string joined(const std::vector<std::string>& v, const char* sep) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
 
 // The package file and its signature in `dir`, or what the archive did not give.
 struct Fetched {
@@ -251,31 +245,28 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ro
   KMR_ASSIGN_OR_RETURN(auto keyring_digest, sha256_file(options.keyring));
   BuildRoot out;
   out.key = root_key(pinned, to_hex(keyring_digest));
-  fs::create_directories(options.cache_dir, ec);
-  if (ec) return io_error("cannot create " + options.cache_dir + ": " + ec.message());
-  const std::string final_dir = options.cache_dir + "/" + out.key;
-  KMR_ASSIGN_OR_RETURN(auto lock, lock_file(final_dir + ".lock"));
+  KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, out.key));
+  const distros::RootCheck check = [&](const std::string& root) { return compare_installed(root, pinned); };
   auto done = [&](BuildRoot& r) {
     r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return r;
   };
-  if (fs::is_directory(final_dir, ec)) {
-    KMR_ASSIGN_OR_RETURN(auto diff, compare_installed(final_dir, pinned));
-    if (!diff.empty()) return io_error("cached build root " + final_dir + " no longer matches its package set: " + diff.front());
-    out.path = final_dir;
+  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
+  if (cached) {
+    out.path = entry.path();
     out.cached = true;
     return done(out);
   }
-  const std::string tmp = final_dir + ".tmp-" + std::to_string(::getpid());
-  const std::string dl = final_dir + ".pkgs-" + std::to_string(::getpid());
+  KMR_ASSIGN_OR_RETURN(const std::string tmp, entry.scratch());
+  // The downloaded packages, removed whatever happens.
+  const std::string dl = entry.path() + ".pkgs-" + std::to_string(::getpid());
   struct Cleanup {
-    std::vector<std::string> dirs;
+    std::string dir;
     ~Cleanup() {
       std::error_code e;
-      for (const auto& d : dirs) fs::remove_all(d, e);
+      fs::remove_all(dir, e);
     }
-  } cleanup{{dl, tmp}};
-  fs::remove_all(tmp, ec);
+  } cleanup{dl};
   fs::remove_all(dl, ec);
   for (const auto& d : {dl + "/hooks", dl + "/gnupg", tmp + "/var/lib/pacman", tmp + "/var/cache/pacman/pkg", tmp + "/var/log"}) {
     fs::create_directories(d, ec);
@@ -318,11 +309,8 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ro
     return io_error("pacman -U into " + tmp + " failed (" + r.describe() + "):\n  " +
                     r.out.substr(r.out.size() > 2000 ? r.out.size() - 2000 : 0));
   }
-  KMR_ASSIGN_OR_RETURN(auto diff, compare_installed(tmp, pinned));
-  if (!diff.empty()) return io_error("the build root made by pacman differs from the .BUILDINFO's installed list:\n  " + joined(diff, "\n  "));
-  fs::rename(tmp, final_dir, ec);
-  if (ec) return io_error("cannot move the build root into " + final_dir + ": " + ec.message());
-  out.path = final_dir;
+  KMR_TRY(entry.commit(check, "the build root made by pacman", "the .BUILDINFO's installed list"));
+  out.path = entry.path();
   return done(out);
 }
 

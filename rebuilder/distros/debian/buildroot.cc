@@ -17,6 +17,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/common/root_cache.h"
 
 namespace kmr::debian {
 namespace {
@@ -118,30 +119,6 @@ std::string apt_errors(const std::string& log) {
     ++n;
   }
   return out.empty() ? "\n  " + log.substr(log.size() > 2000 ? log.size() - 2000 : 0) : out;
-}
-
-// Held flock on a lock file (released on destruction).
-class FileLock {
- public:
-  explicit FileLock(int fd) : fd_(fd) {}
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-  ~FileLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
- private:
-  int fd_;
-};
-
-Result<std::unique_ptr<FileLock>> lock_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return io_error("cannot open " + path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX) != 0) {
-    ::close(fd);
-    return io_error("cannot lock " + path + ": " + std::strerror(errno));
-  }
-  return std::make_unique<FileLock>(fd);
 }
 
 }  // namespace
@@ -274,24 +251,20 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ar
   const auto sources = apt_sources(options, suite, field("Build-Date"));
   BuildRoot out;
   out.key = root_key(pinned, sources, suite, arch);
-  std::error_code ec;
-  fs::create_directories(options.cache_dir, ec);
-  if (ec) return io_error("cannot create " + options.cache_dir + ": " + ec.message());
-  const std::string final_dir = options.cache_dir + "/" + out.key;
-  KMR_ASSIGN_OR_RETURN(auto lock, lock_file(final_dir + ".lock"));
+  KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, out.key));
+  const distros::RootCheck check = [&](const std::string& root) { return compare_installed(root, pinned, arch); };
   auto done = [&](BuildRoot& r) {
     r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return r;
   };
-  if (fs::is_directory(final_dir, ec)) {
-    KMR_ASSIGN_OR_RETURN(auto diff, compare_installed(final_dir, pinned, arch));
-    if (!diff.empty()) return io_error("cached build root " + final_dir + " no longer matches its package set: " + diff.front());
-    out.path = final_dir;
+  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
+  if (cached) {
+    out.path = entry.path();
     out.cached = true;
     return done(out);
   }
-  const std::string tmp = final_dir + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp, ec);
+  // mmdebstrap wants a directory that does not exist or is empty.
+  KMR_ASSIGN_OR_RETURN(const std::string tmp, entry.scratch());
   std::string include;
   for (const auto& p : pinned) include += (include.empty() ? "" : ",") + p.spec();
   std::vector<std::string> argv = {"mmdebstrap", ::geteuid() == 0 ? "--mode=root" : "--mode=unshare", "--variant=essential",
@@ -303,6 +276,7 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ar
   // merged /usr through mmdebstrap's own hook (as debootstrap does it), so
   // apt does not pull usrmerge and its Perl dependencies into the root
   // unless the .buildinfo pins usrmerge itself.
+  std::error_code ec;
   const bool pins_usrmerge = std::any_of(pinned.begin(), pinned.end(), [](const auto& p) { return p.name == "usrmerge"; });
   if (!pins_usrmerge && fs::is_directory(kMergedUsrHooks, ec)) argv.insert(argv.begin() + 3, std::string("--hook-dir=") + kMergedUsrHooks);
   argv.insert(argv.end(), sources.begin(), sources.end());
@@ -313,7 +287,6 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ar
   if (!r) return r.error();
   out.log = r->out;
   if (!r->success()) {
-    fs::remove_all(tmp, ec);
     const auto urls = packages_index_urls(sources, arch);
     std::string tried;
     for (const auto& u : urls) tried += (tried.empty() ? "" : ", ") + u;
@@ -321,20 +294,8 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ar
     if (!out.missing.empty()) return done(out);
     return io_error("mmdebstrap failed (" + r->describe() + "):" + apt_errors(r->out));
   }
-  auto diff = compare_installed(tmp, pinned, arch);
-  if (!diff || !diff->empty()) {
-    fs::remove_all(tmp, ec);
-    if (!diff) return diff.error();
-    std::string all;
-    for (const auto& d : *diff) all += "\n  " + d;
-    return io_error("the build root made by mmdebstrap differs from the .buildinfo's Installed-Build-Depends:" + all);
-  }
-  fs::rename(tmp, final_dir, ec);
-  if (ec) {
-    fs::remove_all(tmp, ec);
-    return io_error("cannot move the build root into " + final_dir);
-  }
-  out.path = final_dir;
+  KMR_TRY(entry.commit(check, "the build root made by mmdebstrap", "the .buildinfo's Installed-Build-Depends"));
+  out.path = entry.path();
   return done(out);
 }
 

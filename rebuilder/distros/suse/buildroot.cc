@@ -14,10 +14,10 @@
 #include "rebuilder/archive/openpgp.h"
 #include "rebuilder/archive/rpmmd.h"
 #include "rebuilder/base/file.h"
-#include "rebuilder/base/file_lock.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/common/root_cache.h"
 #include "rebuilder/net/http_client.h"
 
 namespace kmr::suse {
@@ -61,12 +61,6 @@ Result<Digest256> digest_of(const std::string& hex) {
   Digest256 d{};
   std::copy(raw->begin(), raw->end(), d.begin());
   return d;
-}
-
-std::string joined(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
 }
 
 }  // namespace
@@ -566,12 +560,11 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
   std::vector<std::string> lines;
   for (const auto* p : pkgs) lines.push_back(p->nevra() + " " + p->sha256);
   out.key = root_key(options.arch, lines);
-  const std::string final_dir = options.cache_dir + "/suse-" + out.key;
-  KMR_ASSIGN_OR_RETURN(auto lock, lock_file(final_dir + ".lock"));
-  if (fs::is_directory(final_dir, ec)) {
-    KMR_ASSIGN_OR_RETURN(auto diff, compare_installed(final_dir, out.pinned));
-    if (!diff.empty()) return io_error("cached build root " + final_dir + " no longer matches its package set: " + diff.front());
-    out.path = final_dir;
+  KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, "suse-" + out.key));
+  const distros::RootCheck check = [&](const std::string& root) { return compare_installed(root, out.pinned); };
+  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
+  if (cached) {
+    out.path = entry.path();
     out.cached = true;
     return done();
   }
@@ -613,31 +606,18 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
   }
 
   // 6. rpm --root into a temporary directory, checked, then renamed into place.
-  const std::string tmp = final_dir + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  auto fail = [&](Error e) {
-    std::error_code e2;
-    fs::remove_all(tmp, e2);
-    return e;
-  };
+  KMR_ASSIGN_OR_RETURN(const std::string tmp, entry.scratch());
   const std::vector<std::string> rooted = {"--root", tmp, "--dbpath", "/var/lib/rpm"};
   auto with = [&](std::vector<std::string> head, const std::vector<std::string>& tail) {
     head.insert(head.begin() + 1, rooted.begin(), rooted.end());
     head.insert(head.end(), tail.begin(), tail.end());
     return head;
   };
-  if (auto r = run_ok(with({"rpm", "--initdb"}, {}), "rpm --initdb"); !r) return fail(r.error());
-  if (auto r = run_ok(with({"rpmkeys", "--import", options.key}, {}), "rpmkeys --root --import"); !r) return fail(r.error());
-  if (auto r = run_ok(with({"rpm", "-i", "--noscripts", "--notriggers", "--nodeps"}, files), "rpm --root -i", options.timeout); !r) {
-    return fail(r.error());
-  }
-  auto diff = compare_installed(tmp, out.pinned);
-  if (!diff) return fail(diff.error());
-  if (!diff->empty()) return fail(io_error("the rpm root differs from the pinned set:\n  " + joined(*diff, "\n  ")));
-  fs::rename(tmp, final_dir, ec);
-  if (ec) return fail(io_error("cannot move the build root into " + final_dir + ": " + ec.message()));
-  out.path = final_dir;
+  KMR_TRY(run_ok(with({"rpm", "--initdb"}, {}), "rpm --initdb"));
+  KMR_TRY(run_ok(with({"rpmkeys", "--import", options.key}, {}), "rpmkeys --root --import"));
+  KMR_TRY(run_ok(with({"rpm", "-i", "--noscripts", "--notriggers", "--nodeps"}, files), "rpm --root -i", options.timeout));
+  KMR_TRY(entry.commit(check, "the rpm root", "the pinned set"));
+  out.path = entry.path();
   return done();
 }
 
