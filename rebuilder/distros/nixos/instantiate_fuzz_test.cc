@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -23,6 +24,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       static const std::string base = [] {
         auto d = fs::temp_directory_path() / ("kmr-unpack-fuzz-" + std::to_string(::getpid()));
         fs::create_directories(d);
+        static const std::string dir = d.string();
+        std::atexit([] {
+          std::error_code e;
+          fs::remove_all(dir, e);
+        });
         return d.string();
       }();
       const std::string tar = base + "/in.tar.gz", out = base + "/out";
