@@ -425,89 +425,94 @@ void run_demo(Daemon& d, std::uint16_t port) {
   if (real_thread.joinable()) real_thread.join();
 }
 
-int main_impl(int argc, char** argv) {
-  Flags flags;
-  if (auto code = parse_flags(argc, argv, flags)) return *code;
-  const std::string &config_file = flags.config_file, &listen = flags.listen, &state = flags.state,
-                    &web = flags.web, &port_file = flags.port_file;
-  const bool check = flags.check, demo = flags.demo;
-  Daemon d;
-  if (!config_file.empty()) {
-    auto c = load_config(config_file);
+// Demo defaults when no --config is given: a short retry loop and one attempt per job.
+void apply_demo_defaults(Config& c) {
+  c.state_dir = "kmr-demo-state";
+  c.queue.lease_seconds = 300;
+  c.queue.heartbeat_seconds = 10;
+  c.queue.retry_backoff_seconds = 5;
+  c.queue.max_build_attempts = 1;
+  c.queue.max_repro_attempts = 1;
+  c.sync_interval_seconds = 3600;
+  c.verifier_id = "https://kmr-demo.invalid/rebuilder";
+}
+
+// The configuration from --config (or the demo's defaults) and the flags that override it;
+// nullopt: go on, else the exit code (2 invalid, 0 after --check-config).
+std::optional<int> load_daemon_config(const Flags& flags, Config& cfg) {
+  if (!flags.config_file.empty()) {
+    auto c = load_config(flags.config_file);
     if (!c) {
       std::fprintf(stderr, "kmrd: %s\n", c.error().to_string().c_str());
       return 2;
     }
-    d.cfg = std::move(c).value();
+    cfg = std::move(c).value();
+  } else if (flags.demo) {
+    apply_demo_defaults(cfg);
   }
-  if (demo) {
-    if (config_file.empty()) {
-      d.cfg.state_dir = "kmr-demo-state";
-      d.cfg.queue.lease_seconds = 300;
-      d.cfg.queue.heartbeat_seconds = 10;
-      d.cfg.queue.retry_backoff_seconds = 5;
-      d.cfg.queue.max_build_attempts = 1;
-      d.cfg.queue.max_repro_attempts = 1;
-      d.cfg.sync_interval_seconds = 3600;
-      d.cfg.verifier_id = "https://kmr-demo.invalid/rebuilder";
-    }
-  }
-  if (!listen.empty()) d.cfg.http.listen = listen;
-  if (!state.empty()) d.cfg.state_dir = state;
-  if (!web.empty()) d.cfg.web_dir = web;
-  if (auto l = split_listen(d.cfg.http.listen); !l) {
+  if (!flags.listen.empty()) cfg.http.listen = flags.listen;
+  if (!flags.state.empty()) cfg.state_dir = flags.state;
+  if (!flags.web.empty()) cfg.web_dir = flags.web;
+  if (auto l = split_listen(cfg.http.listen); !l) {
     std::fprintf(stderr, "kmrd: %s\n", l.error().to_string().c_str());
     return 2;
   }
-  if (check) {
+  if (flags.check) {
     std::printf("kmrd: configuration OK: listen %s, state %s, %zu repositories, %zu preregistered workers\n",
-                d.cfg.http.listen.c_str(), d.cfg.state_dir.c_str(), d.cfg.repositories.size(), d.cfg.workers.size());
+                cfg.http.listen.c_str(), cfg.state_dir.c_str(), cfg.repositories.size(), cfg.workers.size());
     return 0;
   }
-  setup_logging(d.cfg);
-  std::error_code ec;
-  fs::create_directories(d.cfg.state_dir, ec);
-  d.cfg.state_dir = fs::absolute(d.cfg.state_dir, ec).string();
-  if (demo && d.cfg.admin_token.empty()) {
-    std::string tok_file = d.cfg.state_dir + "/admin-token";
-    auto t = read_text_file(tok_file, 4096);
-    if (t && t->size() >= 32) d.cfg.admin_token = t->substr(0, t->find('\n'));
-    else {
-      d.cfg.admin_token = random_hex(16);
-      std::string line = d.cfg.admin_token + "\n";
-      (void)write_file_atomic(tok_file, Bytes(reinterpret_cast<const std::uint8_t*>(line.data()), line.size()), 0600);
-    }
+  return std::nullopt;
+}
+
+// The demo's admin token: STATE/admin-token, created (random, 0600) on the first run.
+void demo_admin_token(Config& cfg) {
+  std::string tok_file = cfg.state_dir + "/admin-token";
+  auto t = read_text_file(tok_file, 4096);
+  if (t && t->size() >= 32) {
+    cfg.admin_token = t->substr(0, t->find('\n'));
+    return;
   }
+  cfg.admin_token = random_hex(16);
+  std::string line = cfg.admin_token + "\n";
+  (void)write_file_atomic(tok_file, Bytes(reinterpret_cast<const std::uint8_t*>(line.data()), line.size()), 0600);
+}
+
+// The store (with the configured workers registered) and the attestor (its log checked
+// against the store, pending verdicts signed); false (logged) when kmrd cannot start.
+bool open_state(Daemon& d, const std::string& public_base) {
   auto store = Store::open(d.cfg.state_dir);
   if (!store) {
     spdlog::error("{}", store.error().to_string());
-    return 2;
+    return false;
   }
   d.store = std::move(store).value();
   for (const auto& w : d.cfg.workers) {
     auto r = d.store->register_worker(w.name, w.public_key, w.resource_classes, unix_now());
     if (!r) {
       spdlog::error("worker {}: {}", w.name, r.error().to_string());
-      return 2;
+      return false;
     }
   }
-  auto hp = split_listen(d.cfg.http.listen).value();
-  std::string scheme = d.cfg.http.tls_cert.empty() ? "http" : "https";
-  auto att = Attestor::open(d.cfg.state_dir, d.cfg.signing_key, d.cfg.verifier_id,
-                            scheme + "://" + hp.first + ":" + std::to_string(hp.second));
+  auto att = Attestor::open(d.cfg.state_dir, d.cfg.signing_key, d.cfg.verifier_id, public_base);
   if (!att) {
     spdlog::error("attestations: {}", att.error().to_string());
-    return 2;
+    return false;
   }
   d.attestor = std::move(att).value();
   if (auto covered = check_log_covers_store(*d.store, *d.attestor); !covered) {
     spdlog::error("{}", covered.error().to_string());
-    return 2;
+    return false;
   }
   // Verdicts stored before a crash but not yet signed.
   if (auto pending = d.store->unattested_rebuilds(); pending)
     for (std::int64_t id : *pending) (void)d.attestor->attest_rebuild(*d.store, id, unix_now());
-  std::string web_dir = find_web_dir(d.cfg.web_dir);
+  return true;
+}
+
+// The API over the store, with the web UI from `web_dir`; a stored report is measured,
+// attested and kicks the member indexer.
+void make_api(Daemon& d, const std::string& web_dir) {
   StaticFiles files = StaticFiles::load(web_dir);
   if (files.size() == 0) spdlog::warn("web UI not found (looked for web/index.html); API only");
   d.api = std::make_unique<Api>(*d.store, d.cfg, d.metrics, d.attestor.get(), std::move(files));
@@ -522,10 +527,15 @@ int main_impl(int argc, char** argv) {
     spdlog::info("build {} stored: {} {} {} -> job {}", o.rebuild_id, r.status, r.files.value_or("-"),
                  r.module_root.value_or("-"), o.job_state);
   };
+}
+
+// Binds the listener; the origin defaults to the bound address. False (logged) on failure.
+bool start_http(Daemon& d, const std::pair<std::string, std::uint16_t>& hp, const std::string& scheme,
+                const std::string& web_dir, const std::string& port_file) {
   auto http = HttpServer::create(*d.api, d.cfg.http);
   if (!http) {
     spdlog::error("{}", http.error().to_string());
-    return 2;
+    return false;
   }
   d.http = std::move(http).value();
   std::uint16_t port = d.http->port();
@@ -543,11 +553,18 @@ int main_impl(int argc, char** argv) {
     std::string p = std::to_string(port) + "\n";
     (void)write_file_atomic(port_file, Bytes(reinterpret_cast<const std::uint8_t*>(p.data()), p.size()));
   }
+  return true;
+}
+
+// Runs the member indexer, the background loop and (demo) the demo until SIGTERM/SIGINT,
+// then stops them and the spawned workers.
+void serve(Daemon& d, bool demo) {
   d.members = std::make_unique<MemberIndexer>(*d.store, d.cfg.state_dir + "/tmp/members");
   d.members->start();
   d.members->kick();
   std::thread bg([&d] { d.background(); });
   std::thread demo_thread;
+  const std::uint16_t port = d.http->port();
   if (demo) demo_thread = std::thread([&d, port] { run_demo(d, port); });
   d.http->run([&d] {
     d.stopping = true;
@@ -559,6 +576,25 @@ int main_impl(int argc, char** argv) {
   d.members->stop();
   if (demo_thread.joinable()) demo_thread.join();
   d.reap_children();
+}
+
+int main_impl(int argc, char** argv) {
+  Flags flags;
+  if (auto code = parse_flags(argc, argv, flags)) return *code;
+  Daemon d;
+  if (auto code = load_daemon_config(flags, d.cfg)) return *code;
+  setup_logging(d.cfg);
+  std::error_code ec;
+  fs::create_directories(d.cfg.state_dir, ec);
+  d.cfg.state_dir = fs::absolute(d.cfg.state_dir, ec).string();
+  if (flags.demo && d.cfg.admin_token.empty()) demo_admin_token(d.cfg);
+  auto hp = split_listen(d.cfg.http.listen).value();
+  std::string scheme = d.cfg.http.tls_cert.empty() ? "http" : "https";
+  if (!open_state(d, scheme + "://" + hp.first + ":" + std::to_string(hp.second))) return 2;
+  std::string web_dir = find_web_dir(d.cfg.web_dir);
+  make_api(d, web_dir);
+  if (!start_http(d, hp, scheme, web_dir, flags.port_file)) return 2;
+  serve(d, flags.demo);
   spdlog::info("kmrd stopped");
   return 0;
 }
