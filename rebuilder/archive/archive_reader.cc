@@ -263,47 +263,55 @@ class CodecStream : public InputStream {
     return ok();
   }
 
+  // Feeds the decoder 64 KiB of input at a time and returns as soon as there
+  // is output, so one call buffers at most what 64 KiB expand to within the
+  // ratio cap (checked as output arrives), whatever the source's chunk size.
   Result<Bytes> next() override {
     out_.clear();
     auto sink = [this](Bytes b) -> Result<void> {
+      produced_ += b.size();
+      const auto allowed = checked_mul<std::uint64_t>(std::max<std::uint64_t>(compressed_, 1),
+                                                      o_.limits.max_compression_ratio);
+      if (allowed && produced_ > *allowed + o_.ratio_slack) {
+        ratio_error_ = limit_exceeded(o_.name + ": compression ratio exceeds " +
+                                      std::to_string(o_.limits.max_compression_ratio) + " (" +
+                                      std::to_string(produced_) + " bytes from " + std::to_string(compressed_) + ")");
+        return *ratio_error_;
+      }
       out_.insert(out_.end(), b.begin(), b.end());
       return ok();
     };
     while (out_.empty() && !done_) {
-      Bytes in;
-      if (!pending_.empty()) {
-        in = pending_;
-        pending_ = Bytes();
-      } else {
-        KMR_ASSIGN_OR_RETURN(in, in_.next());
+      if (pending_.empty()) {
+        KMR_ASSIGN_OR_RETURN(pending_, in_.next());
+        if (pending_.empty()) {
+          auto f = dec_->finish(sink);
+          if (!f) return failed(std::move(f).error());
+          done_ = true;
+          break;
+        }
       }
-      compressed_ += in.size();
-      if (in.empty()) {
-        auto f = dec_->finish(sink);
-        if (!f) return Error(f.error().code(), o_.name + ": " + f.error().message());
-        done_ = true;
-        break;
-      }
-      for (std::size_t off = 0; off < in.size(); off += 64 << 10) {
-        auto u = dec_->update(in.subspan(off, std::min<std::size_t>(64 << 10, in.size() - off)), sink);
-        if (!u) return Error(u.error().code(), o_.name + ": " + u.error().message());
-      }
-      produced_ += out_.size();
-      const auto allowed = checked_mul<std::uint64_t>(std::max<std::uint64_t>(compressed_, 1),
-                                                      o_.limits.max_compression_ratio);
-      if (allowed && produced_ > *allowed + o_.ratio_slack) {
-        return limit_exceeded(o_.name + ": compression ratio exceeds " + std::to_string(o_.limits.max_compression_ratio) +
-                              " (" + std::to_string(produced_) + " bytes from " + std::to_string(compressed_) + ")");
-      }
+      const Bytes slice = pending_.first(std::min<std::size_t>(64 << 10, pending_.size()));
+      pending_ = pending_.subspan(slice.size());
+      compressed_ += slice.size();
+      auto u = dec_->update(slice, sink);
+      if (!u) return failed(std::move(u).error());
     }
     return Bytes(out_.data(), out_.size());
   }
   std::uint64_t compressed() const { return compressed_; }
 
  private:
+  // The decoder's error named by the archive, or the ratio cap the sink hit.
+  Error failed(Error e) const {
+    if (ratio_error_) return *ratio_error_;
+    return Error(e.code(), o_.name + ": " + e.message());
+  }
+
   InputStream& in_;
   Bytes pending_;
   const ReaderOptions& o_;
+  std::optional<Error> ratio_error_;
   std::unique_ptr<Decompressor> dec_;
   ByteVector out_;
   std::uint64_t compressed_ = 0;
@@ -337,6 +345,13 @@ class Session {
     a_.reset(archive_read_new());
     if (!a_) return internal_error(options_.name + ": archive_read_new failed");
     enable_filters(a_.get());
+    if (options_.mode == Mode::kLenient) {
+      // Built into libarchive (no external programs): RPM payloads for kmr diff.
+      archive_read_support_filter_rpm(a_.get());
+      archive_read_support_filter_compress(a_.get());
+      archive_read_support_filter_lzip(a_.get());
+      archive_read_support_filter_uu(a_.get());
+    }
     if (raw) {
       archive_read_support_format_raw(a_.get());
     } else {
@@ -366,32 +381,46 @@ class Session {
     return malformed(text);
   }
 
-  // Ratio and total caps on decompressed output so far.
-  Result<void> check_expansion(std::uint64_t produced) {
+  // Why the archive or the source stream failed, without the file's name.
+  std::string reason() {
+    if (client_.error) return client_.error->to_string();
+    const char* msg = archive_error_string(a_.get());
+    return msg && *msg ? msg : "unknown libarchive error";
+  }
+  bool source_limit_hit() const { return client_.error && client_.error->code() == ErrorCode::kLimitExceeded; }
+
+  // Ratio and total caps on decompressed output so far: what was exceeded, or
+  // nullopt.
+  std::optional<std::string> expansion_problem(std::uint64_t produced) const {
     const Limits& lim = options_.limits;
-    if (produced > lim.max_total_bytes) {
-      return limit_exceeded(options_.name + ": decompressed size exceeds " + std::to_string(lim.max_total_bytes) +
-                            " bytes");
-    }
+    if (produced > lim.max_total_bytes) return "decompressed size exceeds " + std::to_string(lim.max_total_bytes) + " bytes";
     const std::uint64_t in = std::max<std::uint64_t>(client_.bytes, 1);
     const auto allowed = checked_mul(in, lim.max_compression_ratio);
     if (allowed && produced > *allowed + options_.ratio_slack) {
-      return limit_exceeded(options_.name + ": compression ratio exceeds " +
-                            std::to_string(lim.max_compression_ratio) + " (" + std::to_string(produced) +
-                            " bytes from " + std::to_string(client_.bytes) + ")");
+      return "compression ratio exceeds " + std::to_string(lim.max_compression_ratio) + " (" +
+             std::to_string(produced) + " bytes from " + std::to_string(client_.bytes) + ")";
     }
+    return std::nullopt;
+  }
+  Result<void> check_expansion(std::uint64_t produced) const {
+    if (auto problem = expansion_problem(produced)) return limit_exceeded(options_.name + ": " + *problem);
     return ok();
   }
 
   struct archive* get() { return a_.get(); }
   std::uint64_t source_bytes() const { return client_.bytes; }
   const ReaderOptions& options() const { return options_; }
+  bool lenient() const { return options_.mode == Mode::kLenient; }
 
  private:
   const ReaderOptions& options_;
   ClientData client_;
   ArchivePtr a_;
 };
+
+// Blocks of zeros for the holes of a sparse member (lenient mode).
+constexpr std::size_t kZeroBlock = 64 << 10;
+const std::uint8_t kZeros[kZeroBlock] = {};
 
 class LaMemberStream : public MemberStream {
  public:
@@ -401,35 +430,33 @@ class LaMemberStream : public MemberStream {
 
   Result<Bytes> next() override {
     if (done_) return Bytes();
-    const void* buf = nullptr;
-    size_t size = 0;
-    la_int64_t offset = 0;
-    const int r = archive_read_data_block(s_.get(), &buf, &size, &offset);
-    if (r == ARCHIVE_EOF) {
-      done_ = true;
-      if (read_ < declared_) return malformed(s_.options().name + ": " + path_ + ": truncated member");
-      return Bytes();
+    Bytes out;
+    if (hole_ > 0) {
+      out = Bytes(kZeros, static_cast<std::size_t>(std::min<std::uint64_t>(hole_, kZeroBlock)));
+      hole_ -= out.size();
+    } else if (!held_.empty()) {
+      out = held_;
+      held_ = Bytes();
+    } else {
+      KMR_ASSIGN_OR_RETURN(std::optional<Bytes> block, read_block());
+      if (!block) return Bytes();
+      out = *block;
     }
-    if (r == ARCHIVE_WARN) {
-      const char* m = archive_error_string(s_.get());
-      stats_.warnings.push_back(path_ + ": " + (m ? m : "warning"));
-    } else if (r != ARCHIVE_OK) {
+    read_ += out.size();
+    stats_.content_bytes += out.size();
+    const Limits& lim = s_.options().limits;
+    if (read_ > lim.max_member_bytes) {
       done_ = true;
-      return s_.fail(path_ + ": cannot read content");
-    }
-    if (offset < 0 || static_cast<std::uint64_t>(offset) != read_) {
-      done_ = true;
-      return malformed(s_.options().name + ": " + path_ + ": sparse member not supported");
-    }
-    read_ += size;
-    stats_.content_bytes += size;
-    if (read_ > s_.options().limits.max_member_bytes) {
-      done_ = true;
+      stop("decompression of " + path_ + " stopped at the member size limit (possible decompression bomb)");
       return limit_exceeded(s_.options().name + ": " + path_ + ": member larger than " +
-                            std::to_string(s_.options().limits.max_member_bytes) + " bytes");
+                            std::to_string(lim.max_member_bytes) + " bytes");
     }
-    KMR_TRY(s_.check_expansion(stats_.content_bytes));
-    return Bytes(static_cast<const std::uint8_t*>(buf), size);
+    if (auto problem = s_.expansion_problem(stats_.content_bytes)) {
+      done_ = true;
+      stop("decompression stopped in " + path_ + ": " + *problem + " (possible decompression bomb)");
+      return limit_exceeded(s_.options().name + ": " + *problem);
+    }
+    return out;
   }
 
   // Reads whatever the visitor left.
@@ -441,121 +468,256 @@ class LaMemberStream : public MemberStream {
     return ok();
   }
 
+  // Lenient mode: the archive cannot be read further (the note says why).
+  bool stopped() const { return stopped_; }
+
  private:
+  // The next block from libarchive; nullopt at the end of the member. A hole
+  // before the block (lenient) is served as zeros first.
+  Result<std::optional<Bytes>> read_block() {
+    const void* buf = nullptr;
+    size_t size = 0;
+    la_int64_t offset = 0;
+    const int r = archive_read_data_block(s_.get(), &buf, &size, &offset);
+    if (r == ARCHIVE_EOF) {
+      done_ = true;
+      if (read_ < declared_) {
+        if (!s_.lenient()) return malformed(s_.options().name + ": " + path_ + ": truncated member");
+        stats_.notes.push_back(path_ + ": truncated member (" + std::to_string(read_) + " of " +
+                               std::to_string(declared_) + " bytes)");
+      }
+      return std::optional<Bytes>();
+    }
+    if (r == ARCHIVE_WARN) {
+      const char* m = archive_error_string(s_.get());
+      stats_.warnings.push_back(path_ + ": " + (m ? m : "warning"));
+    } else if (r != ARCHIVE_OK) {
+      done_ = true;
+      if (s_.lenient() && r == ARCHIVE_FATAL) {
+        stop(s_.source_limit_hit() ? "decompression stopped in " + path_ + ": " + s_.reason() + " (possible decompression bomb)"
+                                   : "archive corrupt or truncated at member " + path_ + ": " + s_.reason());
+      }
+      return s_.fail(path_ + ": cannot read content");
+    }
+    const Bytes block(static_cast<const std::uint8_t*>(buf), size);
+    if (offset >= 0 && static_cast<std::uint64_t>(offset) == read_) return std::optional<Bytes>(block);
+    if (!s_.lenient() || offset < 0 || static_cast<std::uint64_t>(offset) < read_) {
+      done_ = true;
+      return malformed(s_.options().name + ": " + path_ + ": sparse member not supported");
+    }
+    hole_ = static_cast<std::uint64_t>(offset) - read_;
+    if (hole_ > s_.options().limits.max_member_bytes) {
+      done_ = true;
+      stop("decompression of " + path_ + " stopped at the member size limit (possible decompression bomb)");
+      return limit_exceeded(s_.options().name + ": " + path_ + ": sparse hole beyond the member size limit");
+    }
+    held_ = block;
+    const Bytes zeros(kZeros, static_cast<std::size_t>(std::min<std::uint64_t>(hole_, kZeroBlock)));
+    hole_ -= zeros.size();
+    return std::optional<Bytes>(zeros);
+  }
+
+  void stop(std::string note) {
+    if (!s_.lenient() || stopped_) return;
+    stopped_ = true;
+    stats_.notes.push_back(std::move(note));
+  }
+
   Session& s_;
   ArchiveStats& stats_;
   std::string path_;
   std::uint64_t declared_;
   std::uint64_t read_ = 0;
+  std::uint64_t hole_ = 0;  // zeros still to serve before held_
+  Bytes held_;
   bool done_ = false;
+  bool stopped_ = false;
 };
 
-Result<void> check_entry(const ReaderOptions& opt, struct archive_entry* ae, Entry& e,
-                         std::unordered_set<std::string>& seen, ArchiveStats& stats) {
-  const char* raw_path = archive_entry_pathname(ae);
-  if (!raw_path) return malformed(opt.name + ": member without a path");
-  auto norm = normalise_member_path(raw_path);
-  if (!norm) return malformed(opt.name + ": " + norm.error().message());
-  e.path = std::move(*norm);
-  for (std::size_t i = 0, j; i < e.path.size(); i = j + 1) {
-    j = e.path.find('/', i);
-    if (j == std::string::npos) j = e.path.size();
-    if (j - i > opt.limits.max_name_len) {
-      return limit_exceeded(opt.name + ": path component longer than " + std::to_string(opt.limits.max_name_len) +
-                            " bytes in '" + e.path.substr(0, 64) + "...'");
-    }
-  }
-  e.size = archive_entry_size_is_set(ae) ? static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(ae), 0)) : 0;
-  e.mode = static_cast<std::uint32_t>(archive_entry_perm(ae));
-  e.mtime = archive_entry_mtime(ae);
+constexpr std::size_t kMaxShownPath = 4096;
 
-  const char* hardlink = archive_entry_hardlink(ae);
-  const auto ft = archive_entry_filetype(ae);
-  if (hardlink) {
-    auto target = normalise_member_path(hardlink);
-    if (!target) return malformed(opt.name + ": " + e.path + ": hard link target: " + target.error().message());
-    if (!seen.count(*target)) {
-      return malformed(opt.name + ": " + e.path + ": hard link to '" + *target + "' which is not an earlier member");
+// Checks one header: in strict mode the first anomaly is the error, in
+// lenient mode each one is a note and the entry is still filled in.
+class EntryChecker {
+ public:
+  EntryChecker(const ReaderOptions& opt, ArchiveStats& stats) : opt_(opt), stats_(stats) {}
+
+  Result<void> check(struct archive_entry* ae, Entry& e) {
+    KMR_TRY(check_path(ae, e));
+    e.size = archive_entry_size_is_set(ae) ? static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(ae), 0)) : 0;
+    e.mode = static_cast<std::uint32_t>(archive_entry_perm(ae));
+    e.mtime = archive_entry_mtime(ae);
+    KMR_TRY(check_type(ae, e));
+    if (e.path.empty()) return ok();  // archive root
+    if (!seen_.insert(e.path).second) {
+      if (!(e.type == EntryType::kDirectory && opt_.allow_duplicate_directories)) {
+        KMR_TRY(flag(ErrorCode::kMalformedInput, "duplicate entry '" + e.path + "'"));
+      }
     }
-    e.type = EntryType::kHardlink;
-    e.link_target = std::move(*target);
-  } else if (ft == AE_IFREG) {
-    e.type = EntryType::kFile;
-  } else if (ft == AE_IFDIR) {
-    e.type = EntryType::kDirectory;
-    e.size = 0;
-  } else if (ft == AE_IFLNK) {
-    e.type = EntryType::kSymlink;
-    const char* t = archive_entry_symlink(ae);
-    e.link_target = t ? t : "";
-    if (e.link_target.empty()) return malformed(opt.name + ": " + e.path + ": symlink with empty target");
-    if (e.link_target.size() > opt.limits.max_symlink_len) {
-      return limit_exceeded(opt.name + ": " + e.path + ": symlink target longer than " +
-                            std::to_string(opt.limits.max_symlink_len) + " bytes");
+    if (e.size > opt_.limits.max_member_bytes) {
+      KMR_TRY(flag(ErrorCode::kLimitExceeded, e.path + ": member larger than " +
+                                                  std::to_string(opt_.limits.max_member_bytes) + " bytes"));
     }
-    if (e.link_target.front() == '/') {
-      e.absolute_symlink = true;
-      stats.warnings.push_back(e.path + ": absolute symlink target '" + e.link_target + "'");
-    } else if (!symlink_stays_inside(e.path, e.link_target)) {
-      return malformed(opt.name + ": " + e.path + ": symlink target '" + e.link_target +
-                       "' points outside the archive");
-    }
-    e.size = 0;
-  } else {
-    const char* kind = ft == AE_IFCHR ? "character device" : ft == AE_IFBLK ? "block device"
-                       : ft == AE_IFIFO ? "fifo" : ft == AE_IFSOCK ? "socket" : "unknown file type";
-    return malformed(opt.name + ": " + e.path + ": " + kind + " not allowed");
+    return ok();
   }
-  if (e.path.empty()) return ok();  // archive root
-  if (!seen.insert(e.path).second) {
-    if (!(e.type == EntryType::kDirectory && opt.allow_duplicate_directories)) {
-      return malformed(opt.name + ": duplicate entry '" + e.path + "'");
+
+ private:
+  // Strict: the error (named by the archive). Lenient: a note, and go on.
+  Result<void> flag(ErrorCode code, std::string what) {
+    if (opt_.mode == Mode::kStrict) return Error(code, opt_.name + ": " + what);
+    stats_.notes.push_back(std::move(what));
+    return ok();
+  }
+
+  Result<void> check_path(struct archive_entry* ae, Entry& e) {
+    const char* raw_path = archive_entry_pathname(ae);
+    e.stored_path = raw_path ? raw_path : "<unnamed " + std::to_string(stats_.members - 1) + ">";
+    if (e.stored_path.size() > kMaxShownPath) e.stored_path = e.stored_path.substr(0, kMaxShownPath) + "...";
+    if (!raw_path) {
+      KMR_TRY(flag(ErrorCode::kMalformedInput, "member without a path"));
+      e.path = e.stored_path;
+      return ok();
+    }
+    auto norm = normalise_member_path(raw_path);
+    if (!norm) {
+      KMR_TRY(flag(ErrorCode::kMalformedInput, norm.error().message()));
+      e.path = e.stored_path;
+    } else {
+      e.path = std::move(*norm);
+    }
+    for (std::size_t i = 0, j; i < e.path.size(); i = j + 1) {
+      j = e.path.find('/', i);
+      if (j == std::string::npos) j = e.path.size();
+      if (j - i > opt_.limits.max_name_len) {
+        return flag(ErrorCode::kLimitExceeded, "path component longer than " + std::to_string(opt_.limits.max_name_len) +
+                                                   " bytes in '" + e.path.substr(0, 64) + "...'");
+      }
+    }
+    return ok();
+  }
+
+  Result<void> check_type(struct archive_entry* ae, Entry& e) {
+    const char* hardlink = archive_entry_hardlink(ae);
+    const auto ft = archive_entry_filetype(ae);
+    if (hardlink) {
+      e.type = EntryType::kHardlink;
+      e.stored_link = hardlink;
+      auto target = normalise_member_path(hardlink);
+      if (!target) {
+        e.link_target = e.stored_link;
+        return flag(ErrorCode::kMalformedInput, e.path + ": hard link target: " + target.error().message());
+      }
+      e.link_target = std::move(*target);
+      if (!seen_.count(e.link_target)) {
+        return flag(ErrorCode::kMalformedInput,
+                    e.path + ": hard link to '" + e.link_target + "' which is not an earlier member");
+      }
+    } else if (ft == AE_IFREG) {
+      e.type = EntryType::kFile;
+    } else if (ft == AE_IFDIR) {
+      e.type = EntryType::kDirectory;
+      e.size = 0;
+    } else if (ft == AE_IFLNK) {
+      e.type = EntryType::kSymlink;
+      e.size = 0;
+      const char* t = archive_entry_symlink(ae);
+      e.link_target = t ? t : "";
+      e.stored_link = e.link_target;
+      if (e.link_target.empty()) return flag(ErrorCode::kMalformedInput, e.path + ": symlink with empty target");
+      if (e.link_target.size() > opt_.limits.max_symlink_len) {
+        return flag(ErrorCode::kLimitExceeded, e.path + ": symlink target longer than " +
+                                                   std::to_string(opt_.limits.max_symlink_len) + " bytes");
+      }
+      if (e.link_target.front() == '/') {
+        e.absolute_symlink = true;
+        stats_.warnings.push_back(e.path + ": absolute symlink target '" + e.link_target + "'");
+      } else if (!symlink_stays_inside(e.path, e.link_target)) {
+        return flag(ErrorCode::kMalformedInput,
+                    e.path + ": symlink target '" + e.link_target + "' points outside the archive");
+      }
+    } else {
+      e.special = ft == AE_IFCHR ? "character device" : ft == AE_IFBLK ? "block device"
+                  : ft == AE_IFIFO ? "fifo" : ft == AE_IFSOCK ? "socket" : "unknown file type";
+      e.type = EntryType::kFile;
+      e.size = 0;
+      return flag(ErrorCode::kMalformedInput, e.path + ": " + std::string(e.special) + " not allowed");
+    }
+    return ok();
+  }
+
+  const ReaderOptions& opt_;
+  ArchiveStats& stats_;
+  std::unordered_set<std::string> seen_;
+};
+
+// The codec stream in front of libarchive, if any.
+struct FrontDecoder {
+  std::unique_ptr<XzMtStream> xz;
+  std::unique_ptr<CodecStream> codec;
+  std::string filter;
+  InputStream* stream() { return xz ? static_cast<InputStream*>(xz.get()) : codec.get(); }
+  std::uint64_t compressed() const { return xz ? xz->compressed() : codec->compressed(); }
+};
+
+// Peeks at the first chunk: xz goes through the threaded decoder, gzip,
+// bzip2, zstd and lz4 through the codec libraries; anything else to libarchive.
+Result<FrontDecoder> front_decoder(InputStream& in, Bytes first, const ReaderOptions& options) {
+  static constexpr std::uint8_t kXzMagic[6] = {0xfd, '7', 'z', 'X', 'Z', 0};
+  FrontDecoder f;
+  if (options.threaded_xz && first.size() >= 6 && std::memcmp(first.data(), kXzMagic, 6) == 0) {
+    f.xz = std::make_unique<XzMtStream>(in, first, options);
+    KMR_TRY(f.xz->init());
+    f.filter = "xz";
+  } else if (first.size() >= 4) {
+    const Codec c = detect_codec(first.first(std::min<std::size_t>(first.size(), 64)));
+    if (c == Codec::kGzip || c == Codec::kBzip2 || c == Codec::kZstd || c == Codec::kLz4) {
+      f.codec = std::make_unique<CodecStream>(in, first, options);
+      KMR_TRY(f.codec->init(c));
+      f.filter = std::string(codec_name(c));
     }
   }
-  if (e.size > opt.limits.max_member_bytes) {
-    return limit_exceeded(opt.name + ": " + e.path + ": member larger than " +
-                          std::to_string(opt.limits.max_member_bytes) + " bytes");
-  }
-  return ok();
+  return f;
 }
 
 }  // namespace
 
 Result<ArchiveStats> read_archive(InputStream& in, const ReaderOptions& options, const Visitor& visitor) {
-  // Peek at the first chunk: xz goes through the threaded decoder.
+  const bool lenient = options.mode == Mode::kLenient;
   KMR_ASSIGN_OR_RETURN(Bytes first, in.next());
-  static constexpr std::uint8_t kXzMagic[6] = {0xfd, '7', 'z', 'X', 'Z', 0};
   PeekedStream peeked(in, first);
-  std::unique_ptr<XzMtStream> xz;
-  std::unique_ptr<CodecStream> codec_stream;
-  InputStream* src = &peeked;
-  std::string filter;
-  if (options.threaded_xz && first.size() >= 6 && std::memcmp(first.data(), kXzMagic, 6) == 0) {
-    xz = std::make_unique<XzMtStream>(in, first, options);
-    KMR_TRY(xz->init());
-    src = xz.get();
-    filter = "xz";
-  } else if (first.size() >= 4) {
-    const Codec c = detect_codec(first.first(std::min<std::size_t>(first.size(), 64)));
-    if (c == Codec::kGzip || c == Codec::kBzip2 || c == Codec::kZstd || c == Codec::kLz4) {
-      codec_stream = std::make_unique<CodecStream>(in, first, options);
-      KMR_TRY(codec_stream->init(c));
-      src = codec_stream.get();
-      filter = std::string(codec_name(c));
-    }
-  }
+  KMR_ASSIGN_OR_RETURN(FrontDecoder front, front_decoder(in, first, options));
+  InputStream* src = front.filter.empty() ? &peeked : front.stream();
   Session s(*src, options);
   KMR_TRY(s.open(false));
   ArchiveStats stats;
-  std::unordered_set<std::string> seen;
+  EntryChecker checker(options, stats);
+  bool complete = false;
   for (;;) {
+    if (lenient && stats.members >= options.limits.max_members) {
+      stats.notes.push_back("member limit reached; listing truncated");
+      break;
+    }
     struct archive_entry* ae = nullptr;
     const int r = archive_read_next_header(s.get(), &ae);
-    if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_EOF) {
+      complete = true;
+      break;
+    }
     if (r == ARCHIVE_WARN) {
       const char* m = archive_error_string(s.get());
-      stats.warnings.push_back(m ? m : "warning");
+      if (lenient) {
+        stats.notes.push_back("warning at member " + std::to_string(stats.members) + ": " + (m ? m : "warning"));
+      } else {
+        stats.warnings.push_back(m ? m : "warning");
+      }
     } else if (r != ARCHIVE_OK) {
+      if (lenient && stats.members > 0) {
+        stats.notes.push_back(s.source_limit_hit() ? "decompression stopped after " + std::to_string(stats.members) +
+                                                         " members: " + s.reason() + " (possible decompression bomb)"
+                                                   : "archive corrupt or truncated after " +
+                                                         std::to_string(stats.members) + " members: " + s.reason());
+        break;
+      }
       return s.fail(stats.members == 0 ? "not a readable archive" : "cannot read member header");
     }
     if (stats.members == 0) {
@@ -569,25 +731,33 @@ Result<ArchiveStats> read_archive(InputStream& in, const ReaderOptions& options,
                             " members");
     }
     Entry e;
-    KMR_TRY(check_entry(options, ae, e, seen, stats));
-    LaMemberStream content(s, stats, e.path, e.type == EntryType::kFile ? e.size : 0);
-    if (!e.path.empty()) {
+    KMR_TRY(checker.check(ae, e));
+    const bool has_content = e.type == EntryType::kFile && e.special.empty();
+    LaMemberStream content(s, stats, lenient ? e.stored_path : e.path, has_content ? e.size : 0);
+    if (!e.path.empty() || lenient) {
       auto v = visitor(e, content);
       if (!v) return std::move(v).error();
     }
-    KMR_TRY(content.drain());
+    auto drained = content.drain();
+    if (!drained && !lenient) return std::move(drained).error();
+    if (content.stopped()) break;
+    if (!drained) stats.notes.push_back(drained.error().message());
   }
-  if (src != &peeked) {
+  if (!front.filter.empty() && (complete || !lenient)) {
     // Decode to the end so a truncated or corrupt stream tail (index, footer,
     // check) is an error even when the tar ended before it.
     for (;;) {
       auto b = src->next();
-      if (!b) return std::move(b).error();
+      if (!b) {
+        if (!lenient) return std::move(b).error();
+        stats.notes.push_back("compressed stream after the last member: " + b.error().to_string());
+        break;
+      }
       if (b->empty()) break;
     }
   }
-  stats.compressed_bytes = xz ? xz->compressed() : codec_stream ? codec_stream->compressed() : s.source_bytes();
-  if (!filter.empty()) stats.filter_name = filter;
+  stats.compressed_bytes = front.filter.empty() ? s.source_bytes() : front.compressed();
+  if (!front.filter.empty()) stats.filter_name = front.filter;
   return stats;
 }
 

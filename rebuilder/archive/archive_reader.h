@@ -4,6 +4,9 @@
 // zstd/lz4 compressed), cpio (newc/odc) and ar. Members are visited in archive
 // order; content is streamed in blocks and never written to disk. Every path is
 // normalised and checked; caps bound members, sizes and compression ratio.
+// Two modes (ReaderOptions::mode): strict, where any anomaly is an error (the
+// package readers), and lenient, where anomalies become notes and the reader
+// shows what it can (kmr diff).
 
 #include <cstdint>
 #include <functional>
@@ -58,8 +61,15 @@ std::string_view entry_type_name(EntryType type);
 
 struct Entry {
   std::string path;         // normalised: relative, no "./", no "..", no "//", no trailing "/"
+                            // (lenient mode: as stored when it does not normalise)
+  std::string stored_path;  // as stored in the archive (capped at 4096 bytes, then "...")
   EntryType type = EntryType::kFile;
   std::string link_target;  // symlink target (as stored) or hardlink target (normalised)
+  std::string stored_link;  // symlink or hardlink target as stored
+  // Lenient mode only: "character device", "block device", "fifo", "socket"
+  // or "unknown file type" for a member of no EntryType (type is then kFile,
+  // size 0, no content). Strict mode rejects such members.
+  std::string_view special;
   bool absolute_symlink = false;  // symlink target starts with '/' (kept, flagged)
   std::uint64_t size = 0;   // size from the header (0 for non-files)
   std::uint32_t mode = 0;   // permission bits
@@ -82,8 +92,26 @@ using Visitor = std::function<Result<void>(const Entry&, MemberStream&)>;
 
 enum class Format { kAny, kTar, kCpio, kAr, kRaw };
 
+enum class Mode {
+  // Any anomaly is an error: odd paths, devices, duplicates, links leaving the
+  // tree, sparse or truncated members, a corrupt tail, a cap reached.
+  kStrict,
+  // For showing an archive rather than installing it: anomalies are notes
+  // (ArchiveStats::notes) and the member is still visited; paths are kept as
+  // stored when they do not normalise; the root ("./") is visited; sparse
+  // holes read as zeros. A read error inside a member is returned by its
+  // MemberStream (the visitor records it and returns ok) and the reader goes on
+  // with the next member when libarchive can; a corrupt or truncated archive
+  // after the first member, or a size, ratio or member-count cap, ends the
+  // listing with a note instead of an error. An archive whose first header
+  // cannot be read, and any error the visitor returns, are still errors.
+  // Adds libarchive's rpm, compress (.Z), lzip and uuencode filters.
+  kLenient,
+};
+
 struct ReaderOptions {
   Limits limits;
+  Mode mode = Mode::kStrict;
   // Shown in every error message ("linux.deb: data.tar.xz: ...").
   std::string name = "archive";
   Format format = Format::kAny;
@@ -102,6 +130,7 @@ struct ArchiveStats {
   std::uint64_t content_bytes = 0;     // decompressed member content read or skipped
   std::uint64_t compressed_bytes = 0;  // bytes pulled from the source
   std::vector<std::string> warnings;   // ARCHIVE_WARN messages and flagged entries
+  std::vector<std::string> notes;      // lenient mode: anomalies and why the listing ended early
   std::string format_name;             // libarchive's, e.g. "GNU tar format"
   std::string filter_name;             // outermost filter, e.g. "xz"
 };

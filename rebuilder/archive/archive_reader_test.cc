@@ -275,6 +275,157 @@ TEST(ArchiveReader, DecompressBytes) {
   EXPECT_EQ(r.error().message(), "x: decompressed size exceeds 100 bytes");
 }
 
+// ---- lenient mode (kmr diff): anomalies are notes, members still visited ----
+
+ReaderOptions lenient() {
+  ReaderOptions o = opts();
+  o.mode = Mode::kLenient;
+  return o;
+}
+
+struct Listed {
+  std::vector<std::string> stored;  // stored path + "|" + special
+  std::vector<std::string> errors;  // member read errors
+  std::vector<std::string> notes;
+};
+
+Result<Listed> list_lenient(Bytes data, const ReaderOptions& o = lenient()) {
+  Listed out;
+  auto r = read_archive_memory(data, o, [&](const Entry& e, MemberStream& s) -> Result<void> {
+    out.stored.push_back(e.stored_path + "|" + std::string(e.special));
+    auto c = s.read_all(1 << 30);
+    if (!c) out.errors.push_back(c.error().message());
+    return ok();
+  });
+  if (!r) return std::move(r).error();
+  out.notes = r->notes;
+  return out;
+}
+
+TEST(ArchiveReaderLenient, ShowsWhatStrictRejects) {
+  auto tar = make_archive({{"./", AE_IFDIR, "", "", ""},
+                           {"/etc/passwd", AE_IFREG, "x", "", ""},
+                           {"usr/../../etc/shadow", AE_IFREG, "y", "", ""},
+                           {"usr/lib/x", AE_IFLNK, "", "../../../etc/shadow", ""},
+                           {"dev/sda", AE_IFCHR, "", "", ""},
+                           {"a", AE_IFREG, "1", "", ""},
+                           {"./a", AE_IFREG, "2", "", ""},
+                           {"h", AE_IFREG, "", "", "later"}});
+  // Strict: the first anomaly is the error.
+  EXPECT_EQ(error_of(tar), "t.tar: absolute path '/etc/passwd'");
+  auto r = list_lenient(tar);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->stored, (std::vector<std::string>{"./|", "/etc/passwd|", "usr/../../etc/shadow|", "usr/lib/x|",
+                                                  "dev/sda|character device", "a|", "./a|", "h|"}));
+  EXPECT_EQ(r->notes, (std::vector<std::string>{
+                          "absolute path '/etc/passwd'",
+                          "'..' component in path 'usr/../../etc/shadow'",
+                          "usr/lib/x: symlink target '../../../etc/shadow' points outside the archive",
+                          "dev/sda: character device not allowed",
+                          "duplicate entry 'a'",
+                          "h: hard link to 'later' which is not an earlier member",
+                      }));
+  EXPECT_TRUE(r->errors.empty());
+}
+
+TEST(ArchiveReaderLenient, KeepsStoredNamesAndLinks) {
+  auto tar = make_archive({{"./usr/a.ko", AE_IFREG, "hello", "", ""}, {"./usr/c.ko", AE_IFREG, "", "", "./usr/a.ko"}});
+  std::vector<std::string> got;
+  auto r = read_archive_memory(tar, lenient(), [&](const Entry& e, MemberStream&) -> Result<void> {
+    got.push_back(e.path + " " + e.stored_path + " " + e.link_target + " " + e.stored_link);
+    return ok();
+  });
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(got, (std::vector<std::string>{"usr/a.ko ./usr/a.ko  ", "usr/c.ko ./usr/c.ko usr/a.ko ./usr/a.ko"}));
+  EXPECT_TRUE(r->notes.empty());
+}
+
+TEST(ArchiveReaderLenient, CorruptTailEndsTheListingWithANote) {
+  auto tar = make_archive({{"a", AE_IFREG, "first", "", ""}, {"b", AE_IFREG, std::string(100000, 'x'), "", ""}});
+  tar.resize(tar.size() / 2);
+  auto r = list_lenient(tar);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->stored, (std::vector<std::string>{"a|", "b|"}));
+  ASSERT_EQ(r->errors.size(), 1u);
+  EXPECT_EQ(r->errors[0].rfind("t.tar: b: cannot read content: ", 0), 0u) << r->errors[0];
+  ASSERT_EQ(r->notes.size(), 1u);
+  EXPECT_EQ(r->notes[0].rfind("archive corrupt or truncated at member b: ", 0), 0u) << r->notes[0];
+  // Nothing readable at all is still an error.
+  std::string junk(1000, 'j');
+  auto g = list_lenient(as_bytes(junk));
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().message().rfind("t.tar: not a readable archive", 0), 0u) << g.error().message();
+}
+
+TEST(ArchiveReaderLenient, CapsEndTheListingWithANote) {
+  auto tar = make_archive({{"a", AE_IFREG, std::string(5000, 'a'), "", ""},
+                           {"b", AE_IFREG, std::string(5000, 'b'), "", ""},
+                           {"c", AE_IFREG, "c", "", ""}});
+  ReaderOptions o = lenient();
+  o.limits.max_member_bytes = 4096;
+  auto r = list_lenient(tar, o);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->stored, (std::vector<std::string>{"a|"}));
+  EXPECT_EQ(r->errors, (std::vector<std::string>{"t.tar: a: member larger than 4096 bytes"}));
+  EXPECT_EQ(r->notes, (std::vector<std::string>{
+                          "a: member larger than 4096 bytes",
+                          "decompression of a stopped at the member size limit (possible decompression bomb)"}));
+  o = lenient();
+  o.limits.max_members = 2;
+  r = list_lenient(tar, o);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->stored.size(), 2u);
+  EXPECT_EQ(r->notes, (std::vector<std::string>{"member limit reached; listing truncated"}));
+}
+
+TEST(ArchiveReaderLenient, RatioCapOfACompressedBomb) {
+  // Incompressible bytes first, so the first header is read before the bomb.
+  std::string noise(256 << 10, '\0');
+  std::uint32_t x = 1;
+  for (char& c : noise) c = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);
+  for (int filter : {ARCHIVE_FILTER_XZ, ARCHIVE_FILTER_ZSTD, ARCHIVE_FILTER_GZIP}) {
+    auto tar = make_archive({{"noise", AE_IFREG, noise, "", ""}, {"zeros", AE_IFREG, std::string(48 << 20, '\0'), "", ""}},
+                            ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, filter);
+    for (bool threaded : {true, false}) {
+      ReaderOptions o = lenient();
+      o.threaded_xz = threaded;
+      o.ratio_slack = 1 << 20;
+      o.limits.max_compression_ratio = 20;  // the noise is about as large compressed
+      // The whole archive as one chunk (as kmr diff reads it): the codec
+      // stream still stops at the cap instead of inflating the chunk.
+      MemoryStream in(tar, tar.size());
+      Listed got;
+      auto r = read_archive(in, o, [&](const Entry& e, MemberStream& s) -> Result<void> {
+        got.stored.push_back(e.stored_path);
+        auto c = s.read_all(1 << 30);
+        if (!c) got.errors.push_back(c.error().message());
+        return ok();
+      });
+      ASSERT_TRUE(r) << "filter " << filter << ": " << r.error().to_string();
+      // The cap is hit in the second member, or while libarchive reads ahead
+      // past the first: either way the listing ends with one note.
+      EXPECT_EQ(got.stored[0], "noise");
+      EXPECT_LE(got.errors.size(), 1u);
+      for (const auto& e : got.errors) EXPECT_NE(e.find("compression ratio exceeds 20 "), std::string::npos) << e;
+      ASSERT_EQ(r->notes.size(), 1u) << "filter " << filter;
+      EXPECT_NE(r->notes[0].find("compression ratio exceeds 20 "), std::string::npos) << r->notes[0];
+      EXPECT_NE(r->notes[0].find("(possible decompression bomb)"), std::string::npos) << r->notes[0];
+    }
+  }
+}
+
+TEST(ArchiveReaderLenient, VisitorErrorsStillEndTheRead) {
+  auto tar = make_archive({{"a", AE_IFREG, "1", "", ""}, {"b", AE_IFREG, "2", "", ""}});
+  int seen = 0;
+  auto r = read_archive_memory(tar, lenient(), [&](const Entry&, MemberStream&) -> Result<void> {
+    ++seen;
+    return Error(ErrorCode::kTimeout, "stop");
+  });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "stop");
+  EXPECT_EQ(seen, 1);
+}
+
 TEST(ArchivePath, Normalise) {
   EXPECT_EQ(*normalise_member_path("./a//b/./c/"), "a/b/c");
   EXPECT_EQ(*normalise_member_path("./"), "");

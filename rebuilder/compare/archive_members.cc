@@ -1,12 +1,10 @@
 #include "rebuilder/compare/archive_members.h"
 
-#include <archive.h>
-#include <archive_entry.h>
-
 #include <algorithm>
 #include <memory>
 #include <unordered_map>
 
+#include "rebuilder/archive/archive_reader.h"
 #include "rebuilder/archive/decompress.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
@@ -15,44 +13,63 @@ namespace kmr::compare {
 
 namespace {
 
-struct ArchiveDeleter {
-  void operator()(::archive* a) const { archive_read_free(a); }
-};
-using ArchivePtr = std::unique_ptr<::archive, ArchiveDeleter>;
-
 constexpr std::uint64_t kRatioFloor = 64ull << 20;  // ratio checks start beyond 64 MiB out
 
-ArchivePtr open_archive(Bytes data, bool raw) {
-  ArchivePtr a(archive_read_new());
-  archive_read_support_filter_all(a.get());
-  if (raw) {
-    archive_read_support_format_raw(a.get());
-  } else {
-    archive_read_support_format_tar(a.get());
-    archive_read_support_format_cpio(a.get());
-    archive_read_support_format_ar(a.get());
+// The shared reader in lenient mode: odd members are shown, anomalies become
+// the listing's comments, caps end the listing with a comment.
+archive::ReaderOptions lenient_options(const Limits& limits, const std::string& what) {
+  archive::ReaderOptions o;
+  o.mode = archive::Mode::kLenient;
+  o.limits = limits;
+  o.name = what;
+  o.ratio_slack = kRatioFloor;
+  // The two sides of a comparison are decoded at the same time, one core
+  // each; liblzma's threaded decoder would add two buffered blocks per side.
+  o.threaded_xz = false;
+  return o;
+}
+
+// The source in 4 MiB chunks, each a run of the source itself (content of an
+// uncompressed archive is then handed out as runs of the source, kept as
+// zero-copy slices); the chunk before the previous one is released, so a
+// mapped input is not all resident at once.
+class BlobStream final : public archive::InputStream {
+ public:
+  explicit BlobStream(const BlobPtr& blob) : blob_(blob), data_(blob ? blob->bytes() : Bytes()) {}
+  Result<Bytes> next() override {
+    if (blob_ && pos_ >= kChunk * 2) blob_->release(pos_ - kChunk * 2, kChunk);
+    const std::size_t n = std::min(kChunk, data_.size() - std::min(pos_, data_.size()));
+    const Bytes out = data_.subspan(std::min(pos_, data_.size()), n);
+    pos_ += kChunk;
+    return out;
   }
-  if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) return nullptr;
-  return a;
+
+ private:
+  static constexpr std::size_t kChunk = 4 << 20;
+  const BlobPtr& blob_;
+  Bytes data_;
+  std::size_t pos_ = 0;
+};
+
+Result<archive::ArchiveStats> read_lenient(const Limits& limits, const BlobPtr& source, const std::string& what,
+                                           const archive::Visitor& visitor) {
+  BlobStream in(source);
+  return archive::read_archive(in, lenient_options(limits, what), visitor);
 }
 
-std::string err_text(::archive* a) {
-  const char* e = archive_error_string(a);
-  return e != nullptr ? e : "unknown libarchive error";
-}
-
-MemberType member_type(archive_entry* e) {
-  switch (archive_entry_filetype(e)) {
-    case AE_IFREG: return archive_entry_hardlink(e) != nullptr ? MemberType::kHardlink : MemberType::kFile;
-    case AE_IFDIR: return MemberType::kDirectory;
-    case AE_IFLNK: return MemberType::kSymlink;
-    default: return archive_entry_hardlink(e) != nullptr ? MemberType::kHardlink : MemberType::kOther;
+MemberType member_type(const archive::Entry& e) {
+  if (e.type == archive::EntryType::kHardlink) return MemberType::kHardlink;
+  if (!e.special.empty()) return MemberType::kOther;
+  switch (e.type) {
+    case archive::EntryType::kFile: return MemberType::kFile;
+    case archive::EntryType::kDirectory: return MemberType::kDirectory;
+    case archive::EntryType::kSymlink: return MemberType::kSymlink;
+    case archive::EntryType::kHardlink: return MemberType::kHardlink;
   }
+  return MemberType::kOther;
 }
 
-// Reads the data of the current entry: hash, optional retention, caps.
-// Returns false when the whole archive must stop (bomb, fatal error, timeout).
-// Retained content as a zero-copy slice of `source` while libarchive's
+// Retained content as a zero-copy slice of `source` while the reader's
 // blocks are one contiguous run inside it; copied from the first block that
 // is not.
 class Keeper {
@@ -93,127 +110,62 @@ class Keeper {
   ByteVector content_;
 };
 
-bool read_member(Context& ctx, ::archive* a, Member& m, bool retain, std::uint64_t& total_out,
-                 const BlobPtr& source, std::vector<std::string>& comments, BlobPtr* kept) {
-  const Limits& lim = ctx.options().limits;
+// Reads the content of a file member: hash, optional retention. A read error
+// is recorded on the member (the reader notes why the archive ends, if it
+// does). Returns false on a timeout: the whole listing stops.
+bool read_member(Context& ctx, archive::MemberStream& in, Member& m, bool retain, const BlobPtr& source,
+                 BlobPtr& kept) {
   Sha256 h;
   Keeper content(source, retain);
   std::uint64_t got = 0;
   bool keep_going = true;
   for (;;) {
-    const void* buf = nullptr;
-    size_t len = 0;
-    la_int64_t off = 0;
-    int r = archive_read_data_block(a, &buf, &len, &off);
-    if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) {
-      m.error = "reading member data failed: " + err_text(a);
-      keep_going = r != ARCHIVE_FATAL;
-      if (!keep_going) comments.push_back("archive corrupt or truncated at member " + m.path + ": " + err_text(a));
-      break;
-    }
-    // Sparse files: fill holes with zeros.
-    if (off >= 0 && static_cast<std::uint64_t>(off) > got) {
-      std::uint64_t hole = static_cast<std::uint64_t>(off) - got;
-      if (hole > lim.max_member_bytes) {
-        m.error = "sparse hole beyond the member size limit";
-        break;
-      }
-      ByteVector zeros(static_cast<std::size_t>(hole), 0);
-      h.update(Bytes(zeros.data(), zeros.size()));
-      content.add(Bytes(zeros.data(), zeros.size()));
-      got += hole;
-      total_out += hole;
-    }
-    Bytes chunk(static_cast<const std::uint8_t*>(buf), len);
-    got += len;
-    total_out += len;
-    if (got > lim.max_member_bytes) {
-      m.error = "member exceeds " + std::to_string(lim.max_member_bytes) + " bytes; decompression stopped";
-      comments.push_back("decompression of " + m.path + " stopped at the member size limit (possible decompression bomb)");
-      keep_going = false;
-      break;
-    }
-    std::uint64_t in = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_filter_bytes(a, -1), 1));
-    if (total_out > kRatioFloor && total_out / in > lim.max_compression_ratio) {
-      m.error = "decompression stopped: ratio exceeds " + std::to_string(lim.max_compression_ratio) + ":1";
-      comments.push_back("decompression stopped in " + m.path + " after " + std::to_string(total_out) +
-                         " bytes: ratio exceeds " + std::to_string(lim.max_compression_ratio) +
-                         ":1 (possible decompression bomb)");
-      keep_going = false;
-      break;
-    }
-    if (total_out > lim.max_total_bytes) {
-      m.error = "archive exceeds the total size limit; decompression stopped";
-      comments.push_back("decompression stopped at the total size limit of " + std::to_string(lim.max_total_bytes) + " bytes");
-      keep_going = false;
-      break;
-    }
     if (ctx.timed_out()) {
       m.error = "timeout while reading member";
-      comments.push_back(kTimeoutComment);
       keep_going = false;
       break;
     }
-    h.update(chunk);
-    content.add(chunk);
+    auto chunk = in.next();
+    if (!chunk) {
+      m.error = "reading member data failed: " + chunk.error().message();
+      break;
+    }
+    if (chunk->empty()) break;
+    got += chunk->size();
+    h.update(*chunk);
+    content.add(*chunk);
   }
   m.sha256 = to_hex(h.finish());
-  if (m.type == MemberType::kFile) m.size = std::max<std::uint64_t>(m.size, got);
-  if (retain && kept != nullptr) {
-    *kept = content.finish();
-  } else if (retain) {
-    m.content = content.finish();
-  }
+  m.size = std::max<std::uint64_t>(m.size, got);
+  if (retain) kept = content.finish();
   return keep_going;
 }
 
 // One streaming pass. `want` (when set) selects which member ordinals keep
-// content; otherwise content is kept while the retain budget lasts.
+// content and the pass stops after the last of them; otherwise content goes
+// to the hook, or is kept while the retain budget lasts.
 Result<MemberList> pass(Context& ctx, const BlobPtr& source, const std::string& what, const std::vector<bool>* want,
                         const RetainHook* hook) {
-  const Bytes data = source ? source->bytes() : Bytes();
-  ArchivePtr a = open_archive(data, false);
-  if (!a) return malformed(what + ": cannot open as an archive");
   MemberList list;
-  std::uint64_t total_out = 0;
   std::uint64_t retained = 0;
-  std::uint64_t ordinal = 0;
-  std::uint64_t last_wanted = 0;
+  std::size_t last_wanted = 0;
   if (want != nullptr) {
-    for (std::uint64_t i = 0; i < want->size(); ++i) {
+    for (std::size_t i = 0; i < want->size(); ++i) {
       if ((*want)[i]) last_wanted = i;
     }
   }
-  for (;;) {
-    if (want != nullptr && ordinal > last_wanted) break;  // everything wanted is read
-    if (list.members.size() >= ctx.options().limits.max_members) {
-      list.comments.push_back("member limit reached; listing truncated");
-      break;
-    }
-    archive_entry* e = nullptr;
-    int r = archive_read_next_header(a.get(), &e);
-    if (r == ARCHIVE_EOF) break;
-    if (r == ARCHIVE_FATAL || r == ARCHIVE_RETRY) {
-      if (list.members.empty()) return malformed(what + ": " + err_text(a.get()));
-      list.comments.push_back("archive corrupt or truncated after " + std::to_string(list.members.size()) +
-                              " members: " + err_text(a.get()));
-      break;
-    }
-    if (r == ARCHIVE_WARN) list.comments.push_back("warning at member " + std::to_string(ordinal) + ": " + err_text(a.get()));
+  bool stopped = false;  // by this visitor: everything wanted is read, or the timeout
+  auto visit = [&](const archive::Entry& e, archive::MemberStream& content) -> Result<void> {
+    const std::size_t ordinal = list.members.size();
     Member m;
-    const char* p = archive_entry_pathname(e);
-    m.path = p != nullptr ? p : "<unnamed " + std::to_string(ordinal) + ">";
-    if (m.path.size() > 4096) m.path = m.path.substr(0, 4096) + "...";
+    m.path = e.stored_path;
     m.type = member_type(e);
-    m.size = archive_entry_size_is_set(e) ? static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(e), 0)) : 0;
-    m.mode = static_cast<std::uint32_t>(archive_entry_perm(e));
-    if (m.type == MemberType::kSymlink && archive_entry_symlink(e) != nullptr) m.link = archive_entry_symlink(e);
-    if (m.type == MemberType::kHardlink && archive_entry_hardlink(e) != nullptr) m.link = archive_entry_hardlink(e);
+    m.size = e.size;
+    m.mode = e.mode;
+    if (m.type == MemberType::kSymlink || m.type == MemberType::kHardlink) m.link = e.stored_link;
     bool keep_going = true;
     if (m.type == MemberType::kFile) {
       bool retain;
-      BlobPtr kept;
       if (hook != nullptr) {
         retain = true;
       } else if (want != nullptr) {
@@ -222,13 +174,28 @@ Result<MemberList> pass(Context& ctx, const BlobPtr& source, const std::string& 
         retain = retained + m.size <= ctx.options().retain_bytes;
         if (retain) retained += m.size;
       }
-      keep_going = read_member(ctx, a.get(), m, retain, total_out, source, list.comments,
-                               hook != nullptr ? &kept : nullptr);
-      if (hook != nullptr && m.error.empty()) (*hook)(m, std::move(kept));
+      BlobPtr kept;
+      keep_going = read_member(ctx, content, m, retain, source, kept);
+      if (hook != nullptr && m.error.empty()) {
+        (*hook)(m, std::move(kept));
+      } else if (retain && hook == nullptr) {
+        m.content = std::move(kept);
+      }
     }
     list.members.push_back(std::move(m));
-    ++ordinal;
-    if (!keep_going) break;
+    if (!keep_going) list.comments.push_back(kTimeoutComment);
+    if (!keep_going || (want != nullptr && ordinal >= last_wanted)) {
+      stopped = true;
+      return Error(ErrorCode::kTimeout, "listing stopped");
+    }
+    return ok();
+  };
+  auto r = read_lenient(ctx.options().limits, source, what, visit);
+  if (r) {
+    list.comments.insert(list.comments.end(), r->notes.begin(), r->notes.end());
+  } else if (!stopped) {
+    if (list.members.empty()) return malformed(r.error().message());
+    list.comments.push_back(r.error().message());
   }
   return list;
 }
@@ -284,11 +251,14 @@ Result<ByteVector> decompress_stream(Context& ctx, Bytes data, const std::string
 }
 
 bool opens_as_archive(Bytes data) {
-  ArchivePtr a = open_archive(data, false);
-  if (!a) return false;
-  archive_entry* e = nullptr;
-  int r = archive_read_next_header(a.get(), &e);
-  return r == ARCHIVE_OK || r == ARCHIVE_WARN;
+  bool opened = false;
+  archive::MemoryStream in(data);
+  (void)archive::read_archive(in, lenient_options(Limits{}, "probe"),
+                              [&](const archive::Entry&, archive::MemberStream&) -> Result<void> {
+                                opened = true;
+                                return Error(ErrorCode::kTimeout, "probe done");
+                              });
+  return opened;
 }
 
 }  // namespace kmr::compare

@@ -1,5 +1,9 @@
 #include "rebuilder/compare/blob.h"
 
+#include "rebuilder/base/hex.h"
+#include "rebuilder/base/sha256.h"
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -29,6 +33,19 @@ class MappedBlob final : public Blob {
   MappedBlob(const MappedBlob&) = delete;
   MappedBlob& operator=(const MappedBlob&) = delete;
   Bytes bytes() const override { return Bytes(static_cast<const std::uint8_t*>(addr_), size_); }
+  void release(std::size_t offset, std::size_t length) const override {
+    // Whole pages inside the range only: a page shared with bytes still in
+    // use stays.
+    static const std::size_t kPage = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    if (addr_ == nullptr || offset >= size_) return;
+    length = std::min(length, size_ - offset);
+    const std::size_t begin = (offset + kPage - 1) / kPage * kPage;
+    const std::size_t end = offset + length == size_ ? size_ : (offset + length) / kPage * kPage;
+    if (end <= begin) return;
+    // A private read-only file mapping has no dirty pages: dropping them
+    // loses nothing.
+    ::madvise(static_cast<std::uint8_t*>(addr_) + begin, end - begin, MADV_DONTNEED);
+  }
 
  private:
   void* addr_;
@@ -40,6 +57,10 @@ class SliceBlob final : public Blob {
   SliceBlob(BlobPtr parent, std::size_t offset, std::size_t length)
       : parent_(std::move(parent)), offset_(offset), length_(length) {}
   Bytes bytes() const override { return parent_->bytes().subspan(offset_, length_); }
+  void release(std::size_t offset, std::size_t length) const override {
+    if (offset >= length_) return;
+    parent_->release(offset_ + offset, std::min(length, length_ - offset));
+  }
 
  private:
   BlobPtr parent_;
@@ -80,6 +101,18 @@ Result<BlobPtr> blob_from_file(const std::string& path) {
   }
   ::close(fd);
   return BlobPtr(std::make_shared<MappedBlob>(addr, size));
+}
+
+std::string blob_sha256_hex(const Blob& blob) {
+  constexpr std::size_t kStep = 4 << 20;
+  const Bytes all = blob.bytes();
+  Sha256 h;
+  for (std::size_t off = 0; off < all.size(); off += kStep) {
+    const std::size_t n = std::min(kStep, all.size() - off);
+    h.update(all.subspan(off, n));
+    blob.release(off, n);
+  }
+  return to_hex(h.finish());
 }
 
 }  // namespace kmr::compare

@@ -176,10 +176,11 @@ elif [ -n "$FX" ]; then
   fail "fixture packages: no arch/pristine in $FX or diffoscope missing"
 fi
 
-# --- recompressed payload: data.tar.xz against data.tar ------------------------
-# Two .debs built by dpkg-deb itself, one with xz and one uncompressed, one file
-# changed. The payloads pair as "recompressed" and the changed file is the only
-# leaf; which files changed is taken from `diff -r` of dpkg-deb's extraction.
+# --- recompressed payload: data.tar.xz against data.tar and data.tar.zst ------
+# .debs built by dpkg-deb itself, one with xz, one uncompressed and one with
+# zstd, one file changed. The payloads pair as "recompressed" (xz vs none) or as
+# zstd vs xz, the contents are compared and the changed file is the only leaf;
+# which files changed is taken from `diff -r` of dpkg-deb's extraction.
 rc_dir=$T/recomp; rm -rf "$rc_dir"; mkdir -p "$rc_dir"/{a,b}/DEBIAN "$rc_dir"/{a,b}/usr/share/kmr
 for s in a b; do
   printf 'Package: kmr-recomp\nVersion: 1\nArchitecture: all\nMaintainer: kmr <kmr@example.org>\nDescription: t\n' \
@@ -190,19 +191,23 @@ done
 if command -v dpkg-deb >/dev/null; then
   SOURCE_DATE_EPOCH=1700000000 dpkg-deb --root-owner-group -Zxz --build "$rc_dir/a" "$rc_dir/a.deb" > /dev/null
   SOURCE_DATE_EPOCH=1700000000 dpkg-deb --root-owner-group -Znone --build "$rc_dir/b" "$rc_dir/b.deb" > /dev/null
+  SOURCE_DATE_EPOCH=1700000000 dpkg-deb --root-owner-group -Zzstd --build "$rc_dir/b" "$rc_dir/bz.deb" > /dev/null
   ar t "$rc_dir/a.deb" | grep -qx data.tar.xz && ar t "$rc_dir/b.deb" | grep -qx data.tar \
-    || fail "dpkg-deb did not produce data.tar.xz / data.tar"
+    && ar t "$rc_dir/bz.deb" | grep -qx data.tar.zst || fail "dpkg-deb did not produce data.tar.xz / data.tar / data.tar.zst"
   dpkg-deb -x "$rc_dir/a.deb" "$rc_dir/xa"; dpkg-deb -x "$rc_dir/b.deb" "$rc_dir/xb"
   want=$(diff -rq "$rc_dir/xa" "$rc_dir/xb" | sed -n "s|^Files $rc_dir/xa/\(.*\) and .*|\1|p")
-  "$KMR" diff --json "$rc_dir/d.json" "$rc_dir/a.deb" "$rc_dir/b.deb" > /dev/null
-  python3 - "$rc_dir/d.json" "$want" <<'PY' && pass "recompressed data.tar.xz / data.tar paired, $want" || fail "recompressed payload"
+  for other in b.deb:data.tar:recompressed bz.deb:data.tar.zst:xz; do
+    IFS=: read -r deb member kind <<< "$other"
+    "$KMR" diff --json "$rc_dir/d.json" "$rc_dir/a.deb" "$rc_dir/$deb" > /dev/null
+    python3 - "$rc_dir/d.json" "$want" "$member" "$kind" <<'PY' && pass "data.tar.xz / $member paired, $want" || fail "recompressed payload ($member)"
 import json, sys
-j, want = json.load(open(sys.argv[1])), sys.argv[2]
+j, want, member, kind = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4]
 s = j["summary"]
 assert s["added"] == 0 and s["removed"] == 0, s
 data = [d for d in j["details"] if d["source1"] == "data.tar.xz"]
-assert len(data) == 1 and data[0]["source2"] == "data.tar" and data[0]["kind"] == "recompressed", j["details"]
-assert any("Recompressed" in c for c in data[0]["comments"]), data[0]["comments"]
+assert len(data) == 1 and data[0]["source2"] == member and data[0]["kind"] == kind, j["details"]
+if kind == "recompressed":
+    assert any("Recompressed" in c for c in data[0]["comments"]), data[0]["comments"]
 leaves = []
 def walk(d):
     if not d.get("details"): leaves.append(d["source1"])
@@ -211,6 +216,7 @@ walk(data[0])
 paths = [l for l in leaves if l.endswith(".txt")]
 assert [p.lstrip("./") for p in paths] == [want], (paths, want)
 PY
+  done
 else
   kmr_skip_part "dpkg-deb not installed (recompressed payload)"
 fi
