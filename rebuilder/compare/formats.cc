@@ -2,6 +2,7 @@
 #include "rebuilder/compare/formats.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -101,17 +102,21 @@ Result<void> compare_directory(Context& ctx, const Input& a, const Input& b, int
 
 // ---- libarchive containers ----
 
-// Both sides are listed at the same time and publish (normalised path,
-// hash) on a shared board: a member whose counterpart was already seen with
-// the same hash is dropped at once, so only differing or not-yet-matched
-// members stay in memory (bounded by retain_bytes), and the usual case
-// needs no second decompression pass.
+// Both sides are listed at the same time, one thread each, and publish
+// (normalised path, hash) on a shared board: a member whose counterpart was
+// already seen with the same hash is dropped at once, so only differing or
+// not-yet-matched members stay in memory (bounded by retain_bytes), and the
+// usual case needs no second decompression pass. The sides pace each other:
+// one that holds more than `lead` bytes of members the other has not reached
+// yet waits for it (unless the other is itself waiting or done), so two
+// archives in a similar order are compared in about `lead` bytes whatever
+// their size.
 class RetainBoard {
  public:
-  explicit RetainBoard(std::uint64_t budget) : budget_(budget) {}
+  RetainBoard(std::uint64_t budget, std::uint64_t lead) : budget_(budget), lead_(lead) {}
 
   void offer(int side, const Member& m, BlobPtr content) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     for (auto& r : kernel_releases({m.path})) {
       if (std::find(releases_[side].begin(), releases_[side].end(), r) == releases_[side].end()) releases_[side].push_back(r);
     }
@@ -121,18 +126,34 @@ class RetainBoard {
     e.seen[side] = true;
     e.sha[side] = m.sha256;
     e.path[side] = m.path;
-    int other = 1 - side;
+    const int other = 1 - side;
+    if (e.seen[other]) settle(other, e);  // counterpart found: no longer waiting for this side
     if (e.seen[other] && e.sha[other] == m.sha256) {
       if (e.content[other]) {
         used_ -= e.content[other]->bytes().size();
         e.content[other].reset();
       }
-      return;
-    }
-    if (used_ + content->bytes().size() <= budget_) {
+    } else if (used_ + content->bytes().size() <= budget_) {
       used_ += content->bytes().size();
       e.content[side] = std::move(content);
+      if (!e.seen[other]) {
+        e.pending[side] = true;
+        pending_[side] += e.content[side]->bytes().size();
+      }
     }
+    changed_.notify_all();
+    while (pending_[side] > lead_ && active_[other] && !waiting_[other]) {
+      waiting_[side] = true;
+      changed_.wait(lock);
+      waiting_[side] = false;
+    }
+  }
+
+  // `side` has listed everything: the other side no longer waits for it.
+  void finish(int side) {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_[side] = false;
+    changed_.notify_all();
   }
 
   void attach(int side, MemberList& list) {
@@ -150,13 +171,26 @@ class RetainBoard {
  private:
   struct Entry {
     bool seen[2] = {false, false};
+    bool pending[2] = {false, false};  // content held until the other side reaches this path
     std::string sha[2];
     std::string path[2];
     BlobPtr content[2];
   };
+
+  void settle(int side, Entry& e) {
+    if (!e.pending[side]) return;
+    e.pending[side] = false;
+    if (e.content[side]) pending_[side] -= e.content[side]->bytes().size();
+  }
+
   std::mutex mu_;
+  std::condition_variable changed_;
   std::uint64_t budget_;
+  std::uint64_t lead_;
   std::uint64_t used_ = 0;
+  std::uint64_t pending_[2] = {0, 0};
+  bool active_[2] = {true, true};
+  bool waiting_[2] = {false, false};
   std::vector<std::string> releases_[2];
   std::unordered_map<std::string, Entry> map_;
 };
@@ -164,18 +198,18 @@ class RetainBoard {
 Result<void> compare_archive(Context& ctx, const Input& a, const Input& b, int depth, Difference& out) {
   Result<MemberList> la = malformed("not read");
   Result<MemberList> lb = malformed("not read");
-  RetainBoard board(ctx.options().retain_bytes);
+  RetainBoard board(ctx.options().retain_bytes, ctx.options().retain_bytes / 8);
   RetainHook hook_a = [&board](const Member& m, BlobPtr c) { board.offer(0, m, std::move(c)); };
   RetainHook hook_b = [&board](const Member& m, BlobPtr c) { board.offer(1, m, std::move(c)); };
-  if (ctx.try_acquire_worker()) {
-    std::thread t([&] { la = list_archive(ctx, a.blob, a.name, &hook_a); });
-    lb = list_archive(ctx, b.blob, b.name, &hook_b);
-    t.join();
-    ctx.release_worker();
-  } else {
+  // One thread per side whatever --jobs says: pairing as members arrive
+  // needs both streams moving.
+  std::thread t([&] {
     la = list_archive(ctx, a.blob, a.name, &hook_a);
-    lb = list_archive(ctx, b.blob, b.name, &hook_b);
-  }
+    board.finish(0);
+  });
+  lb = list_archive(ctx, b.blob, b.name, &hook_b);
+  board.finish(1);
+  t.join();
   if (!la) return std::move(la).error();
   if (!lb) return std::move(lb).error();
   board.attach(0, *la);
