@@ -16,6 +16,8 @@ namespace {
 
 std::string sha_hex(Bytes b) { return to_hex(sha256(b)); }
 
+constexpr std::size_t kParallelHashBytes = 32 << 20;
+
 void apply_line_diff(Context& ctx, const LineDiff& ld, std::string_view a_sha_src, std::string_view b_sha_src,
                      Difference& out) {
   if (ld.identical) return;
@@ -94,8 +96,18 @@ std::optional<Difference> compare_inputs(Context& ctx, const Input& a, const Inp
   Bytes bb = b.bytes();
   d.size1 = ba.size();
   d.size2 = bb.size();
-  d.sha256_1 = !a.sha256.empty() ? a.sha256 : a.blob ? blob_sha256_hex(*a.blob) : sha_hex(ba);
-  d.sha256_2 = !b.sha256.empty() ? b.sha256 : b.blob ? blob_sha256_hex(*b.blob) : sha_hex(bb);
+  auto hash = [](const Input& in, Bytes bytes) {
+    return !in.sha256.empty() ? in.sha256 : in.blob ? blob_sha256_hex(*in.blob) : sha_hex(bytes);
+  };
+  if (a.sha256.empty() && b.sha256.empty() && ba.size() + bb.size() > kParallelHashBytes) {
+    // Large top-level inputs: one core each.
+    std::thread t([&] { d.sha256_1 = hash(a, ba); });
+    d.sha256_2 = hash(b, bb);
+    t.join();
+  } else {
+    d.sha256_1 = hash(a, ba);
+    d.sha256_2 = hash(b, bb);
+  }
   if (d.sha256_1 == d.sha256_2) return std::nullopt;
   if (ctx.timed_out()) {
     d.kind = "binary";
