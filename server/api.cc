@@ -861,66 +861,72 @@ HttpResponse Api::admin_call(const HttpRequest& req, const std::string& path) {
     return json_error(400, "json_too_deep", "JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded()) return json_error(400, "invalid_json", "request body is not valid JSON");
-  if (path == "/api/v1/admin/workers/disable" || path == "/api/v1/admin/workers/enable") {
-    if (auto e = check_fields(body, {"name"})) return json_error(e->status, e->code, e->message);
-    if (!body.contains("name") || !body["name"].is_string())
-      return json_error(400, "invalid_field", "name (string) required");
-    const bool disable = path.ends_with("/disable");
-    auto found = store_.set_worker_disabled(body["name"].get<std::string>(), disable, now());
-    if (!found) return internal_error_response(found.error(), path);
-    if (!*found) return json_error(404, "not_found", "no such worker");
-    spdlog::info("admin: worker {} {}", body["name"].get<std::string>(), disable ? "disabled" : "enabled");
-    return json_ok({{"name", body["name"]}, {"disabled", disable}});
-  }
-  if (path == "/api/v1/admin/workers") {
-    if (auto e = check_fields(body, {"name", "public_key", "resource_classes"})) return json_error(e->status, e->code, e->message);
-    if (!body.contains("name") || !body["name"].is_string() || body["name"].get<std::string>().empty() ||
-        body["name"].get<std::string>().size() > 128)
-      return json_error(400, "invalid_field", "name (1..128 chars) required");
-    if (!body.contains("public_key") || !body["public_key"].is_string() ||
-        !is_lower_hex64(body["public_key"].get<std::string>()))
-      return json_error(400, "invalid_hex", "public_key must be 64 lowercase hex digits (raw Ed25519 key)");
-    std::vector<std::string> classes{"default"};
-    if (body.contains("resource_classes")) {
-      if (!body["resource_classes"].is_array()) return json_error(400, "invalid_field", "resource_classes must be an array");
-      classes.clear();
-      for (const auto& c : body["resource_classes"]) {
-        if (!c.is_string()) return json_error(400, "invalid_field", "resource_classes must hold strings");
-        classes.push_back(c);
-      }
-    }
-    auto id = store_.register_worker(body["name"], body["public_key"], classes, now());
-    if (!id) {
-      if (id.error().code() == ErrorCode::kMalformedInput) return json_error(409, "conflict", id.error().message());
-      return internal_error_response(id.error(), path);
-    }
-    return json_ok({{"id", *id}, {"name", body["name"]}}, 201);
-  }
-  if (path == "/api/v1/admin/requeue") {
-    if (auto e = check_fields(body, {"job", "sha256", "failed"})) return json_error(e->status, e->code, e->message);
-    std::optional<std::int64_t> job;
-    std::optional<std::string> sha;
-    bool failed = false;
-    if (body.contains("job")) {
-      if (!body["job"].is_number_integer()) return json_error(400, "invalid_field", "job must be an integer");
-      job = body["job"].get<std::int64_t>();
-    }
-    if (body.contains("sha256")) {
-      if (!body["sha256"].is_string() || !is_lower_hex64(body["sha256"].get<std::string>()))
-        return json_error(400, "invalid_hex", "sha256 must be 64 lowercase hex digits");
-      sha = body["sha256"].get<std::string>();
-    }
-    if (body.contains("failed")) {
-      if (!body["failed"].is_boolean()) return json_error(400, "invalid_field", "failed must be a boolean");
-      failed = body["failed"];
-    }
-    if (static_cast<int>(job.has_value()) + static_cast<int>(sha.has_value()) + static_cast<int>(failed) != 1)
-      return json_error(400, "invalid_field", "give exactly one of job, sha256, failed");
-    auto n = store_.requeue(job, sha, failed, now());
-    if (!n) return internal_error_response(n.error(), path);
-    return json_ok({{"requeued", *n}});
-  }
+  if (path == "/api/v1/admin/workers/disable" || path == "/api/v1/admin/workers/enable")
+    return set_worker_disabled(path, body, path.ends_with("/disable"));
+  if (path == "/api/v1/admin/workers") return register_worker(path, body);
+  if (path == "/api/v1/admin/requeue") return requeue(path, body);
   return json_error(404, "not_found", "no such admin endpoint");
+}
+
+HttpResponse Api::set_worker_disabled(const std::string& path, const json& body, bool disable) {
+  if (auto e = check_fields(body, {"name"})) return json_error(e->status, e->code, e->message);
+  if (!body.contains("name") || !body["name"].is_string()) return json_error(400, "invalid_field", "name (string) required");
+  auto found = store_.set_worker_disabled(body["name"].get<std::string>(), disable, now());
+  if (!found) return internal_error_response(found.error(), path);
+  if (!*found) return json_error(404, "not_found", "no such worker");
+  spdlog::info("admin: worker {} {}", body["name"].get<std::string>(), disable ? "disabled" : "enabled");
+  return json_ok({{"name", body["name"]}, {"disabled", disable}});
+}
+
+HttpResponse Api::register_worker(const std::string& path, const json& body) {
+  if (auto e = check_fields(body, {"name", "public_key", "resource_classes"})) return json_error(e->status, e->code, e->message);
+  if (!body.contains("name") || !body["name"].is_string() || body["name"].get<std::string>().empty() ||
+      body["name"].get<std::string>().size() > 128)
+    return json_error(400, "invalid_field", "name (1..128 chars) required");
+  if (!body.contains("public_key") || !body["public_key"].is_string() ||
+      !is_lower_hex64(body["public_key"].get<std::string>()))
+    return json_error(400, "invalid_hex", "public_key must be 64 lowercase hex digits (raw Ed25519 key)");
+  std::vector<std::string> classes{"default"};
+  if (body.contains("resource_classes")) {
+    if (!body["resource_classes"].is_array()) return json_error(400, "invalid_field", "resource_classes must be an array");
+    classes.clear();
+    for (const auto& c : body["resource_classes"]) {
+      if (!c.is_string()) return json_error(400, "invalid_field", "resource_classes must hold strings");
+      classes.push_back(c);
+    }
+  }
+  auto id = store_.register_worker(body["name"], body["public_key"], classes, now());
+  if (!id) {
+    if (id.error().code() == ErrorCode::kMalformedInput) return json_error(409, "conflict", id.error().message());
+    return internal_error_response(id.error(), path);
+  }
+  return json_ok({{"id", *id}, {"name", body["name"]}}, 201);
+}
+
+// Exactly one of: a job id, an artifact's sha256, every failed job.
+HttpResponse Api::requeue(const std::string& path, const json& body) {
+  if (auto e = check_fields(body, {"job", "sha256", "failed"})) return json_error(e->status, e->code, e->message);
+  std::optional<std::int64_t> job;
+  std::optional<std::string> sha;
+  bool failed = false;
+  if (body.contains("job")) {
+    if (!body["job"].is_number_integer()) return json_error(400, "invalid_field", "job must be an integer");
+    job = body["job"].get<std::int64_t>();
+  }
+  if (body.contains("sha256")) {
+    if (!body["sha256"].is_string() || !is_lower_hex64(body["sha256"].get<std::string>()))
+      return json_error(400, "invalid_hex", "sha256 must be 64 lowercase hex digits");
+    sha = body["sha256"].get<std::string>();
+  }
+  if (body.contains("failed")) {
+    if (!body["failed"].is_boolean()) return json_error(400, "invalid_field", "failed must be a boolean");
+    failed = body["failed"];
+  }
+  if (static_cast<int>(job.has_value()) + static_cast<int>(sha.has_value()) + static_cast<int>(failed) != 1)
+    return json_error(400, "invalid_field", "give exactly one of job, sha256, failed");
+  auto n = store_.requeue(job, sha, failed, now());
+  if (!n) return internal_error_response(n.error(), path);
+  return json_ok({{"requeued", *n}});
 }
 
 }  // namespace kmr::server

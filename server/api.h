@@ -109,6 +109,9 @@ class Api {
   // Metrics, reply signature (worker routes) and security headers of every response.
   HttpResponse finalize(const HttpRequest& req, bool worker_route, HttpResponse r) const;
   HttpResponse admin_call(const HttpRequest& req, const std::string& path);
+  HttpResponse set_worker_disabled(const std::string& path, const nlohmann::json& body, bool disable);
+  HttpResponse register_worker(const std::string& path, const nlohmann::json& body);
+  HttpResponse requeue(const std::string& path, const nlohmann::json& body);
   HttpResponse blob_response(const HttpRequest& req, const std::optional<std::string>& hex,
                              const std::string& content_type, bool range_ok);
   HttpResponse metrics_response();
