@@ -196,13 +196,15 @@ struct Daemon {
   }
 
   pid_t spawn(const std::vector<std::string>& argv) {
+    // Built before fork: kmrd has threads, so the child must not allocate before exec.
+    std::vector<char*> a;
+    a.reserve(argv.size() + 1);
+    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
       setpgid(0, 0);
       close_inherited_fds();
-      std::vector<char*> a;
-      for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-      a.push_back(nullptr);
       execv(a[0], a.data());
       _exit(127);
     }
@@ -229,6 +231,20 @@ struct Daemon {
     }
   }
 };
+
+// Adds one "<distro>-<suffix>" repository per distro, all read from one fixtures manifest.
+void add_manifest_repositories(Daemon& d, const std::vector<std::string>& distros, const std::string& suffix,
+                               const std::string& manifest) {
+  std::lock_guard lock(d.repos_mu);
+  for (const auto& dist : distros) {
+    RepositoryConfig rc;
+    rc.name = dist + "-" + suffix;
+    rc.distro = dist;
+    rc.url = "file://" + manifest;
+    rc.format = "fixtures-manifest";
+    d.cfg.repositories.push_back(rc);
+  }
+}
 
 // Demo, second stage: a real Linux kernel (tests/fixtures/realkernel: Debian's
 // linux-source-6.1 built by kbuild, packaged by deb-pkg and makepkg), synced like
@@ -279,17 +295,7 @@ void demo_real_kernel(Daemon& d, const std::string& state, RealKernelStage& st) 
     st.status = RealKernelStage::kFailed;
     return;
   }
-  {
-    std::lock_guard lock(d.repos_mu);
-    for (const char* dist : {"debian", "arch"}) {
-      RepositoryConfig rc;
-      rc.name = std::string(dist) + "-realkernel";
-      rc.distro = dist;
-      rc.url = "file://" + out + "/manifest.json";
-      rc.format = "fixtures-manifest";
-      d.cfg.repositories.push_back(rc);
-    }
-  }
+  add_manifest_repositories(d, {"debian", "arch"}, "realkernel", out + "/manifest.json");
   d.sync_all();
   std::printf("kmrd demo: the real kernel's Debian and Arch packages are synced; their rebuilds are queued\n");
   std::fflush(stdout);
@@ -334,84 +340,98 @@ void demo_progress(Daemon& d, RealKernelStage& real, const std::string& base) {
   }
 }
 
+// The demo's fixture repositories: built into `fixtures` by build-repos.sh unless their
+// manifest is there. False (logged) when they cannot be.
+bool ensure_fixtures(const std::string& fixtures) {
+  std::error_code ec;
+  if (fs::exists(fixtures + "/manifest.json", ec)) return true;
+  std::string script = find_source_file("tests/fixtures/repos/build-repos.sh");
+  if (script.empty()) {
+    spdlog::error("demo: tests/fixtures/repos/build-repos.sh not found (run from the source tree or set KMR_SOURCE_DIR)");
+    return false;
+  }
+  std::printf("kmrd demo: building the four fixture repositories into %s (first run only, a few minutes)...\n",
+              fixtures.c_str());
+  std::fflush(stdout);
+  SubprocessOptions o;
+  o.timeout = std::chrono::hours(2);
+  o.merge_stderr = true;
+  auto r = run_subprocess({"bash", script, fixtures}, o);
+  if (!r || !r->success()) {
+    spdlog::error("demo: build-repos.sh failed: {}", r ? r->describe() + "\n" + r->out.substr(r->out.size() > 4000 ? r->out.size() - 4000 : 0) : r.error().to_string());
+    return false;
+  }
+  return true;
+}
+
+// What the demo prints about its fixtures: their distros (in manifest order), a pristine
+// artifact to try, the number of artifacts.
+struct DemoManifest {
+  std::vector<std::string> distros;
+  std::string example;
+  std::size_t artifacts = 0;
+};
+
+std::optional<DemoManifest> read_demo_manifest(const std::string& path) {
+  auto text = read_text_file(path, 64 << 20);
+  if (!text) {
+    spdlog::error("demo: {}", text.error().to_string());
+    return std::nullopt;
+  }
+  json manifest = json::parse(*text, nullptr, false);
+  DemoManifest m;
+  if (!manifest.is_object() || !manifest["artifacts"].is_array()) return m;
+  m.artifacts = manifest["artifacts"].size();
+  for (const json& a : manifest["artifacts"]) {
+    std::string dist = a.value("distro", "");
+    if (!dist.empty() && std::find(m.distros.begin(), m.distros.end(), dist) == m.distros.end()) m.distros.push_back(dist);
+    if (m.example.empty() && a.value("variant", "") == "pristine") m.example = a.value("sha256", "");
+  }
+  return m;
+}
+
+// One kmr-worker process next to kmrd, registered as demo-worker with a key in the state dir.
+void spawn_demo_worker(Daemon& d, const std::string& state, const std::string& base) {
+  std::error_code ec;
+  std::string worker_bin = (self_dir() / "kmr-worker").string();
+  if (!fs::exists(worker_bin, ec)) {
+    spdlog::error("demo: {} not found; start a worker yourself", worker_bin);
+    return;
+  }
+  std::string key = state + "/worker.pem";
+  std::string pub;
+  if (!fs::exists(key, ec)) {
+    auto r = run_subprocess({worker_bin, "--gen-key", key});
+    if (r && r->success()) pub = r->out.substr(0, 64);
+  } else {
+    auto k = attest::Ed25519Key::load(key);
+    if (k) pub = to_hex(k->raw_public());
+  }
+  if (pub.size() != 64 || !d.store->register_worker("demo-worker", pub, {"default"}, unix_now())) {
+    spdlog::error("demo: cannot create the worker key {}", key);
+    return;
+  }
+  d.spawn({worker_bin, "--server", base, "--server-key", to_hex(d.attestor->key().raw_public()), "--key", key,
+           "--name", "demo-worker", "--work-dir", state + "/work", "--idle-seconds", "2"});
+}
+
 // Demo: fixtures, repositories, one spawned kmr-worker, a summary when done.
 void run_demo(Daemon& d, std::uint16_t port) {
   std::string state = d.cfg.state_dir;
   std::string base = d.cfg.origin.empty() ? "http://127.0.0.1:" + std::to_string(port) : d.cfg.origin;
   std::string fixtures = state + "/fixtures";
-  std::error_code ec;
-  if (!fs::exists(fixtures + "/manifest.json", ec)) {
-    std::string script = find_source_file("tests/fixtures/repos/build-repos.sh");
-    if (script.empty()) {
-      spdlog::error("demo: tests/fixtures/repos/build-repos.sh not found (run from the source tree or set KMR_SOURCE_DIR)");
-      return;
-    }
-    std::printf("kmrd demo: building the four fixture repositories into %s (first run only, a few minutes)...\n",
-                fixtures.c_str());
-    std::fflush(stdout);
-    SubprocessOptions o;
-    o.timeout = std::chrono::hours(2);
-    o.merge_stderr = true;
-    auto r = run_subprocess({"bash", script, fixtures}, o);
-    if (!r || !r->success()) {
-      spdlog::error("demo: build-repos.sh failed: {}", r ? r->describe() + "\n" + r->out.substr(r->out.size() > 4000 ? r->out.size() - 4000 : 0) : r.error().to_string());
-      return;
-    }
-  }
-  auto manifest_text = read_text_file(fixtures + "/manifest.json", 64 << 20);
-  if (!manifest_text) {
-    spdlog::error("demo: {}", manifest_text.error().to_string());
-    return;
-  }
-  json manifest = json::parse(*manifest_text, nullptr, false);
-  std::vector<std::string> distros;
-  std::string example;
-  if (manifest.is_object() && manifest["artifacts"].is_array())
-    for (const json& a : manifest["artifacts"]) {
-      std::string dist = a.value("distro", "");
-      if (!dist.empty() && std::find(distros.begin(), distros.end(), dist) == distros.end()) distros.push_back(dist);
-      if (example.empty() && a.value("variant", "") == "pristine") example = a.value("sha256", "");
-    }
-  {
-    std::lock_guard lock(d.repos_mu);
-    for (const auto& dist : distros) {
-      RepositoryConfig rc;
-      rc.name = dist + "-fixtures";
-      rc.distro = dist;
-      rc.url = "file://" + fixtures + "/manifest.json";
-      rc.format = "fixtures-manifest";
-      d.cfg.repositories.push_back(rc);
-    }
-  }
+  if (!ensure_fixtures(fixtures)) return;
+  auto manifest = read_demo_manifest(fixtures + "/manifest.json");
+  if (!manifest) return;
+  add_manifest_repositories(d, manifest->distros, "fixtures", fixtures + "/manifest.json");
   d.sync_all();
-  // One kmr-worker process next to kmrd.
-  std::string worker_bin = (self_dir() / "kmr-worker").string();
-  if (!fs::exists(worker_bin, ec)) {
-    spdlog::error("demo: {} not found; start a worker yourself", worker_bin);
-  } else {
-    std::string key = state + "/worker.pem";
-    std::string pub;
-    if (!fs::exists(key, ec)) {
-      auto r = run_subprocess({worker_bin, "--gen-key", key});
-      if (r && r->success()) pub = r->out.substr(0, 64);
-    } else {
-      auto k = attest::Ed25519Key::load(key);
-      if (k) pub = to_hex(k->raw_public());
-    }
-    if (pub.size() == 64 && d.store->register_worker("demo-worker", pub, {"default"}, unix_now())) {
-      d.spawn({worker_bin, "--server", base, "--server-key", to_hex(d.attestor->key().raw_public()), "--key", key,
-               "--name", "demo-worker", "--work-dir", state + "/work", "--idle-seconds", "2"});
-    } else {
-      spdlog::error("demo: cannot create the worker key {}", key);
-    }
-  }
+  spawn_demo_worker(d, state, base);
   std::printf("\nkmrd demo: serving %s  (web UI: %s/ ; admin token in %s/admin-token)\n", base.c_str(), base.c_str(),
               state.c_str());
-  if (!example.empty())
-    std::printf("  try:  curl -s %s/api/v1/artifacts/sha256/%s\n", base.c_str(), example.c_str());
+  if (!manifest->example.empty())
+    std::printf("  try:  curl -s %s/api/v1/artifacts/sha256/%s\n", base.c_str(), manifest->example.c_str());
   std::printf("  rebuilding %zu fixture artifact(s) of %zu distro(s); progress: curl -s %s/api/v1/stats\n\n",
-              manifest.is_object() && manifest["artifacts"].is_array() ? manifest["artifacts"].size() : 0,
-              distros.size(), base.c_str());
+              manifest->artifacts, manifest->distros.size(), base.c_str());
   std::fflush(stdout);
   RealKernelStage real;
   std::thread real_thread;
