@@ -10,11 +10,13 @@
 
 namespace kmr::compare {
 
-// Streams an archive held in memory (tar/cpio/ar/rpm payload, any libarchive
-// compression filter) without extracting to disk. Every file member is
-// hashed; its content is kept while the retain budget lasts. Size, ratio and
-// time limits stop decompression with a comment. Errors only when not even
-// the first header can be read.
+// Streams an archive held in memory (tar, cpio, ar, RPM payload; gzip,
+// bzip2, xz, lzma, zstd, lz4, compress, lzip, uuencode) through
+// //rebuilder/archive:archive_reader in lenient mode, without extracting to
+// disk: odd members are listed as stored, the reader's notes become the
+// list's comments. Every file member is hashed; its content is kept while the
+// retain budget lasts. Size, ratio and time limits stop decompression with a
+// comment. Errors only when not even the first header can be read.
 // With `hook`, every file member's full content is handed to the hook (which
 // decides what to keep) instead of the retain budget.
 // Content that libarchive hands out in one piece straight from `source`
