@@ -303,7 +303,7 @@ class CodecStream : public InputStream {
 
  private:
   // The decoder's error named by the archive, or the ratio cap the sink hit.
-  Error failed(Error e) const {
+  Error failed(const Error& e) const {
     if (ratio_error_) return *ratio_error_;
     return Error(e.code(), o_.name + ": " + e.message());
   }
