@@ -6,7 +6,11 @@
 #
 #   ./run-tests.sh          required mode (KMR_REQUIRE_ALL=1): a test that
 #                           cannot do its real work fails, naming what is missing
-#   ./run-tests.sh --slow   also the slow real-kernel rebuilds (KMR_SLOW=1)
+#   ./run-tests.sh --slow   also the slow real-kernel rebuilds: the SUSE and NixOS
+#                           shapes, the module-hashes kernel (KMR_SLOW=1)
+#   ./run-tests.sh --extra  --slow and the extra real-kernel checks: a second key,
+#                           non-determinism, the archive build root, rebuilderd's
+#                           harness on real-kernel jobs (KMR_EXTRA=1)
 #   KMR_REQUIRE_ALL=0 ./run-tests.sh   a missing tool or input is a skip, listed at the end
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -19,7 +23,8 @@ top=$PWD
 for arg in "$@"; do
   case $arg in
     --slow) export KMR_SLOW=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --extra) export KMR_SLOW=1 KMR_EXTRA=1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run-tests.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -47,16 +52,20 @@ if ! bazel build //... >"$log_dir/build.log" 2>&1; then
 fi
 
 phase "bazel test"
-# Tests tagged "slow" (extra real-kernel builds) run only with --slow; they are
-# not counted otherwise, and listed as not selected.
+# Tests tagged "slow" (extra real-kernel builds) run only with --slow, tests
+# tagged "extra" only with --extra; they are not counted otherwise, and listed
+# as not selected.
 tag_filter=()
-if [[ ${KMR_SLOW:-0} != 1 ]]; then
-  tag_filter=(--test_tag_filters=-slow)
-  not_selected=$(bazel query 'attr(tags, "\bslow\b", tests(//...))' 2>/dev/null | tr '\n' ' ')
+if [[ ${KMR_EXTRA:-0} != 1 ]]; then
+  skipped_tags=extra
+  [[ ${KMR_SLOW:-0} != 1 ]] && skipped_tags="slow|extra"
+  tag_filter=(--test_tag_filters=-extra)
+  [[ ${KMR_SLOW:-0} != 1 ]] && tag_filter=(--test_tag_filters=-slow,-extra)
+  not_selected=$(bazel query "attr(tags, \"\\b($skipped_tags)\\b\", tests(//...))" 2>/dev/null | tr '\n' ' ')
 fi
 # --nocache_test_results: every test runs now (a result cached from an
 # earlier run, or from a shared disk cache, is not a pass of this run).
-bazel test //... "${tag_filter[@]}" --nocache_test_results --test_env=KMR_SLOW --test_summary=short 2>&1 | tee "$log_dir/test.log" | grep -vE '^(\[|INFO: From|Loading|Analyzing)' | tail -80
+bazel test //... "${tag_filter[@]}" --nocache_test_results --test_env=KMR_SLOW --test_env=KMR_EXTRA --test_summary=short 2>&1 | tee "$log_dir/test.log" | grep -vE '^(\[|INFO: From|Loading|Analyzing)' | tail -80
 p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log_dir/test.log")
 f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|INCOMPLETE)' "$log_dir/test.log")
 passed=$((passed + p))
@@ -104,7 +113,7 @@ nskips=$(grep -c . <<<"$skips")
 
 phase "done"
 echo "total time: $SECONDS s"
-[[ -n ${not_selected:-} ]] && echo "not selected (slow; ./run-tests.sh --slow runs them): $not_selected"
+[[ -n ${not_selected:-} ]] && echo "not selected (./run-tests.sh --slow or --extra runs them): $not_selected"
 echo "$nskips part(s) skipped${skips:+:}"
 [[ -n $skips ]] && sed 's/^/  /' <<<"$skips"
 echo "$passed passed, $failed failed"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rebuilder-kmr under the rebuilderd-worker harness on the REAL kernel packages
 # (tests/fixtures/realkernel: Debian's linux-source-6.1 built by kbuild, packaged by
-# deb-pkg and makepkg). Slow: two whole kernel rebuilds (KMR_SLOW=1, ./run-tests.sh --slow).
+# deb-pkg and makepkg). Slow: two whole kernel rebuilds (KMR_EXTRA=1, ./run-tests.sh --extra).
 # Asserted, per shape:
 #   - module_content_root match, and the backend's exit status is kmr's rule;
 #   - rebuilderd's own byte comparison is truthful: every artifact kmr does not name as
@@ -18,8 +18,8 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 pass() { echo "ok: $*"; }
 
-if [[ ${KMR_SLOW:-0} != 1 ]]; then
-  echo "NOT SELECTED: $(kmr_test_name): two real-kernel rebuilds; run with KMR_SLOW=1 (./run-tests.sh --slow)"
+if [[ ${KMR_EXTRA:-0} != 1 ]]; then
+  echo "NOT SELECTED: $(kmr_test_name): two real-kernel rebuilds; run with KMR_EXTRA=1 (./run-tests.sh --extra)"
   exit 0
 fi
 [[ $(id -u) == 0 ]] || kmr_skip "needs root (kernel build user, sandbox)"

@@ -17,7 +17,7 @@
 #   Release signed by another key, a tampered source file, and a pinned
 #   version the archive does not have (environment-unavailable naming each
 #   missing package with the URLs tried).
-# Slow (a whole kernel build in the sandbox): KMR_SLOW=1 or ./run-tests.sh --slow.
+# Slow (a whole kernel build in the sandbox): KMR_EXTRA=1 or ./run-tests.sh --extra.
 # Needs root, mmdebstrap and deb.debian.org.
 set -uo pipefail
 R="${TEST_SRCDIR:-$(cd "$(dirname "$0")/../../.." && pwd)/..}/kmr"
@@ -26,8 +26,8 @@ source "$R/tests/lib/require.sh"
 KMR=${KMR_BIN:-$R/rebuilder/cli/kmr}
 PROBE=${KMR_PROBE_BIN:-$R/rebuilder/distros/debian/sandbox_probe}
 here=$R/tests/fixtures/realkernel
-if [[ ${KMR_SLOW:-0} != 1 ]]; then
-  echo "NOT SELECTED: $(kmr_test_name): slow real-kernel rebuild in an archive build root; run with KMR_SLOW=1 (./run-tests.sh --slow)"
+if [[ ${KMR_EXTRA:-0} != 1 ]]; then
+  echo "NOT SELECTED: $(kmr_test_name): slow real-kernel rebuild in an archive build root; run with KMR_EXTRA=1 (./run-tests.sh --extra)"
   exit 0
 fi
 [[ $(id -u) == 0 ]] || kmr_skip "needs root (kernel build user, build roots)"
