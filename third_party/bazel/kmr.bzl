@@ -82,3 +82,28 @@ def kmr_embedded_scripts(name, srcs, out, namespace):
 } > $@
 """ % (name, namespace, namespace),
     )
+
+def kmr_distro_layout():
+    """A distro folder's package layout and its test.
+
+    `:layout` is `layout.cc` (a PackageLayout registered with
+    KMR_REGISTER_LAYOUT, rebuilder/distro/package_layout.h), alwayslink so the
+    registration survives the linker; //rebuilder/distros:layouts gathers it.
+    `:layout_test` classifies every path of `testdata/layout_paths.txt` with
+    only this layout linked (rebuilder/distro/layout_paths_test.cc).
+    """
+    kmr_cc_library(
+        name = "layout",
+        srcs = ["layout.cc"],
+        visibility = ["//rebuilder/distros:__pkg__"],
+        deps = ["//rebuilder/distro:package_layout"],
+        alwayslink = True,
+    )
+    kmr_cc_test(
+        name = "layout_test",
+        data = ["testdata/layout_paths.txt"],
+        deps = [
+            ":layout",
+            "//rebuilder/distro:layout_paths_test",
+        ],
+    )
