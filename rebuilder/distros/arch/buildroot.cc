@@ -131,13 +131,9 @@ Result<std::vector<InstalledPackage>> pinned_packages(const std::vector<std::str
 
 RootOptions root_options_from_env() {
   RootOptions o;
-  auto set = [](std::string& field, const char* name) {
-    const char* v = std::getenv(name);
-    if (v && *v) field = v;
-  };
-  set(o.archive, "KMR_ARCH_ARCHIVE");
-  set(o.keyring, "KMR_ARCH_KEYRING");
-  set(o.cache_dir, "KMR_BUILDROOT_CACHE");
+  distros::option_from_env(o.archive, "KMR_ARCH_ARCHIVE");
+  distros::option_from_env(o.keyring, "KMR_ARCH_KEYRING");
+  distros::option_from_env(o.cache_dir, "KMR_BUILDROOT_CACHE");
   return o;
 }
 

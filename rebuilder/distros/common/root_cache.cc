@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <utility>
 
@@ -64,6 +65,10 @@ Result<void> RootCacheEntry::commit(const RootCheck& check, const std::string& m
   if (ec) return io_error("cannot move the build root into " + path_ + ": " + ec.message());
   tmp_.clear();
   return ok();
+}
+
+void option_from_env(std::string& field, const char* name) {
+  if (const char* v = std::getenv(name); v != nullptr && *v != '\0') field = v;
 }
 
 }  // namespace kmr::distros

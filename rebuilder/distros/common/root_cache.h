@@ -56,4 +56,8 @@ class RootCacheEntry {
   std::unique_ptr<FileLock> lock_;
 };
 
+// A build-root option from the environment: `field` takes the value of the
+// variable `name` when it is set and not empty, else keeps its default.
+void option_from_env(std::string& field, const char* name);
+
 }  // namespace kmr::distros

@@ -151,14 +151,10 @@ Result<std::vector<PinnedPackage>> pinned_packages(const build::BuildEnvironment
 
 ArchiveOptions archive_options_from_env() {
   ArchiveOptions o;
-  auto set = [](std::string& field, const char* name) {
-    const char* v = std::getenv(name);
-    if (v && *v) field = v;
-  };
-  set(o.mirror, "KMR_DEBIAN_MIRROR");
-  set(o.security_mirror, "KMR_DEBIAN_SECURITY_MIRROR");
-  set(o.suite, "KMR_DEBIAN_SUITE");
-  set(o.cache_dir, "KMR_BUILDROOT_CACHE");
+  distros::option_from_env(o.mirror, "KMR_DEBIAN_MIRROR");
+  distros::option_from_env(o.security_mirror, "KMR_DEBIAN_SECURITY_MIRROR");
+  distros::option_from_env(o.suite, "KMR_DEBIAN_SUITE");
+  distros::option_from_env(o.cache_dir, "KMR_BUILDROOT_CACHE");
   return o;
 }
 
