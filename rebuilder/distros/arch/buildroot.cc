@@ -241,18 +241,13 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ro
   KMR_ASSIGN_OR_RETURN(auto keyring_digest, sha256_file(options.keyring));
   BuildRoot out;
   out.key = root_key(pinned, to_hex(keyring_digest));
-  KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, out.key));
   const distros::RootCheck check = [&](const std::string& root) { return compare_installed(root, pinned); };
   auto done = [&](BuildRoot& r) {
     r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return r;
   };
-  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
-  if (cached) {
-    out.path = entry.path();
-    out.cached = true;
-    return done(out);
-  }
+  KMR_ASSIGN_OR_RETURN(auto entry, distros::open_build_root(options.cache_dir, out, check));
+  if (out.cached) return done(out);
   KMR_ASSIGN_OR_RETURN(const std::string tmp, entry.scratch());
   // The downloaded packages, removed whatever happens.
   const std::string dl = entry.path() + ".pkgs-" + std::to_string(::getpid());

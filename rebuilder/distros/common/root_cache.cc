@@ -67,6 +67,16 @@ Result<void> RootCacheEntry::commit(const RootCheck& check, const std::string& m
   return ok();
 }
 
+Result<RootCacheEntry> open_build_root(const std::string& dir, BuildRoot& root, const RootCheck& check) {
+  KMR_ASSIGN_OR_RETURN(auto entry, RootCacheEntry::open(dir, root.key));
+  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
+  if (cached) {
+    root.path = entry.path();
+    root.cached = true;
+  }
+  return entry;
+}
+
 void option_from_env(std::string& field, const char* name) {
   if (const char* v = std::getenv(name); v != nullptr && *v != '\0') field = v;
 }
