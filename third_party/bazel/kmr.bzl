@@ -107,3 +107,35 @@ def kmr_distro_layout():
             "//rebuilder/distro:layout_paths_test",
         ],
     )
+
+def kmr_distro_backend(deps, scripts = True):
+    """A distro folder's rebuild backend.
+
+    `:backend` is `backend.cc` (a Backend registered by name with
+    KMR_REGISTER_BACKEND, rebuilder/rebuild/backend.h), alwayslink so the
+    registration survives the linker; //rebuilder/distros:backends gathers
+    it. With `scripts`, the shell scripts the backend runs in the sandbox
+    (`scripts/*.sh`) are compiled in as `:scripts`, the header `scripts.h` in
+    namespace kmr::build (kmr_embedded_scripts: scripts/debian-build.sh
+    becomes kDebianBuildScript). `deps` besides //rebuilder/base and
+    //rebuilder/rebuild:backend.
+    """
+    srcs = ["backend.cc"]
+    if scripts:
+        kmr_embedded_scripts(
+            name = "scripts",
+            srcs = native.glob(["scripts/*.sh"]),
+            out = "scripts.h",
+            namespace = "kmr::build",
+        )
+        srcs.append(":scripts")
+    kmr_cc_library(
+        name = "backend",
+        srcs = srcs,
+        visibility = ["//rebuilder/distros:__pkg__"],
+        deps = deps + [
+            "//rebuilder/base",
+            "//rebuilder/rebuild:backend",
+        ],
+        alwayslink = True,
+    )
