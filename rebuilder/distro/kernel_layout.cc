@@ -443,7 +443,9 @@ Result<void> LayoutCollector::add_keyring_certificates(const std::vector<ByteVec
 }
 
 archive::Visitor LayoutCollector::visitor(std::string what) {
-  return [this, what](const archive::Entry& e, archive::MemberStream& s) -> Result<void> { return visit(what, e, s); };
+  return [this, what = std::move(what)](const archive::Entry& e, archive::MemberStream& s) -> Result<void> {
+    return visit(what, e, s);
+  };
 }
 
 Result<void> LayoutCollector::visit(const std::string& what, const archive::Entry& e, archive::MemberStream& s) {

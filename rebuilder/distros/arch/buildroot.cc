@@ -25,7 +25,7 @@ using Clock = std::chrono::steady_clock;
 // Bumped when the way a root is made changes (invalidates the cache).
 constexpr const char* kRecipe = "kmr-arch-buildroot-1 pacman -U --noscriptlet NoExtract=hooks";
 constexpr std::size_t kMaxEntries = 4096;
-constexpr std::uint64_t kMaxSig = 64 * 1024;
+constexpr std::uint64_t kMaxSig = std::uint64_t{64} * 1024;
 constexpr std::size_t kMaxDesc = 1 << 20;
 
 bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }

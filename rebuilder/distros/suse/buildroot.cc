@@ -555,6 +555,7 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
 
   // 4. The cache.
   std::vector<std::string> lines;
+  lines.reserve(pkgs.size());
   for (const auto* p : pkgs) lines.push_back(p->nevra() + " " + p->sha256);
   out.key = root_key(options.arch, lines);
   KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, "suse-" + out.key));
