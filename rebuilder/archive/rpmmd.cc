@@ -1,6 +1,9 @@
 #include "rebuilder/archive/rpmmd.h"
 
 #include <charconv>
+#include <functional>
+#include <limits>
+#include <vector>
 
 #include "rebuilder/base/sha256.h"
 
@@ -202,6 +205,11 @@ std::string attr(const std::map<std::string, std::string>& a, const char* k) {
   return it == a.end() ? "" : it->second;
 }
 
+// The open elements, outermost first, ending with the current one.
+using XmlPath = std::vector<std::string>;
+using OpenElement = std::function<Result<void>(const XmlPath& path, const std::map<std::string, std::string>& attrs)>;
+using CloseElement = std::function<Result<void>(const XmlPath& path, const std::string& text)>;
+
 }  // namespace
 
 Result<void> scan_xml(std::string_view xml, const std::string& name, const XmlHandler& handler) {
@@ -209,14 +217,41 @@ Result<void> scan_xml(std::string_view xml, const std::string& name, const XmlHa
   return s.run();
 }
 
-Result<std::vector<RepoMdData>> parse_repomd(std::string_view xml, const std::string& name) {
-  std::vector<RepoMdData> out;
-  std::vector<std::string> path;
+namespace {
+// scan_xml keeping the path of open elements and the text of the innermost:
+// `open` as an element starts, `close` with its text (at most `max_text`
+// bytes) as it ends, the path still ending with it.
+Result<void> scan_xml_paths(std::string_view xml, const std::string& name, std::size_t max_text,
+                            const OpenElement& open, const CloseElement& close) {
+  XmlPath path;
   std::string text;
   XmlHandler h;
   h.start = [&](const std::string& n, const std::map<std::string, std::string>& a) -> Result<void> {
     path.push_back(n);
     text.clear();
+    return open(path, a);
+  };
+  h.text = [&](const std::string& t) -> Result<void> {
+    if (text.size() + t.size() > max_text) {
+      return limit_exceeded(name + ": element text longer than " + std::to_string(max_text >> 20) + " MiB");
+    }
+    text += t;
+    return ok();
+  };
+  h.end = [&](const std::string&) -> Result<void> {
+    KMR_TRY(close(path, text));
+    path.pop_back();
+    text.clear();
+    return ok();
+  };
+  return scan_xml(xml, name, h);
+}
+}  // namespace
+
+Result<std::vector<RepoMdData>> parse_repomd(std::string_view xml, const std::string& name) {
+  std::vector<RepoMdData> out;
+  auto open = [&](const XmlPath& path, const std::map<std::string, std::string>& a) -> Result<void> {
+    const std::string& n = path.back();
     if (path.size() == 1 && n != "repomd") return malformed(name + ": root element is <" + n + ">, not <repomd>");
     if (path.size() == 2 && n == "data") {
       out.emplace_back();
@@ -228,11 +263,8 @@ Result<std::vector<RepoMdData>> parse_repomd(std::string_view xml, const std::st
     }
     return ok();
   };
-  h.text = [&](const std::string& t) -> Result<void> {
-    text += t;
-    return ok();
-  };
-  h.end = [&](const std::string& n) -> Result<void> {
+  auto close = [&](const XmlPath& path, const std::string& text) -> Result<void> {
+    const std::string& n = path.back();
     if (path.size() == 3 && path[1] == "data") {
       RepoMdData& d = out.back();
       if (n == "checksum") d.checksum = text;
@@ -240,11 +272,9 @@ Result<std::vector<RepoMdData>> parse_repomd(std::string_view xml, const std::st
       else if (n == "size") { KMR_ASSIGN_OR_RETURN(d.size, num<std::uint64_t>(text, name + ": <size>")); }
       else if (n == "open-size") { KMR_ASSIGN_OR_RETURN(d.open_size, num<std::uint64_t>(text, name + ": <open-size>")); }
     }
-    path.pop_back();
-    text.clear();
     return ok();
   };
-  KMR_TRY(scan_xml(xml, name, h));
+  KMR_TRY(scan_xml_paths(xml, name, std::numeric_limits<std::size_t>::max(), open, close));
   for (const auto& d : out) {
     if (d.location.empty() || d.location.find("..") != std::string::npos || d.location.front() == '/') {
       return malformed(name + ": <data type=\"" + d.type + "\"> has a bad location '" + d.location + "'");
@@ -255,12 +285,8 @@ Result<std::vector<RepoMdData>> parse_repomd(std::string_view xml, const std::st
 
 Result<std::vector<RpmMdPackage>> parse_primary(std::string_view xml, const std::string& name) {
   std::vector<RpmMdPackage> out;
-  std::vector<std::string> path;
-  std::string text;
-  XmlHandler h;
-  h.start = [&](const std::string& n, const std::map<std::string, std::string>& a) -> Result<void> {
-    path.push_back(n);
-    text.clear();
+  auto open = [&](const XmlPath& path, const std::map<std::string, std::string>& a) -> Result<void> {
+    const std::string& n = path.back();
     if (path.size() == 1 && n != "metadata") return malformed(name + ": root element is <" + n + ">, not <metadata>");
     if (path.size() == 2 && n == "package") {
       if (out.size() >= 10'000'000) return limit_exceeded(name + ": too many packages");
@@ -283,12 +309,8 @@ Result<std::vector<RpmMdPackage>> parse_primary(std::string_view xml, const std:
     }
     return ok();
   };
-  h.text = [&](const std::string& t) -> Result<void> {
-    if (text.size() + t.size() > (1u << 20)) return limit_exceeded(name + ": element text longer than 1 MiB");
-    text += t;
-    return ok();
-  };
-  h.end = [&](const std::string& n) -> Result<void> {
+  auto close = [&](const XmlPath& path, const std::string& text) -> Result<void> {
+    const std::string& n = path.back();
     if (path.size() >= 3 && path[1] == "package") {
       RpmMdPackage& p = out.back();
       if (path.size() == 3) {
@@ -301,11 +323,9 @@ Result<std::vector<RpmMdPackage>> parse_primary(std::string_view xml, const std:
         else if (n == "rpm:sourcerpm") p.sourcerpm = text;
       }
     }
-    path.pop_back();
-    text.clear();
     return ok();
   };
-  KMR_TRY(scan_xml(xml, name, h));
+  KMR_TRY(scan_xml_paths(xml, name, std::size_t{1} << 20, open, close));
   for (const auto& p : out) {
     if (p.name.empty() || p.location.empty()) return malformed(name + ": package without name or location");
     if (p.location.find("..") != std::string::npos || p.location.front() == '/') {

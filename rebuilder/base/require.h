@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -20,6 +21,12 @@ namespace kmr::testing {
 inline bool require_all() {
   const char* v = std::getenv("KMR_REQUIRE_ALL");
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+// The test's private temporary directory: $TEST_TMPDIR under Bazel, else /tmp.
+inline std::string test_tmpdir() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t ? t : "/tmp";
 }
 
 }  // namespace kmr::testing

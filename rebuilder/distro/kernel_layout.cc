@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "rebuilder/archive/decompress.h"
+#include "rebuilder/distro/package_layout.h"
 #include "rebuilder/kmod/bzimage.h"
 #include "rebuilder/kmod/parallel.h"
 
@@ -46,25 +47,11 @@ std::string strip_compression(std::string_view p) {
   return std::string(p);
 }
 
-struct ModPath {
-  std::string dir;      // ".../lib/modules/<rel>"
-  std::string release;  // <rel>
-  std::string rest;     // path below it
-};
-
-std::optional<ModPath> split_modules_path(const std::string& p) {
-  std::size_t at = std::string::npos;
-  if (p.rfind("lib/modules/", 0) == 0) at = 0;
-  else if (p.rfind("usr/lib/modules/", 0) == 0) at = 4;
-  if (at == std::string::npos) return std::nullopt;
-  const std::size_t rel_start = at + 12;
-  const std::size_t slash = p.find('/', rel_start);
-  ModPath m;
-  m.release = p.substr(rel_start, slash == std::string::npos ? std::string::npos : slash - rel_start);
-  m.dir = p.substr(0, slash);
-  m.rest = slash == std::string::npos ? "" : p.substr(slash + 1);
-  if (m.release.empty()) return std::nullopt;
-  return m;
+// A program that links no distro's layout would find no image and no
+// metadata in any package: an error, not an empty layout.
+Result<void> require_layouts(const std::string& where) {
+  if (!registered_layouts().empty()) return ok();
+  return internal_error(where + ": no package layout is registered (link //rebuilder/distros:layouts)");
 }
 
 bool is_x86_64_elf(Bytes b) {
@@ -456,7 +443,9 @@ Result<void> LayoutCollector::add_keyring_certificates(const std::vector<ByteVec
 }
 
 archive::Visitor LayoutCollector::visitor(std::string what) {
-  return [this, what](const archive::Entry& e, archive::MemberStream& s) -> Result<void> { return visit(what, e, s); };
+  return [this, what = std::move(what)](const archive::Entry& e, archive::MemberStream& s) -> Result<void> {
+    return visit(what, e, s);
+  };
 }
 
 Result<void> LayoutCollector::visit(const std::string& what, const archive::Entry& e, archive::MemberStream& s) {
@@ -487,30 +476,28 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
     return ok();
   };
 
-  if (p == ".PKGINFO" || p == ".BUILDINFO" || p == ".MTREE" ||
-      (p.rfind("usr/share/doc/", 0) == 0 && base == "SOURCE")) {
-    auto r = s.read_all(kMaxMetadataBytes);
-    if (!r) return Error(r.error().code(), what + ": " + p + ": " + r.error().message());
-    metadata_[base] = std::string(r->begin(), r->end());
-    return ok();
-  }
-
-  if (auto m = split_modules_path(p)) {
-    if (m->rest.rfind("build/", 0) == 0 || m->rest.rfind("source/", 0) == 0) {
-      if (m->rest == "build/vmlinux") {
+  KMR_TRY(require_layouts(what + ": " + p));
+  if (auto c = classify_member(p)) {
+    switch (c->member.role) {
+      case MemberRole::kMetadata: {
+        auto r = s.read_all(kMaxMetadataBytes);
+        if (!r) return Error(r.error().code(), what + ": " + p + ": " + r.error().message());
+        metadata_[base] = std::string(r->begin(), r->end());
+        return ok();
+      }
+      case MemberRole::kImage:
+        if (c->member.release) impl_->image_release = *c->member.release;
+        return start_image(impl_->image_data, impl_->image_path, "image");
+      case MemberRole::kVmlinux:
         L.vmlinux_path = p;
         return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
-      }
-      return ok();
     }
-    if (m->rest == "vmlinuz") {
-      impl_->image_release = m->release;
-      return start_image(impl_->image_data, impl_->image_path, "image");
-    }
-    if (m->rest == "vmlinux.xz" || m->rest == "vmlinux.gz" || m->rest == "vmlinux") {
-      L.vmlinux_path = p;
-      return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
-    }
+  }
+
+  // The kernel's own modules directory: modules.order and the modules; the
+  // build/ and source/ trees below it are not the installed kernel.
+  if (auto m = split_modules_path(p)) {
+    if (m->rest.rfind("build/", 0) == 0 || m->rest.rfind("source/", 0) == 0) return ok();
     if (m->rest == "modules.order") {
       auto r = s.read_all(kMaxMetadataBytes);
       if (!r) return Error(r.error().code(), what + ": " + p + ": " + r.error().message());
@@ -561,22 +548,6 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
     return ok();
   }
 
-  if (p.rfind("boot/vmlinuz-", 0) == 0) {
-    impl_->image_release = p.substr(13);
-    return start_image(impl_->image_data, impl_->image_path, "image");
-  }
-  if (p.rfind("boot/vmlinux-", 0) == 0) {
-    L.vmlinux_path = p;
-    return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
-  }
-  // Nix outputs: the image and vmlinux at the top of the output.
-  if (p == "bzImage" || p == "Image" || p == "zImage" || p == "vmlinuz") {
-    return start_image(impl_->image_data, impl_->image_path, "image");
-  }
-  if (p == "vmlinux") {
-    L.vmlinux_path = p;
-    return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
-  }
   return ok();
 }
 
@@ -673,6 +644,7 @@ Result<void> LayoutCollector::finish_modules(KernelLayout& L) {
 }
 
 Result<KernelLayout> LayoutCollector::finish() {
+  KMR_TRY(require_layouts("inspect"));
   KernelLayout& L = impl_->layout;
   if (impl_->image_job.valid()) {
     L.image = impl_->image_job.get();

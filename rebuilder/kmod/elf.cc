@@ -15,6 +15,9 @@ std::string hex64(std::uint64_t v) {
   return buf;
 }
 
+// An address, offset or extended word: 8 bytes in ELF64, 4 in ELF32.
+std::uint64_t word(ByteReader& r, bool is64, bool le) { return is64 ? r.u64(le) : r.u32(le); }
+
 }  // namespace
 
 bool is_elf(Bytes d) { return d.size() >= 4 && d[0] == 0x7f && d[1] == 'E' && d[2] == 'L' && d[3] == 'F'; }
@@ -43,9 +46,9 @@ Result<ElfFile> ElfFile::parse(Bytes data, std::string what, const ElfLimits& li
   h.type = r.u16(le);
   h.machine = r.u16(le);
   h.version = r.u32(le);
-  h.entry = h.is64 ? r.u64(le) : r.u32(le);
-  h.phoff = h.is64 ? r.u64(le) : r.u32(le);
-  h.shoff = h.is64 ? r.u64(le) : r.u32(le);
+  h.entry = word(r, h.is64, le);
+  h.phoff = word(r, h.is64, le);
+  h.shoff = word(r, h.is64, le);
   h.flags = r.u32(le);
   h.ehsize = r.u16(le);
   h.phentsize = r.u16(le);
@@ -78,14 +81,14 @@ Result<void> ElfFile::parse_sections() {
     s.index = static_cast<std::uint32_t>(i);
     s.name_offset = r.u32(le);
     s.type = r.u32(le);
-    s.flags = h.is64 ? r.u64(le) : r.u32(le);
-    s.addr = h.is64 ? r.u64(le) : r.u32(le);
-    s.offset = h.is64 ? r.u64(le) : r.u32(le);
-    s.size = h.is64 ? r.u64(le) : r.u32(le);
+    s.flags = word(r, h.is64, le);
+    s.addr = word(r, h.is64, le);
+    s.offset = word(r, h.is64, le);
+    s.size = word(r, h.is64, le);
     s.link = r.u32(le);
     s.info = r.u32(le);
-    s.addralign = h.is64 ? r.u64(le) : r.u32(le);
-    s.entsize = h.is64 ? r.u64(le) : r.u32(le);
+    s.addralign = word(r, h.is64, le);
+    s.entsize = word(r, h.is64, le);
     return r.finish();
   };
   if (!range_fits(h.shoff, want, data_.size())) {
@@ -161,23 +164,14 @@ Result<void> ElfFile::parse_segments() {
   segments_.resize(h.phnum);
   for (auto& p : segments_) {
     p.type = r.u32(le);
-    if (h.is64) {
-      p.flags = r.u32(le);
-      p.offset = r.u64(le);
-      p.vaddr = r.u64(le);
-      p.paddr = r.u64(le);
-      p.filesz = r.u64(le);
-      p.memsz = r.u64(le);
-      p.align = r.u64(le);
-    } else {
-      p.offset = r.u32(le);
-      p.vaddr = r.u32(le);
-      p.paddr = r.u32(le);
-      p.filesz = r.u32(le);
-      p.memsz = r.u32(le);
-      p.flags = r.u32(le);
-      p.align = r.u32(le);
-    }
+    if (h.is64) p.flags = r.u32(le);  // ELF64 keeps p_flags second, ELF32 before p_align
+    p.offset = word(r, h.is64, le);
+    p.vaddr = word(r, h.is64, le);
+    p.paddr = word(r, h.is64, le);
+    p.filesz = word(r, h.is64, le);
+    p.memsz = word(r, h.is64, le);
+    if (!h.is64) p.flags = r.u32(le);
+    p.align = word(r, h.is64, le);
   }
   KMR_TRY(r.finish());
   for (std::size_t i = 0; i < segments_.size(); ++i) {

@@ -77,4 +77,10 @@ void require_tools(std::vector<std::string>& missing, std::initializer_list<cons
   }
 }
 
+void report_build_root(const Job& job, const std::string& path, bool cached, std::chrono::milliseconds took) {
+  if (!job.options.progress) return;
+  job.options.progress("build root " + path + (cached ? " (cached, " : " (made in ") + std::to_string(took.count()) +
+                       " ms)");
+}
+
 }  // namespace kmr::build

@@ -5,10 +5,10 @@
 // A backend knows one distro's build tool: it derives the pinned environment
 // from the shipped packages' build description, names the inputs this host
 // lacks, plans the sandboxed build, and finds the rebuilt files. rebuild.cc
-// drives every backend the same way; each lives in backends/<distro>.cc.
-// Adding a distro: one file there, one factory below, one line in
-// make_backend (rebuild.cc), one entry in BUILD.bazel's srcs.
+// drives every backend the same way; each lives in its distro's folder
+// (rebuilder/distros/<distro>/backend.cc), registered by name below.
 
+#include <chrono>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -80,5 +80,8 @@ Result<void> write_text(const std::string& path, const std::string& text);
 std::string first_existing(const std::vector<std::string>& candidates);
 // Appends "tool 'T' is not installed" for each tool not on PATH.
 void require_tools(std::vector<std::string>& missing, std::initializer_list<const char*> tools);
+// Reports a ready build root through job.options.progress: "build root PATH
+// (cached, N ms)" or "(made in N ms)".
+void report_build_root(const Job& job, const std::string& path, bool cached, std::chrono::milliseconds took);
 
 }  // namespace kmr::build

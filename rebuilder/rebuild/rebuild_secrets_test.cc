@@ -26,10 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string tmp() {
-  const char* t = std::getenv("TEST_TMPDIR");
-  return t ? t : "/tmp";
-}
+using kmr::testing::test_tmpdir;
 
 std::string random_tag() {
   std::ifstream in("/dev/urandom", std::ios::binary);
@@ -153,7 +150,7 @@ TEST(RebuildSecrets, HostSecretsAppearNowhere) {
   if (::geteuid() != 0) KMR_SKIP_OR_FAIL("planting root-only files under /etc needs root");
   if (!have_program("dpkg-buildpackage")) KMR_SKIP_OR_FAIL("dpkg-buildpackage not installed");
   if (auto sa = sandbox_available(); !sa) KMR_SKIP_OR_FAIL("sandbox unavailable: " + sa.error().message());
-  const std::string repo = tmp() + "/hunt-repo";
+  const std::string repo = test_tmpdir() + "/hunt-repo";
   fs::remove_all(repo);
   fs::create_directories(repo);
   {
@@ -175,7 +172,7 @@ TEST(RebuildSecrets, HostSecretsAppearNowhere) {
   p.plant("/etc/kmr-secret-" + t + "-public", 0644);
 
   RebuildOptions o;
-  o.work_root = tmp() + "/work";
+  o.work_root = test_tmpdir() + "/work";
   o.keep = true;
   o.timeout = 10min;
   o.memory_bytes = 4ull << 30;

@@ -28,10 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string tmp() {
-  const char* t = std::getenv("TEST_TMPDIR");
-  return t ? t : "/tmp";
-}
+using kmr::testing::test_tmpdir;
 
 // Runs a bash script in `dir`; the test fails with its output when it fails.
 void run_script(const std::string& dir, const std::string& script) {
@@ -58,7 +55,7 @@ std::vector<std::string> files_named(const std::string& root, const std::string&
 
 RebuildOptions keep_options(const std::string& sources = "") {
   RebuildOptions o;
-  o.work_root = tmp() + "/work";
+  o.work_root = test_tmpdir() + "/work";
   o.keep = true;
   o.sources = sources;
   o.timeout = 10min;
@@ -77,7 +74,7 @@ void expect_no_marker(const RebuildReport& rep, const std::string& marker) {
   EXPECT_FALSE(fs::exists("/tmp/" + marker)) << "/tmp/" << marker;
   ASSERT_FALSE(rep.work_dir.empty());
   EXPECT_EQ(files_named(rep.work_dir, marker), std::vector<std::string>{});
-  EXPECT_EQ(files_named(tmp(), marker), std::vector<std::string>{});
+  EXPECT_EQ(files_named(test_tmpdir(), marker), std::vector<std::string>{});
 }
 
 // ---- Debian: .buildinfo Environment carrying PERL5OPT --------------------------
@@ -135,7 +132,7 @@ class DebianHostile : public ::testing::Test {
   // always the sandbox's own): root can write there, else the test's tmp.
   static void SetUpTestSuite() {
     const bool srv = ::access("/srv", W_OK) == 0;
-    repo_ = new std::string((srv ? std::string("/srv") : tmp()) + "/kmr-shipped-repo-deb-" + std::to_string(::getpid()));
+    repo_ = new std::string((srv ? std::string("/srv") : test_tmpdir()) + "/kmr-shipped-repo-deb-" + std::to_string(::getpid()));
     fs::remove_all(*repo_);
     fs::create_directories(*repo_);
   }
@@ -298,7 +295,7 @@ TEST(SuseHostile, PackagerMacroIsNotExpandedAndRecordedLiterally) {
   if (!have_program("rpmbuild")) KMR_SKIP_OR_FAIL("rpmbuild not installed");
   std::string why;
   if (!sandbox_or_skip_reason(why)) KMR_SKIP_OR_FAIL(why);
-  const std::string dir = tmp() + "/suse";
+  const std::string dir = test_tmpdir() + "/suse";
   fs::remove_all(dir);
   fs::create_directories(dir);
   ASSERT_NO_FATAL_FAILURE(run_script(dir, kRpmPackage));
@@ -312,7 +309,7 @@ TEST(SuseHostile, PackagerMacroIsNotExpandedAndRecordedLiterally) {
 // A header string with a line break would forge the header lines after it.
 TEST(SuseHostile, ForgedHeaderLineIsRefused) {
   if (!have_program("rpmbuild")) KMR_SKIP_OR_FAIL("rpmbuild not installed");
-  const std::string dir = tmp() + "/suse-nl";
+  const std::string dir = test_tmpdir() + "/suse-nl";
   fs::remove_all(dir);
   fs::create_directories(dir);
   // rpm itself writes no line break into a tag: the built header is patched
@@ -379,7 +376,7 @@ TEST(ArchHostile, PackagerIsQuotedAndRecordedLiterally) {
   }
   std::string why;
   if (!sandbox_or_skip_reason(why)) KMR_SKIP_OR_FAIL(why);
-  const std::string dir = tmp() + "/arch";
+  const std::string dir = test_tmpdir() + "/arch";
   fs::remove_all(dir);
   fs::create_directories(dir);
   ASSERT_NO_FATAL_FAILURE(run_script(dir, kArchPackage));
@@ -398,7 +395,7 @@ TEST(ArchHostile, SystemBuildDirIsRefused) {
   if (!have_program("bsdtar") || !have_program("zstd") || !have_program("makepkg")) KMR_SKIP_OR_FAIL("bsdtar, zstd or makepkg not installed");
   std::string why;
   if (!sandbox_or_skip_reason(why)) KMR_SKIP_OR_FAIL(why);
-  const std::string dir = tmp() + "/arch-usr";
+  const std::string dir = test_tmpdir() + "/arch-usr";
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::string script = kArchPackage;
@@ -433,7 +430,7 @@ TEST(NixHostile, TamperedNarIsAnErrorNamingNarHash) {
   for (const char* t : {"nix", "nix-store", "nix-hash", "xz"}) {
     if (!have_program(t)) KMR_SKIP_OR_FAIL(std::string(t) + " not installed");
   }
-  const std::string dir = tmp() + "/nix";
+  const std::string dir = test_tmpdir() + "/nix";
   fs::remove_all(dir);
   fs::create_directories(dir);
   ASSERT_NO_FATAL_FAILURE(run_script(dir, kNixCache));

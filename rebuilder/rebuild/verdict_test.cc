@@ -20,15 +20,12 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string tmp() {
-  const char* t = std::getenv("TEST_TMPDIR");
-  return t ? t : "/tmp";
-}
+using kmr::testing::test_tmpdir;
 
 // Builds the fixture kernel (variant) into DIR and packs it the way Arch
 // lays out `linux`: usr/lib/modules/<kver>/{vmlinuz,kernel/**.ko.zst,modules.order}.
 std::string build_pkg(const std::string& name, const std::string& variant, int modules_compress_zst = 1) {
-  const std::string dir = tmp() + "/" + name;
+  const std::string dir = test_tmpdir() + "/" + name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string kbuild = fs::absolute("tests/fixtures/kernel/kbuild.sh").string();
@@ -86,7 +83,7 @@ TEST_F(Verdicts, PristineRebuildIsIdenticalAndMatches) {
   ASSERT_TRUE(a.image_root);
   EXPECT_EQ(a.image_member, "usr/lib/modules/6.18.0-kmrfix/vmlinuz");
   // The root in the shipped image is the one the Python tool computed.
-  std::ifstream txt(tmp() + "/pristine/build/module_hashes_root.txt");
+  std::ifstream txt(test_tmpdir() + "/pristine/build/module_hashes_root.txt");
   std::string levels, hex;
   txt >> levels >> hex;
   EXPECT_EQ(root_hex(a.image_root), hex);
@@ -103,7 +100,7 @@ TEST_F(Verdicts, PristineRebuildIsIdenticalAndMatches) {
 
 TEST_F(Verdicts, RecompressedPackageIsContentIdentical) {
   const std::string src = pkgs_->at("pristine");
-  const std::string other = tmp() + "/pristine/recompressed-1-x86_64.pkg.tar.zst";
+  const std::string other = test_tmpdir() + "/pristine/recompressed-1-x86_64.pkg.tar.zst";
   auto r = run_subprocess({"sh", "-c", "zstd -dc " + src + " | zstd -q -3 > " + other});
   ASSERT_TRUE(r && r->success());
   auto a = read(src);
@@ -152,7 +149,7 @@ TEST_F(Verdicts, ContentRootEqualsTheEmbeddedRootAndComparesContents) {
   EXPECT_EQ(content_root_name(c.verdict), "match") << c.note;
   // The kernel hashes modules before appending proofs: the content root is
   // the root the independent Python tool computed and the image embeds.
-  std::ifstream txt(tmp() + "/pristine/build/module_hashes_root.txt");
+  std::ifstream txt(test_tmpdir() + "/pristine/build/module_hashes_root.txt");
   std::string levels, hex;
   txt >> levels >> hex;
   EXPECT_EQ(root_hex(c.shipped), hex);
@@ -221,7 +218,7 @@ TEST(ReproducibleRule, OneRule) {
 
 TEST_F(Verdicts, TamperedShippedModuleIsInvalid) {
   // Flip one byte inside one module's code (not its proof) and repack.
-  const std::string dir = tmp() + "/tampered";
+  const std::string dir = test_tmpdir() + "/tampered";
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string ko = "usr/lib/modules/6.18.0-kmrfix/kernel/drivers/net/dummy.ko";
@@ -258,7 +255,7 @@ class MaskedImages : public ::testing::Test {
     SubprocessOptions o;
     o.timeout = 300s;
     o.merge_stderr = true;
-    o.cwd = tmp();
+    o.cwd = test_tmpdir();
     auto r = run_subprocess({"sh", "-ec", script}, o);
     EXPECT_TRUE(r && r->success()) << script << "\n" << (r ? r->out : r.error().to_string());
     return r ? r->out : "";
@@ -287,9 +284,9 @@ class MaskedImages : public ::testing::Test {
         "pack elf1 elf.1 vmlinux && pack elf2 elf.2 vmlinux");
   }
   void SetUp() override {
-    if (!fs::exists(tmp() + "/mask/elf2-1-x86_64.pkg.tar.zst")) KMR_SKIP_OR_FAIL("sbsign, binutils or openssl not available");
+    if (!fs::exists(test_tmpdir() + "/mask/elf2-1-x86_64.pkg.tar.zst")) KMR_SKIP_OR_FAIL("sbsign, binutils or openssl not available");
   }
-  static Artifact pkg(const std::string& name) { return read(tmp() + "/mask/" + name + "-1-x86_64.pkg.tar.zst"); }
+  static Artifact pkg(const std::string& name) { return read(test_tmpdir() + "/mask/" + name + "-1-x86_64.pkg.tar.zst"); }
 };
 
 TEST_F(MaskedImages, SignedByTwoSignersIsIdenticalModuloSignatures) {
@@ -313,7 +310,7 @@ TEST_F(MaskedImages, SignedByTwoSignersIsIdenticalModuloSignatures) {
   }
   EXPECT_EQ(ranges[2]["detail"], "certificate-table");
   EXPECT_EQ(ranges[2]["offset"].get<std::uint64_t>() + ranges[2]["length"].get<std::uint64_t>(),
-            fs::file_size(tmp() + "/mask/pe.a"));
+            fs::file_size(test_tmpdir() + "/mask/pe.a"));
   // An unsigned rebuild of the signed image, too.
   EXPECT_EQ(files_tier_name(files_verdict(a, pkg("unsigned")).tier), "identical-modulo-signatures");
   // The tier still needs verified module signatures: these packages ship none.

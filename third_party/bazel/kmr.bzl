@@ -82,3 +82,60 @@ def kmr_embedded_scripts(name, srcs, out, namespace):
 } > $@
 """ % (name, namespace, namespace),
     )
+
+def kmr_distro_layout():
+    """A distro folder's package layout and its test.
+
+    `:layout` is `layout.cc` (a PackageLayout registered with
+    KMR_REGISTER_LAYOUT, rebuilder/distro/package_layout.h), alwayslink so the
+    registration survives the linker; //rebuilder/distros:layouts gathers it.
+    `:layout_test` classifies every path of `testdata/layout_paths.txt` with
+    only this layout linked (rebuilder/distro/layout_paths_test.cc).
+    """
+    kmr_cc_library(
+        name = "layout",
+        srcs = ["layout.cc"],
+        visibility = ["//rebuilder/distros:__pkg__"],
+        deps = ["//rebuilder/distro:package_layout"],
+        alwayslink = True,
+    )
+    kmr_cc_test(
+        name = "layout_test",
+        data = ["testdata/layout_paths.txt"],
+        deps = [
+            ":layout",
+            "//rebuilder/distro:layout_paths_test",
+        ],
+    )
+
+def kmr_distro_backend(deps, scripts = True):
+    """A distro folder's rebuild backend.
+
+    `:backend` is `backend.cc` (a Backend registered by name with
+    KMR_REGISTER_BACKEND, rebuilder/rebuild/backend.h), alwayslink so the
+    registration survives the linker; //rebuilder/distros:backends gathers
+    it. With `scripts`, the shell scripts the backend runs in the sandbox
+    (`scripts/*.sh`) are compiled in as `:scripts`, the header `scripts.h` in
+    namespace kmr::build (kmr_embedded_scripts: scripts/debian-build.sh
+    becomes kDebianBuildScript). `deps` besides //rebuilder/base and
+    //rebuilder/rebuild:backend.
+    """
+    srcs = ["backend.cc"]
+    if scripts:
+        kmr_embedded_scripts(
+            name = "scripts",
+            srcs = native.glob(["scripts/*.sh"]),
+            out = "scripts.h",
+            namespace = "kmr::build",
+        )
+        srcs.append(":scripts")
+    kmr_cc_library(
+        name = "backend",
+        srcs = srcs,
+        visibility = ["//rebuilder/distros:__pkg__"],
+        deps = deps + [
+            "//rebuilder/base",
+            "//rebuilder/rebuild:backend",
+        ],
+        alwayslink = True,
+    )

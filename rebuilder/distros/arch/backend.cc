@@ -105,10 +105,7 @@ class ArchBackend : public Backend {
       return m;
     }
     if (!root->missing.empty()) return root->missing;
-    if (job.options.progress) {
-      job.options.progress("build root " + root->path + (root->cached ? " (cached, " : " (made in ") +
-                           std::to_string(root->duration.count()) + " ms)");
-    }
+    report_build_root(job, root->path, root->cached, root->duration);
     root_dir_ = root->path;
     return m;
   }

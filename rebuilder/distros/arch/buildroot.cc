@@ -25,7 +25,7 @@ using Clock = std::chrono::steady_clock;
 // Bumped when the way a root is made changes (invalidates the cache).
 constexpr const char* kRecipe = "kmr-arch-buildroot-1 pacman -U --noscriptlet NoExtract=hooks";
 constexpr std::size_t kMaxEntries = 4096;
-constexpr std::uint64_t kMaxSig = 64 * 1024;
+constexpr std::uint64_t kMaxSig = std::uint64_t{64} * 1024;
 constexpr std::size_t kMaxDesc = 1 << 20;
 
 bool lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -131,13 +131,9 @@ Result<std::vector<InstalledPackage>> pinned_packages(const std::vector<std::str
 
 RootOptions root_options_from_env() {
   RootOptions o;
-  auto set = [](std::string& field, const char* name) {
-    const char* v = std::getenv(name);
-    if (v && *v) field = v;
-  };
-  set(o.archive, "KMR_ARCH_ARCHIVE");
-  set(o.keyring, "KMR_ARCH_KEYRING");
-  set(o.cache_dir, "KMR_BUILDROOT_CACHE");
+  distros::option_from_env(o.archive, "KMR_ARCH_ARCHIVE");
+  distros::option_from_env(o.keyring, "KMR_ARCH_KEYRING");
+  distros::option_from_env(o.cache_dir, "KMR_BUILDROOT_CACHE");
   return o;
 }
 
@@ -245,18 +241,13 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ro
   KMR_ASSIGN_OR_RETURN(auto keyring_digest, sha256_file(options.keyring));
   BuildRoot out;
   out.key = root_key(pinned, to_hex(keyring_digest));
-  KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, out.key));
   const distros::RootCheck check = [&](const std::string& root) { return compare_installed(root, pinned); };
   auto done = [&](BuildRoot& r) {
     r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return r;
   };
-  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
-  if (cached) {
-    out.path = entry.path();
-    out.cached = true;
-    return done(out);
-  }
+  KMR_ASSIGN_OR_RETURN(auto entry, distros::open_build_root(options.cache_dir, out, check));
+  if (out.cached) return done(out);
   KMR_ASSIGN_OR_RETURN(const std::string tmp, entry.scratch());
   // The downloaded packages, removed whatever happens.
   const std::string dl = entry.path() + ".pkgs-" + std::to_string(::getpid());

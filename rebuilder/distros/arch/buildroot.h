@@ -15,6 +15,7 @@
 
 #include "rebuilder/base/result.h"
 #include "rebuilder/buildenv/environment.h"
+#include "rebuilder/distros/common/root_cache.h"
 #include "rebuilder/distros/arch/sources.h"
 
 namespace kmr::arch {
@@ -65,15 +66,9 @@ Result<DescEntry> parse_desc(std::string_view text);
 // V)", "N arch A' (pinned A)", "extra N-V-A"); empty when equal.
 Result<std::vector<std::string>> compare_installed(const std::string& root, const std::vector<InstalledPackage>& pinned);
 
-struct BuildRoot {
-  std::string path;  // the root directory ("" when unavailable)
-  std::string key;
-  bool cached = false;
-  std::chrono::milliseconds duration{0};
-  // Packages the archive does not give: "N-V-A: GET URL: HTTP 404 ... (also tried URL)".
-  std::vector<std::string> missing;
-  std::string log;  // pacman's output when it ran
-};
+// The root (distros/common/root_cache.h): `missing` as "N-V-A: GET URL: HTTP
+// 404 ... (also tried URL)", `log` pacman's output.
+using distros::BuildRoot;
 
 // Returns the cached root for `env.installed`, or makes it: downloads each
 // package (.pkg.tar.zst, else .pkg.tar.xz) and its .sig with the one HTTPS

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <utility>
 
@@ -64,6 +65,20 @@ Result<void> RootCacheEntry::commit(const RootCheck& check, const std::string& m
   if (ec) return io_error("cannot move the build root into " + path_ + ": " + ec.message());
   tmp_.clear();
   return ok();
+}
+
+Result<RootCacheEntry> open_build_root(const std::string& dir, BuildRoot& root, const RootCheck& check) {
+  KMR_ASSIGN_OR_RETURN(auto entry, RootCacheEntry::open(dir, root.key));
+  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
+  if (cached) {
+    root.path = entry.path();
+    root.cached = true;
+  }
+  return entry;
+}
+
+void option_from_env(std::string& field, const char* name) {
+  if (const char* v = std::getenv(name); v != nullptr && *v != '\0') field = v;
 }
 
 }  // namespace kmr::distros

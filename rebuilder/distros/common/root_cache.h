@@ -6,6 +6,7 @@
 // root is made in a temporary directory beside it, checked, and renamed into
 // place, so no half-made or mismatching root is ever found under the key.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,6 +20,18 @@ namespace kmr::distros {
 // The differences between a root and its pinned package set ("missing x=1",
 // "extra y=2"...); empty when it holds exactly that set.
 using RootCheck = std::function<Result<std::vector<std::string>>(const std::string& root)>;
+
+// A build root made from a distro's archive by its installer (Arch: pacman,
+// Debian: mmdebstrap).
+struct BuildRoot {
+  std::string path;  // the root directory ("" when unavailable)
+  std::string key;   // its cache key
+  bool cached = false;
+  std::chrono::milliseconds duration{0};
+  // Pinned packages the archive does not give, each with the URLs tried.
+  std::vector<std::string> missing;
+  std::string log;  // the installer's output when it ran
+};
 
 class RootCacheEntry {
  public:
@@ -55,5 +68,14 @@ class RootCacheEntry {
   std::string tmp_;
   std::unique_ptr<FileLock> lock_;
 };
+
+// Opens the cache entry of `root.key` in `dir` (RootCacheEntry::open); when
+// the root is cached and `check` finds no difference, sets root.path and
+// root.cached.
+Result<RootCacheEntry> open_build_root(const std::string& dir, BuildRoot& root, const RootCheck& check);
+
+// A build-root option from the environment: `field` takes the value of the
+// variable `name` when it is set and not empty, else keeps its default.
+void option_from_env(std::string& field, const char* name);
 
 }  // namespace kmr::distros

@@ -154,10 +154,7 @@ class DebianBackend : public Backend {
     auto root = debian::ensure_build_root(env, debian::archive_options_from_env());
     if (!root) return {"build root: " + root.error().message()};
     if (!root->missing.empty()) return root->missing;
-    if (job.options.progress) {
-      job.options.progress("build root " + root->path + (root->cached ? " (cached, " : " (made in ") +
-                           std::to_string(root->duration.count()) + " ms)");
-    }
+    report_build_root(job, root->path, root->cached, root->duration);
     root_dir_ = root->path;
     return m;
   }

@@ -151,14 +151,10 @@ Result<std::vector<PinnedPackage>> pinned_packages(const build::BuildEnvironment
 
 ArchiveOptions archive_options_from_env() {
   ArchiveOptions o;
-  auto set = [](std::string& field, const char* name) {
-    const char* v = std::getenv(name);
-    if (v && *v) field = v;
-  };
-  set(o.mirror, "KMR_DEBIAN_MIRROR");
-  set(o.security_mirror, "KMR_DEBIAN_SECURITY_MIRROR");
-  set(o.suite, "KMR_DEBIAN_SUITE");
-  set(o.cache_dir, "KMR_BUILDROOT_CACHE");
+  distros::option_from_env(o.mirror, "KMR_DEBIAN_MIRROR");
+  distros::option_from_env(o.security_mirror, "KMR_DEBIAN_SECURITY_MIRROR");
+  distros::option_from_env(o.suite, "KMR_DEBIAN_SUITE");
+  distros::option_from_env(o.cache_dir, "KMR_BUILDROOT_CACHE");
   return o;
 }
 
@@ -251,18 +247,13 @@ Result<BuildRoot> ensure_build_root(const build::BuildEnvironment& env, const Ar
   const auto sources = apt_sources(options, suite, field("Build-Date"));
   BuildRoot out;
   out.key = root_key(pinned, sources, suite, arch);
-  KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, out.key));
   const distros::RootCheck check = [&](const std::string& root) { return compare_installed(root, pinned, arch); };
   auto done = [&](BuildRoot& r) {
     r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return r;
   };
-  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
-  if (cached) {
-    out.path = entry.path();
-    out.cached = true;
-    return done(out);
-  }
+  KMR_ASSIGN_OR_RETURN(auto entry, distros::open_build_root(options.cache_dir, out, check));
+  if (out.cached) return done(out);
   // mmdebstrap wants a directory that does not exist or is empty.
   KMR_ASSIGN_OR_RETURN(const std::string tmp, entry.scratch());
   std::string include;

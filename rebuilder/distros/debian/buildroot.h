@@ -10,6 +10,7 @@
 
 #include "rebuilder/base/result.h"
 #include "rebuilder/buildenv/environment.h"
+#include "rebuilder/distros/common/root_cache.h"
 
 namespace kmr::debian {
 
@@ -70,15 +71,9 @@ std::string root_key(const std::vector<PinnedPackage>& pinned, const std::vector
 Result<std::vector<std::string>> compare_installed(const std::string& root, const std::vector<PinnedPackage>& pinned,
                                                    const std::string& build_arch);
 
-struct BuildRoot {
-  std::string path;                  // the root directory ("" when unavailable)
-  std::string key;
-  bool cached = false;
-  std::chrono::milliseconds duration{0};
-  // Pinned packages the archive does not have: "NAME=VERSION (not in URL, URL...)".
-  std::vector<std::string> missing;
-  std::string log;                   // mmdebstrap's output when it ran
-};
+// The root (distros/common/root_cache.h): `missing` as "NAME=VERSION (not
+// in URL, URL...)", `log` mmdebstrap's output.
+using distros::BuildRoot;
 
 // Returns the cached root for `env`'s pinned set, or makes it: mmdebstrap
 // --variant=essential --include=<every pinned NAME=VERSION> from the

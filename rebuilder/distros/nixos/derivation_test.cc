@@ -13,20 +13,12 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/nixos/test_nix.h"
 
 namespace kmr::nixos {
 namespace {
 
-std::string run(const std::vector<std::string>& argv, const std::string& tmp) {
-  SubprocessOptions o;
-  o.env = std::vector<std::string>{"PATH=/usr/bin:/bin", "HOME=" + tmp, "XDG_CACHE_HOME=" + tmp + "/xdg",
-                                   "NIX_CONFIG=experimental-features = nix-command\nbuild-users-group =\nsandbox = false\nsubstituters ="};
-  auto r = run_subprocess(argv, o);
-  EXPECT_TRUE(r && r->success()) << argv[0] << ": " << (r ? r->err : r.error().to_string());
-  std::string out = r ? r->out : "";
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
+using testing::run;
 
 TEST(Derivation, RealDrvMatchesNixShowDerivation) {
   for (const char* t : {"nix", "nix-instantiate"}) {

@@ -18,6 +18,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/require.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/distros/nixos/test_nix.h"
 #include "rebuilder/buildenv/sandbox.h"
 
 namespace kmr::nixos {
@@ -34,16 +35,7 @@ std::string tmp_dir(const std::string& name) {
   return d;
 }
 
-std::string run(const std::vector<std::string>& argv, const std::string& home) {
-  SubprocessOptions o;
-  o.env = std::vector<std::string>{"PATH=/usr/bin:/bin", "HOME=" + home, "XDG_CACHE_HOME=" + home + "/xdg",
-                                   "NIX_CONFIG=experimental-features = nix-command\nbuild-users-group =\nsandbox = false\nsubstituters ="};
-  auto r = run_subprocess(argv, o);
-  EXPECT_TRUE(r && r->success()) << argv[0] << ": " << (r ? r->err : r.error().to_string());
-  std::string out = r ? r->out : "";
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
+using testing::run;
 
 // A tarball from Python's tarfile: each spec line is
 //   f NAME CONTENT | d NAME | l NAME TARGET | h NAME TARGET | c NAME

@@ -362,14 +362,11 @@ Resolution resolve(const std::vector<RpmDep>& wanted, const std::vector<RepoPack
 
 MirrorOptions mirror_options_from_env() {
   MirrorOptions o;
-  auto set = [](std::string& field, const char* var) {
-    if (const char* v = std::getenv(var); v != nullptr && *v != '\0') field = v;
-  };
-  set(o.mirror, "KMR_SUSE_MIRROR");
+  distros::option_from_env(o.mirror, "KMR_SUSE_MIRROR");
   while (!o.mirror.empty() && o.mirror.back() == '/') o.mirror.pop_back();
-  set(o.key, "KMR_SUSE_REPO_KEY");
-  set(o.cache_dir, "KMR_BUILDROOT_CACHE");
-  set(o.ca_file, "KMR_SUSE_MIRROR_CA");
+  distros::option_from_env(o.key, "KMR_SUSE_REPO_KEY");
+  distros::option_from_env(o.cache_dir, "KMR_BUILDROOT_CACHE");
+  distros::option_from_env(o.ca_file, "KMR_SUSE_MIRROR_CA");
   if (const char* v = std::getenv("KMR_SUSE_BASE"); v != nullptr) {
     o.base.clear();
     std::istringstream in(v);
@@ -558,6 +555,7 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
 
   // 4. The cache.
   std::vector<std::string> lines;
+  lines.reserve(pkgs.size());
   for (const auto* p : pkgs) lines.push_back(p->nevra() + " " + p->sha256);
   out.key = root_key(options.arch, lines);
   KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, "suse-" + out.key));
