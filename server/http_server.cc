@@ -369,7 +369,7 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
   }
 }
 
-void log_exception(std::exception_ptr e) {
+void log_exception(const std::exception_ptr& e) {
   if (!e) return;
   try {
     std::rethrow_exception(e);
@@ -445,7 +445,7 @@ net::awaitable<void> accept_loop(HttpServer::Impl& s) {
       continue;
     }
     s.connections.fetch_add(1);
-    auto release = [&s](std::exception_ptr e) {
+    auto release = [&s](const std::exception_ptr& e) {
       s.connections.fetch_sub(1);
       log_exception(e);
     };

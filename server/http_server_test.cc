@@ -284,6 +284,7 @@ TEST_F(HttpServerTest, ConcurrentReadersNeverCacheAnAnswerOlderThanAWrite) {
   // claimed -> done -> re-queued; after each write returns, the answer must show it.
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers;
+  readers.reserve(3);
   HttpRequest read{"GET", artifact(), {}, "", "127.0.0.1"};
   for (int i = 0; i < 3; ++i)
     readers.emplace_back([&] {

@@ -620,6 +620,7 @@ struct StoredVerdict {
 
 StoredVerdict stored_verdict(const Report& r, const std::vector<SetArtifact>& set) {
   std::vector<ExpectedHash> expected;
+  expected.reserve(set.size());
   for (const SetArtifact& x : set) expected.push_back({x.filename, x.expected, x.rebuilt});
   StoredVerdict v{check_verdict(r.status, r.files, r.module_root, r.shipped_root, r.rebuilt_root, expected), {}};
   // The one rule also needs the module content root (in the report's
@@ -1196,7 +1197,8 @@ Result<json> Store::stats(std::int64_t now) {
   json out = {{"now", now}, {"distros", json::array()}};
   for (auto& [k, v] : distros) {
     std::int64_t total = v["total"].get<std::int64_t>();
-    v["percent_reproducible"] = total ? 100.0 * v["reproducible"].get<std::int64_t>() / total : 0.0;
+    v["percent_reproducible"] =
+        total ? 100.0 * static_cast<double>(v["reproducible"].get<std::int64_t>()) / static_cast<double>(total) : 0.0;
     out["distros"].push_back(v);
   }
   KMR_ASSIGN_OR_RETURN(auto counts, metrics_counts());
