@@ -74,14 +74,153 @@ int key_generate(const std::vector<std::string>& args) {
 
 // ---- kmr attest verify ------------------------------------------------------
 
-int attest_verify(const std::vector<std::string>& args) {
+struct VerifyOptions {
   std::vector<std::string> key_paths;
   std::string file;
-  std::string want;
+  std::string want;  // the artifact's SHA-256 (from --sha256 or hashed from --file)
   std::vector<std::string> envelopes;
   std::string tlog_proof_path;
-  std::int64_t threshold_flag = 1;
+  std::int64_t threshold = 1;
   bool json = false;
+};
+
+void add_verify_flags(cli::FlagParser& p, VerifyOptions& o) {
+  p.strings("--key", "PEM", &o.key_paths, "a trusted public key (repeatable; at least one)")
+      .integer("--threshold", "K", &o.threshold, 1, 1 << 20, "distinct keys that must have signed (default 1)")
+      .string("--file", "ARTIFACT", &o.file, "the artifact the statement must be about")
+      .string("--sha256", "HEX", &o.want, "the artifact's SHA-256 the statement must be about")
+      .string("--tlog-proof", "FILE", &o.tlog_proof_path, "a C2SP tlog-proof of the envelope")
+      .boolean("--json", &o.json, "machine-readable output")
+      .positionals("ENVELOPE", &o.envelopes, 1, 1)
+      .epilogue("Exit: 0 valid and PASSED, 1 invalid or FAILED/not matching, 2 error.");
+}
+
+// What verification reads: the trusted keys and the envelope's and the proof's bytes.
+struct VerifyInputs {
+  std::vector<Ed25519Key> keys;
+  std::string envelope;
+  std::string tlog_proof;  // empty without --tlog-proof
+};
+
+// Loads the keys and files the options name and settles o.want (lowercase hex, or
+// empty); returns an exit code when the command ends here.
+std::optional<int> load_verify_inputs(const cli::FlagParser& p, VerifyOptions& o, VerifyInputs& in) {
+  if (o.key_paths.empty()) return fail_usage(p, "at least one --key PEM is required");
+  for (const auto& path : o.key_paths) {
+    auto k = Ed25519Key::load(path);
+    if (!k) return report_error("attest verify", o.json, k.error());
+    in.keys.push_back(std::move(k).value());
+  }
+  if (!o.file.empty()) {
+    auto d = sha256_file(o.file);
+    if (!d) return report_error("attest verify", o.json, std::move(d).error().with_context("while hashing " + o.file));
+    o.want = to_hex(Bytes(d->data(), d->size()));
+  }
+  if (!o.want.empty() && !is_sha256_hex(o.want)) return fail_usage(p, "--sha256 needs 64 hex digits");
+  for (char& c : o.want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto text = read_text_file(o.envelopes[0], kMaxEnvelopeBytes);
+  if (!text) return report_error("attest verify", o.json, text.error());
+  in.envelope = std::move(*text);
+  if (!o.tlog_proof_path.empty()) {
+    auto t = read_text_file(o.tlog_proof_path, 2 * kMaxNoteBytes);
+    if (!t) return report_error("attest verify", o.json, t.error());
+    in.tlog_proof = std::move(*t);
+  }
+  return std::nullopt;
+}
+
+struct VerifyResult {
+  nlohmann::json out;  // the --json answer, without verdict and reason
+  std::string verdict;
+  std::string reason;
+  int code = kExitOk;
+};
+
+// A valid statement's fields, and its log position when the tlog-proof checked out.
+void describe_statement(nlohmann::json& out, const StatementView& st, const Result<Checkpoint>& logged,
+                        const std::string& tlog_proof) {
+  nlohmann::json subj = nlohmann::json::array();
+  for (const auto& s : st.subjects) subj.push_back({{"name", s.name}, {"sha256", s.sha256}});
+  out["subject"] = subj;
+  out["verifier_id"] = st.verifier_id;
+  out["time_verified"] = st.time_verified;
+  out["resource_uri"] = st.resource_uri;
+  out["verification_result"] = st.verification_result;
+  out["verified_levels"] = st.verified_levels;
+  out["module_root"] = st.module_root;
+  out["files"] = st.files;
+  if (logged) {
+    auto p = parse_tlog_proof(tlog_proof);
+    out["log"] = {{"origin", logged->origin}, {"checkpoint_size", logged->size}, {"index", p ? p->index : 0}};
+  }
+}
+
+// The verdict on a validly signed statement: about the wanted artifact, logged when a
+// proof was given, and attesting PASSED.
+void judge_statement(VerifyResult& v, const VerifyOptions& o, const StatementView& st,
+                     const Result<Checkpoint>& logged) {
+  v.code = kExitFailed;
+  if (!o.want.empty() && !has_subject(st, o.want)) {
+    v.verdict = "subject-mismatch";
+    v.reason = "statement subject is not sha256:" + o.want;
+  } else if (!o.tlog_proof_path.empty() && !logged) {
+    v.verdict = "not-logged";
+    v.reason = o.tlog_proof_path + ": " + logged.error().to_string();
+  } else if (st.verification_result != "PASSED") {
+    v.verdict = "failed";
+    v.reason = "valid attestation of a FAILED rebuild (files=" + st.files + ", module_root=" + st.module_root + ")";
+  } else {
+    v.verdict = "passed";
+    v.code = kExitOk;
+  }
+}
+
+VerifyResult verify_attestation(const VerifyOptions& o, const VerifyInputs& in) {
+  const std::string& envelope_path = o.envelopes[0];
+  std::vector<const Ed25519Key*> trusted;
+  for (const auto& k : in.keys) trusted.push_back(&k);
+  VerifyResult v;
+  v.out["envelope"] = envelope_path;
+  auto verified = verify_envelope(in.envelope, trusted, static_cast<std::size_t>(o.threshold));
+  if (!verified) {
+    v.verdict = "invalid";
+    v.reason = envelope_path + ": " + verified.error().to_string();
+    v.code = kExitFailed;
+    return v;
+  }
+  v.out["keyids"] = verified->keyids;
+  auto st = parse_statement(verified->payload);
+  if (!st) {
+    v.verdict = "invalid";
+    v.reason = envelope_path + ": " + st.error().to_string();
+    v.code = kExitFailed;
+    return v;
+  }
+  Result<Checkpoint> logged = malformed("no tlog-proof");
+  if (!o.tlog_proof_path.empty()) logged = verify_tlog_proof(in.tlog_proof, as_bytes(in.envelope), trusted);
+  describe_statement(v.out, *st, logged, in.tlog_proof);
+  judge_statement(v, o, *st, logged);
+  return v;
+}
+
+void print_verify_result(const VerifyResult& v, const std::string& envelope_path, bool json) {
+  nlohmann::json out = v.out;
+  out["verdict"] = v.verdict;
+  if (!v.reason.empty()) out["reason"] = v.reason;
+  if (json) {
+    std::printf("%s\n", out.dump(2).c_str());
+  } else if (v.code == kExitOk) {
+    std::printf("OK: %s is signed by %s and attests PASSED (files=%s, module_root=%s) for %s\n",
+                envelope_path.c_str(), out["keyids"][0].get<std::string>().substr(0, 16).c_str(),
+                out["files"].get<std::string>().c_str(), out["module_root"].get<std::string>().c_str(),
+                out["subject"][0]["name"].get<std::string>().c_str());
+  } else {
+    std::printf("NOT VERIFIED (%s): %s\n", v.verdict.c_str(), v.reason.c_str());
+  }
+}
+
+int attest_verify(const std::vector<std::string>& args) {
+  VerifyOptions o;
   cli::FlagParser p(
       "kmr attest verify",
       "--key PEM [--key PEM ...] [--threshold K] [--file ARTIFACT]\n"
@@ -92,106 +231,13 @@ int attest_verify(const std::vector<std::string>& args) {
       "subject digest is that artifact's SHA-256. With --tlog-proof (C2SP tlog-proof,\n"
       "from GET /api/v1/log/proof/tlog?hash=...) also that the exact envelope bytes\n"
       "are in the rebuilder's log, under a checkpoint signed by one of the keys.");
-  p.strings("--key", "PEM", &key_paths, "a trusted public key (repeatable; at least one)")
-      .integer("--threshold", "K", &threshold_flag, 1, 1 << 20, "distinct keys that must have signed (default 1)")
-      .string("--file", "ARTIFACT", &file, "the artifact the statement must be about")
-      .string("--sha256", "HEX", &want, "the artifact's SHA-256 the statement must be about")
-      .string("--tlog-proof", "FILE", &tlog_proof_path, "a C2SP tlog-proof of the envelope")
-      .boolean("--json", &json, "machine-readable output")
-      .positionals("ENVELOPE", &envelopes, 1, 1)
-      .epilogue("Exit: 0 valid and PASSED, 1 invalid or FAILED/not matching, 2 error.");
+  add_verify_flags(p, o);
   if (auto code = p.parse_or_exit(args)) return *code;
-  const std::string& envelope_path = envelopes[0];
-  const auto threshold = static_cast<std::size_t>(threshold_flag);
-  if (key_paths.empty()) return fail_usage(p, "at least one --key PEM is required");
-  std::vector<Ed25519Key> keys;
-  for (const auto& p : key_paths) {
-    auto k = Ed25519Key::load(p);
-    if (!k) return report_error("attest verify", json, k.error());
-    keys.push_back(std::move(k).value());
-  }
-  if (!file.empty()) {
-    auto d = sha256_file(file);
-    if (!d) return report_error("attest verify", json, std::move(d).error().with_context("while hashing " + file));
-    want = to_hex(Bytes(d->data(), d->size()));
-  }
-  if (!want.empty() && !is_sha256_hex(want)) return fail_usage(p, "--sha256 needs 64 hex digits");
-  for (char& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  auto text = read_text_file(envelope_path, kMaxEnvelopeBytes);
-  if (!text) return report_error("attest verify", json, text.error());
-  std::vector<const Ed25519Key*> trusted;
-  for (const auto& k : keys) trusted.push_back(&k);
-  std::string tlog_proof;
-  if (!tlog_proof_path.empty()) {
-    auto t = read_text_file(tlog_proof_path, 2 * kMaxNoteBytes);
-    if (!t) return report_error("attest verify", json, t.error());
-    tlog_proof = std::move(*t);
-  }
-
-  nlohmann::json out;
-  out["envelope"] = envelope_path;
-  std::string verdict;
-  std::string reason;
-  int code = kExitOk;
-  auto verified = verify_envelope(*text, trusted, threshold);
-  if (!verified) {
-    verdict = "invalid";
-    reason = envelope_path + ": " + verified.error().to_string();
-    code = verified.error().code() == ErrorCode::kVerificationFailed ? kExitFailed : kExitFailed;
-  } else {
-    out["keyids"] = verified->keyids;
-    auto st = parse_statement(verified->payload);
-    Result<Checkpoint> logged = malformed("no tlog-proof");
-    if (st && !tlog_proof_path.empty()) logged = verify_tlog_proof(tlog_proof, as_bytes(*text), trusted);
-    if (!st) {
-      verdict = "invalid";
-      reason = envelope_path + ": " + st.error().to_string();
-      code = kExitFailed;
-    } else {
-      nlohmann::json subj = nlohmann::json::array();
-      for (const auto& s : st->subjects) subj.push_back({{"name", s.name}, {"sha256", s.sha256}});
-      out["subject"] = subj;
-      out["verifier_id"] = st->verifier_id;
-      out["time_verified"] = st->time_verified;
-      out["resource_uri"] = st->resource_uri;
-      out["verification_result"] = st->verification_result;
-      out["verified_levels"] = st->verified_levels;
-      out["module_root"] = st->module_root;
-      out["files"] = st->files;
-      if (logged) {
-        auto p = parse_tlog_proof(tlog_proof);
-        out["log"] = {{"origin", logged->origin}, {"checkpoint_size", logged->size}, {"index", p ? p->index : 0}};
-      }
-      if (!want.empty() && !has_subject(*st, want)) {
-        verdict = "subject-mismatch";
-        reason = "statement subject is not sha256:" + want;
-        code = kExitFailed;
-      } else if (!tlog_proof_path.empty() && !logged) {
-        verdict = "not-logged";
-        reason = tlog_proof_path + ": " + logged.error().to_string();
-        code = kExitFailed;
-      } else if (st->verification_result != "PASSED") {
-        verdict = "failed";
-        reason = "valid attestation of a FAILED rebuild (files=" + st->files + ", module_root=" + st->module_root + ")";
-        code = kExitFailed;
-      } else {
-        verdict = "passed";
-      }
-    }
-  }
-  out["verdict"] = verdict;
-  if (!reason.empty()) out["reason"] = reason;
-  if (json) {
-    std::printf("%s\n", out.dump(2).c_str());
-  } else if (code == kExitOk) {
-    std::printf("OK: %s is signed by %s and attests PASSED (files=%s, module_root=%s) for %s\n",
-                envelope_path.c_str(), out["keyids"][0].get<std::string>().substr(0, 16).c_str(),
-                out["files"].get<std::string>().c_str(), out["module_root"].get<std::string>().c_str(),
-                out["subject"][0]["name"].get<std::string>().c_str());
-  } else {
-    std::printf("NOT VERIFIED (%s): %s\n", verdict.c_str(), reason.c_str());
-  }
-  return code;
+  VerifyInputs in;
+  if (auto code = load_verify_inputs(p, o, in)) return *code;
+  const VerifyResult v = verify_attestation(o, in);
+  print_verify_result(v, o.envelopes[0], o.json);
+  return v.code;
 }
 
 // ---- kmr query --------------------------------------------------------------

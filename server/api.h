@@ -132,8 +132,6 @@ class Api {
   std::uint64_t listener_id_ = 0;
 };
 
-using net::internal_error_response;
-using net::json_error;
 // An HTTP/1.1 answer as sent on a kept-alive connection: status line, Server, Content-Type,
 // the response's headers, Content-Length (none for 1xx/204/304), blank line, body.
 std::string http11_wire(const HttpResponse& r);

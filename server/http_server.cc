@@ -207,48 +207,134 @@ struct InFlight {
   HttpServer::Impl& s_;
 };
 
+using RequestParser = http::request_parser<http::string_body>;
+
+// Where serving a request goes after a step: on with this request, on to the connection's
+// next request (this one is answered), or the connection ends.
+enum class Next { kProceed, kNextRequest, kClose };
+
+// A read that failed because the peer left or went quiet: the connection ends unanswered.
+bool ends_quietly(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+         ec == net::error::operation_aborted || ec == net::error::connection_reset;
+}
+
+// Reads the next request's header under the header limit and a read (first request) or
+// idle timeout. False: the connection ends (an error answer, if any, is sent).
+template <class Stream>
+net::awaitable<bool> read_header(Stream& stream, HttpServer::Impl& s, beast::flat_buffer& buffer,
+                                 RequestParser& parser, bool first) {
+  parser.header_limit(s.cfg.max_header_bytes);
+  // The route's limit is applied once the target is known (serve()).
+  parser.body_limit(std::max<std::uint64_t>(s.cfg.max_json_body, s.cfg.max_report_body));
+  beast::get_lowest_layer(stream).expires_after(
+      std::chrono::milliseconds(first ? s.cfg.read_timeout_ms : s.cfg.idle_timeout_ms));
+  beast::error_code ec;
+  co_await http::async_read_header(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+  if (ec == http::error::header_limit) {
+    co_await send_error(stream, s, 431, "header_too_large", "request headers exceed the limit");
+    co_return false;
+  }
+  if (ec == http::error::body_limit) {
+    co_await send_error(stream, s, 413, "body_too_large", "request body exceeds the limit");
+    co_return false;
+  }
+  if (ends_quietly(ec)) co_return false;
+  if (ec) {
+    co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request");
+    co_return false;
+  }
+  co_return true;
+}
+
+// A cached document on a kept-alive HTTP/1.1 connection: its prepared answer is written
+// as is, here on the I/O thread (no store access, no copy).
+template <class Stream>
+net::awaitable<Next> write_cached_wire(Stream& stream, HttpServer::Impl& s, RequestParser& parser) {
+  auto& h = parser.get();
+  if (!parser.is_done() || h.version() != 11 || !h.keep_alive() || s.stopping.load()) co_return Next::kProceed;
+  auto wire = s.api.cached_wire(h.method_string(), h.target(), h[http::field::if_none_match]);
+  if (!wire) co_return Next::kProceed;
+  beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
+  beast::error_code ec;
+  co_await net::async_write(stream, net::buffer(wire->bytes.data(), wire->bytes.size()),
+                            net::redirect_error(net::use_awaitable, ec));
+  co_return ec ? Next::kClose : Next::kNextRequest;
+}
+
+// A cached document is answered here, on the I/O thread: no store access.
+template <class Stream>
+net::awaitable<Next> write_cached(Stream& stream, HttpServer::Impl& s, RequestParser& parser, const HttpRequest& req,
+                                  bool head) {
+  if (!parser.is_done()) co_return Next::kProceed;
+  auto cached = s.api.handle_cached(req);
+  if (!cached) co_return Next::kProceed;
+  auto& h = parser.get();
+  bool keep = h.keep_alive() && !s.stopping.load();
+  beast::error_code ec = co_await write_answer(stream, s, *cached, h.version(), keep, head);
+  co_return (ec || !keep) ? Next::kClose : Next::kNextRequest;
+}
+
+// Authenticates from the headers before a body is read (and buffered); this reads the
+// store (worker keys), so it runs on the blocking pool. False: refused and answered.
+template <class Stream>
+net::awaitable<bool> admit(Stream& stream, HttpServer::Impl& s, const HttpRequest& req) {
+  std::optional<std::optional<HttpResponse>> refused;
+  if (s.api.precheck_reads_store(req))
+    refused = co_await offload<std::optional<HttpResponse>>(s, [&s, &req] { return s.api.precheck(req); });
+  else
+    refused = s.api.precheck(req);
+  if (!refused) {
+    co_await send_response(stream, s, pool_full(s));
+    co_return false;
+  }
+  if (*refused) {
+    co_await send_response(stream, s, **refused);
+    co_return false;
+  }
+  co_return true;
+}
+
+// Reads the body the header announced (after a 100 Continue when asked for) under the
+// route's limit. False: the connection ends (an error answer, if any, is sent).
+template <class Stream>
+net::awaitable<bool> read_body(Stream& stream, HttpServer::Impl& s, beast::flat_buffer& buffer,
+                               RequestParser& parser) {
+  auto& lowest = beast::get_lowest_layer(stream);
+  beast::error_code ec;
+  if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+    http::response<http::empty_body> cont{http::status::continue_, 11};
+    lowest.expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
+    co_await http::async_write(stream, cont, net::redirect_error(net::use_awaitable, ec));
+    if (ec) co_return false;
+  }
+  lowest.expires_after(std::chrono::milliseconds(s.cfg.read_timeout_ms));
+  co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+  if (ec == http::error::body_limit) {
+    co_await send_error(stream, s, 413, "body_too_large", "request body exceeds the limit for this route");
+    co_return false;
+  }
+  if (ends_quietly(ec)) co_return false;
+  if (ec) {
+    co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request body");
+    co_return false;
+  }
+  co_return true;
+}
+
 template <class Stream>
 net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remote) {
   beast::flat_buffer buffer;
   bool first = true;
   for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(s.cfg.max_header_bytes);
-    // The route's limit is applied once the target is known (below).
-    parser.body_limit(std::max<std::uint64_t>(s.cfg.max_json_body, s.cfg.max_report_body));
-    auto& lowest = beast::get_lowest_layer(stream);
-    lowest.expires_after(std::chrono::milliseconds(first ? s.cfg.read_timeout_ms : s.cfg.idle_timeout_ms));
+    RequestParser parser;
+    if (!co_await read_header(stream, s, buffer, parser, first)) co_return;
     first = false;
-    beast::error_code ec;
-    co_await http::async_read_header(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
-    if (ec == http::error::header_limit) {
-      co_await send_error(stream, s, 431, "header_too_large", "request headers exceed the limit");
-      co_return;
-    }
-    if (ec == http::error::body_limit) {
-      co_await send_error(stream, s, 413, "body_too_large", "request body exceeds the limit");
-      co_return;
-    }
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
-        ec == net::error::operation_aborted || ec == net::error::connection_reset)
-      co_return;
-    if (ec) {
-      co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request");
-      co_return;
-    }
     InFlight counted(s);
+    Next next = co_await write_cached_wire(stream, s, parser);
+    if (next == Next::kClose) co_return;
+    if (next == Next::kNextRequest) continue;
     auto& h = parser.get();
-    // A cached document on a kept-alive HTTP/1.1 connection: its prepared answer is written
-    // as is, here on the I/O thread (no store access, no copy).
-    if (parser.is_done() && h.version() == 11 && h.keep_alive() && !s.stopping.load()) {
-      if (auto wire = s.api.cached_wire(h.method_string(), h.target(), h[http::field::if_none_match])) {
-        lowest.expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
-        co_await net::async_write(stream, net::buffer(wire->bytes.data(), wire->bytes.size()),
-                                  net::redirect_error(net::use_awaitable, ec));
-        if (ec) co_return;
-        continue;
-      }
-    }
     std::string method(h.method_string());
     std::string target(h.target());
     std::uint64_t limit = s.api.body_limit(method, target);
@@ -260,56 +346,16 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
     parser.body_limit(limit);
     HttpRequest req = head_of(h, std::move(method), std::move(target), remote);
     const bool head = req.method == "HEAD";
-    // A cached document is answered here, on the I/O thread: no store access.
-    if (parser.is_done()) {
-      if (auto cached = s.api.handle_cached(req)) {
-        bool keep = h.keep_alive() && !s.stopping.load();
-        ec = co_await write_answer(stream, s, *cached, h.version(), keep, head);
-        if (ec || !keep) co_return;
-        continue;
-      }
-    }
-    // Authenticate from the headers before reading (and buffering) a body; this reads the
-    // store (worker keys), so it runs on the blocking pool.
-    std::optional<std::optional<HttpResponse>> refused;
-    if (s.api.precheck_reads_store(req))
-      refused = co_await offload<std::optional<HttpResponse>>(s, [&s, &req] { return s.api.precheck(req); });
-    else
-      refused = s.api.precheck(req);
-    if (!refused) {
-      co_await send_response(stream, s, pool_full(s));
-      co_return;
-    }
-    if (*refused) {
-      co_await send_response(stream, s, **refused);
-      co_return;
-    }
+    next = co_await write_cached(stream, s, parser, req, head);
+    if (next == Next::kClose) co_return;
+    if (next == Next::kNextRequest) continue;
+    if (!co_await admit(stream, s, req)) co_return;
     BodyReservation budget(s, parser.is_done() ? 0 : len ? *len : limit);
     if (!budget.ok()) {
       co_await send_error(stream, s, 503, "busy", "too many request bodies in flight, retry");
       co_return;
     }
-    if (!parser.is_done()) {
-      if (beast::iequals(h[http::field::expect], "100-continue")) {
-        http::response<http::empty_body> cont{http::status::continue_, 11};
-        lowest.expires_after(std::chrono::milliseconds(s.cfg.write_timeout_ms));
-        co_await http::async_write(stream, cont, net::redirect_error(net::use_awaitable, ec));
-        if (ec) co_return;
-      }
-      lowest.expires_after(std::chrono::milliseconds(s.cfg.read_timeout_ms));
-      co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
-      if (ec == http::error::body_limit) {
-        co_await send_error(stream, s, 413, "body_too_large", "request body exceeds the limit for this route");
-        co_return;
-      }
-      if (ec == beast::error::timeout || ec == net::error::eof || ec == http::error::end_of_stream ||
-          ec == net::error::connection_reset || ec == net::error::operation_aborted)
-        co_return;
-      if (ec) {
-        co_await send_error(stream, s, 400, "bad_request", "malformed HTTP request body");
-        co_return;
-      }
-    }
+    if (!parser.is_done() && !co_await read_body(stream, s, buffer, parser)) co_return;
     auto req_msg = parser.release();
     req.body = std::move(req_msg.body());
     auto res = co_await offload<HttpResponse>(s, [&s, &req] { return s.api.handle(req); });
@@ -318,12 +364,12 @@ net::awaitable<void> serve(Stream& stream, HttpServer::Impl& s, std::string remo
       co_return;
     }
     bool keep = req_msg.keep_alive() && !res->close && !s.stopping.load();
-    ec = co_await write_answer(stream, s, *res, req_msg.version(), keep, head);
+    beast::error_code ec = co_await write_answer(stream, s, *res, req_msg.version(), keep, head);
     if (ec || !keep) co_return;
   }
 }
 
-void log_exception(std::exception_ptr e) {
+void log_exception(const std::exception_ptr& e) {
   if (!e) return;
   try {
     std::rethrow_exception(e);
@@ -399,7 +445,7 @@ net::awaitable<void> accept_loop(HttpServer::Impl& s) {
       continue;
     }
     s.connections.fetch_add(1);
-    auto release = [&s](std::exception_ptr e) {
+    auto release = [&s](const std::exception_ptr& e) {
       s.connections.fetch_sub(1);
       log_exception(e);
     };

@@ -41,12 +41,10 @@ struct Reply {
   }
 };
 
-// One request on a fresh keep-alive HTTP/1.1 connection; reads exactly one answer.
-Reply exchange(std::uint16_t port, const std::string& method, const std::string& target,
-               const std::vector<std::string>& extra_headers = {}) {
-  Reply r;
+// A loopback connection to the server (20 s receive timeout), or -1.
+int connect_to(std::uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return r;
+  if (fd < 0) return -1;
   timeval tv{20, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in addr{};
@@ -55,31 +53,42 @@ Reply exchange(std::uint16_t port, const std::string& method, const std::string&
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
-    return r;
+    return -1;
   }
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-  for (const auto& h : extra_headers) req += h + "\r\n";
-  req += "\r\n";
-  (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  return fd;
+}
+
+void send_all(int fd, const std::string& bytes) {
+  for (std::size_t off = 0; off < bytes.size();) {
+    ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+// Reads exactly one answer (an answer to HEAD has no body).
+Reply read_reply(int fd, bool head) {
+  Reply r;
   std::string in;
   char buf[65536];
   std::size_t header_end = std::string::npos, need = 0;
   for (;;) {
     if (header_end == std::string::npos) header_end = in.find("\r\n\r\n");
     if (header_end != std::string::npos && r.status == 0) {
-      std::string head = in.substr(0, header_end);
-      r.status = std::stoi(head.substr(9, 3));
-      std::size_t pos = head.find("\r\n");
+      std::string head_text = in.substr(0, header_end);
+      r.status = std::stoi(head_text.substr(9, 3));
+      std::size_t pos = head_text.find("\r\n");
       while (pos != std::string::npos) {
-        std::size_t next = head.find("\r\n", pos + 2);
-        std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+        std::size_t next = head_text.find("\r\n", pos + 2);
+        std::string line =
+            head_text.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
         auto colon = line.find(':');
         std::string name = line.substr(0, colon);
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         r.headers[name] = line.substr(colon + 2);
         pos = next;
       }
-      if (method != "HEAD" && r.status != 304 && r.headers.count("content-length"))
+      if (!head && r.status != 304 && r.headers.count("content-length"))
         need = std::stoull(r.headers["content-length"]);
     }
     if (r.status != 0 && in.size() >= header_end + 4 + need) break;
@@ -87,9 +96,32 @@ Reply exchange(std::uint16_t port, const std::string& method, const std::string&
     if (n <= 0) break;
     in.append(buf, static_cast<std::size_t>(n));
   }
-  ::close(fd);
   if (r.status != 0) r.body = in.substr(header_end + 4);
   return r;
+}
+
+// These bytes on a fresh connection; reads exactly one answer.
+Reply exchange_bytes(std::uint16_t port, const std::string& bytes, bool head = false) {
+  int fd = connect_to(port);
+  if (fd < 0) return {};
+  send_all(fd, bytes);
+  Reply r = read_reply(fd, head);
+  ::close(fd);
+  return r;
+}
+
+// One request on a fresh keep-alive HTTP/1.1 connection; reads exactly one answer.
+Reply exchange(std::uint16_t port, const std::string& method, const std::string& target,
+               const std::vector<std::string>& extra_headers = {}) {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (const auto& h : extra_headers) req += h + "\r\n";
+  req += "\r\n";
+  return exchange_bytes(port, req, method == "HEAD");
+}
+
+std::string error_code_of(const Reply& r) {
+  json j = json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains("error") ? j["error"].value("code", "") : "";
 }
 
 std::string hexof(int i) { return sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(&i), sizeof i)); }
@@ -252,6 +284,7 @@ TEST_F(HttpServerTest, ConcurrentReadersNeverCacheAnAnswerOlderThanAWrite) {
   // claimed -> done -> re-queued; after each write returns, the answer must show it.
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers;
+  readers.reserve(3);
   HttpRequest read{"GET", artifact(), {}, "", "127.0.0.1"};
   for (int i = 0; i < 3; ++i)
     readers.emplace_back([&] {
@@ -381,6 +414,42 @@ TEST_F(HttpServerTest, RangeReadMemoryDoesNotFollowTheBlob) {
             "bytes " + std::to_string(at) + "-" + std::to_string(at + 4095) + "/" + std::to_string(kBig));
   const long grown_kib = peak_rss_kib() - before;
   EXPECT_LT(grown_kib, 16 * 1024) << "peak RSS grew by " << grown_kib << " KiB for a 4 KiB range";
+}
+
+// What the front end answers itself, before any handler: limits, malformed requests
+// and the 100 Continue of a body the client holds back.
+TEST_F(HttpServerTest, LimitsAndMalformedRequestsAreAnsweredWithJsonErrors) {
+  Reply big_header = get("/api/v1/stats", {"X-Filler: " + std::string(config_.http.max_header_bytes, 'a')});
+  EXPECT_EQ(big_header.status, 431);
+  EXPECT_EQ(error_code_of(big_header), "header_too_large");
+
+  const std::string post = "POST /api/v1/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  Reply announced = exchange_bytes(
+      port_, post + "Content-Length: " + std::to_string(config_.http.max_json_body + 1) + "\r\n\r\n");
+  EXPECT_EQ(announced.status, 413);
+  EXPECT_EQ(error_code_of(announced), "body_too_large");
+
+  std::string chunk(config_.http.max_json_body + 1, 'x');
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx", chunk.size());
+  Reply chunked =
+      exchange_bytes(port_, post + "Transfer-Encoding: chunked\r\n\r\n" + size + "\r\n" + chunk + "\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked.status, 413);
+  EXPECT_EQ(error_code_of(chunked), "body_too_large");
+
+  Reply garbage = exchange_bytes(port_, "NOT HTTP AT ALL\r\n\r\n");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_EQ(error_code_of(garbage), "bad_request");
+
+  int fd = connect_to(port_);
+  ASSERT_GE(fd, 0);
+  send_all(fd, post + "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+  EXPECT_EQ(read_reply(fd, false).status, 100);
+  send_all(fd, "{}");
+  Reply after = read_reply(fd, false);
+  ::close(fd);
+  EXPECT_EQ(after.status, 405) << after.body;  // the body was read, then the route answered
+  EXPECT_EQ(error_code_of(after), "method_not_allowed");
 }
 
 }  // namespace

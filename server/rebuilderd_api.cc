@@ -29,10 +29,6 @@ HttpResponse json_response(const json& j, int status = 200) {
   return r;
 }
 
-HttpResponse error_response(int status, std::string_view code, std::string_view message) {
-  return json_response(json{{"error", {{"code", code}, {"message", message}}}}, status);
-}
-
 std::optional<std::string> param(const RebuilderdApi::Query& q, const std::string& k) {
   auto it = q.find(k);
   if (it == q.end() || it->second.empty()) return std::nullopt;
@@ -298,14 +294,14 @@ HttpResponse RebuilderdApi::handle(const HttpRequest& req, const std::string& pa
   const bool is_v0 = path.rfind("/api/v0/", 0) == 0;
   const std::string& m = req.method;
   if (m == "POST" || m == "PUT" || m == "DELETE" || m == "PATCH") {
-    return is_v0 ? error_response(501, "not_implemented", "this rebuilderd API is read-only")
-                 : error_response(403, "read_only", "this rebuilderd API is read-only");
+    return is_v0 ? json_error(501, "not_implemented", "this rebuilderd API is read-only")
+                 : json_error(403, "read_only", "this rebuilderd API is read-only");
   }
-  if (m != "GET") return error_response(405, "method_not_allowed", "use GET");
+  if (m != "GET") return json_error(405, "method_not_allowed", "use GET");
   HttpResponse r;
   if (is_v0) r = v0(req, path.substr(8), query);
   else if (path.rfind("/api/v1/", 0) == 0) r = v1(path.substr(8), query);
-  else r = error_response(404, "not_found", "no such rebuilderd endpoint");
+  else r = json_error(404, "not_found", "no such rebuilderd endpoint");
   r.route = is_v0 ? "/rebuilderd/api/v0" : "/rebuilderd/api/v1";
   return r;
 }
@@ -313,9 +309,9 @@ HttpResponse RebuilderdApi::handle(const HttpRequest& req, const std::string& pa
 namespace {
 HttpResponse or_error(Result<HttpResponse> r, std::string_view where) {
   if (r) return std::move(r).value();
-  if (r.error().code() == ErrorCode::kMalformedInput) return error_response(400, "bad_request", r.error().message());
+  if (r.error().code() == ErrorCode::kMalformedInput) return json_error(400, "bad_request", r.error().message());
   spdlog::error("rebuilderd api {}: {}", where, r.error().to_string());
-  return error_response(500, "internal", "internal error (details in the server log)");
+  return json_error(500, "internal", "internal error (details in the server log)");
 }
 
 // "{id}" or "{id}/tail": the id and the tail.
@@ -333,10 +329,10 @@ HttpResponse RebuilderdApi::v0(const HttpRequest& req, const std::string& rest, 
   if (rest == "public-keys") return public_keys();
   if (rest.rfind("builds/", 0) == 0) {
     auto id = split_id(rest.substr(7));
-    if (!id || id->second.empty()) return error_response(404, "not_found", "no such build resource");
+    if (!id || id->second.empty()) return json_error(404, "not_found", "no such build resource");
     return or_error(build_resource(id->first, id->second, true), rest);
   }
-  return error_response(404, "not_found", "no such rebuilderd v0 endpoint");
+  return json_error(404, "not_found", "no such rebuilderd v0 endpoint");
 }
 
 HttpResponse RebuilderdApi::v1(const std::string& rest, const Query& query) {
@@ -348,10 +344,10 @@ HttpResponse RebuilderdApi::v1(const std::string& rest, const Query& query) {
   if (rest == "builds") return or_error(builds(query), rest);
   if (rest.rfind("builds/", 0) == 0) {
     auto id = split_id(rest.substr(7));
-    if (!id) return error_response(404, "not_found", "no such build resource");
+    if (!id) return json_error(404, "not_found", "no such build resource");
     return or_error(build_resource(id->first, id->second, false), rest);
   }
-  return error_response(404, "not_found", "no such rebuilderd v1 endpoint");
+  return json_error(404, "not_found", "no such rebuilderd v1 endpoint");
 }
 
 Result<HttpResponse> RebuilderdApi::pkgs_list(const HttpRequest& req, const Query& query) {
@@ -562,13 +558,13 @@ Result<HttpResponse> RebuilderdApi::build_resource(std::int64_t id, const std::s
   KMR_ASSIGN_OR_RETURN(auto s, store_.reader().prepare(std::string(kBuildSelect) + "WHERE rb.id = ?1"));
   s.bind(1, id);
   KMR_ASSIGN_OR_RETURN(bool row, s.step());
-  if (!row) return error_response(404, "not_found", "no build " + std::to_string(id));
+  if (!row) return json_error(404, "not_found", "no build " + std::to_string(id));
   BuildRow b = read_build(s);
   if (tail.empty() && !v0) return json_response(b.record);
   if (tail == "log") return blob(b.log, false);
   if (tail == "diffoscope" && v0) return blob(b.diff_json ? b.diff_json : b.diff_html, !b.diff_json);
   if (tail == "attestation" && v0) return attestation(id, std::nullopt);
-  if (v0) return error_response(404, "not_found", "no such build resource");
+  if (v0) return json_error(404, "not_found", "no such build resource");
   if (tail == "artifacts" || tail.rfind("artifacts/", 0) == 0) {
     KMR_ASSIGN_OR_RETURN(auto a, store_.reader().prepare(
         "SELECT a.id, a.filename FROM rebuild_artifacts ra JOIN artifacts a ON a.id = ra.artifact_id "
@@ -583,20 +579,20 @@ Result<HttpResponse> RebuilderdApi::build_resource(std::int64_t id, const std::s
     }
     if (tail == "artifacts") return json_response(list);
     auto aid = split_id(tail.substr(10));
-    if (!aid) return error_response(404, "not_found", "no such artifact");
+    if (!aid) return json_error(404, "not_found", "no such artifact");
     const json* found = nullptr;
     for (auto& e : list)
       if (e["id"].get<std::int64_t>() == aid->first) found = &e;
-    if (!found) return error_response(404, "not_found", "no artifact " + std::to_string(aid->first) + " in this build");
+    if (!found) return json_error(404, "not_found", "no artifact " + std::to_string(aid->first) + " in this build");
     if (aid->second.empty()) return json_response(*found);
     if (aid->second == "diffoscope") return blob(b.diff_json ? b.diff_json : b.diff_html, !b.diff_json);
     if (aid->second == "attestation") return attestation(id, aid->first);
   }
-  return error_response(404, "not_found", "no such build resource");
+  return json_error(404, "not_found", "no such build resource");
 }
 
 Result<HttpResponse> RebuilderdApi::blob(const std::optional<std::string>& hex, bool html) {
-  if (!hex) return error_response(404, "not_found", "not recorded for this build");
+  if (!hex) return json_error(404, "not_found", "not recorded for this build");
   KMR_ASSIGN_OR_RETURN(auto body, store_.blobs().get(*hex, kMaxBlob));
   HttpResponse r;
   r.body = std::move(body);
@@ -608,7 +604,7 @@ Result<HttpResponse> RebuilderdApi::blob(const std::optional<std::string>& hex, 
 }
 
 Result<HttpResponse> RebuilderdApi::attestation(std::int64_t build_id, std::optional<std::int64_t> artifact_id) {
-  if (!key_) return error_response(404, "not_found", "this kmrd has no attestation key");
+  if (!key_) return json_error(404, "not_found", "this kmrd has no attestation key");
   KMR_ASSIGN_OR_RETURN(auto s, store_.reader().prepare(
       "SELECT a.filename, a.sha256, ra.rebuilt_sha256, rb.status, rb.module_root, rb.files, a.sha512, "
       "ra.rebuilt_sha512 "
@@ -620,7 +616,7 @@ Result<HttpResponse> RebuilderdApi::attestation(std::int64_t build_id, std::opti
     KMR_ASSIGN_OR_RETURN(bool row, s.step());
     if (!row) break;
     if (rebuilderd_status(s.text(3), s.opt_text(4), s.opt_text(5)) != "GOOD")
-      return error_response(404, "not_found", "only GOOD rebuilds are attested");
+      return json_error(404, "not_found", "only GOOD rebuilds are attested");
     // The shipped file is the input, the rebuilt one the product; sha512 when the worker reported it.
     LinkFile material{s.text(0), {{"sha256", s.text(1)}}};
     if (auto h = s.opt_text(6)) material.digests["sha512"] = *h;
@@ -630,7 +626,7 @@ Result<HttpResponse> RebuilderdApi::attestation(std::int64_t build_id, std::opti
     materials.push_back(std::move(material));
     products.push_back(std::move(product));
   }
-  if (products.empty()) return error_response(404, "not_found", "no such build artifact");
+  if (products.empty()) return json_error(404, "not_found", "no such build artifact");
   KMR_ASSIGN_OR_RETURN(auto link, intoto_link(*key_, materials, products));
   return json_response(link);
 }
@@ -647,10 +643,10 @@ Result<HttpResponse> RebuilderdApi::meta(const std::string& rest) {
     return json_response(out);
   }
   constexpr std::string_view kD = "distributions/";
-  if (rest.rfind(kD, 0) != 0) return error_response(404, "not_found", "no such meta endpoint");
+  if (rest.rfind(kD, 0) != 0) return json_error(404, "not_found", "no such meta endpoint");
   std::string d = rest.substr(kD.size());
   auto slash = d.find('/');
-  if (slash == std::string::npos) return error_response(404, "not_found", "no such meta endpoint");
+  if (slash == std::string::npos) return json_error(404, "not_found", "no such meta endpoint");
   std::string what = d.substr(slash + 1);
   d = d.substr(0, slash);
   std::string sql;
@@ -660,7 +656,7 @@ Result<HttpResponse> RebuilderdApi::meta(const std::string& rest) {
     sql = "SELECT DISTINCT p.arch FROM packages p JOIN repositories r ON r.id = p.repository_id "
           "WHERE r.distro = ?1 ORDER BY p.arch";
   else
-    return error_response(404, "not_found", "no such meta endpoint");
+    return json_error(404, "not_found", "no such meta endpoint");
   KMR_ASSIGN_OR_RETURN(auto s, store_.reader().prepare(sql));
   s.bind(1, d);
   json out = json::array();

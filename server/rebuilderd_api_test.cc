@@ -368,6 +368,21 @@ TEST_F(RebuilderdApiTest, WritesAreRefused) {
   EXPECT_EQ(call("GET", "/rebuilderd/api/v2/x").status, 404);
 }
 
+// The error body is part of the wire contract: kmr's one shape, byte for byte, and a
+// message echoing request bytes stays valid UTF-8.
+TEST_F(RebuilderdApiTest, ErrorBodiesAreExact) {
+  HttpResponse refused = call("POST", "/api/v1/packages/binary");
+  EXPECT_EQ(refused.body, R"({"error":{"code":"read_only","message":"this rebuilderd API is read-only"}})");
+  EXPECT_EQ(refused.content_type, "application/json");
+  EXPECT_EQ(call("PUT", "/api/v0/pkgs/list").body,
+            R"({"error":{"code":"not_implemented","message":"this rebuilderd API is read-only"}})");
+  EXPECT_EQ(call("GET", "/rebuilderd/api/v2/x").body,
+            R"({"error":{"code":"not_found","message":"no such rebuilderd endpoint"}})");
+  HttpResponse bad = call("GET", "/api/v1/packages/binary?sort=%FF");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body, "{\"error\":{\"code\":\"bad_request\",\"message\":\"cannot sort by \xEF\xBF\xBD\"}}");
+}
+
 // The link is checked by an independent implementation: securesystemslib's canonical JSON
 // and an Ed25519 verification with Python's cryptography module.
 TEST_F(RebuilderdApiTest, AttestationIsAValidInTotoLinkForGoodOnly) {

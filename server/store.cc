@@ -571,85 +571,102 @@ Result<std::int64_t> Store::heartbeat(std::int64_t job_id, std::int64_t worker_i
   return expiry;
 }
 
-Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const QueuePolicy& policy) {
-  std::lock_guard lock(write_mu_);
-  Txn txn(*writer_);
-  KMR_TRY(txn.begin());
-  KMR_ASSIGN_OR_RETURN(auto j, writer_->prepare(
+namespace {
+
+// The running job a report answers, read while the reporting worker's lease is held.
+struct LeasedJob {
+  std::int64_t build_input = 0, build_attempts = 0, repro_attempts = 0, round_after = 0;
+};
+
+Result<std::optional<LeasedJob>> leased_job(Db& db, const Report& r, std::int64_t now) {
+  KMR_ASSIGN_OR_RETURN(auto j, db.prepare(
       "SELECT build_input_id, build_attempts, repro_attempts, round_after FROM jobs WHERE id = ? AND state = 'running' "
       "AND lease_owner = ? AND lease_token = ? AND lease_expiry >= ?"));
   j.bind(1, r.job_id).bind(2, r.worker_id).bind(3, r.lease_token).bind(4, now);
   KMR_ASSIGN_OR_RETURN(bool held, j.step());
-  if (!held) return lease_error_locked(r.job_id, r.worker_id, r.lease_token);
-  std::int64_t bi = j.i64(0), build_attempts = j.i64(1), repro_attempts = j.i64(2), round_after = j.i64(3);
-  ReportOutcome out;
-  // The set's artifacts and the hash each rebuild must have to be bit-identical.
-  struct Art {
-    std::int64_t id;
-    std::string filename, expected;
-    std::optional<std::string> rebuilt;
-    std::string sha256;
-    std::optional<std::string> rebuilt_sha512;
-  };
-  std::vector<Art> set;
-  std::vector<ExpectedHash> expected;
-  DocChange change;  // every artifact of the set: a new history entry, job state, verdict
-  {
-    KMR_ASSIGN_OR_RETURN(auto arts, writer_->prepare(
-        "SELECT a.id, a.filename, p.name, COALESCE(a.content_sha256, a.sha256), a.sha256 FROM artifacts a "
-        "JOIN packages p ON p.id = a.package_id WHERE a.build_input_id = ? ORDER BY a.id"));
-    arts.bind(1, bi);
-    for (;;) {
-      KMR_ASSIGN_OR_RETURN(bool row, arts.step());
-      if (!row) break;
-      Art x{arts.i64(0), arts.text(1), arts.text(3), rebuilt_hash_for(r.rebuilt, arts.text(1), arts.text(2)),
-            arts.text(4), rebuilt_hash_for(r.rebuilt_sha512, arts.text(1), arts.text(2))};
-      expected.push_back({x.filename, x.expected, x.rebuilt});
-      change.artifacts.push_back(x.sha256);
-      set.push_back(std::move(x));
-    }
+  if (!held) return std::optional<LeasedJob>();
+  return std::optional<LeasedJob>(LeasedJob{j.i64(0), j.i64(1), j.i64(2), j.i64(3)});
+}
+
+// An artifact of the reported set and the hash its rebuild must have to be bit-identical.
+struct SetArtifact {
+  std::int64_t id;
+  std::string filename, expected;
+  std::optional<std::string> rebuilt;
+  std::string sha256;
+  std::optional<std::string> rebuilt_sha512;
+};
+
+Result<std::vector<SetArtifact>> reported_set(Db& db, std::int64_t build_input, const Report& r) {
+  KMR_ASSIGN_OR_RETURN(auto arts, db.prepare(
+      "SELECT a.id, a.filename, p.name, COALESCE(a.content_sha256, a.sha256), a.sha256 FROM artifacts a "
+      "JOIN packages p ON p.id = a.package_id WHERE a.build_input_id = ? ORDER BY a.id"));
+  arts.bind(1, build_input);
+  std::vector<SetArtifact> set;
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, arts.step());
+    if (!row) break;
+    set.push_back({arts.i64(0), arts.text(1), arts.text(3), rebuilt_hash_for(r.rebuilt, arts.text(1), arts.text(2)),
+                   arts.text(4), rebuilt_hash_for(r.rebuilt_sha512, arts.text(1), arts.text(2))});
   }
-  VerdictCheck checked = check_verdict(r.status, r.files, r.module_root, r.shipped_root, r.rebuilt_root, expected);
+  return set;
+}
+
+// The verdict kmrd stores for a report, and the module content root it was judged with.
+struct StoredVerdict {
+  VerdictCheck checked;
+  std::optional<std::string> content_root;
+};
+
+StoredVerdict stored_verdict(const Report& r, const std::vector<SetArtifact>& set) {
+  std::vector<ExpectedHash> expected;
+  expected.reserve(set.size());
+  for (const SetArtifact& x : set) expected.push_back({x.filename, x.expected, x.rebuilt});
+  StoredVerdict v{check_verdict(r.status, r.files, r.module_root, r.shipped_root, r.rebuilt_root, expected), {}};
   // The one rule also needs the module content root (in the report's
   // details): modules that differ once signatures are removed cannot be
   // identical in any tier, whatever the worker claims.
-  std::optional<std::string> content_root;
   if (const json d = json::parse(r.details_json.value_or("{}"), nullptr, false);
       d.is_object() && d.contains("module_content_root") && d["module_content_root"].is_string()) {
-    content_root = d["module_content_root"].get<std::string>();
+    v.content_root = d["module_content_root"].get<std::string>();
   }
-  if (content_root && !verdict::is_content_root(*content_root)) content_root = "mismatch";
-  if (content_root == "mismatch" && checked.files && is_good_files_tier(*checked.files)) {
-    if (!checked.reason.empty()) checked.reason += "; ";
-    checked.reason += "files " + *checked.files + " reported with module_content_root " + *content_root;
-    checked.files = "different";
+  if (v.content_root && !verdict::is_content_root(*v.content_root)) v.content_root = "mismatch";
+  if (v.content_root == "mismatch" && v.checked.files && is_good_files_tier(*v.checked.files)) {
+    if (!v.checked.reason.empty()) v.checked.reason += "; ";
+    v.checked.reason += "files " + *v.checked.files + " reported with module_content_root " + *v.content_root;
+    v.checked.files = "different";
   }
-  out.downgraded = checked.reason;
+  return v;
+}
+
+// The rebuilds row of a report; returns its id.
+Result<std::int64_t> insert_rebuild(Db& db, const Report& r, std::int64_t build_input, const VerdictCheck& checked,
+                                    std::int64_t now) {
   const std::optional<std::string> downgraded =
       checked.reason.empty() ? std::nullopt : std::optional<std::string>(checked.reason);
-  KMR_ASSIGN_OR_RETURN(auto ins, writer_->prepare(
+  KMR_ASSIGN_OR_RETURN(auto ins, db.prepare(
       "INSERT INTO rebuilds(job_id, build_input_id, worker_id, lease_token, finished_at, status, module_root, files, "
       "reason, shipped_root, rebuilt_root, differing, environment, log_sha256, diff_json_sha256, diff_html_sha256, "
       "duration_ms, details, downgraded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
-  ins.bind(1, r.job_id).bind(2, bi).bind(3, r.worker_id).bind(4, r.lease_token).bind(5, now).bind(6, r.status)
+  ins.bind(1, r.job_id).bind(2, build_input).bind(3, r.worker_id).bind(4, r.lease_token).bind(5, now).bind(6, r.status)
       .bind(7, checked.module_root).bind(8, checked.files).bind(9, r.reason).bind(10, r.shipped_root)
       .bind(11, r.rebuilt_root).bind(12, r.differing_json).bind(13, r.environment_json).bind(14, r.log_sha256)
       .bind(15, r.diff_json_sha256).bind(16, r.diff_html_sha256).bind(17, r.duration_ms).bind(18, r.details_json)
       .bind(19, downgraded);
   KMR_TRY(ins.run());
-  out.rebuild_id = writer_->last_insert_id();
+  return db.last_insert_id();
+}
 
-  KMR_ASSIGN_OR_RETURN(auto ra, writer_->prepare(
+// Each artifact's rebuilt hashes, and the shipped file's sha512 where the worker reported
+// one for the exact bytes whose sha256 the artifact has.
+Result<void> record_rebuilt_hashes(Db& db, const Report& r, std::int64_t rebuild_id,
+                                   const std::vector<SetArtifact>& set) {
+  KMR_ASSIGN_OR_RETURN(auto ra, db.prepare(
       "INSERT INTO rebuild_artifacts(rebuild_id, artifact_id, rebuilt_sha256, rebuilt_sha512) VALUES (?, ?, ?, ?)"));
-  // The shipped file's sha512, reported for the exact bytes whose sha256 the artifact has.
-  KMR_ASSIGN_OR_RETURN(auto s512, writer_->prepare("UPDATE artifacts SET sha512 = ? WHERE id = ? AND sha256 = ?"));
-  KMR_ASSIGN_OR_RETURN(auto v, writer_->prepare(
-      "INSERT INTO verdicts(artifact_id, rebuild_id, status, module_root, files, updated_at) VALUES (?1,?2,?3,?4,?5,?6) "
-      "ON CONFLICT(artifact_id) DO UPDATE SET rebuild_id = ?2, status = ?3, module_root = ?4, files = ?5, updated_at = ?6"));
-  const json differing = json::parse(r.differing_json.empty() ? "[]" : r.differing_json, nullptr, false);
-  for (const Art& x : set) {
+  KMR_ASSIGN_OR_RETURN(auto s512, db.prepare("UPDATE artifacts SET sha512 = ? WHERE id = ? AND sha256 = ?"));
+  for (const SetArtifact& x : set) {
     ra.reset();
-    ra.bind(1, out.rebuild_id).bind(2, x.id).bind(3, x.rebuilt).bind(4, x.rebuilt_sha512);
+    ra.bind(1, rebuild_id).bind(2, x.id).bind(3, x.rebuilt).bind(4, x.rebuilt_sha512);
     KMR_TRY(ra.run());
     for (const auto& [sha256, sha512] : r.shipped_sha512) {
       if (sha256 != x.sha256) continue;
@@ -657,59 +674,102 @@ Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const Que
       s512.bind(1, sha512).bind(2, x.id).bind(3, x.sha256);
       KMR_TRY(s512.run());
     }
-    out.artifact_ids.push_back(x.id);
   }
+  return ok();
+}
 
-  out.reproducible = is_reproducible(r.status, checked.module_root, checked.files, content_root);
-  if (out.reproducible) {
-    // Distinct enabled workers with a reproducible result in this round (this one included).
-    KMR_ASSIGN_OR_RETURN(auto c, writer_->prepare(
-        std::string("SELECT COUNT(DISTINCT r.worker_id) FROM rebuilds r JOIN workers w ON w.id = r.worker_id "
-                    "WHERE r.build_input_id = ? AND r.id > ? AND w.disabled = 0 AND ") + kReproducibleRebuild));
-    c.bind(1, bi).bind(2, round_after);
-    KMR_ASSIGN_OR_RETURN(bool counted, c.step());
-    out.confirmed_by = counted ? c.i64(0) : 0;
-    out.awaiting_confirmation = out.confirmed_by < policy.confirmations;
-  }
-  if (out.awaiting_confirmation) {
-    // Not accepted yet: no verdict, no attestation; lease it again (to a worker that has not confirmed).
-    out.job_state = "queued";
-    KMR_ASSIGN_OR_RETURN(auto again, writer_->prepare(
-        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_token = NULL, lease_expiry = NULL, next_try = 0, "
-        "priority = 0, updated_at = ? WHERE id = ?"));
-    again.bind(1, now).bind(2, r.job_id);
-    KMR_TRY(again.run());
-    KMR_TRY(txn.commit());
-    bump();
-    changed(change);
-    return out;
-  }
-  for (const Art& x : set) {
+// Distinct enabled workers with a reproducible result in this round (this one included).
+Result<std::int64_t> count_confirmations(Db& db, std::int64_t build_input, std::int64_t round_after) {
+  KMR_ASSIGN_OR_RETURN(auto c, db.prepare(
+      std::string("SELECT COUNT(DISTINCT r.worker_id) FROM rebuilds r JOIN workers w ON w.id = r.worker_id "
+                  "WHERE r.build_input_id = ? AND r.id > ? AND w.disabled = 0 AND ") + kReproducibleRebuild));
+  c.bind(1, build_input).bind(2, round_after);
+  KMR_ASSIGN_OR_RETURN(bool counted, c.step());
+  return counted ? c.i64(0) : 0;
+}
+
+// Not accepted yet: no verdict, no attestation; the job is leased again (to a worker that
+// has not confirmed).
+Result<void> queue_for_confirmation(Db& db, std::int64_t job_id, std::int64_t now) {
+  KMR_ASSIGN_OR_RETURN(auto again, db.prepare(
+      "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_token = NULL, lease_expiry = NULL, next_try = 0, "
+      "priority = 0, updated_at = ? WHERE id = ?"));
+  again.bind(1, now).bind(2, job_id);
+  return again.run();
+}
+
+// Each artifact's verdict: the set's tier, narrowed per artifact by its own hashes.
+Result<void> store_verdicts(Db& db, const Report& r, const VerdictCheck& checked, std::int64_t rebuild_id,
+                            const std::vector<SetArtifact>& set, std::int64_t now) {
+  KMR_ASSIGN_OR_RETURN(auto v, db.prepare(
+      "INSERT INTO verdicts(artifact_id, rebuild_id, status, module_root, files, updated_at) VALUES (?1,?2,?3,?4,?5,?6) "
+      "ON CONFLICT(artifact_id) DO UPDATE SET rebuild_id = ?2, status = ?3, module_root = ?4, files = ?5, updated_at = ?6"));
+  const json differing = json::parse(r.differing_json.empty() ? "[]" : r.differing_json, nullptr, false);
+  for (const SetArtifact& x : set) {
     v.reset();
-    v.bind(1, x.id).bind(2, out.rebuild_id).bind(3, r.status).bind(4, checked.module_root)
+    v.bind(1, x.id).bind(2, rebuild_id).bind(3, r.status).bind(4, checked.module_root)
         .bind(5, artifact_files_tier({r.status, checked.files, x.expected, x.rebuilt, x.filename, set.size(), differing}))
         .bind(6, now);
     KMR_TRY(v.run());
   }
-  bool build_failure = r.status != "verified";
+  return ok();
+}
+
+// Ends the lease: the job is done, or queued again after a backoff while its attempts
+// last. Returns the job's new state.
+Result<std::string> finish_job(Db& db, const Report& r, LeasedJob job, const ReportOutcome& out, std::int64_t now,
+                               const QueuePolicy& policy) {
   std::int64_t attempts = 0, budget = 0;
-  if (build_failure) {
-    attempts = ++build_attempts;
+  if (r.status != "verified") {  // a build failure
+    attempts = ++job.build_attempts;
     budget = policy.max_build_attempts;
   } else if (!out.reproducible) {
-    attempts = ++repro_attempts;
+    attempts = ++job.repro_attempts;
     budget = policy.max_repro_attempts;
   }
   bool retry = !out.reproducible && attempts < budget;
   std::int64_t backoff = policy.retry_backoff_seconds << std::min<std::int64_t>(attempts > 0 ? attempts - 1 : 0, 20);
-  out.job_state = retry ? "queued" : "done";
+  std::string state = retry ? "queued" : "done";
   // A result that is not reproducible starts a new round: earlier confirmations no longer count.
-  KMR_ASSIGN_OR_RETURN(auto upd, writer_->prepare(
+  KMR_ASSIGN_OR_RETURN(auto upd, db.prepare(
       "UPDATE jobs SET state = ?, lease_owner = NULL, lease_token = NULL, lease_expiry = NULL, build_attempts = ?, "
       "repro_attempts = ?, next_try = ?, priority = 2, updated_at = ?, round_after = ? WHERE id = ?"));
-  upd.bind(1, out.job_state).bind(2, build_attempts).bind(3, repro_attempts).bind(4, retry ? now + backoff : 0)
-      .bind(5, now).bind(6, out.reproducible ? round_after : out.rebuild_id).bind(7, r.job_id);
+  upd.bind(1, state).bind(2, job.build_attempts).bind(3, job.repro_attempts).bind(4, retry ? now + backoff : 0)
+      .bind(5, now).bind(6, out.reproducible ? job.round_after : out.rebuild_id).bind(7, r.job_id);
   KMR_TRY(upd.run());
+  return state;
+}
+
+}  // namespace
+
+Result<ReportOutcome> Store::report(const Report& r, std::int64_t now, const QueuePolicy& policy) {
+  std::lock_guard lock(write_mu_);
+  Txn txn(*writer_);
+  KMR_TRY(txn.begin());
+  KMR_ASSIGN_OR_RETURN(const std::optional<LeasedJob> job, leased_job(*writer_, r, now));
+  if (!job) return lease_error_locked(r.job_id, r.worker_id, r.lease_token);
+  KMR_ASSIGN_OR_RETURN(const std::vector<SetArtifact> set, reported_set(*writer_, job->build_input, r));
+  DocChange change;  // every artifact of the set: a new history entry, job state, verdict
+  for (const SetArtifact& x : set) change.artifacts.push_back(x.sha256);
+  const StoredVerdict verdict = stored_verdict(r, set);
+  const VerdictCheck& checked = verdict.checked;
+  ReportOutcome out;
+  out.downgraded = checked.reason;
+  KMR_ASSIGN_OR_RETURN(out.rebuild_id, insert_rebuild(*writer_, r, job->build_input, checked, now));
+  KMR_TRY(record_rebuilt_hashes(*writer_, r, out.rebuild_id, set));
+  for (const SetArtifact& x : set) out.artifact_ids.push_back(x.id);
+  out.reproducible = is_reproducible(r.status, checked.module_root, checked.files, verdict.content_root);
+  if (out.reproducible) {
+    KMR_ASSIGN_OR_RETURN(out.confirmed_by, count_confirmations(*writer_, job->build_input, job->round_after));
+    out.awaiting_confirmation = out.confirmed_by < policy.confirmations;
+  }
+  if (out.awaiting_confirmation) {
+    out.job_state = "queued";
+    KMR_TRY(queue_for_confirmation(*writer_, r.job_id, now));
+  } else {
+    KMR_TRY(store_verdicts(*writer_, r, checked, out.rebuild_id, set, now));
+    KMR_ASSIGN_OR_RETURN(out.job_state, finish_job(*writer_, r, *job, out, now, policy));
+  }
   KMR_TRY(txn.commit());
   bump();
   changed(change);
@@ -1137,7 +1197,8 @@ Result<json> Store::stats(std::int64_t now) {
   json out = {{"now", now}, {"distros", json::array()}};
   for (auto& [k, v] : distros) {
     std::int64_t total = v["total"].get<std::int64_t>();
-    v["percent_reproducible"] = total ? 100.0 * v["reproducible"].get<std::int64_t>() / total : 0.0;
+    v["percent_reproducible"] =
+        total ? 100.0 * static_cast<double>(v["reproducible"].get<std::int64_t>()) / static_cast<double>(total) : 0.0;
     out["distros"].push_back(v);
   }
   KMR_ASSIGN_OR_RETURN(auto counts, metrics_counts());

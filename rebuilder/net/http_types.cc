@@ -8,7 +8,9 @@ namespace kmr::net {
 HttpResponse json_error(int status, std::string_view code, std::string_view message) {
   HttpResponse r;
   r.status = status;
-  r.body = nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump();
+  // Messages may echo request bytes: invalid UTF-8 is replaced, never thrown on.
+  r.body = nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

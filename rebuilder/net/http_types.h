@@ -43,7 +43,9 @@ struct HttpResponse {
   }
 };
 
-// The one error shape: {"error":{"code","message"}} (codes listed in schema/openapi.json).
+// The one error shape: {"error":{"code","message"}} (codes listed in schema/openapi.json),
+// for kmrd's API and its rebuilderd-compatible API alike. The message may echo request
+// bytes: invalid UTF-8 in it becomes U+FFFD.
 HttpResponse json_error(int status, std::string_view code, std::string_view message);
 // A store, file or internal failure: logged with its detail and where it happened,
 // answered with a generic message (503 busy for a busy database, else 500 internal)

@@ -109,6 +109,10 @@ TEST(RouterTest, ErrorShapeAndEtags) {
   auto e = json_error(404, "not_found", "no such thing");
   EXPECT_EQ(e.status, 404);
   EXPECT_EQ(e.body, R"({"error":{"code":"not_found","message":"no such thing"}})");
+  EXPECT_EQ(e.content_type, "application/json");
+  // A message echoing request bytes: invalid UTF-8 becomes U+FFFD, never an exception.
+  auto echoed = json_error(400, "bad_query", "no \xFF here");
+  EXPECT_EQ(echoed.body, "{\"error\":{\"code\":\"bad_query\",\"message\":\"no \xEF\xBF\xBD here\"}}");
   auto busy = internal_error_response(Error(ErrorCode::kDbBusy, "SELECT x FROM y"), "test");
   EXPECT_EQ(busy.status, 503);
   EXPECT_EQ(busy.body.find("SELECT"), std::string::npos);
