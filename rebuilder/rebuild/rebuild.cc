@@ -153,6 +153,7 @@ void report_progress(const RebuildOptions& options, const std::string& s) {
 // Check A runs even without a rebuild: a tampered package is invalid whatever happens next.
 void check_shipped_module_root(const std::vector<Artifact>& shipped, RebuildReport& rep) {
   std::vector<const Artifact*> s;
+  s.reserve(shipped.size());
   for (const auto& a : shipped) s.push_back(&a);
   rep.module_root = module_root_verdict(s, {});
 }
