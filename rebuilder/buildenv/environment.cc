@@ -276,22 +276,22 @@ Result<BuildEnvironment> parse_arch_buildinfo(std::string_view text, const Limit
   return env;
 }
 
-Result<BuildEnvironment> parse_debian_buildinfo(std::string_view text, const std::string& distro,
-                                                const Limits& limits) {
-  const std::string what = ".buildinfo";
-  KMR_ASSIGN_OR_RETURN(auto lines, split_lines(text, limits, what));
-  std::size_t i = 0;
-  const bool signed_msg = !lines.empty() && trim(lines[0]) == "-----BEGIN PGP SIGNED MESSAGE-----";
-  if (signed_msg) {
-    // Armor headers ("Hash: SHA512") up to the first blank line.
-    for (i = 1; i < lines.size() && !trim(lines[i]).empty(); ++i) {
-    }
-    if (i == lines.size()) return malformed(what + ": clearsigned message without a body");
-    ++i;
-  }
-  BuildEnvironment env;
-  env.distro = distro;
-  env.description = ".buildinfo";
+namespace {
+
+// The index of the first body line: past the armor headers ("Hash: SHA512")
+// and the blank line of a clearsigned message, else 0.
+Result<std::size_t> debian_body_start(const std::vector<std::string_view>& lines, bool signed_msg, const std::string& what) {
+  if (!signed_msg) return std::size_t{0};
+  std::size_t i = 1;
+  while (i < lines.size() && !trim(lines[i]).empty()) ++i;
+  if (i == lines.size()) return malformed(what + ": clearsigned message without a body");
+  return i + 1;
+}
+
+// The one deb822 paragraph from lines[i] on into env.fields; a clearsigned
+// message ends at its signature and has its dash-escapes removed.
+Result<void> parse_debian_paragraph(const std::vector<std::string_view>& lines, std::size_t i, bool signed_msg,
+                                    const Limits& limits, const std::string& what, BuildEnvironment& env) {
   std::string current;
   bool seen_field = false, ended = false;
   for (; i < lines.size(); ++i) {
@@ -326,6 +326,72 @@ Result<BuildEnvironment> parse_debian_buildinfo(std::string_view text, const std
     current = key;
     seen_field = true;
   }
+  return ok();
+}
+
+// Installed-Build-Depends: "pkg (= ver)," entries -> "pkg=ver" in env.installed.
+Result<void> parse_installed_build_depends(std::string_view all, const std::string& what, BuildEnvironment& env) {
+  std::size_t start = 0;
+  while (start <= all.size()) {
+    std::size_t end = all.find(',', start);
+    if (end == std::string_view::npos) end = all.size();
+    const std::string_view item = trim(all.substr(start, end - start));
+    start = end + 1;
+    if (item.empty() || item == "\n") continue;
+    std::string_view dep = item;
+    while (!dep.empty() && (dep.front() == '\n' || dep.front() == ' ')) dep.remove_prefix(1);
+    const auto paren = dep.find('(');
+    if (paren == std::string_view::npos) {
+      env.installed.push_back(std::string(trim(dep)));
+    } else {
+      const auto close = dep.find(')', paren);
+      std::string_view ver = dep.substr(paren + 1, close == std::string_view::npos ? std::string_view::npos : close - paren - 1);
+      ver = trim(ver);
+      if (ver.substr(0, 1) != "=") return malformed(what + ": Installed-Build-Depends entry without '=' version: '" + std::string(dep.substr(0, 80)) + "'");
+      env.installed.push_back(std::string(trim(dep.substr(0, paren))) + "=" + std::string(trim(ver.substr(1))));
+    }
+    if (env.installed.size() > kMaxEntries) return limit_exceeded(what + ": too many Installed-Build-Depends");
+  }
+  return ok();
+}
+
+// Environment: KEY="value" lines into env.env, or env.dropped_env when not allowed.
+Result<void> parse_environment_field(std::string_view all, const std::string& what, BuildEnvironment& env) {
+  std::size_t start = 0;
+  while (start < all.size()) {
+    std::size_t end = all.find('\n', start);
+    if (end == std::string_view::npos) end = all.size();
+    const std::string_view item = trim(all.substr(start, end - start));
+    start = end + 1;
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) return malformed(what + ": Environment entry is not KEY=value: '" + std::string(item.substr(0, 80)) + "'");
+    std::string_view val = item.substr(eq + 1);
+    if (val.size() >= 2 && val.front() == '"' && val.back() == '"') val = val.substr(1, val.size() - 2);
+    const std::string name(item.substr(0, eq));
+    if (name == "SOURCE_DATE_EPOCH") {
+      KMR_ASSIGN_OR_RETURN(env.source_date_epoch, parse_epoch(val, what + ": SOURCE_DATE_EPOCH"));
+    }
+    if (env.env.count(name) || env.dropped_env.count(name)) {
+      return malformed(what + ": Environment sets '" + name.substr(0, 64) + "' twice");
+    }
+    (build_env_allowed(name, val) ? env.env : env.dropped_env)[name] = std::string(val);
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<BuildEnvironment> parse_debian_buildinfo(std::string_view text, const std::string& distro,
+                                                const Limits& limits) {
+  const std::string what = ".buildinfo";
+  KMR_ASSIGN_OR_RETURN(auto lines, split_lines(text, limits, what));
+  const bool signed_msg = !lines.empty() && trim(lines[0]) == "-----BEGIN PGP SIGNED MESSAGE-----";
+  KMR_ASSIGN_OR_RETURN(const std::size_t body, debian_body_start(lines, signed_msg, what));
+  BuildEnvironment env;
+  env.distro = distro;
+  env.description = ".buildinfo";
+  KMR_TRY(parse_debian_paragraph(lines, body, signed_msg, limits, what, env));
   for (const char* required : {"Source", "Version"}) {
     if (!env.fields.count(required)) return malformed(what + ": missing field '" + std::string(required) + "'");
   }
@@ -334,54 +400,11 @@ Result<BuildEnvironment> parse_debian_buildinfo(std::string_view text, const std
   const std::string& source = env.fields["Source"];
   KMR_TRY(check_name_field(what + ": Source", std::string_view(source).substr(0, source.find(' ')), "+.-"));
   KMR_TRY(check_name_field(what + ": Version", env.fields["Version"], ".+~:-"));
-  // Installed-Build-Depends: "pkg (= ver)," entries -> "pkg=ver".
   if (auto it = env.fields.find("Installed-Build-Depends"); it != env.fields.end()) {
-    std::string_view all = it->second;
-    std::size_t start = 0;
-    while (start <= all.size()) {
-      std::size_t end = all.find(',', start);
-      if (end == std::string_view::npos) end = all.size();
-      const std::string_view item = trim(all.substr(start, end - start));
-      start = end + 1;
-      if (item.empty() || item == "\n") continue;
-      std::string_view dep = item;
-      while (!dep.empty() && (dep.front() == '\n' || dep.front() == ' ')) dep.remove_prefix(1);
-      const auto paren = dep.find('(');
-      if (paren == std::string_view::npos) {
-        env.installed.push_back(std::string(trim(dep)));
-      } else {
-        const auto close = dep.find(')', paren);
-        std::string_view ver = dep.substr(paren + 1, close == std::string_view::npos ? std::string_view::npos : close - paren - 1);
-        ver = trim(ver);
-        if (ver.substr(0, 1) != "=") return malformed(what + ": Installed-Build-Depends entry without '=' version: '" + std::string(dep.substr(0, 80)) + "'");
-        env.installed.push_back(std::string(trim(dep.substr(0, paren))) + "=" + std::string(trim(ver.substr(1))));
-      }
-      if (env.installed.size() > kMaxEntries) return limit_exceeded(what + ": too many Installed-Build-Depends");
-    }
+    KMR_TRY(parse_installed_build_depends(it->second, what, env));
   }
-  // Environment: KEY="value" lines.
   if (auto it = env.fields.find("Environment"); it != env.fields.end()) {
-    std::string_view all = it->second;
-    std::size_t start = 0;
-    while (start < all.size()) {
-      std::size_t end = all.find('\n', start);
-      if (end == std::string_view::npos) end = all.size();
-      const std::string_view item = trim(all.substr(start, end - start));
-      start = end + 1;
-      if (item.empty()) continue;
-      const auto eq = item.find('=');
-      if (eq == std::string_view::npos || eq == 0) return malformed(what + ": Environment entry is not KEY=value: '" + std::string(item.substr(0, 80)) + "'");
-      std::string_view val = item.substr(eq + 1);
-      if (val.size() >= 2 && val.front() == '"' && val.back() == '"') val = val.substr(1, val.size() - 2);
-      const std::string name(item.substr(0, eq));
-      if (name == "SOURCE_DATE_EPOCH") {
-        KMR_ASSIGN_OR_RETURN(env.source_date_epoch, parse_epoch(val, what + ": SOURCE_DATE_EPOCH"));
-      }
-      if (env.env.count(name) || env.dropped_env.count(name)) {
-        return malformed(what + ": Environment sets '" + name.substr(0, 64) + "' twice");
-      }
-      (build_env_allowed(name, val) ? env.env : env.dropped_env)[name] = std::string(val);
-    }
+    KMR_TRY(parse_environment_field(it->second, what, env));
   }
   if (auto it = env.fields.find("Build-Path"); it != env.fields.end()) env.build_path = it->second;
   return env;

@@ -109,41 +109,22 @@ void signature_text(std::ostringstream& t, const KernelLayout& L, const nlohmann
 }
 }  // namespace
 
-Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, const InspectOptions& options) {
-  LayoutCollector collector;
-  collector.set_full_image_analysis(options.full_image);
-  KMR_TRY(collector.add_keyring_certificates(options.trusted_certificates));
-  std::vector<PackageReport> reps;
-  for (const std::string& p : paths) {
-    KMR_ASSIGN_OR_RETURN(PackageReport r, read_package(p, collector, options));
-    reps.push_back(std::move(r));
-  }
-  KMR_ASSIGN_OR_RETURN(KernelLayout L, collector.finish());
-
-  // The main package: the first with kernel content and a format.
-  const PackageReport* main = nullptr;
+namespace {
+// The main package: the first with kernel content and a format, else the
+// first with a format; null when only build descriptions were given.
+const PackageReport* main_package(const std::vector<PackageReport>& reps) {
   for (const auto& r : reps) {
-    if (!r.format.empty() && r.has_kernel_content) {
-      main = &r;
-      break;
-    }
+    if (!r.format.empty() && r.has_kernel_content) return &r;
   }
-  if (!main) {
-    for (const auto& r : reps) {
-      if (!r.format.empty()) {
-        main = &r;
-        break;
-      }
-    }
+  for (const auto& r : reps) {
+    if (!r.format.empty()) return &r;
   }
-  if (!main) return malformed("no package given (only build descriptions)");
+  return nullptr;
+}
 
-  InspectReport out;
-  nlohmann::json& j = out.json;
-  std::vector<std::string> failures;
-  j["format"] = main->format;
-  j["package"] = {{"name", main->name}, {"version", main->version}};
-  nlohmann::json build = nlohmann::json::object();
+// The "packages" list; every package's build fields (first one wins) into
+// `build` and its failures into `failures`.
+nlohmann::json packages_json(const std::vector<PackageReport>& reps, nlohmann::json& build, std::vector<std::string>& failures) {
   nlohmann::json pkgs = nlohmann::json::array();
   for (const auto& r : reps) {
     pkgs.push_back({{"path", r.path}, {"format", r.format}, {"name", r.name}, {"version", r.version}});
@@ -152,7 +133,11 @@ Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, co
     }
     failures.insert(failures.end(), r.failures.begin(), r.failures.end());
   }
-  j["packages"] = pkgs;
+  return pkgs;
+}
+
+// The layout's fields of the report, from "kernel_release" to "embedded_certificates".
+void layout_json(nlohmann::json& j, const KernelLayout& L, const nlohmann::json& img_sig) {
   j["kernel_release"] = L.kernel_release.empty() ? nlohmann::json(nullptr) : nlohmann::json(L.kernel_release);
   j["image"] = L.image ? nlohmann::json(L.image->path) : nlohmann::json(nullptr);
   j["image_info"] = image_json(L.image);
@@ -165,41 +150,43 @@ Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, co
                   {"trailers", L.trailer_counts()},
                   {"content_root", content_root_json(L)}};
   j["module_signatures"] = signatures_json(L.module_signatures);
-  const nlohmann::json img_sig = image_signature_json(L);
   j["image_signature"] = img_sig;
   j["build_identity"] = build_identity_json(L);
   j["embedded_certificates"] = embedded_certificates_json(L);
+}
+
+// What fails in the layout: module signatures, module hashes, the content
+// root against the embedded root, image errors, in that order.
+void layout_failures(const KernelLayout& L, const std::optional<ModuleHashesResult>& mh, std::vector<std::string>& failures) {
   if (L.module_signatures && !L.module_signatures->ok) {
     failures.push_back("module signatures do not verify (" + std::to_string(L.module_signatures->failed.size()) +
                        " failed, " + std::to_string(L.module_signatures->verified) + " of " +
                        std::to_string(L.module_signatures->signed_count) + " verified)");
   }
-  auto mh = L.module_hashes();
   if (mh) {
-    j["module_hashes"] = {{"levels", mh->root.levels}, {"root", to_hex(mh->root.hash)}, {"verified", mh->verified},
-                          {"failed", mh->failed},        {"ok", mh->ok},                {"problems", mh->problems}};
     if (!mh->ok) failures.push_back("module hashes do not verify (" + std::to_string(mh->failed) + " failed)");
     if (L.content_root && !(L.content_root->root == mh->root)) {
       failures.push_back("content root " + to_hex(L.content_root->root.hash) + " differs from the embedded root " +
                          to_hex(mh->root.hash));
     }
-  } else {
-    j["module_hashes"] = nullptr;
   }
   for (const auto* img : {&L.image, &L.vmlinux}) {
     if (*img && !(*img)->error.empty()) failures.push_back((*img)->path + ": " + (*img)->error);
   }
-  j["build"] = build;
-  j["warnings"] = L.warnings;
-  j["failures"] = failures;
-  out.ok = failures.empty();
-  j["ok"] = out.ok;
+}
 
-  std::ostringstream t;
-  t << "format:          " << main->format << "\n";
-  t << "package:         " << main->name << " " << main->version << "\n";
+nlohmann::json module_hashes_json(const std::optional<ModuleHashesResult>& mh) {
+  if (!mh) return nullptr;
+  return {{"levels", mh->root.levels}, {"root", to_hex(mh->root.hash)}, {"verified", mh->verified},
+          {"failed", mh->failed},        {"ok", mh->ok},                {"problems", mh->problems}};
+}
+
+// Text lines for the packages, the image, the vmlinux and the modules.
+void layout_text(std::ostringstream& t, const PackageReport& main, const std::vector<PackageReport>& reps, const KernelLayout& L) {
+  t << "format:          " << main.format << "\n";
+  t << "package:         " << main.name << " " << main.version << "\n";
   for (const auto& r : reps) {
-    if (&r != main) t << "  with:          " << r.path << " (" << (r.format.empty() ? "build description" : r.format) << ")\n";
+    if (&r != &main) t << "  with:          " << r.path << " (" << (r.format.empty() ? "build description" : r.format) << ")\n";
   }
   t << "kernel release:  " << (L.kernel_release.empty() ? "(not found)" : L.kernel_release) << "\n";
   t << "image:           " << (L.image ? L.image->path + " (" + L.image->kind + ")" : "(none)") << "\n";
@@ -220,6 +207,9 @@ Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, co
     if (v) t << " " << k << "=" << v;
   }
   t << "\n";
+}
+
+void module_hashes_text(std::ostringstream& t, const std::optional<ModuleHashesResult>& mh, const KernelLayout& L) {
   if (mh) {
     t << "module hashes:   root " << to_hex(mh->root.hash) << " levels " << mh->root.levels << ": " << mh->verified
       << " verified, " << mh->failed << " failed -> " << (mh->ok ? "OK" : "FAILED") << "\n";
@@ -229,6 +219,43 @@ Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, co
   } else {
     t << "module hashes:   absent\n";
   }
+}
+}  // namespace
+
+Result<InspectReport> inspect_packages(const std::vector<std::string>& paths, const InspectOptions& options) {
+  LayoutCollector collector;
+  collector.set_full_image_analysis(options.full_image);
+  KMR_TRY(collector.add_keyring_certificates(options.trusted_certificates));
+  std::vector<PackageReport> reps;
+  for (const std::string& p : paths) {
+    KMR_ASSIGN_OR_RETURN(PackageReport r, read_package(p, collector, options));
+    reps.push_back(std::move(r));
+  }
+  KMR_ASSIGN_OR_RETURN(KernelLayout L, collector.finish());
+  const PackageReport* main = main_package(reps);
+  if (!main) return malformed("no package given (only build descriptions)");
+
+  InspectReport out;
+  nlohmann::json& j = out.json;
+  std::vector<std::string> failures;
+  j["format"] = main->format;
+  j["package"] = {{"name", main->name}, {"version", main->version}};
+  nlohmann::json build = nlohmann::json::object();
+  j["packages"] = packages_json(reps, build, failures);
+  const nlohmann::json img_sig = image_signature_json(L);
+  layout_json(j, L, img_sig);
+  const auto mh = L.module_hashes();
+  j["module_hashes"] = module_hashes_json(mh);
+  layout_failures(L, mh, failures);
+  j["build"] = build;
+  j["warnings"] = L.warnings;
+  j["failures"] = failures;
+  out.ok = failures.empty();
+  j["ok"] = out.ok;
+
+  std::ostringstream t;
+  layout_text(t, *main, reps, L);
+  module_hashes_text(t, mh, L);
   signature_text(t, L, img_sig);
   t << "build:\n";
   for (auto it = build.begin(); it != build.end(); ++it) {

@@ -200,6 +200,89 @@ std::optional<MerkleRoot> root_from_first_proof(const std::string& tree) {
   return std::nullopt;
 }
 
+// --vmlinux, or the first of the usual places that is a file.
+Result<std::string> find_image(const std::string& tree, const std::string& given) {
+  if (!given.empty()) return given;
+  for (const auto& c : image_candidates(tree)) {
+    if (is_file(c)) return c;
+  }
+  return not_found(tree + ": no kernel image found in the usual places; give --vmlinux IMAGE");
+}
+
+// The image's module_hashes root; raw images are searched for the root the proofs lead to.
+Result<ImageRoot> image_root(const std::string& image, const std::string& tree) {
+  KMR_ASSIGN_OR_RETURN(auto ir, root_from_image_file(image));
+  if (!ir.present) {
+    if (auto guess = root_from_first_proof(tree)) {
+      ImageOptions o;
+      o.expected = *guess;
+      return root_from_image_file(image, o);
+    }
+  }
+  return ir;
+}
+
+int print_hashes_absent(bool json, const std::string& image) {
+  if (json) {
+    nlohmann::json j = {{"module_hashes", "absent"}, {"image", image}, {"ok", false}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s: module hashes absent; nothing to verify against\nresult: NOT verified\n", image.c_str());
+  }
+  return kExitFailed;
+}
+
+void print_verify_json(const TreeReport& rep, const std::string& image, const ImageRoot& ir) {
+  nlohmann::json failures = nlohmann::json::array();
+  nlohmann::json unauth = nlohmann::json::array();
+  for (const auto& m : rep.modules) {
+    if (m.status == ModuleStatus::kFailed) {
+      nlohmann::json f = {{"module", m.path}, {"reason", m.reason}, {"trailer", m.trailer}};
+      if (m.pos) f["pos"] = *m.pos;
+      failures.push_back(f);
+    } else if (m.status == ModuleStatus::kUnauthenticated) {
+      nlohmann::json u = {{"module", m.path}, {"trailer", m.trailer}, {"reason", m.reason}};
+      if (m.pkcs7) {
+        u["signer"] = m.pkcs7->signer;
+        u["key_id"] = m.pkcs7->key_id;
+      }
+      unauth.push_back(u);
+    }
+  }
+  nlohmann::json j = {{"verified", rep.verified},
+                      {"failed", rep.failed},
+                      {"unauthenticated", rep.unauthenticated},
+                      {"root", to_hex(rep.root.hash)},
+                      {"levels", rep.root.levels},
+                      {"ok", rep.ok},
+                      {"count", rep.count},
+                      {"image", image},
+                      {"source", ir.source},
+                      {"failures", failures},
+                      {"unauthenticated_modules", unauth},
+                      {"problems", rep.problems}};
+  std::printf("%s\n", j.dump().c_str());
+}
+
+void print_verify_text(const TreeReport& rep, const std::string& image, const ImageRoot& ir) {
+  std::printf("image  %s (%s)\nroot   %s (levels %u)\n", image.c_str(), ir.source.c_str(),
+              to_hex(rep.root.hash).c_str(), rep.root.levels);
+  std::printf("modules.order lists %llu; %llu verified, %llu failed, %llu unauthenticated\n",
+              static_cast<unsigned long long>(rep.count), static_cast<unsigned long long>(rep.verified),
+              static_cast<unsigned long long>(rep.failed), static_cast<unsigned long long>(rep.unauthenticated));
+  for (const auto& m : rep.modules) {
+    if (m.status == ModuleStatus::kFailed) std::printf("FAILED          %s: %s\n", m.path.c_str(), m.reason.c_str());
+  }
+  for (const auto& m : rep.modules) {
+    if (m.status == ModuleStatus::kUnauthenticated) {
+      std::printf("UNAUTHENTICATED %s: %s%s\n", m.path.c_str(), m.reason.c_str(),
+                  m.pkcs7 ? (" (signer \"" + m.pkcs7->signer + "\", key " + m.pkcs7->key_id + ")").c_str() : "");
+    }
+  }
+  for (const auto& p : rep.problems) std::printf("problem: %s\n", p.c_str());
+  std::printf("result: %s\n", rep.ok ? "verified" : "NOT verified");
+}
+
 int run_modules_verify(const std::vector<std::string>& argv) {
   bool json = false;
   std::string image;
@@ -225,88 +308,18 @@ int run_modules_verify(const std::vector<std::string>& argv) {
   const std::string tree = trees[0];
   HashOptions ho;
   ho.threads = static_cast<unsigned>(threads);
-  if (image.empty()) {
-    for (const auto& c : image_candidates(tree)) {
-      if (is_file(c)) {
-        image = c;
-        break;
-      }
-    }
-    if (image.empty()) {
-      return fail_error("modules verify", json,
-                        not_found(tree + ": no kernel image found in the usual places; give --vmlinux IMAGE"));
-    }
-  }
-  auto ir = root_from_image_file(image);
+  auto found = find_image(tree, image);
+  if (!found) return fail_error("modules verify", json, found.error());
+  image = *found;
+  auto ir = image_root(image, tree);
   if (!ir) return fail_error("modules verify", json, ir.error());
-  if (!ir->present) {
-    // Raw images: search for the root the proofs lead to.
-    if (auto guess = root_from_first_proof(tree)) {
-      ImageOptions o;
-      o.expected = *guess;
-      auto again = root_from_image_file(image, o);
-      if (!again) return fail_error("modules verify", json, again.error());
-      ir = std::move(again);
-    }
-  }
-  if (!ir->present) {
-    if (json) {
-      nlohmann::json j = {{"module_hashes", "absent"}, {"image", image}, {"ok", false}};
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      std::printf("%s: module hashes absent; nothing to verify against\nresult: NOT verified\n", image.c_str());
-    }
-    return kExitFailed;
-  }
+  if (!ir->present) return print_hashes_absent(json, image);
   auto rep = verify_module_tree(tree, ir->root, ho);
   if (!rep) return fail_error("modules verify", json, rep.error());
   if (json) {
-    nlohmann::json failures = nlohmann::json::array();
-    nlohmann::json unauth = nlohmann::json::array();
-    for (const auto& m : rep->modules) {
-      if (m.status == ModuleStatus::kFailed) {
-        nlohmann::json f = {{"module", m.path}, {"reason", m.reason}, {"trailer", m.trailer}};
-        if (m.pos) f["pos"] = *m.pos;
-        failures.push_back(f);
-      } else if (m.status == ModuleStatus::kUnauthenticated) {
-        nlohmann::json u = {{"module", m.path}, {"trailer", m.trailer}, {"reason", m.reason}};
-        if (m.pkcs7) {
-          u["signer"] = m.pkcs7->signer;
-          u["key_id"] = m.pkcs7->key_id;
-        }
-        unauth.push_back(u);
-      }
-    }
-    nlohmann::json j = {{"verified", rep->verified},
-                        {"failed", rep->failed},
-                        {"unauthenticated", rep->unauthenticated},
-                        {"root", to_hex(rep->root.hash)},
-                        {"levels", rep->root.levels},
-                        {"ok", rep->ok},
-                        {"count", rep->count},
-                        {"image", image},
-                        {"source", ir->source},
-                        {"failures", failures},
-                        {"unauthenticated_modules", unauth},
-                        {"problems", rep->problems}};
-    std::printf("%s\n", j.dump().c_str());
+    print_verify_json(*rep, image, *ir);
   } else {
-    std::printf("image  %s (%s)\nroot   %s (levels %u)\n", image.c_str(), ir->source.c_str(),
-                to_hex(rep->root.hash).c_str(), rep->root.levels);
-    std::printf("modules.order lists %llu; %llu verified, %llu failed, %llu unauthenticated\n",
-                static_cast<unsigned long long>(rep->count), static_cast<unsigned long long>(rep->verified),
-                static_cast<unsigned long long>(rep->failed), static_cast<unsigned long long>(rep->unauthenticated));
-    for (const auto& m : rep->modules) {
-      if (m.status == ModuleStatus::kFailed) std::printf("FAILED          %s: %s\n", m.path.c_str(), m.reason.c_str());
-    }
-    for (const auto& m : rep->modules) {
-      if (m.status == ModuleStatus::kUnauthenticated) {
-        std::printf("UNAUTHENTICATED %s: %s%s\n", m.path.c_str(), m.reason.c_str(),
-                    m.pkcs7 ? (" (signer \"" + m.pkcs7->signer + "\", key " + m.pkcs7->key_id + ")").c_str() : "");
-      }
-    }
-    for (const auto& p : rep->problems) std::printf("problem: %s\n", p.c_str());
-    std::printf("result: %s\n", rep->ok ? "verified" : "NOT verified");
+    print_verify_text(*rep, image, *ir);
   }
   return rep->ok ? kExitOk : kExitFailed;
 }

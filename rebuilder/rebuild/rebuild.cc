@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -137,131 +138,196 @@ RebuildReport verify_against(const std::vector<std::string>& shipped_files, cons
   return rep;
 }
 
-RebuildReport rebuild(const std::vector<std::string>& files, const RebuildOptions& options) {
-  const auto start = Clock::now();
-  RebuildReport rep;
-  rep.shipped = files;
-  auto progress = [&](const std::string& s) {
-    if (options.progress) options.progress(s);
-  };
-  auto finish = [&](RebuildStatus st, std::string reason) {
-    rep.status = st;
-    rep.reason = std::move(reason);
-    rep.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-    return rep;
-  };
-  if (files.empty()) return finish(RebuildStatus::kError, "no package given");
-  rep.backend = options.backend.empty() ? detect_backend(files[0]) : options.backend;
-  auto backend = make_backend(rep.backend);
-  if (!backend) return finish(RebuildStatus::kError, "unknown backend '" + rep.backend + "' for " + files[0]);
+namespace {
 
-  progress("reading " + std::to_string(files.size()) + " shipped package(s)");
-  auto shipped = read_all(files);
-  if (!shipped) return finish(RebuildStatus::kError, shipped.error().to_string());
-  // Check A runs even without a rebuild: a tampered package is invalid whatever happens next.
-  {
-    std::vector<const Artifact*> s;
-    for (const auto& a : *shipped) s.push_back(&a);
-    rep.module_root = module_root_verdict(s, {});
-  }
+// Where a rebuild stops: its status and the reason.
+struct Stop {
+  RebuildStatus status;
+  std::string reason;
+};
 
-  const std::string work_root = options.work_root.empty() ? default_work_root() : options.work_root;
+void report_progress(const RebuildOptions& options, const std::string& s) {
+  if (options.progress) options.progress(s);
+}
+
+// Check A runs even without a rebuild: a tampered package is invalid whatever happens next.
+void check_shipped_module_root(const std::vector<Artifact>& shipped, RebuildReport& rep) {
+  std::vector<const Artifact*> s;
+  s.reserve(shipped.size());
+  for (const auto& a : shipped) s.push_back(&a);
+  rep.module_root = module_root_verdict(s, {});
+}
+
+struct WorkDir {
+  std::string root;  // holds logs/ and the work directories
+  std::string id;
+  std::string path;  // root/id, the sandbox work dir
+};
+
+// <root>/logs and a fresh <root>/<id>, removed with the report unless kept.
+std::optional<Stop> make_work_dir(const std::vector<std::string>& files, const RebuildOptions& options, WorkDir& wd,
+                                  RebuildReport& rep) {
+  wd.root = options.work_root.empty() ? default_work_root() : options.work_root;
   std::error_code ec;
-  fs::create_directories(work_root + "/logs", ec);
-  if (ec) return finish(RebuildStatus::kError, "cannot create " + work_root + ": " + ec.message());
-  const std::string id = base_of(files[0]) + "-" + std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr));
-  const std::string work = work_root + "/" + id;
-  fs::remove_all(work, ec);
-  fs::create_directories(work, ec);
-  Job job{files, *shipped, options, work};
+  fs::create_directories(wd.root + "/logs", ec);
+  if (ec) return Stop{RebuildStatus::kError, "cannot create " + wd.root + ": " + ec.message()};
+  wd.id = base_of(files[0]) + "-" + std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr));
+  wd.path = wd.root + "/" + wd.id;
+  fs::remove_all(wd.path, ec);
+  fs::create_directories(wd.path, ec);
   if (!options.keep) {
-    rep.work_cleanup = std::shared_ptr<void>(nullptr, [work](void*) {
+    rep.work_cleanup = std::shared_ptr<void>(nullptr, [work = wd.path](void*) {
       std::error_code e;
       fs::remove_all(work, e);
     });
   }
-  if (options.keep) rep.work_dir = work;
+  if (options.keep) rep.work_dir = wd.path;
+  return std::nullopt;
+}
 
-  progress("deriving the pinned environment (" + rep.backend + ")");
-  auto env = backend->environment(job);
-  if (!env) {
-    if (env.error().code() == ErrorCode::kNotFound) {
-      rep.missing.push_back(env.error().message());
-      return finish(RebuildStatus::kEnvironmentUnavailable, "build description unavailable: " + env.error().message());
+// The pinned environment; the inputs it names and the sandbox must be on this host.
+std::optional<Stop> derive_environment(Backend& backend, const Job& job, BuildEnvironment& env, RebuildReport& rep) {
+  report_progress(job.options, "deriving the pinned environment (" + rep.backend + ")");
+  auto got = backend.environment(job);
+  if (!got) {
+    if (got.error().code() == ErrorCode::kNotFound) {
+      rep.missing.push_back(got.error().message());
+      return Stop{RebuildStatus::kEnvironmentUnavailable, "build description unavailable: " + got.error().message()};
     }
-    return finish(RebuildStatus::kError, env.error().to_string());
+    return Stop{RebuildStatus::kError, got.error().to_string()};
   }
-  rep.environment = *env;
-  rep.missing = backend->missing(job, *env);
+  env = std::move(*got);
+  rep.environment = env;
+  rep.missing = backend.missing(job, env);
   if (!rep.missing.empty()) {
-    return finish(RebuildStatus::kEnvironmentUnavailable,
-                  std::to_string(rep.missing.size()) + " pinned input(s) unavailable on this host");
+    return Stop{RebuildStatus::kEnvironmentUnavailable,
+                std::to_string(rep.missing.size()) + " pinned input(s) unavailable on this host"};
   }
   auto sa = sandbox_available();
   if (!sa) {
     rep.missing.push_back(sa.error().message());
-    return finish(RebuildStatus::kEnvironmentUnavailable, "sandbox unavailable");
+    return Stop{RebuildStatus::kEnvironmentUnavailable, "sandbox unavailable"};
   }
+  return std::nullopt;
+}
 
-  progress("preparing the build in " + work);
-  auto plan = backend->plan(job, *env);
-  if (!plan) {
-    if (plan.error().code() == ErrorCode::kNotFound) {
-      rep.missing.push_back(plan.error().message());
-      return finish(RebuildStatus::kEnvironmentUnavailable, plan.error().message());
-    }
-    return finish(RebuildStatus::kError, plan.error().to_string());
+// For kernel backends: the build identity and certificates of the shipped image into the plan.
+std::optional<Stop> transplant_kernel(const Job& job, Plan& plan, RebuildReport& rep) {
+  if (!kernel_rebuild_backend(rep.backend)) return std::nullopt;
+  report_progress(job.options, "kernel: build identity and certificate transplant from the shipped image");
+  auto kernel = prepare_kernel_rebuild(job.shipped, plan.sandbox, job.work, rep.environment);
+  if (!kernel) return Stop{RebuildStatus::kError, kernel.error().to_string()};
+  rep.kernel_rebuild = std::move(*kernel);
+  if (rep.kernel_rebuild && !rep.kernel_rebuild->missing.empty()) {
+    rep.missing = rep.kernel_rebuild->missing;
+    return Stop{RebuildStatus::kEnvironmentUnavailable, "the build's toolchain is not the shipped kernel's"};
   }
-  if (kernel_rebuild_backend(rep.backend)) {
-    progress("kernel: build identity and certificate transplant from the shipped image");
-    auto kernel = prepare_kernel_rebuild(*shipped, plan->sandbox, work, rep.environment);
-    if (!kernel) return finish(RebuildStatus::kError, kernel.error().to_string());
-    rep.kernel_rebuild = std::move(*kernel);
-    if (rep.kernel_rebuild && !rep.kernel_rebuild->missing.empty()) {
-      rep.missing = rep.kernel_rebuild->missing;
-      return finish(RebuildStatus::kEnvironmentUnavailable, "the build's toolchain is not the shipped kernel's");
+  return std::nullopt;
+}
+
+// The backend's plan, with the kernel transplant and the sandbox's own settings.
+std::optional<Stop> plan_build(Backend& backend, const Job& job, const BuildEnvironment& env, Plan& plan, RebuildReport& rep) {
+  report_progress(job.options, "preparing the build in " + job.work);
+  auto got = backend.plan(job, env);
+  if (!got) {
+    if (got.error().code() == ErrorCode::kNotFound) {
+      rep.missing.push_back(got.error().message());
+      return Stop{RebuildStatus::kEnvironmentUnavailable, got.error().message()};
     }
+    return Stop{RebuildStatus::kError, got.error().to_string()};
   }
+  plan = std::move(*got);
+  if (auto stop = transplant_kernel(job, plan, rep)) return stop;
   // The sandbox's pinned variables are never replaced by a recorded value.
-  for (const char* k : {"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "SHELL", "HOSTNAME", "TZ"}) plan->sandbox.env.erase(k);
-  plan->sandbox.work_dir = work;
-  plan->sandbox.wall_time = options.timeout;
-  plan->sandbox.memory_bytes = options.memory_bytes;
-  progress("building in the sandbox: " + plan->argv[0]);
-  auto run = run_in_sandbox(plan->sandbox, plan->argv);
-  if (!run) return finish(RebuildStatus::kError, run.error().to_string());
+  for (const char* k : {"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "SHELL", "HOSTNAME", "TZ"}) plan.sandbox.env.erase(k);
+  plan.sandbox.work_dir = job.work;
+  plan.sandbox.wall_time = job.options.timeout;
+  plan.sandbox.memory_bytes = job.options.memory_bytes;
+  return std::nullopt;
+}
+
+// The plan run in the sandbox, its log kept as <root>/logs/<id>.log; `build_log`
+// is the log in the work directory.
+std::optional<Stop> run_build(const Plan& plan, const WorkDir& wd, const RebuildOptions& options, std::string& build_log,
+                              RebuildReport& rep) {
+  report_progress(options, "building in the sandbox: " + plan.argv[0]);
+  auto run = run_in_sandbox(plan.sandbox, plan.argv);
+  if (!run) return Stop{RebuildStatus::kError, run.error().to_string()};
   rep.build_duration = run->process.elapsed;
-  rep.log = work_root + "/logs/" + id + ".log";
+  rep.log = wd.root + "/logs/" + wd.id + ".log";
+  std::error_code ec;
   fs::copy_file(run->log_path, rep.log, fs::copy_options::overwrite_existing, ec);
   if (!run->success()) {
-    return finish(RebuildStatus::kBuildFailed, plan->argv[0] + " " + run->describe() + "; log tail:\n" + log_tail(run->log_path, 2000));
+    return Stop{RebuildStatus::kBuildFailed, plan.argv[0] + " " + run->describe() + "; log tail:\n" + log_tail(run->log_path, 2000)};
   }
+  build_log = run->log_path;
+  return std::nullopt;
+}
 
-  progress("comparing");
-  auto outs = backend->collect(job, *env);
-  if (!outs) return finish(RebuildStatus::kError, outs.error().to_string());
-  // Outputs are copied out of the build's tree (no symlink followed, regular
-  // files only) into a directory the build never saw, and read from there.
+// Outputs are copied out of the build's tree (no symlink followed, regular
+// files only) into a directory the build never saw, and read from there.
+std::optional<Stop> collect_outputs(Backend& backend, const Job& job, const BuildEnvironment& env, const std::string& build_log,
+                                    std::vector<std::string>& outputs, RebuildReport& rep) {
+  report_progress(job.options, "comparing");
+  auto outs = backend.collect(job, env);
+  if (!outs) return Stop{RebuildStatus::kError, outs.error().to_string()};
+  const std::string& work = job.work;
   const std::string collected = work + "/kmr-collected";
-  if (::mkdir(collected.c_str(), 0755) != 0) return finish(RebuildStatus::kError, "cannot create " + collected);
-  std::vector<std::string> outputs;
+  if (::mkdir(collected.c_str(), 0755) != 0) return Stop{RebuildStatus::kError, "cannot create " + collected};
   for (const auto& o : *outs) {
-    if (o.rfind(work + "/", 0) != 0) return finish(RebuildStatus::kError, "output " + o + " is outside the work directory");
+    if (o.rfind(work + "/", 0) != 0) return Stop{RebuildStatus::kError, "output " + o + " is outside the work directory"};
     const std::string dest = collected + "/" + base_of(o);
     auto got = collect_output(work, o.substr(work.size() + 1), dest);
     if (!got) {
       const auto status = got.error().code() == ErrorCode::kIo ? RebuildStatus::kError : RebuildStatus::kBuildFailed;
-      return finish(status, got.error().message() + "; log tail:\n" + log_tail(run->log_path, 2000));
+      return Stop{status, got.error().message() + "; log tail:\n" + log_tail(build_log, 2000)};
     }
     rep.rebuilt.push_back({base_of(o), file_sha256_hex(dest), dest});
     outputs.push_back(dest);
   }
-  progress("reading the rebuilt package(s)");
+  return std::nullopt;
+}
+
+// Every step in order: where the first step that cannot go on stops, else a verdict.
+Stop run_rebuild(const std::vector<std::string>& files, const RebuildOptions& options, RebuildReport& rep) {
+  if (files.empty()) return {RebuildStatus::kError, "no package given"};
+  rep.backend = options.backend.empty() ? detect_backend(files[0]) : options.backend;
+  auto backend = make_backend(rep.backend);
+  if (!backend) return {RebuildStatus::kError, "unknown backend '" + rep.backend + "' for " + files[0]};
+  report_progress(options, "reading " + std::to_string(files.size()) + " shipped package(s)");
+  auto shipped = read_all(files);
+  if (!shipped) return {RebuildStatus::kError, shipped.error().to_string()};
+  check_shipped_module_root(*shipped, rep);
+  WorkDir wd;
+  if (auto stop = make_work_dir(files, options, wd, rep)) return std::move(*stop);
+  const Job job{files, *shipped, options, wd.path};
+  BuildEnvironment env;
+  if (auto stop = derive_environment(*backend, job, env, rep)) return std::move(*stop);
+  Plan plan;
+  if (auto stop = plan_build(*backend, job, env, plan, rep)) return std::move(*stop);
+  std::string build_log;
+  if (auto stop = run_build(plan, wd, options, build_log, rep)) return std::move(*stop);
+  std::vector<std::string> outputs;
+  if (auto stop = collect_outputs(*backend, job, env, build_log, outputs, rep)) return std::move(*stop);
+  report_progress(options, "reading the rebuilt package(s)");
   auto rebuilt = read_all(outputs);
-  if (!rebuilt) return finish(RebuildStatus::kError, rebuilt.error().to_string());
+  if (!rebuilt) return {RebuildStatus::kError, rebuilt.error().to_string()};
   fill_verdicts(rep, *shipped, *rebuilt);
-  progress("done");
-  return finish(RebuildStatus::kVerdict, "");
+  report_progress(options, "done");
+  return {RebuildStatus::kVerdict, ""};
+}
+
+}  // namespace
+
+RebuildReport rebuild(const std::vector<std::string>& files, const RebuildOptions& options) {
+  const auto start = Clock::now();
+  RebuildReport rep;
+  rep.shipped = files;
+  Stop stop = run_rebuild(files, options, rep);
+  rep.status = stop.status;
+  rep.reason = std::move(stop.reason);
+  rep.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  return rep;
 }
 
 }  // namespace kmr::build

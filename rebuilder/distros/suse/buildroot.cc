@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -434,21 +435,11 @@ Result<std::string> run_ok(const std::vector<std::string>& argv, const std::stri
   return r.out;
 }
 
-}  // namespace
+// The steps of ensure_build_root. A step that finds something missing records
+// it in out.missing and returns an empty optional; errors are errors.
 
-Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOptions& options) {
-  const auto start = Clock::now();
-  BuildRoot out;
-  auto done = [&]() {
-    out.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-    return out;
-  };
-  if (options.key.empty()) {
-    out.missing.push_back("the SUSE repository's signing key (set KMR_SUSE_REPO_KEY to the armored key, e.g. a checked copy of " +
-                          options.mirror + "/repodata/repomd.xml.key)");
-    return done();
-  }
-  if (!rpm_name_ok(options.arch)) return malformed("bad architecture '" + options.arch.substr(0, 40) + "'");
+// The cache directory and a per-process scratch directory under it.
+Result<std::string> make_scratch(const MirrorOptions& options) {
   std::error_code ec;
   fs::create_directories(options.cache_dir, ec);
   if (ec) return io_error("cannot create " + options.cache_dir + ": " + ec.message());
@@ -456,25 +447,17 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
   fs::remove_all(scratch, ec);
   fs::create_directories(scratch, ec);
   if (ec) return io_error("cannot create " + scratch + ": " + ec.message());
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      std::error_code e;
-      fs::remove_all(dir, e);
-    }
-  } cleanup{scratch};
+  return scratch;
+}
 
-  net::ClientOptions co = net::options_with_deadline(options.timeout);
-  co.tls.ca_file = options.ca_file;
-  KMR_ASSIGN_OR_RETURN(net::HttpClient client, net::HttpClient::create(co));
-  Fetcher f{client, options.mirror};
-
-  // 1. repomd.xml, verified with the key.
+// 1. repomd.xml, verified with the key.
+Result<std::optional<std::string>> fetch_verified_repomd(const Fetcher& f, const MirrorOptions& options, const std::string& scratch,
+                                                         BuildRoot& out) {
   std::string why;
   KMR_ASSIGN_OR_RETURN(auto repomd, f.small("repodata/repomd.xml", why));
   if (!repomd) {
     out.missing.push_back("repository index: " + why);
-    return done();
+    return std::optional<std::string>();
   }
   KMR_ASSIGN_OR_RETURN(auto asc, f.small("repodata/repomd.xml.asc", why));
   if (!asc) return Error(ErrorCode::kVerificationFailed, "repomd.xml has no signature: " + why);
@@ -485,9 +468,12 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
     return Error(ErrorCode::kVerificationFailed, f.url("repodata/repomd.xml") + " does not verify with " + options.key + " (" +
                                                      sig.verifier + "): " + sig.output.substr(0, 1000));
   }
+  return repomd;
+}
 
-  // 2. primary, through repomd's sha256.
-  KMR_ASSIGN_OR_RETURN(auto data, archive::parse_repomd(*repomd, f.url("repodata/repomd.xml")));
+// The primary entry of repomd.xml, with a sha256 and a relative location.
+Result<archive::RepoMdData> primary_entry(const std::string& repomd, const Fetcher& f) {
+  KMR_ASSIGN_OR_RETURN(auto data, archive::parse_repomd(repomd, f.url("repodata/repomd.xml")));
   const archive::RepoMdData* prim = nullptr;
   for (const auto& d : data) if (d.type == "primary") prim = &d;
   if (prim == nullptr) return malformed(f.url("repodata/repomd.xml") + " lists no primary");
@@ -496,15 +482,28 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
       !chars_in(prim->location, "._+-/")) {
     return malformed("repomd.xml: bad primary location '" + prim->location.substr(0, 128) + "'");
   }
-  const std::string primary_url = f.url(prim->location);
+  return *prim;
+}
+
+struct Primary {
+  std::string url;
+  std::vector<RepoPackage> packages;
+};
+
+// 2. primary, through repomd's sha256, decompressed and parsed.
+Result<std::optional<Primary>> fetch_primary(const net::HttpClient& client, const Fetcher& f, const std::string& repomd,
+                                             const std::string& scratch, BuildRoot& out) {
+  KMR_ASSIGN_OR_RETURN(const auto prim, primary_entry(repomd, f));
+  Primary primary;
+  primary.url = f.url(prim.location);
   net::DownloadOptions pd;
   pd.max_bytes = kMaxPrimary;
-  KMR_ASSIGN_OR_RETURN(pd.expected_sha256, digest_of(prim->checksum));
-  auto got_primary = client.download(primary_url, scratch + "/primary", pd);
+  KMR_ASSIGN_OR_RETURN(pd.expected_sha256, digest_of(prim.checksum));
+  auto got_primary = client.download(primary.url, scratch + "/primary", pd);
   if (!got_primary) {
     if (got_primary.error().code() == ErrorCode::kVerificationFailed) return got_primary.error();
     out.missing.push_back("repository primary: " + got_primary.error().message());
-    return done();
+    return std::optional<Primary>();
   }
   KMR_ASSIGN_OR_RETURN(auto primary_raw, read_file(scratch + "/primary", kMaxPrimary));
   const archive::Codec codec = archive::detect_codec(Bytes(primary_raw).first(std::min<std::size_t>(primary_raw.size(), 64)));
@@ -515,59 +514,57 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
     KMR_ASSIGN_OR_RETURN(auto dec, archive::decompress_all(primary_raw, kMaxPrimary));
     primary_xml.assign(dec.begin(), dec.end());
   }
-  KMR_ASSIGN_OR_RETURN(auto repo, parse_primary_packages(primary_xml, primary_url));
+  KMR_ASSIGN_OR_RETURN(primary.packages, parse_primary_packages(primary_xml, primary.url));
+  return std::optional<Primary>(std::move(primary));
+}
 
-  // 3. The pinned set.
-  std::vector<PinnedRpm> pinned;
+// 3. The pinned set: from _buildenv, or the source package's BuildRequires resolved.
+Result<std::vector<PinnedRpm>> pinned_set(const RootRequest& request, const MirrorOptions& options, const Primary& primary,
+                                          BuildRoot& out) {
   if (!request.buildenv.empty()) {
     KMR_ASSIGN_OR_RETURN(auto text, read_file(request.buildenv, 16u << 20));
-    KMR_ASSIGN_OR_RETURN(pinned, parse_buildenv(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()),
-                                                request.buildenv));
+    KMR_ASSIGN_OR_RETURN(auto pinned, parse_buildenv(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()),
+                                                     request.buildenv));
     out.pinned_from = "_buildenv";
-  } else {
-    KMR_ASSIGN_OR_RETURN(auto q, run_ok({"rpm", "-qp", "--nosignature", "--nodigest", "--requires", request.srpm},
-                                        "rpm -qp --requires " + request.srpm));
-    KMR_ASSIGN_OR_RETURN(auto reqs, parse_requires(q, request.srpm));
-    for (const auto& b : options.base) reqs.push_back({b, "", "", "", ""});
-    Resolution res = resolve(reqs, repo, options.arch);
-    for (const auto& u : res.unresolved) out.missing.push_back("build requirement '" + u + "': no package in " + primary_url + " provides it");
-    pinned = std::move(res.pinned);
-    out.pinned_from = "BuildRequires resolved against " + primary_url;
+    return pinned;
   }
+  KMR_ASSIGN_OR_RETURN(auto q, run_ok({"rpm", "-qp", "--nosignature", "--nodigest", "--requires", request.srpm},
+                                      "rpm -qp --requires " + request.srpm));
+  KMR_ASSIGN_OR_RETURN(auto reqs, parse_requires(q, request.srpm));
+  for (const auto& b : options.base) reqs.push_back({b, "", "", "", ""});
+  Resolution res = resolve(reqs, primary.packages, options.arch);
+  for (const auto& u : res.unresolved) out.missing.push_back("build requirement '" + u + "': no package in " + primary.url + " provides it");
+  out.pinned_from = "BuildRequires resolved against " + primary.url;
+  return std::move(res.pinned);
+}
+
+// Each pinned package's entry in primary; out.pinned gets their sorted NEVRAs.
+std::vector<const RepoPackage*> find_pinned(const std::vector<PinnedRpm>& pinned, const Primary& primary, const std::string& arch,
+                                            BuildRoot& out) {
   std::vector<const RepoPackage*> pkgs;
   for (const auto& p : pinned) {
     const RepoPackage* hit = nullptr;
-    for (const auto& r : repo) {
-      if (r.name == p.name && r.evr() == p.evr() && (p.arch.empty() ? (r.arch == options.arch || r.arch == "noarch") : r.arch == p.arch)) {
+    for (const auto& r : primary.packages) {
+      if (r.name == p.name && r.evr() == p.evr() && (p.arch.empty() ? (r.arch == arch || r.arch == "noarch") : r.arch == p.arch)) {
         hit = &r;
         break;
       }
     }
     if (hit == nullptr) {
-      out.missing.push_back(p.nevra() + ": not in " + primary_url);
+      out.missing.push_back(p.nevra() + ": not in " + primary.url);
       continue;
     }
     pkgs.push_back(hit);
     out.pinned.push_back(hit->nevra());
   }
   std::sort(out.pinned.begin(), out.pinned.end());
-  if (!out.missing.empty()) return done();
+  return pkgs;
+}
 
-  // 4. The cache.
-  std::vector<std::string> lines;
-  lines.reserve(pkgs.size());
-  for (const auto* p : pkgs) lines.push_back(p->nevra() + " " + p->sha256);
-  out.key = root_key(options.arch, lines);
-  KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, "suse-" + out.key));
-  const distros::RootCheck check = [&](const std::string& root) { return compare_installed(root, out.pinned); };
-  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
-  if (cached) {
-    out.path = entry.path();
-    out.cached = true;
-    return done();
-  }
-
-  // 5. Every package through its primary sha256 and size, then its signature.
+// 5a. Every package through its primary sha256 and size.
+Result<std::vector<std::string>> download_packages(const net::HttpClient& client, const Fetcher& f,
+                                                   const std::vector<const RepoPackage*>& pkgs, const std::string& scratch,
+                                                   BuildRoot& out) {
   std::vector<std::string> files;
   for (const auto* p : pkgs) {
     net::DownloadOptions d;
@@ -588,10 +585,15 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
     }
     files.push_back(file);
   }
-  if (!out.missing.empty()) return done();
+  return files;
+}
+
+// 5b. Every downloaded package signed with the repository's key.
+Result<void> check_signatures(const std::vector<std::string>& files, const std::string& key, const std::string& scratch) {
   const std::string keydb = scratch + "/keydb";
+  std::error_code ec;
   fs::create_directories(keydb, ec);
-  KMR_TRY(run_ok({"rpmkeys", "--dbpath", keydb, "--import", options.key}, "rpmkeys --import " + options.key));
+  KMR_TRY(run_ok({"rpmkeys", "--dbpath", keydb, "--import", key}, "rpmkeys --import " + key));
   for (const auto& file : files) {
     SubprocessOptions o;
     o.merge_stderr = true;
@@ -602,8 +604,12 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
                                                        r.out.substr(0, 1000));
     }
   }
+  return ok();
+}
 
-  // 6. rpm --root into a temporary directory, checked, then renamed into place.
+// 6. rpm --root into a temporary directory, checked, then renamed into place.
+Result<void> install_root(distros::RootCacheEntry& entry, const distros::RootCheck& check, const std::vector<std::string>& files,
+                          const MirrorOptions& options) {
   KMR_ASSIGN_OR_RETURN(const std::string tmp, entry.scratch());
   const std::vector<std::string> rooted = {"--root", tmp, "--dbpath", "/var/lib/rpm"};
   auto with = [&](std::vector<std::string> head, const std::vector<std::string>& tail) {
@@ -614,9 +620,67 @@ Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOpti
   KMR_TRY(run_ok(with({"rpm", "--initdb"}, {}), "rpm --initdb"));
   KMR_TRY(run_ok(with({"rpmkeys", "--import", options.key}, {}), "rpmkeys --root --import"));
   KMR_TRY(run_ok(with({"rpm", "-i", "--noscripts", "--notriggers", "--nodeps"}, files), "rpm --root -i", options.timeout));
-  KMR_TRY(entry.commit(check, "the rpm root", "the pinned set"));
+  return entry.commit(check, "the rpm root", "the pinned set");
+}
+
+// Steps 1 to 6, once the key and the architecture are known good.
+Result<void> make_build_root(const RootRequest& request, const MirrorOptions& options, BuildRoot& out) {
+  KMR_ASSIGN_OR_RETURN(const std::string scratch, make_scratch(options));
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code e;
+      fs::remove_all(dir, e);
+    }
+  } cleanup{scratch};
+  net::ClientOptions co = net::options_with_deadline(options.timeout);
+  co.tls.ca_file = options.ca_file;
+  KMR_ASSIGN_OR_RETURN(net::HttpClient client, net::HttpClient::create(co));
+  const Fetcher f{client, options.mirror};
+  KMR_ASSIGN_OR_RETURN(const auto repomd, fetch_verified_repomd(f, options, scratch, out));
+  if (!repomd) return ok();
+  KMR_ASSIGN_OR_RETURN(const auto primary, fetch_primary(client, f, *repomd, scratch, out));
+  if (!primary) return ok();
+  KMR_ASSIGN_OR_RETURN(const auto pinned, pinned_set(request, options, *primary, out));
+  const std::vector<const RepoPackage*> pkgs = find_pinned(pinned, *primary, options.arch, out);
+  if (!out.missing.empty()) return ok();
+
+  // 4. The cache.
+  std::vector<std::string> lines;
+  lines.reserve(pkgs.size());
+  for (const auto* p : pkgs) lines.push_back(p->nevra() + " " + p->sha256);
+  out.key = root_key(options.arch, lines);
+  KMR_ASSIGN_OR_RETURN(auto entry, distros::RootCacheEntry::open(options.cache_dir, "suse-" + out.key));
+  const distros::RootCheck check = [&](const std::string& root) { return compare_installed(root, out.pinned); };
+  KMR_ASSIGN_OR_RETURN(const bool cached, entry.cached(check));
+  if (cached) {
+    out.path = entry.path();
+    out.cached = true;
+    return ok();
+  }
+
+  KMR_ASSIGN_OR_RETURN(const auto files, download_packages(client, f, pkgs, scratch, out));
+  if (!out.missing.empty()) return ok();
+  KMR_TRY(check_signatures(files, options.key, scratch));
+  KMR_TRY(install_root(entry, check, files, options));
   out.path = entry.path();
-  return done();
+  return ok();
+}
+
+}  // namespace
+
+Result<BuildRoot> ensure_build_root(const RootRequest& request, const MirrorOptions& options) {
+  const auto start = Clock::now();
+  BuildRoot out;
+  if (options.key.empty()) {
+    out.missing.push_back("the SUSE repository's signing key (set KMR_SUSE_REPO_KEY to the armored key, e.g. a checked copy of " +
+                          options.mirror + "/repodata/repomd.xml.key)");
+  } else {
+    if (!rpm_name_ok(options.arch)) return malformed("bad architecture '" + options.arch.substr(0, 40) + "'");
+    KMR_TRY(make_build_root(request, options, out));
+  }
+  out.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  return out;
 }
 
 }  // namespace kmr::suse
