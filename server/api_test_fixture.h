@@ -16,10 +16,10 @@ namespace kmr::server {
 
 class ApiFixture : public ::testing::Test {
  protected:
-  // A temporary directory named after `name`, with the store and the
-  // attestor in <dir>/state (config_.state_dir). Call under
+  // A temporary directory named after `name`, with the store (and, with
+  // `attestor`, the attestor) in <dir>/state (config_.state_dir). Call under
   // ASSERT_NO_FATAL_FAILURE.
-  void open_store(const std::string& name) {
+  void open_store(const std::string& name, bool attestor = true) {
     auto t = TempDir::create(name);
     ASSERT_TRUE(t.has_value());
     dir_.emplace(std::move(t).value());
@@ -28,6 +28,7 @@ class ApiFixture : public ::testing::Test {
     auto s = Store::open(config_.state_dir);
     ASSERT_TRUE(s.has_value());
     store_ = std::move(s).value();
+    if (!attestor) return;
     auto at = Attestor::open(config_.state_dir, "", "https://test.invalid/kmr", "http://127.0.0.1");
     ASSERT_TRUE(at.has_value()) << at.error().to_string();
     attestor_ = std::move(at).value();
