@@ -56,7 +56,7 @@ std::vector<std::string> default_engine(const char* argv0) {
   if (const char* e = std::getenv("KMR_BIN"); e && *e) return {e, "rebuild"};
   std::error_code ec;
   std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
-  for (auto cand : {self.parent_path() / "../rebuilder/cli/kmr", self.parent_path() / "kmr"}) {
+  for (const auto& cand : {self.parent_path() / "../rebuilder/cli/kmr", self.parent_path() / "kmr"}) {
     if (std::filesystem::exists(cand, ec)) return {std::filesystem::weakly_canonical(cand, ec).string(), "rebuild"};
   }
   (void)argv0;
