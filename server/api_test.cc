@@ -11,6 +11,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
+#include "server/api_test_fixture.h"
 #include "server/auth.h"
 
 namespace kmr::server {
@@ -20,29 +21,18 @@ using nlohmann::json;
 
 std::string hexof(int i) { return sha256_hex(Bytes(reinterpret_cast<const std::uint8_t*>(&i), sizeof i)); }
 
-class ApiTest : public ::testing::Test {
+class ApiTest : public ApiFixture {
  protected:
   void SetUp() override {
-    auto t = TempDir::create("api-test");
-    ASSERT_TRUE(t.has_value());
-    dir_.emplace(std::move(t).value());
+    ASSERT_NO_FATAL_FAILURE(open_store("api-test"));
     config_.admin_token = "secret-token";
-    config_.origin = "http://kmrd.test:8080";
-    config_.state_dir = dir_->path() + "/state";
-    auto s = Store::open(config_.state_dir);
-    ASSERT_TRUE(s.has_value());
-    store_ = std::move(s).value();
-    auto at = Attestor::open(config_.state_dir, "", "https://test.invalid/kmr", "http://127.0.0.1");
-    ASSERT_TRUE(at.has_value()) << at.error().to_string();
-    attestor_ = std::move(at).value();
     // Like Bazel runfiles: the served files are symlinks to files elsewhere.
     std::filesystem::create_directories(dir_->path() + "/web");
     std::filesystem::create_directories(dir_->path() + "/src");
     ASSERT_TRUE(write_file_atomic(dir_->path() + "/src/index.html",
                                   Bytes(reinterpret_cast<const std::uint8_t*>("<html></html>"), 13)).has_value());
     std::filesystem::create_symlink(dir_->path() + "/src/index.html", dir_->path() + "/web/index.html");
-    api_ = std::make_unique<Api>(*store_, config_, metrics_, attestor_.get(), StaticFiles::load(dir_->path() + "/web"),
-                                 [this] { return now_; });
+    start_api();
     api_->set_reply_key(&attestor_->key());
     api_->on_report = [this](const ReportOutcome& o, const Report&) {
       (void)attestor_->attest_rebuild(*store_, o.rebuild_id, now_);
@@ -99,13 +89,6 @@ class ApiTest : public ::testing::Test {
     return n;
   }
 
-  std::int64_t now_ = 1'700'000'000;
-  std::optional<TempDir> dir_;
-  Config config_;
-  Metrics metrics_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Attestor> attestor_;
-  std::unique_ptr<Api> api_;
   std::optional<attest::Ed25519Key> key_, other_;
 };
 

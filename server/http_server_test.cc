@@ -24,6 +24,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
+#include "server/api_test_fixture.h"
 #include "server/auth.h"
 
 namespace kmr::server {
@@ -135,21 +136,15 @@ long peak_rss_kib() {
   return -1;
 }
 
-class HttpServerTest : public ::testing::Test {
+class HttpServerTest : public ApiFixture {
  protected:
   void SetUp() override {
-    auto t = TempDir::create("http-server-test");
-    ASSERT_TRUE(t.has_value());
-    dir_.emplace(std::move(t).value());
+    ASSERT_NO_FATAL_FAILURE(open_store("http-server-test", /*attestor=*/false));
     config_.origin = "http://kmrd.test";
-    config_.state_dir = dir_->path() + "/state";
     config_.http.listen = "127.0.0.1:0";
     config_.http.threads = 2;
     config_.http.blocking_threads = 1;  // small on purpose: the saturation test fills it
     config_.http.blocking_queue = 1;
-    auto s = Store::open(config_.state_dir);
-    ASSERT_TRUE(s.has_value());
-    store_ = std::move(s).value();
     auto repo = store_->upsert_repository("arch", "arch", "file:///x");
     ASSERT_TRUE(repo.has_value());
     std::vector<ImportArtifact> arts = {
@@ -205,11 +200,6 @@ class HttpServerTest : public ::testing::Test {
   }
   std::string artifact() { return "/api/v1/artifacts/sha256/" + hexof(1); }
 
-  std::optional<TempDir> dir_;
-  Config config_;
-  Metrics metrics_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
   std::uint16_t port_ = 0;
   std::thread runner_;

@@ -30,6 +30,7 @@
 #include "server/config.h"
 #include "server/http_server.h"
 #include "server/member_indexer.h"
+#include "server/program.h"
 #include "server/store.h"
 #include "server/sync.h"
 
@@ -48,7 +49,7 @@ constexpr const char* kDescription =
 
 struct Flags {
   std::string config_file, listen, state, web, port_file;
-  bool check = false, demo = false, version = false;
+  bool check = false, demo = false;
 };
 
 // kmrd's command line; nullopt: go on, else the exit code (help, version, usage error).
@@ -63,13 +64,8 @@ std::optional<int> parse_flags(int argc, char** argv, Flags& f) {
       .string("--listen", "H:P", &f.listen, "override the listen address (demo default 127.0.0.1:8080; port 0 = any)")
       .string("--state", "DIR", &f.state, "override the state directory")
       .string("--web", "DIR", &f.web, "serve the web UI from DIR (default: web/ in runfiles or the cwd)")
-      .string("--port-file", "FILE", &f.port_file, "write the bound port to FILE once listening (tests)")
-      .boolean("--version", &f.version, "print the version and exit");
-  if (auto code = p.parse_or_exit(std::vector<std::string>(argv + 1, argv + argc))) return code;
-  if (f.version) {
-    std::printf("kmrd %s\n", kVersion);
-    return 0;
-  }
+      .string("--port-file", "FILE", &f.port_file, "write the bound port to FILE once listening (tests)");
+  if (auto code = parse_program_flags(p, argc, argv)) return code;
   if (f.config_file.empty() && !f.demo) return p.usage_error("--config FILE or --demo is required");
   return std::nullopt;
 }
@@ -622,11 +618,4 @@ int main_impl(int argc, char** argv) {
 }  // namespace
 }  // namespace kmr::server
 
-int main(int argc, char** argv) {
-  try {
-    return kmr::server::main_impl(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "kmrd: fatal: %s\n", e.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return kmr::server::run_program("kmrd", kmr::server::main_impl, argc, argv); }

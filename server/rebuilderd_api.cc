@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <ctime>
+#include <functional>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -186,6 +187,28 @@ Result<std::int64_t> count_rows(Db& db, const std::string& sql, const Rebuilderd
   bind_filters(s, q);
   KMR_ASSIGN_OR_RETURN(bool row, s.step());
   return row ? s.i64(0) : 0;
+}
+
+// One page of a list endpoint: {"total": the rows of `from_where`, "records":
+// the page}. `columns`: the record fields one may sort by; `id_column`: the
+// cursor (after/before) and tie-break; `select`: "SELECT ... " before
+// `from_where`; `record`: one row as a record.
+Result<HttpResponse> paged_list(Db& db, const RebuilderdApi::Query& query,
+                                const std::map<std::string, std::string>& columns, const std::string& id_column,
+                                const std::string& select, const std::string& from_where,
+                                const std::function<json(const Stmt&)>& record) {
+  KMR_ASSIGN_OR_RETURN(auto paging, parse_paging(query, columns, id_column));
+  KMR_ASSIGN_OR_RETURN(std::int64_t total, count_rows(db, "SELECT COUNT(*) " + from_where, query));
+  KMR_ASSIGN_OR_RETURN(auto s, db.prepare(select + from_where + cursor_sql(id_column) + paging.order + " LIMIT ?10"));
+  bind_filters(s, query);
+  s.bind(8, paging.after).bind(9, paging.before).bind(10, paging.limit);
+  json records = json::array();
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    records.push_back(record(s));
+  }
+  return json_response({{"total", total}, {"records", records}});
 }
 
 bool attested_status(const std::string& s) { return s == "GOOD"; }
@@ -462,17 +485,8 @@ Result<HttpResponse> RebuilderdApi::packages(bool source, const Query& query) {
                                              {"distribution", "r.distro"}, {"release", "r.name"},
                                              {"architecture", "p.arch"}, {"last_seen", "a.created_at"}};
   if (!source) cols["component"] = "r.name";
-  KMR_ASSIGN_OR_RETURN(auto paging, parse_paging(query, cols, id_col));
   std::string where = std::string(kPackageFrom) + kPackageWhere + (source ? kSourceOnly : "");
-  KMR_ASSIGN_OR_RETURN(std::int64_t total, count_rows(store_.reader(), "SELECT COUNT(*) " + where, query));
-  KMR_ASSIGN_OR_RETURN(auto s, store_.reader().prepare(std::string(kPackageSelect) + where + cursor_sql(id_col) +
-                                                       paging.order + " LIMIT ?10"));
-  bind_filters(s, query);
-  s.bind(8, paging.after).bind(9, paging.before).bind(10, paging.limit);
-  json records = json::array();
-  for (;;) {
-    KMR_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
+  return paged_list(store_.reader(), query, cols, id_col, kPackageSelect, where, [&](const Stmt& s) {
     PackageRow p = read_package(s);
     std::string st = p.rb_status();
     json build_id = p.rebuild_id ? json(*p.rebuild_id) : json(nullptr);
@@ -493,9 +507,8 @@ Result<HttpResponse> RebuilderdApi::packages(bool source, const Query& query) {
       j["source_name"] = p.source_name;
     }
     add_kmr_fields(j, p);
-    records.push_back(std::move(j));
-  }
-  return json_response({{"total", total}, {"records", records}});
+    return j;
+  });
 }
 
 namespace {
@@ -534,24 +547,14 @@ Result<HttpResponse> RebuilderdApi::builds(const Query& query) {
   std::map<std::string, std::string> cols = {{"id", "rb.id"}, {"name", "p.name"}, {"version", "p.version"},
                                              {"distribution", "r.distro"}, {"release", "r.name"},
                                              {"architecture", "p.arch"}, {"built_at", "rb.finished_at"}};
-  KMR_ASSIGN_OR_RETURN(auto paging, parse_paging(query, cols, "rb.id"));
   const std::string where =
       "WHERE (?1 IS NULL OR r.distro = ?1) AND (?2 IS NULL OR r.name = ?2) AND (?3 IS NULL OR r.name = ?3) "
       "AND (?4 IS NULL OR p.arch = ?4) AND (?5 IS NULL OR p.name = ?5) AND (?6 IS NULL OR p.version = ?6) "
       "AND (?7 IS NULL OR p.name = ?7) ";
-  const std::string from = std::string(kBuildSelect).substr(std::string(kBuildSelect).find("FROM "));
-  KMR_ASSIGN_OR_RETURN(std::int64_t total, count_rows(store_.reader(), "SELECT COUNT(*) " + from + where, query));
-  KMR_ASSIGN_OR_RETURN(auto s, store_.reader().prepare(std::string(kBuildSelect) + where + cursor_sql("rb.id") +
-                                                       paging.order + " LIMIT ?10"));
-  bind_filters(s, query);
-  s.bind(8, paging.after).bind(9, paging.before).bind(10, paging.limit);
-  json records = json::array();
-  for (;;) {
-    KMR_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    records.push_back(read_build(s).record);
-  }
-  return json_response({{"total", total}, {"records", records}});
+  const std::string select(kBuildSelect);
+  const std::size_t from = select.find("FROM ");
+  return paged_list(store_.reader(), query, cols, "rb.id", select.substr(0, from), select.substr(from) + where,
+                    [](const Stmt& s) { return read_build(s).record; });
 }
 
 Result<HttpResponse> RebuilderdApi::build_resource(std::int64_t id, const std::string& tail, bool v0) {

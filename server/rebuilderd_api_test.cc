@@ -17,6 +17,7 @@
 #include "rebuilder/base/require.h"
 #include "rebuilder/base/sha256.h"
 #include "server/api.h"
+#include "server/api_test_fixture.h"
 
 namespace kmr::server {
 namespace {
@@ -66,22 +67,12 @@ void expect_shape(const json& obj, const std::string& shape) {
         << shape << " has unexpected field " << name;
 }
 
-class RebuilderdApiTest : public ::testing::Test {
+class RebuilderdApiTest : public ApiFixture {
  protected:
   void SetUp() override {
-    auto t = TempDir::create("rbapi-test");
-    ASSERT_TRUE(t.has_value());
-    dir_.emplace(std::move(t).value());
-    config_.origin = "http://kmrd.test:8080";
-    config_.state_dir = dir_->path() + "/state";
-    auto s = Store::open(config_.state_dir);
-    ASSERT_TRUE(s.has_value());
-    store_ = std::move(s).value();
-    auto at = Attestor::open(config_.state_dir, "", "https://test.invalid/kmr", "http://127.0.0.1");
-    ASSERT_TRUE(at.has_value()) << at.error().to_string();
-    attestor_ = std::move(at).value();
-    api_ = std::make_unique<Api>(*store_, config_, metrics_, attestor_.get(), StaticFiles::load(dir_->path() + "/web"),
-                                 [this] { return now_; });
+    now_ = 1764666000;  // 2025-12-02T09:00:00
+    ASSERT_NO_FATAL_FAILURE(open_store("rbapi-test"));
+    start_api();
     auto core = store_->upsert_repository("core", "archlinux", "file:///core");
     auto extra = store_->upsert_repository("bookworm", "debian", "file:///deb");
     ASSERT_TRUE(core && extra);
@@ -196,16 +187,9 @@ class RebuilderdApiTest : public ::testing::Test {
     return nullptr;
   }
 
-  std::optional<TempDir> dir_;
-  Config config_;
-  Metrics metrics_;
   QueuePolicy policy_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Attestor> attestor_;
-  std::unique_ptr<Api> api_;
   Worker worker_;
   std::vector<json> jobs_;
-  std::int64_t now_ = 1764666000;  // 2025-12-02T09:00:00
 };
 
 TEST_F(RebuilderdApiTest, V0PkgsListShapesStatusesAndFilters) {

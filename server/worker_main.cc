@@ -20,7 +20,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/flags.h"
 #include "rebuilder/base/hex.h"
-#include "rebuilder/base/version.h"
+#include "server/program.h"
 #include "server/worker_loop.h"
 
 namespace kmr::server {
@@ -56,7 +56,7 @@ std::vector<std::string> default_engine(const char* argv0) {
   if (const char* e = std::getenv("KMR_BIN"); e && *e) return {e, "rebuild"};
   std::error_code ec;
   std::filesystem::path self = std::filesystem::canonical("/proc/self/exe", ec);
-  for (auto cand : {self.parent_path() / "../rebuilder/cli/kmr", self.parent_path() / "kmr"}) {
+  for (const auto& cand : {self.parent_path() / "../rebuilder/cli/kmr", self.parent_path() / "kmr"}) {
     if (std::filesystem::exists(cand, ec)) return {std::filesystem::weakly_canonical(cand, ec).string(), "rebuild"};
   }
   (void)argv0;
@@ -115,7 +115,6 @@ int run_worker(const WorkerConfig& cfg) {
 
 struct Flags {
   std::string config_file, gen_key, cmdline;
-  bool version = false;
 };
 
 // kmr-worker's command line into `cfg`; nullopt: go on, else the exit code.
@@ -140,13 +139,8 @@ std::optional<int> parse_flags(int argc, char** argv, WorkerConfig& cfg, Flags& 
       .real("--idle-seconds", "N", &cfg.idle_seconds, 0, 86400,
             "wait between polls when the queue is empty (default 10)")
       .boolean("--exit-when-idle", &cfg.exit_when_idle, "exit 0 when no job is available")
-      .string("--name", "NAME", &cfg.name, "the worker's name in logs (default worker)")
-      .boolean("--version", &f.version, "print the version and exit");
-  if (auto code = p.parse_or_exit(std::vector<std::string>(argv + 1, argv + argc))) return code;
-  if (f.version) {
-    std::printf("kmr-worker %s\n", kVersion);
-    return 0;
-  }
+      .string("--name", "NAME", &cfg.name, "the worker's name in logs (default worker)");
+  if (auto code = parse_program_flags(p, argc, argv)) return code;
   return std::nullopt;
 }
 
@@ -218,11 +212,4 @@ int main_impl(int argc, char** argv) {
 }  // namespace
 }  // namespace kmr::server
 
-int main(int argc, char** argv) {
-  try {
-    return kmr::server::main_impl(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "kmr-worker: fatal: %s\n", e.what());
-    return 2;
-  }
-}
+int main(int argc, char** argv) { return kmr::server::run_program("kmr-worker", kmr::server::main_impl, argc, argv); }

@@ -93,10 +93,17 @@ std::pair<std::string, std::string> split_store_name(const std::string& store_pa
   return {base, ""};
 }
 
-Result<void> read_arch(const std::string& path, LayoutCollector& c, const InspectOptions& opt, PackageReport& rep) {
+// How a package file is read: named by its file name in errors, within the
+// inspection's limits.
+archive::ReaderOptions reader_options(const std::string& path, const InspectOptions& opt) {
   archive::ReaderOptions ro;
   ro.name = file_name(path);
   ro.limits = opt.limits;
+  return ro;
+}
+
+Result<void> read_arch(const std::string& path, LayoutCollector& c, const InspectOptions& opt, PackageReport& rep) {
+  archive::ReaderOptions ro = reader_options(path, opt);
   ro.format = archive::Format::kTar;
   KMR_ASSIGN_OR_RETURN(auto st, archive::read_archive_file(path, ro, c.visitor(ro.name)));
   (void)st;
@@ -143,9 +150,7 @@ Result<void> read_arch(const std::string& path, LayoutCollector& c, const Inspec
 }
 
 Result<void> read_debian(const std::string& path, LayoutCollector& c, const InspectOptions& opt, PackageReport& rep) {
-  archive::ReaderOptions ro;
-  ro.name = file_name(path);
-  ro.limits = opt.limits;
+  archive::ReaderOptions ro = reader_options(path, opt);
   KMR_ASSIGN_OR_RETURN(auto fs, archive::FileStream::open(path));
   archive::Visitor v = c.visitor(ro.name);
   KMR_ASSIGN_OR_RETURN(auto deb, archive::read_deb(*fs, ro, &v));
@@ -167,9 +172,7 @@ Result<void> read_debian(const std::string& path, LayoutCollector& c, const Insp
 }
 
 Result<void> read_suse(const std::string& path, LayoutCollector& c, const InspectOptions& opt, PackageReport& rep) {
-  archive::ReaderOptions ro;
-  ro.name = file_name(path);
-  ro.limits = opt.limits;
+  archive::ReaderOptions ro = reader_options(path, opt);
   KMR_ASSIGN_OR_RETURN(auto fs, archive::FileStream::open(path));
   archive::Visitor v = c.visitor(ro.name);
   auto p = archive::read_rpm(*fs, ro, &v);
@@ -197,9 +200,7 @@ Result<void> read_suse(const std::string& path, LayoutCollector& c, const Inspec
 
 Result<void> read_nar_file(const std::string& path, archive::InputStream& in, LayoutCollector& c,
                            const InspectOptions& opt, PackageReport& rep, const archive::NarInfo* info) {
-  archive::ReaderOptions ro;
-  ro.name = file_name(path);
-  ro.limits = opt.limits;
+  archive::ReaderOptions ro = reader_options(path, opt);
   KMR_ASSIGN_OR_RETURN(auto nar, archive::read_nar(in, ro, c.visitor(ro.name)));
   rep.format = "nixos";
   rep.build["nar_hash"] = nar.nar_hash_nix32();

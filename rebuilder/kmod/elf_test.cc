@@ -4,27 +4,19 @@
 
 #include "rebuilder/base/require.h"
 
-#include <cstdlib>
 #include <sstream>
 #include <string>
 
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/kmod/test_util.h"
 
 namespace kmr::kmod {
 namespace {
 
-std::string tmpdir() {
-  const char* t = std::getenv("TEST_TMPDIR");
-  return t != nullptr ? t : "/tmp";
-}
-
-std::string sh(const std::string& script) {
-  auto r = run_subprocess({"sh", "-c", "set -e; cd '" + tmpdir() + "'; " + script});
-  EXPECT_TRUE(r.has_value() && r->success()) << script << "\n" << (r ? r->err : "");
-  return r ? r->out : "";
-}
+using testing::sh;
+using testing::tmpdir;
 
 const char* kSource =
     "int my_global_symbol[7] = {1};\n"
