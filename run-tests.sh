@@ -55,13 +55,14 @@ phase "bazel test"
 # Tests tagged "slow" (extra real-kernel builds) run only with --slow, tests
 # tagged "extra" only with --extra; they are not counted otherwise, and listed
 # as not selected.
+unselected=()
+[[ ${KMR_SLOW:-0} == 1 ]] || unselected+=(slow)
+[[ ${KMR_EXTRA:-0} == 1 ]] || unselected+=(extra)
 tag_filter=()
-if [[ ${KMR_EXTRA:-0} != 1 ]]; then
-  skipped_tags=extra
-  [[ ${KMR_SLOW:-0} != 1 ]] && skipped_tags="slow|extra"
-  tag_filter=(--test_tag_filters=-extra)
-  [[ ${KMR_SLOW:-0} != 1 ]] && tag_filter=(--test_tag_filters=-slow,-extra)
-  not_selected=$(bazel query "attr(tags, \"\\b($skipped_tags)\\b\", tests(//...))" 2>/dev/null | tr '\n' ' ')
+if ((${#unselected[@]})); then
+  tag_filter=(--test_tag_filters="$(printf -- '-%s,' "${unselected[@]}" | sed 's/,$//')")
+  tags=$(IFS='|'; echo "${unselected[*]}")
+  not_selected=$(bazel query "attr(tags, \"\\b($tags)\\b\", tests(//...))" 2>/dev/null | tr '\n' ' ')
 fi
 # --nocache_test_results: every test runs now (a result cached from an
 # earlier run, or from a shared disk cache, is not a pass of this run).
