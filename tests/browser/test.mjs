@@ -241,8 +241,12 @@ await test('package list filters by distro and verdict, search by name', async (
   const name = manifest[0].name;
   await gotoView('#/packages');
   await page.fill('#f-q', name);
+  // the unfiltered list stays on screen until the router renders the search,
+  // which it marks with a newer generation in main[data-ready]
+  const before = Number(await page.getAttribute('#main', 'data-ready'));
   await page.press('#f-q', 'Enter');
-  await page.waitForFunction(() => location.hash.includes('q='));
+  await page.waitForFunction((g) => location.hash.includes('q=') &&
+    Number(document.getElementById('main').getAttribute('data-ready')) > g, before);
   await page.waitForSelector('#artifact-list');
   const names = await page.$$eval('#artifact-list tbody tr td:first-child', (t) => t.map((x) => x.textContent));
   expect(names.length > 0 && names.every((n) => n.startsWith(name)), 'search by name ' + name + ': ' + names.join(','));
