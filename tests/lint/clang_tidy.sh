@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # clang-tidy (the checks in /.clang-tidy: bugprone-*, performance-*) over the code
-# that reads untrusted bytes: rebuilder/archive, rebuilder/kmod, rebuilder/net and
-# rebuilder/compare (tests and fuzz drivers excluded). Every finding fails.
+# that reads untrusted bytes: rebuilder/archive, rebuilder/kmod, rebuilder/net,
+# rebuilder/compare (tests and fuzz drivers excluded) and kmrd's network front:
+# the HTTP server, Range and token parsing, the JSON limits and the two APIs.
+# Every finding fails.
 # Usage: tests/lint/clang_tidy.sh [FILE.cc...]   (default: those packages)
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,8 +14,12 @@ tidy=$(command -v clang-tidy-14 || command -v clang-tidy) || kmr_skip "clang-tid
 if (($#)); then files=("$@"); else
   mapfile -t files < <(ls rebuilder/archive/*.cc rebuilder/kmod/*.cc rebuilder/net/*.cc rebuilder/compare/*.cc |
                        grep -v -e '_test\.cc$' -e '/test_' -e 'fuzz')
+  files+=(server/http_server.cc server/byte_range.cc server/auth.cc server/json_limits.cc
+          server/api.cc server/rebuilderd_api.cc)
 fi
-flags=(-std=c++20 -I. -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW)
+# (Asio finds C++20 coroutines by itself under GCC, not under clang with libstdc++)
+flags=(-std=c++20 -I. -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW
+       -DBOOST_ASIO_HAS_CO_AWAIT -DBOOST_ASIO_HAS_STD_COROUTINE)
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 jobs=$(nproc)
 i=0
