@@ -60,7 +60,7 @@ unselected=()
 [[ ${KMR_EXTRA:-0} == 1 ]] || unselected+=(extra)
 tag_filter=()
 if ((${#unselected[@]})); then
-  tag_filter=(--test_tag_filters="$(printf -- '-%s,' "${unselected[@]}" | sed 's/,$//')")
+  tag_filter=(--test_tag_filters="$(IFS=,; echo "${unselected[*]/#/-}")")
   tags=$(IFS='|'; echo "${unselected[*]}")
   not_selected=$(bazel query "attr(tags, \"\\b($tags)\\b\", tests(//...))" 2>/dev/null | tr '\n' ' ')
 fi
