@@ -112,6 +112,17 @@ skips=$( { grep -rh --include=test.log -E '^SKIPPED: ' bazel-testlogs/ 2>/dev/nu
            grep -h -E '^SKIPPED: ' "$log_dir"/fuzz.log "$log_dir"/browser.log "$log_dir"/lint.log 2>/dev/null; } | sort -u)
 nskips=$(grep -c . <<<"$skips")
 
+# What each failed Bazel test said last, so a failure on a machine that is gone
+# can still be read from this output.
+while read -r target; do
+  rel=${target#//}
+  logf="bazel-testlogs/${rel/://}/test.log"
+  [[ -f $logf ]] || continue
+  echo "== last lines of $target"
+  grep -E '^(FAIL|\[  FAILED|AssertionError|Traceback|Error|error:)' "$logf" | head -20 | sed 's/^/  /'
+  tail -15 "$logf" | sed 's/^/  | /'
+done < <(grep -oE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT)' "$log_dir/test.log" | awk '{print $1}')
+
 phase "done"
 echo "total time: $SECONDS s"
 [[ -n ${not_selected:-} ]] && echo "not selected (./run-tests.sh --slow or --extra runs them): $not_selected"
