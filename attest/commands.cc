@@ -1,5 +1,4 @@
 // kmr key generate | kmr attest verify | kmr query
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -21,6 +20,7 @@
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/command.h"
 #include "rebuilder/base/flags.h"
+#include "rebuilder/base/text.h"
 
 namespace kmr::attest {
 namespace {
@@ -117,7 +117,7 @@ std::optional<int> load_verify_inputs(const cli::FlagParser& p, VerifyOptions& o
     o.want = to_hex(Bytes(d->data(), d->size()));
   }
   if (!o.want.empty() && !is_sha256_hex(o.want)) return fail_usage(p, "--sha256 needs 64 hex digits");
-  for (char& c : o.want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  o.want = ascii_lower(o.want);
   auto text = read_text_file(o.envelopes[0], kMaxEnvelopeBytes);
   if (!text) return report_error("attest verify", o.json, text.error());
   in.envelope = std::move(*text);
@@ -282,8 +282,7 @@ std::optional<QueryTarget> parse_query_target(const std::string& t) {
   }
   if (prefixed) v = v.substr(7);
   if (is_sha256_hex(v)) {
-    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return QueryTarget{v, ""};
+    return QueryTarget{ascii_lower(v), ""};
   }
   if (v.size() == 52) {
     auto raw = archive::nix32_decode(v, 32);

@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cctype>
 #include <ctime>
 #include <filesystem>
 
@@ -12,6 +11,7 @@
 #include "attest/statement.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
+#include "rebuilder/base/text.h"
 #include "rebuilder/verdict/rule.h"
 
 namespace kmr::server {
@@ -25,9 +25,7 @@ namespace {
 void add_content_root(const json& build, attest::StatementInput& in) {
   auto hex = [&](const char* k) {
     const json& v = build.value(k, json(nullptr));
-    std::string h = v.is_string() && is_sha256_hex(v.get<std::string>()) ? v.get<std::string>() : std::string();
-    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return h;
+    return v.is_string() && is_sha256_hex(v.get<std::string>()) ? ascii_lower(v.get<std::string>()) : std::string();
   };
   const json& cr = build.value("module_content_root", json(nullptr));
   if (cr.is_string()) in.module_content_root = verdict::is_content_root(cr.get<std::string>()) ? cr.get<std::string>() : "mismatch";

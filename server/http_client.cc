@@ -1,8 +1,8 @@
 #include "server/http_client.h"
 
 #include <algorithm>
-#include <cctype>
 
+#include "rebuilder/base/text.h"
 #include "rebuilder/net/http_client.h"
 #include "rebuilder/net/url.h"
 
@@ -23,9 +23,7 @@ Result<ClientResponse> http_request(const std::string& method, const std::string
   KMR_ASSIGN_OR_RETURN(net::HttpClient client, client_for(timeout));
   net::Request req{method, url, headers, body};
   bool has_type = std::any_of(headers.begin(), headers.end(), [](const auto& h) {
-    std::string k = h.first;
-    for (auto& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return k == "content-type";
+    return ascii_lower(h.first) == "content-type";
   });
   if ((method == "POST" || method == "PUT") && !has_type) req.headers.emplace_back("Content-Type", "application/json");
   KMR_ASSIGN_OR_RETURN(net::Response res, client.request(req, max_body));
@@ -33,8 +31,7 @@ Result<ClientResponse> http_request(const std::string& method, const std::string
   out.status = res.status;
   out.content_type = res.header("content-type");
   for (auto& [name, value] : res.headers) {
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out.headers.emplace_back(std::move(name), std::move(value));
+    out.headers.emplace_back(ascii_lower(name), std::move(value));
   }
   out.body = std::move(res.body);
   return out;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "rebuilder/base/text.h"
 #include "server/blocking_pool.h"
 
 namespace kmr::server {
@@ -143,9 +144,7 @@ HttpRequest head_of(const Fields& h, std::string method, std::string target, con
   req.remote = remote;
   req.headers.reserve(8);
   for (const auto& f : h) {
-    std::string name(f.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    req.headers.emplace_back(std::move(name), std::string(f.value()));
+    req.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
   }
   return req;
 }

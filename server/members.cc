@@ -18,6 +18,7 @@
 #include "rebuilder/base/file.h"
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
+#include "rebuilder/base/text.h"
 #include "rebuilder/kmod/authenticode.h"
 #include "rebuilder/kmod/trailer.h"
 
@@ -27,24 +28,15 @@ namespace {
 
 std::string hex_of(const Digest256& d) { return to_hex(Bytes(d.data(), d.size())); }
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string base_name(const std::string& path) {
-  auto slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 bool is_module(const std::string& path) {
-  const std::string b = base_name(path);
+  const std::string b = path_basename(path);
   for (std::string_view s : {".ko", ".ko.zst", ".ko.xz", ".ko.gz"})
-    if (ends_with(b, s)) return true;
+    if (b.ends_with(s)) return true;
   return false;
 }
 
 bool is_image(const std::string& path) {
-  const std::string b = base_name(path);
+  const std::string b = path_basename(path);
   for (std::string_view p : {"vmlinuz", "vmlinux", "bzImage", "zImage", "Image"})
     if (b.rfind(p, 0) == 0) return true;
   return false;
@@ -166,25 +158,25 @@ Result<void> decompress_nar(const std::string& nar, const archive::NarInfo& info
   if (std::fflush(o.get()) != 0) return io_error(out + ": write failed");
   KMR_ASSIGN_OR_RETURN(Digest256 fh, sha256_file(nar));
   if (!std::equal(fh.begin(), fh.end(), file_hash.begin(), file_hash.end()))
-    return Error(ErrorCode::kVerificationFailed, base_name(nar) + ": FileHash does not match the narinfo");
+    return Error(ErrorCode::kVerificationFailed, path_basename(nar) + ": FileHash does not match the narinfo");
   return ok();
 }
 
 Result<MemberIndex> index_narinfo(const std::string& path, const std::string& work_dir, const MemberLimits& limits,
                                   const std::string& nar_path) {
   KMR_ASSIGN_OR_RETURN(std::string text, read_text_file(path, 1 << 20));
-  KMR_ASSIGN_OR_RETURN(archive::NarInfo info, archive::parse_narinfo(text, base_name(path), limits.archive));
+  KMR_ASSIGN_OR_RETURN(archive::NarInfo info, archive::parse_narinfo(text, path_basename(path), limits.archive));
   KMR_ASSIGN_OR_RETURN(auto nar_hash, info.nar_hash_bytes());
   if (info.url.empty() || info.url.front() == '/' || info.url.find("..") != std::string::npos)
-    return malformed(base_name(path) + ": URL is not a relative path inside the cache");
+    return malformed(path_basename(path) + ": URL is not a relative path inside the cache");
   const std::string nar =
       nar_path.empty() ? (std::filesystem::path(path).parent_path() / info.url).string() : nar_path;
-  const std::string plain = work_dir + "/" + base_name(path) + ".nar";
+  const std::string plain = work_dir + "/" + path_basename(path) + ".nar";
   KMR_TRY(decompress_nar(nar, info, plain, std::min<std::uint64_t>(info.nar_size, limits.archive.max_total_bytes)));
   Collector c(limits);
   c.add({to_hex(Bytes(nar_hash.data(), nar_hash.size())), info.store_path, "nar"});
   archive::ReaderOptions ro;
-  ro.name = base_name(nar);
+  ro.name = path_basename(nar);
   ro.limits = limits.archive;
   KMR_ASSIGN_OR_RETURN(auto fs, archive::FileStream::open(plain));
   auto res = archive::read_nar(*fs, ro, c.visitor(info.store_path));
@@ -193,13 +185,8 @@ Result<MemberIndex> index_narinfo(const std::string& path, const std::string& wo
   if (!res) return std::move(res).error();
   if (!std::equal(res->nar_hash.begin(), res->nar_hash.end(), nar_hash.begin(), nar_hash.end()) ||
       res->nar_size != info.nar_size)
-    return Error(ErrorCode::kVerificationFailed, base_name(path) + ": NarHash/NarSize of the NAR do not match");
+    return Error(ErrorCode::kVerificationFailed, path_basename(path) + ": NarHash/NarSize of the NAR do not match");
   return c.take();
-}
-
-std::string lower(std::string s) {
-  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
 }
 
 bool all_hex(const std::string& s) {
@@ -251,15 +238,15 @@ std::vector<MemberHash> member_hashes(const std::string& path, Bytes data) {
 
 Result<MemberIndex> index_package(const std::string& path, const std::string& filename, const std::string& work_dir,
                                   const MemberLimits& limits, const std::string& nar_path) {
-  if (ends_with(filename, ".narinfo")) return index_narinfo(path, work_dir, limits, nar_path);
+  if (filename.ends_with(".narinfo")) return index_narinfo(path, work_dir, limits, nar_path);
   Collector c(limits);
   archive::ReaderOptions ro;
   ro.name = filename;
   ro.limits = limits.archive;
-  if (ends_with(filename, ".deb") || ends_with(filename, ".rpm")) {
+  if (filename.ends_with(".deb") || filename.ends_with(".rpm")) {
     KMR_ASSIGN_OR_RETURN(auto fs, archive::FileStream::open(path));
     archive::Visitor v = c.visitor("");
-    if (ends_with(filename, ".deb")) {
+    if (filename.ends_with(".deb")) {
       KMR_TRY(archive::read_deb(*fs, ro, &v));
     } else {
       KMR_TRY(archive::read_rpm(*fs, ro, &v));
@@ -278,7 +265,7 @@ std::string nar_hash_hex(const std::string& text) {
     auto raw = attest::base64_decode(t.substr(7));
     return raw && raw->size() == 32 ? to_hex(Bytes(raw->data(), raw->size())) : "";
   }
-  if (t.size() == 64 && all_hex(t)) return lower(t);
+  if (t.size() == 64 && all_hex(t)) return ascii_lower(t);
   if (t.size() == 52) {
     auto raw = archive::nix32_decode(t, 32);
     if (raw) return to_hex(Bytes(raw->data(), raw->size()));

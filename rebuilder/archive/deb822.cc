@@ -6,6 +6,7 @@
 
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
+#include "rebuilder/base/text.h"
 
 namespace kmr::archive {
 
@@ -173,8 +174,7 @@ Result<void> check_release_entry(const std::vector<ReleaseFile>& files, const st
                                                        " does not match Release (" + std::to_string(f.size) + ")");
     }
     const std::string got = sha256_hex(as_bytes(data));
-    std::string want = f.hash;
-    std::transform(want.begin(), want.end(), want.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string want = ascii_lower(f.hash);
     if (got != want) {
       return Error(ErrorCode::kVerificationFailed, path + ": SHA256 " + got + " does not match Release (" + want + ")");
     }

@@ -26,10 +26,6 @@ constexpr std::uint64_t kShfExecinstr = 0x4;
 constexpr std::uint64_t kShfStrings = 0x20;
 constexpr std::uint32_t kShtStrtab = kmod::kShtStrtab;
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool is_elf(Bytes d) { return kmod::is_elf(d); }
 
 // Removes a temporary file when leaving scope.
@@ -320,7 +316,7 @@ bool recognize_elf(Bytes d, std::string_view) { return is_elf(d); }
 
 bool recognize_module(Bytes d, std::string_view name) {
   if (!is_elf(d)) return false;
-  if (ends_with(name, ".ko")) return true;
+  if (name.ends_with(".ko")) return true;
   return d.size() >= kModuleMagic.size() &&
          std::memcmp(d.data() + d.size() - kModuleMagic.size(), kModuleMagic.data(), kModuleMagic.size()) == 0;
 }

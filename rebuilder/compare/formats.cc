@@ -22,10 +22,6 @@ bool starts_with(Bytes d, std::string_view magic, std::size_t at = 0) {
   return d.size() >= at + magic.size() && std::memcmp(d.data() + at, magic.data(), magic.size()) == 0;
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // ---- directory ----
 
 Result<MemberList> list_directory(const std::string& root) {
@@ -228,7 +224,7 @@ Result<void> compare_archive(Context& ctx, const Input& a, const Input& b, int d
 bool recognize_deb(Bytes d, std::string_view) { return starts_with(d, "!<arch>\n") && starts_with(d, "debian-binary", 8); }
 bool recognize_ar(Bytes d, std::string_view) { return starts_with(d, "!<arch>\n"); }
 bool recognize_tar(Bytes d, std::string_view name) {
-  return starts_with(d, "ustar", 257) || (ends_with(name, ".tar") && d.size() >= 512 && d.size() % 512 == 0);
+  return starts_with(d, "ustar", 257) || (name.ends_with(".tar") && d.size() >= 512 && d.size() % 512 == 0);
 }
 bool recognize_cpio(Bytes d, std::string_view) {
   return starts_with(d, "070701") || starts_with(d, "070702") || starts_with(d, "070707") ||
@@ -270,7 +266,7 @@ std::string stem(const std::string& path) {
       {".tgz", ".tar"}, {".tbz2", ".tar"}, {".txz", ".tar"}, {".gz", ""}, {".xz", ""},
       {".zst", ""}, {".zstd", ""}, {".bz2", ""}, {".lz4", ""}};
   for (const auto& [ext, repl] : kExt) {
-    if (ends_with(name, ext)) return name.substr(0, name.size() - ext.size()) + std::string(repl);
+    if (name.ends_with(ext)) return name.substr(0, name.size() - ext.size()) + std::string(repl);
   }
   return name + "-content";
 }

@@ -23,12 +23,8 @@ namespace kmr::kmod {
 
 namespace {
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool is_installed_form(std::string_view p) {
-  return ends_with(p, ".ko") || ends_with(p, ".ko.zst") || ends_with(p, ".ko.xz") || ends_with(p, ".ko.gz");
+  return p.ends_with(".ko") || p.ends_with(".ko.zst") || p.ends_with(".ko.xz") || p.ends_with(".ko.gz");
 }
 
 std::string trim(std::string_view s) {
@@ -152,16 +148,16 @@ Result<HashedModule> hash_once(const std::string& path, std::uint32_t pos, const
 }  // namespace
 
 archive::Codec module_codec_from_name(std::string_view path) {
-  if (ends_with(path, ".ko.zst")) return archive::Codec::kZstd;
-  if (ends_with(path, ".ko.xz")) return archive::Codec::kXz;
-  if (ends_with(path, ".ko.gz")) return archive::Codec::kGzip;
+  if (path.ends_with(".ko.zst")) return archive::Codec::kZstd;
+  if (path.ends_with(".ko.xz")) return archive::Codec::kXz;
+  if (path.ends_with(".ko.gz")) return archive::Codec::kGzip;
   return archive::Codec::kNone;
 }
 
 std::string proof_path_for(std::string_view module_path, std::string_view suffix) {
   for (std::string_view s : {suffix, std::string_view(".ko.zst"), std::string_view(".ko.xz"),
                              std::string_view(".ko.gz"), std::string_view(".ko")}) {
-    if (!s.empty() && module_path.size() > s.size() && ends_with(module_path, s)) {
+    if (!s.empty() && module_path.size() > s.size() && module_path.ends_with(s)) {
       return std::string(module_path.substr(0, module_path.size() - s.size())) + ".merkle";
     }
   }
@@ -196,7 +192,7 @@ Result<std::vector<std::string>> parse_modules_order(std::string_view text, std:
       if (comp.empty() || comp == ".") return malformed(where + ": empty or '.' component in path '" + line + "'");
       p = q + 1;
     }
-    if (ends_with(line, ".o")) {
+    if (line.ends_with(".o")) {
       line = line.substr(0, line.size() - 2) + std::string(suffix);
     } else if (!is_installed_form(line)) {
       return malformed(where + ": '" + line + "' is not a module path (.o, .ko, .ko.zst, .ko.xz or .ko.gz)");
@@ -220,7 +216,7 @@ Result<HashedModule> hash_module_file(const std::string& path, std::uint32_t pos
 
 std::optional<std::string> resolve_module_file(const std::string& dir, const std::string& entry) {
   for (const char* ext : {"", ".zst", ".xz", ".gz"}) {
-    if (*ext != '\0' && !ends_with(entry, ".ko")) break;
+    if (*ext != '\0' && !entry.ends_with(".ko")) break;
     const std::string p = dir + "/" + entry + ext;
     struct stat st;
     if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return p;
@@ -427,7 +423,7 @@ Result<TreeReport> verify_modules_in_memory(std::string_view modules_order, cons
   for (std::size_t i = 0; i < entries.size(); ++i) {
     rep.modules[i].path = entries[i];
     for (const char* ext : {"", ".zst", ".xz", ".gz"}) {
-      if (*ext != '\0' && !ends_with(entries[i], ".ko")) break;
+      if (*ext != '\0' && !entries[i].ends_with(".ko")) break;
       auto it = by_path.find(entries[i] + ext);
       if (it != by_path.end()) {
         match[i] = it->second;

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdlib>
 
+#include "rebuilder/base/text.h"
+
 namespace kmr::net {
 namespace {
 
@@ -22,14 +24,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 struct IpAddress {
@@ -107,7 +101,7 @@ ProxyOptions ProxyOptions::from_environment() {
 bool no_proxy_matches(std::string_view no_proxy, const Url& target) {
   while (!no_proxy.empty()) {
     auto comma = no_proxy.find(',');
-    std::string entry = lower(trim(no_proxy.substr(0, comma)));
+    std::string entry = ascii_lower(trim(no_proxy.substr(0, comma)));
     no_proxy = comma == std::string_view::npos ? std::string_view() : no_proxy.substr(comma + 1);
     if (entry == "*") return true;
     if (entry.empty()) continue;

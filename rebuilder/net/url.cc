@@ -5,19 +5,14 @@
 #include <array>
 #include <optional>
 
+#include "rebuilder/base/text.h"
+
 namespace kmr::net {
 namespace {
 
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = lower(c);
-  return out;
-}
 
 // RFC 3986 pchar without the percent escape: unreserved, sub-delims, ':' and '@'.
 bool is_pchar(char c) {
@@ -79,7 +74,7 @@ Parts split_parts(std::string_view s) {
     bool scheme_ok = true;
     for (char c : s.substr(0, colon)) scheme_ok = scheme_ok && (is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.');
     if (scheme_ok) {
-      p.scheme = lower(s.substr(0, colon));
+      p.scheme = ascii_lower(s.substr(0, colon));
       s.remove_prefix(colon + 1);
     }
   }
@@ -225,7 +220,7 @@ Result<std::string> parse_reg_name(std::string_view host) {
       return malformed("bad IPv4 address '" + std::string(host) + "'");
     }
   }
-  return lower(host);
+  return ascii_lower(host);
 }
 
 Result<std::string> parse_ipv6(std::string_view literal) {
@@ -314,7 +309,7 @@ std::optional<std::string> percent_decode_path(std::string_view s) {
       continue;
     }
     if (i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return std::nullopt;
-    auto nibble = [](char c) { return is_digit(c) ? c - '0' : lower(c) - 'a' + 10; };
+    auto nibble = [](char c) { return is_digit(c) ? c - '0' : ascii_lower(c) - 'a' + 10; };
     int v = nibble(s[i + 1]) * 16 + nibble(s[i + 2]);
     if (v == 0) return std::nullopt;
     out += static_cast<char>(v);
@@ -380,7 +375,7 @@ Result<std::string> file_url_path(std::string_view url) {
   KMR_TRY(check_no_controls(url));
   Parts p = split_parts(url);
   if (p.scheme != "file" || !p.has_authority) return malformed("not a file:/// URL: " + std::string(url.substr(0, 200)));
-  if (!p.authority.empty() && lower(p.authority) != "localhost") return malformed("file URL with a remote host: " + std::string(url.substr(0, 200)));
+  if (!p.authority.empty() && ascii_lower(p.authority) != "localhost") return malformed("file URL with a remote host: " + std::string(url.substr(0, 200)));
   if (p.has_query || p.has_fragment) return malformed("file URL with a query or fragment: " + std::string(url.substr(0, 200)));
   auto path = percent_decode_path(p.path);
   if (!path || path->empty() || (*path)[0] != '/') return malformed("bad file URL path: " + std::string(url.substr(0, 200)));

@@ -23,28 +23,15 @@
 #include "rebuilder/base/hex.h"
 #include "rebuilder/base/sha256.h"
 #include "rebuilder/base/subprocess.h"
+#include "rebuilder/base/text.h"
 
 namespace kmr::build {
 namespace {
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-std::string basename_of(std::string_view p) {
-  const auto slash = p.rfind('/');
-  return std::string(slash == std::string_view::npos ? p : p.substr(slash + 1));
-}
-
-std::string dirname_of(std::string_view p) {
-  const auto slash = p.rfind('/');
-  return slash == std::string_view::npos ? std::string() : std::string(p.substr(0, slash));
-}
-
 // "x.ko.zst" -> "x.ko"; "" when not a module.
 std::string module_name(std::string_view path) {
   for (const char* suffix : {".ko", ".ko.zst", ".ko.xz", ".ko.gz", ".ko.bz2", ".ko.lz4"}) {
-    if (ends_with(path, suffix)) return std::string(path.substr(0, path.size() - std::string_view(suffix).size())) + ".ko";
+    if (path.ends_with(suffix)) return std::string(path.substr(0, path.size() - std::string_view(suffix).size())) + ".ko";
   }
   return "";
 }
@@ -120,7 +107,7 @@ struct Collector {
     d.mode = mode;
     d.sha256 = hex_sha(data);
     d.stripped_sha256 = d.sha256;
-    const std::string base = basename_of(path);
+    const std::string base = path_basename(path);
     const std::string mod = module_name(path);
     if (!mod.empty()) {
       ModuleRecord rec;
@@ -151,7 +138,7 @@ struct Collector {
       }
       art.modules.push_back(std::move(rec));
     } else if (base == "modules.order") {
-      art.modules_dir = dirname_of(path);
+      art.modules_dir = path_dirname(path);
       std::string_view text = as_string_view(data);
       std::size_t start = 0;
       while (start < text.size()) {
@@ -164,7 +151,7 @@ struct Collector {
     } else if (base == ".MTREE") {
       auto dec = archive::decompress_all(data, limits.max_member_bytes);
       if (dec) d.stripped_sha256 = sha256_hex(as_bytes(strip_mtree(as_string_view(*dec))));
-    } else if (base == ".PKGINFO" && dirname_of(path).empty()) {
+    } else if (base == ".PKGINFO" && path_dirname(path).empty()) {
       d.stripped_sha256 = sha256_hex(as_bytes(strip_keys(as_string_view(data), {"size = "})));
     } else if (path == "control.tar/md5sums") {
       d.stripped_sha256 = sha256_hex(as_bytes(strip_md5sums(as_string_view(data))));
@@ -173,7 +160,7 @@ struct Collector {
     } else if (path == "rpm-header") {
       d.stripped_sha256 = sha256_hex(as_bytes(strip_keys(as_string_view(data), {"file "})));
     }
-    if (base == ".BUILDINFO" && dirname_of(path).empty()) art.build_description[".BUILDINFO"] = std::string(as_string_view(data));
+    if (base == ".BUILDINFO" && path_dirname(path).empty()) art.build_description[".BUILDINFO"] = std::string(as_string_view(data));
     if (kmod::is_kernel_image_name(base)) mask_member(path, data, d);
     if (image_rank(base) > 0) images.emplace_back(path, data);
     art.members[path] = std::move(d);
@@ -226,7 +213,7 @@ struct Collector {
     module_content.clear();
     // The image: an ELF vmlinux first, else a bzImage.
     std::stable_sort(images.begin(), images.end(),
-                     [](const auto& a, const auto& b) { return image_rank(basename_of(a.first)) > image_rank(basename_of(b.first)); });
+                     [](const auto& a, const auto& b) { return image_rank(path_basename(a.first)) > image_rank(path_basename(b.first)); });
     for (const auto& [path, data] : images) {
       art.image_found = true;
       auto root = image_root_from_bytes(data, path);
@@ -292,15 +279,15 @@ Result<void> read_rpm(const std::string& path, const archive::ReaderOptions& opt
 Result<void> read_nar_file(const std::string& path, const archive::ReaderOptions& opts, Collector& c) {
   std::string nar_path = path;
   std::optional<archive::NarInfo> narinfo;
-  if (ends_with(path, ".narinfo")) {
+  if (path.ends_with(".narinfo")) {
     KMR_ASSIGN_OR_RETURN(auto text, read_text_file(path, 1 << 20));
     KMR_ASSIGN_OR_RETURN(auto info, archive::parse_narinfo(text, path, c.limits));
     narinfo = info;
     if (info.url.find("..") != std::string::npos || info.url.empty() || info.url[0] == '/') {
       return malformed(path + ": narinfo URL escapes the cache: '" + info.url + "'");
     }
-    nar_path = dirname_of(path) + "/" + info.url;
-    c.art.display_name = basename_of(info.store_path);
+    nar_path = path_dirname(path) + "/" + info.url;
+    c.art.display_name = path_basename(info.store_path);
     c.art.build_description["narinfo"] = text;
   }
   KMR_ASSIGN_OR_RETURN(auto raw, read_file(nar_path, c.limits.max_member_bytes));
@@ -333,21 +320,21 @@ Result<Artifact> read_artifact(const std::string& path, const Limits& limits) {
   Collector c{limits, art, {}, {}};
   archive::ReaderOptions opts;
   opts.limits = limits;
-  opts.name = basename_of(path);
-  const std::string base = basename_of(path);
+  opts.name = path_basename(path);
+  const std::string base = path_basename(path);
   Result<void> r = ok();
   if (base.find(".pkg.tar") != std::string::npos) {
     art.format = "pkg.tar";
     opts.format = archive::Format::kTar;
     auto s = archive::read_archive_file(path, opts, c.visitor(""));
     if (!s) r = std::move(s).error();
-  } else if (ends_with(base, ".deb") || ends_with(base, ".udeb")) {
+  } else if (base.ends_with(".deb") || base.ends_with(".udeb")) {
     art.format = "deb";
     r = read_deb(path, opts, c);
-  } else if (ends_with(base, ".rpm")) {
+  } else if (base.ends_with(".rpm")) {
     art.format = "rpm";
     r = read_rpm(path, opts, c);
-  } else if (ends_with(base, ".narinfo") || base.find(".nar") != std::string::npos) {
+  } else if (base.ends_with(".narinfo") || base.find(".nar") != std::string::npos) {
     art.format = "nar";
     r = read_nar_file(path, opts, c);
   } else {

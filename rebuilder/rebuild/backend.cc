@@ -41,10 +41,6 @@ std::string dir_of(const std::string& p) {
   return d.empty() ? "." : d;
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 std::string file_sha256_hex(const std::string& path) {
   auto d = sha256_file(path);
   return d ? to_hex(*d) : "";

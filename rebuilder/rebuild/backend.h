@@ -69,7 +69,6 @@ std::vector<std::string> registered_backends();
 
 std::string base_of(const std::string& path);  // the file name
 std::string dir_of(const std::string& path);   // the parent, "." when none
-bool ends_with(std::string_view s, std::string_view suffix);
 // The file's sha256 in hex, "" when it cannot be read.
 std::string file_sha256_hex(const std::string& path);
 // Copies a tree; symlinks stay symlinks and must stay inside it (artifact.h).

@@ -50,9 +50,9 @@ std::string_view rebuild_status_name(RebuildStatus s) {
 std::string detect_backend(const std::string& file) {
   const std::string b = base_of(file);
   if (b.find(".pkg.tar") != std::string::npos) return "arch";
-  if (ends_with(b, ".rpm")) return "suse";
-  if (ends_with(b, ".deb")) return b.rfind("proxmox-", 0) == 0 || b.rfind("pve-", 0) == 0 ? "proxmox" : "debian";
-  if (ends_with(b, ".narinfo") || b.find(".nar") != std::string::npos) return "nixos";
+  if (b.ends_with(".rpm")) return "suse";
+  if (b.ends_with(".deb")) return b.rfind("proxmox-", 0) == 0 || b.rfind("pve-", 0) == 0 ? "proxmox" : "debian";
+  if (b.ends_with(".narinfo") || b.find(".nar") != std::string::npos) return "nixos";
   return "";
 }
 

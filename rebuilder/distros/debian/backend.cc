@@ -78,10 +78,10 @@ class DebianBackend : public Backend {
     std::error_code ec;
     for (const auto& d : dirs(job)) {
       std::vector<std::string> cands;
-      if (fs::is_regular_file(d, ec) && ends_with(d, ".buildinfo")) cands.push_back(d);
+      if (fs::is_regular_file(d, ec) && d.ends_with(".buildinfo")) cands.push_back(d);
       if (fs::is_directory(d, ec)) {
         for (const auto& e : fs::directory_iterator(d, ec)) {
-          if (ends_with(e.path().string(), ".buildinfo")) cands.push_back(e.path().string());
+          if (e.path().string().ends_with(".buildinfo")) cands.push_back(e.path().string());
         }
       }
       std::sort(cands.begin(), cands.end());
