@@ -229,56 +229,20 @@ AttestationReport check_attestation(const json& item, const std::string& base, c
   return a;
 }
 
-void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, RebuilderReport& rep) {
-  rep.url = pin.url;
-  std::string base = pin.url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  if (pin.keys.empty()) {
-    rep.status = "error";
-    rep.reason = "no pinned key for this rebuilder";
-    return;
-  }
-  auto note = fetch(base + "/api/v1/log/checkpoint", opt.timeout, kMaxNoteBytes);
-  if (!note) {
-    rep.status = "error";
-    rep.reason = note.error().to_string();
-    return;
-  }
-  std::string cp_keyid;
-  auto cp = verify_pinned_checkpoint(*note, pin.keys, cp_keyid);
-  if (!cp) {
-    rep.status = "error";
-    rep.reason = cp.error().to_string();
-    return;
-  }
-  rep.origin = cp->origin;
-  rep.checkpoint_size = cp->size;
-  auto consistent = check_against_cache(pin, base, *cp, *note, opt);
-  if (!consistent) {
-    rep.status = "error";
-    rep.reason = consistent.error().to_string();
-    return;
-  }
-  std::string lookup = opt.store_path.empty() ? "/api/v1/artifacts/sha256/" + opt.sha256
-                                               : "/api/v1/artifacts/store-path/" + opt.store_path;
-  auto art = fetch_json(base + lookup, opt.timeout);
-  if (!art) {
-    rep.status = art.error().code() == ErrorCode::kNotFound ? "no-attestation" : "error";
-    rep.reason = art.error().to_string();
-    return;
-  }
-  std::vector<Subject> subjects;
-  if (auto err = subjects_of(*art, opt, subjects); !err.empty()) {
-    rep.status = "error";
-    rep.reason = err;
-    return;
-  }
+// A rebuilder's answer across the artifacts its member index names: per subject,
+// its latest logged attestation; over subjects, "passed" beats "failed".
+struct Answer {
+  std::optional<std::string> best;
+  std::uint64_t best_index = 0;
+  std::size_t superseded = 0;
+};
+
+Answer judge_subjects(const std::vector<Subject>& subjects, const RebuilderPin& pin, const std::string& base,
+                      const Checkpoint& cp, const QueryOptions& opt, RebuilderReport& rep) {
   std::vector<const Ed25519Key*> trusted;
   for (const auto& k : pin.keys) trusted.push_back(&k);
   std::set<std::string> keyids;
-  std::optional<std::string> best;  // "passed" beats "failed" across the artifacts shipping a member
-  std::uint64_t best_index = 0;
-  std::size_t superseded = 0;
+  Answer answer;
   for (const Subject& subject : subjects) {
     rep.resolved.push_back({subject.sha256, subject.path, subject.kind});
     std::optional<std::size_t> latest;  // index in rep.attestations of the highest log index for this subject
@@ -286,7 +250,7 @@ void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, Rebuilder
     std::size_t count = 0;
     for (const auto& item : subject.attestations) {
       if (++count > 64) break;
-      AttestationReport a = check_attestation(item, base, subject.sha256, trusted, *cp, opt, keyids);
+      AttestationReport a = check_attestation(item, base, subject.sha256, trusted, cp, opt, keyids);
       a.subject = subject.sha256;
       if ((a.status == "passed" || a.status == "failed") &&
           (!latest || a.log_index > rep.attestations[*latest].log_index))
@@ -299,20 +263,49 @@ void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, Rebuilder
     for (std::size_t i = first; i < rep.attestations.size(); ++i)
       if (i != *latest && (rep.attestations[i].status == "passed" || rep.attestations[i].status == "failed")) {
         rep.attestations[i].reason = "superseded by log entry " + std::to_string(rep.attestations[*latest].log_index);
-        ++superseded;
+        ++answer.superseded;
       }
     const std::string& st = rep.attestations[*latest].status;
-    if (!best || (st == "passed" && *best != "passed")) {
-      best = st;
-      best_index = rep.attestations[*latest].log_index;
+    if (!answer.best || (st == "passed" && *answer.best != "passed")) {
+      answer.best = st;
+      answer.best_index = rep.attestations[*latest].log_index;
     }
   }
   rep.keyids.assign(keyids.begin(), keyids.end());
-  if (best) {
-    rep.status = *best;
-    if (superseded > 0)
-      rep.reason = "latest attestation (log entry " + std::to_string(best_index) + ") is " +
-                   (rep.status == "passed" ? "PASSED" : "FAILED") + "; " + std::to_string(superseded) +
+  return answer;
+}
+
+void check_rebuilder(const RebuilderPin& pin, const QueryOptions& opt, RebuilderReport& rep) {
+  rep.url = pin.url;
+  std::string base = pin.url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  auto fail = [&rep](std::string status, std::string reason) {
+    rep.status = std::move(status);
+    rep.reason = std::move(reason);
+  };
+  if (pin.keys.empty()) return fail("error", "no pinned key for this rebuilder");
+  auto note = fetch(base + "/api/v1/log/checkpoint", opt.timeout, kMaxNoteBytes);
+  if (!note) return fail("error", note.error().to_string());
+  std::string cp_keyid;
+  auto cp = verify_pinned_checkpoint(*note, pin.keys, cp_keyid);
+  if (!cp) return fail("error", cp.error().to_string());
+  rep.origin = cp->origin;
+  rep.checkpoint_size = cp->size;
+  if (auto consistent = check_against_cache(pin, base, *cp, *note, opt); !consistent)
+    return fail("error", consistent.error().to_string());
+  std::string lookup = opt.store_path.empty() ? "/api/v1/artifacts/sha256/" + opt.sha256
+                                               : "/api/v1/artifacts/store-path/" + opt.store_path;
+  auto art = fetch_json(base + lookup, opt.timeout);
+  if (!art) return fail(art.error().code() == ErrorCode::kNotFound ? "no-attestation" : "error", art.error().to_string());
+  std::vector<Subject> subjects;
+  if (auto err = subjects_of(*art, opt, subjects); !err.empty()) return fail("error", err);
+
+  const Answer answer = judge_subjects(subjects, pin, base, *cp, opt, rep);
+  if (answer.best) {
+    rep.status = *answer.best;
+    if (answer.superseded > 0)
+      rep.reason = "latest attestation (log entry " + std::to_string(answer.best_index) + ") is " +
+                   (rep.status == "passed" ? "PASSED" : "FAILED") + "; " + std::to_string(answer.superseded) +
                    " older superseded";
   } else {
     rep.status = "no-attestation";

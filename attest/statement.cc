@@ -115,7 +115,10 @@ bool verdict_passes(std::string_view module_root, std::string_view files,
   return verdict::is_reproducible(files, module_root, module_content_root);
 }
 
-Result<std::string> make_statement(const StatementInput& in) {
+namespace {
+
+// Every field a statement carries is checked before any is written.
+Result<void> check_input(const StatementInput& in) {
   if (in.subjects.empty()) return malformed("statement: at least one subject is required");
   for (const auto& s : in.subjects) {
     if (!is_lower_sha256(s.sha256)) return malformed("statement: subject '" + s.name + "' sha256 is not 64 lowercase hex digits");
@@ -134,6 +137,36 @@ Result<std::string> make_statement(const StatementInput& in) {
     if (!is_lower_sha256(a.sha256)) return malformed("statement: rebuilt artifact '" + a.name + "' sha256 is not 64 lowercase hex digits");
   }
   KMR_TRY(check_content_root(in));
+  return {};
+}
+
+// The predicate's "kernel" object: the verdicts, the roots and what was rebuilt.
+Json kernel_predicate(const StatementInput& in) {
+  Json kernel;
+  kernel["module_root"] = in.module_root;
+  kernel["files"] = in.files;
+  if (!in.reason.empty()) kernel["reason"] = in.reason;
+  kernel["shipped_root"] = in.shipped_root.empty() ? Json(nullptr) : Json(in.shipped_root);
+  kernel["shipped_levels"] = in.shipped_levels ? Json(*in.shipped_levels) : Json(nullptr);
+  kernel["rebuilt_root"] = hex_or_null(in.rebuilt_root);
+  kernel["module_content_root"] = in.module_content_root.empty() ? Json(nullptr) : Json(in.module_content_root);
+  kernel["shipped_content_root"] = hex_or_null(in.shipped_content_root);
+  kernel["rebuilt_content_root"] = hex_or_null(in.rebuilt_content_root);
+  kernel["content_root_levels"] = in.content_root_levels ? Json(*in.content_root_levels) : Json(nullptr);
+  kernel["build_environment"] = in.build_environment_sha256.empty()
+                                    ? Json(nullptr)
+                                    : Json({{"sha256", in.build_environment_sha256}});
+  Json rebuilt = Json::array();
+  for (const auto& a : in.rebuilt_artifacts) rebuilt.push_back(descriptor(a));
+  kernel["rebuilt_artifacts"] = std::move(rebuilt);
+  kernel["kmr_version"] = kVersion;
+  return kernel;
+}
+
+}  // namespace
+
+Result<std::string> make_statement(const StatementInput& in) {
+  KMR_TRY(check_input(in));
 
   bool passed = verdict_passes(in.module_root, in.files, content_root_of(in.module_content_root));
   std::set<std::string> independent;
@@ -175,25 +208,7 @@ Result<std::string> make_statement(const StatementInput& in) {
   pred["verifiedLevels"] = std::move(levels);
   pred["slsaVersion"] = "1.1";
 
-  Json kernel;
-  kernel["module_root"] = in.module_root;
-  kernel["files"] = in.files;
-  if (!in.reason.empty()) kernel["reason"] = in.reason;
-  kernel["shipped_root"] = in.shipped_root.empty() ? Json(nullptr) : Json(in.shipped_root);
-  kernel["shipped_levels"] = in.shipped_levels ? Json(*in.shipped_levels) : Json(nullptr);
-  kernel["rebuilt_root"] = hex_or_null(in.rebuilt_root);
-  kernel["module_content_root"] = in.module_content_root.empty() ? Json(nullptr) : Json(in.module_content_root);
-  kernel["shipped_content_root"] = hex_or_null(in.shipped_content_root);
-  kernel["rebuilt_content_root"] = hex_or_null(in.rebuilt_content_root);
-  kernel["content_root_levels"] = in.content_root_levels ? Json(*in.content_root_levels) : Json(nullptr);
-  kernel["build_environment"] = in.build_environment_sha256.empty()
-                                    ? Json(nullptr)
-                                    : Json({{"sha256", in.build_environment_sha256}});
-  Json rebuilt = Json::array();
-  for (const auto& a : in.rebuilt_artifacts) rebuilt.push_back(descriptor(a));
-  kernel["rebuilt_artifacts"] = std::move(rebuilt);
-  kernel["kmr_version"] = kVersion;
-  pred["kernel"] = std::move(kernel);
+  pred["kernel"] = kernel_predicate(in);
 
   Json st;
   st["_type"] = std::string(kStatementType);

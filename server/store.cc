@@ -887,6 +887,87 @@ json verdict_json(const std::optional<std::string>& status, const std::optional<
   return {{"status", *status}, {"module_root", opt(module_root)}, {"files", opt(files)},
           {"reproducible", is_reproducible(*status, module_root, files)}};
 }
+
+// The artifact's current build, from its row in the history query below: its
+// roots, differences, environment and the details the worker reported.
+void add_current_build(Stmt& h, const std::string& base, json& out) {
+  if (h.opt_text(6)) out["log"] = base + "/log";
+  if (h.opt_text(7) || h.opt_text(14)) out["diff"] = base + "/diff";
+  out["verdicts"]["shipped_root"] = opt(h.opt_text(9));
+  out["verdicts"]["rebuilt_root"] = opt(h.opt_text(10));
+  out["verdicts"]["differing"] = parse_or(h.opt_text(11), json::array());
+  out["verdicts"]["reason"] = opt(h.opt_text(13));
+  out["verdicts"]["downgraded"] = opt(h.opt_text(17));
+  out["environment"] = parse_or(h.opt_text(12), json::object());
+  out["rebuilt_sha256"] = opt(h.opt_text(8));
+  out["reason"] = opt(h.opt_text(13));
+  json details = parse_or(h.opt_text(15), json::object());
+  if (!details.is_object()) details = json::object();
+  auto pick = [&](const char* k) { return details.contains(k) ? details[k] : json(nullptr); };
+  out["merkle"] = {{"shipped", {{"root", opt(h.opt_text(9))}, {"levels", pick("shipped_levels")}}},
+                   {"rebuilt", {{"root", opt(h.opt_text(10))}, {"levels", pick("rebuilt_levels")}}}};
+  if (details.contains("merkle") && details["merkle"].is_object()) out["merkle"] = details["merkle"];
+  out["modules"] = details.contains("modules") ? details["modules"] : json(nullptr);
+  out["verdicts"]["module_content_root"] = pick("module_content_root");
+  out["content_root"] = {{"verdict", pick("module_content_root")}, {"shipped", pick("shipped_content_root")},
+                         {"rebuilt", pick("rebuilt_content_root")}, {"levels", pick("content_root_levels")},
+                         {"note", pick("content_root_note")}};
+  out["signatures"] = pick("signatures");
+  out["masked"] = pick("masked");
+  out["mask_notes"] = pick("mask_notes");
+  out["kernel_rebuild"] = pick("kernel_rebuild");
+  out["duration_ms"] = h.opt_i64(16) ? json(*h.opt_i64(16)) : json(nullptr);
+}
+
+// History: every accepted attempt for this artifact's build input, newest first.
+Result<void> add_history(Db& db, std::int64_t artifact_id, std::int64_t build_input_id,
+                         std::optional<std::int64_t> rebuild_id, json& out) {
+  KMR_ASSIGN_OR_RETURN(auto h, db.prepare(
+      "SELECT rb.id, rb.finished_at, rb.status, rb.module_root, rb.files, w.name, rb.log_sha256, rb.diff_json_sha256, "
+      "ra.rebuilt_sha256, rb.shipped_root, rb.rebuilt_root, rb.differing, rb.environment, rb.reason, rb.diff_html_sha256, "
+      "rb.details, rb.duration_ms, rb.downgraded "
+      "FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
+      "LEFT JOIN rebuild_artifacts ra ON ra.rebuild_id = rb.id AND ra.artifact_id = ?2 "
+      "WHERE rb.build_input_id = ?1 ORDER BY rb.id DESC LIMIT 100"));
+  h.bind(1, build_input_id).bind(2, artifact_id);
+  json history = json::array();
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool hr, h.step());
+    if (!hr) break;
+    std::int64_t id = h.i64(0);
+    std::string base = "/api/v1/builds/" + std::to_string(id);
+    history.push_back({{"build", id},
+                       {"finished_at", h.i64(1)},
+                       {"status", h.text(2)},
+                       {"module_root", opt(h.opt_text(3))},
+                       {"files", opt(h.opt_text(4))},
+                       {"worker", h.text(5)},
+                       {"rebuilt_sha256", opt(h.opt_text(8))},
+                       {"downgraded", opt(h.opt_text(17))},
+                       {"url", base}});
+    if (rebuild_id && id == *rebuild_id) add_current_build(h, base, out);
+  }
+  out["history"] = std::move(history);
+  return ok();
+}
+
+Result<void> add_attestations(Db& db, std::int64_t artifact_id, json& out) {
+  KMR_ASSIGN_OR_RETURN(auto at, db.prepare(
+      "SELECT sha256, rebuild_id, log_index FROM attestations WHERE artifact_id = ? ORDER BY created_at DESC, sha256"));
+  at.bind(1, artifact_id);
+  json atts = json::array(), att_details = json::array();
+  for (;;) {
+    KMR_ASSIGN_OR_RETURN(bool ar, at.step());
+    if (!ar) break;
+    std::string url = "/api/v1/attestations/" + at.text(0);
+    atts.push_back(url);
+    att_details.push_back({{"url", url}, {"sha256", at.text(0)}, {"build", at.i64(1)},
+                           {"log_index", at.opt_i64(2) ? json(*at.opt_i64(2)) : json(nullptr)}});
+  }
+  out["attestations"] = std::move(atts);
+  out["attestation_details"] = std::move(att_details);
+  return ok();
+}
 }  // namespace
 
 Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256) {
@@ -916,75 +997,8 @@ Result<std::optional<json>> Store::artifact_by_sha256(const std::string& sha256)
   out["build"] = rebuild_id ? json(*rebuild_id) : json(nullptr);
   out["log"] = nullptr;
   out["diff"] = nullptr;
-  // History: every accepted attempt for this artifact's build input, newest first.
-  KMR_ASSIGN_OR_RETURN(auto h, db.prepare(
-      "SELECT rb.id, rb.finished_at, rb.status, rb.module_root, rb.files, w.name, rb.log_sha256, rb.diff_json_sha256, "
-      "ra.rebuilt_sha256, rb.shipped_root, rb.rebuilt_root, rb.differing, rb.environment, rb.reason, rb.diff_html_sha256, "
-      "rb.details, rb.duration_ms, rb.downgraded "
-      "FROM rebuilds rb JOIN workers w ON w.id = rb.worker_id "
-      "LEFT JOIN rebuild_artifacts ra ON ra.rebuild_id = rb.id AND ra.artifact_id = ?2 "
-      "WHERE rb.build_input_id = ?1 ORDER BY rb.id DESC LIMIT 100"));
-  h.bind(1, bi).bind(2, aid);
-  json history = json::array();
-  for (;;) {
-    KMR_ASSIGN_OR_RETURN(bool hr, h.step());
-    if (!hr) break;
-    std::int64_t id = h.i64(0);
-    std::string base = "/api/v1/builds/" + std::to_string(id);
-    json e = {{"build", id},
-              {"finished_at", h.i64(1)},
-              {"status", h.text(2)},
-              {"module_root", opt(h.opt_text(3))},
-              {"files", opt(h.opt_text(4))},
-              {"worker", h.text(5)},
-              {"rebuilt_sha256", opt(h.opt_text(8))},
-              {"downgraded", opt(h.opt_text(17))},
-              {"url", base}};
-    history.push_back(e);
-    if (rebuild_id && id == *rebuild_id) {
-      if (h.opt_text(6)) out["log"] = base + "/log";
-      if (h.opt_text(7) || h.opt_text(14)) out["diff"] = base + "/diff";
-      out["verdicts"]["shipped_root"] = opt(h.opt_text(9));
-      out["verdicts"]["rebuilt_root"] = opt(h.opt_text(10));
-      out["verdicts"]["differing"] = parse_or(h.opt_text(11), json::array());
-      out["verdicts"]["reason"] = opt(h.opt_text(13));
-      out["verdicts"]["downgraded"] = opt(h.opt_text(17));
-      out["environment"] = parse_or(h.opt_text(12), json::object());
-      out["rebuilt_sha256"] = opt(h.opt_text(8));
-      out["reason"] = opt(h.opt_text(13));
-      json details = parse_or(h.opt_text(15), json::object());
-      if (!details.is_object()) details = json::object();
-      auto pick = [&](const char* k) { return details.contains(k) ? details[k] : json(nullptr); };
-      out["merkle"] = {{"shipped", {{"root", opt(h.opt_text(9))}, {"levels", pick("shipped_levels")}}},
-                       {"rebuilt", {{"root", opt(h.opt_text(10))}, {"levels", pick("rebuilt_levels")}}}};
-      if (details.contains("merkle") && details["merkle"].is_object()) out["merkle"] = details["merkle"];
-      out["modules"] = details.contains("modules") ? details["modules"] : json(nullptr);
-      out["verdicts"]["module_content_root"] = pick("module_content_root");
-      out["content_root"] = {{"verdict", pick("module_content_root")}, {"shipped", pick("shipped_content_root")},
-                             {"rebuilt", pick("rebuilt_content_root")}, {"levels", pick("content_root_levels")},
-                             {"note", pick("content_root_note")}};
-      out["signatures"] = pick("signatures");
-      out["masked"] = pick("masked");
-      out["mask_notes"] = pick("mask_notes");
-      out["kernel_rebuild"] = pick("kernel_rebuild");
-      out["duration_ms"] = h.opt_i64(16) ? json(*h.opt_i64(16)) : json(nullptr);
-    }
-  }
-  out["history"] = std::move(history);
-  KMR_ASSIGN_OR_RETURN(auto at, db.prepare(
-      "SELECT sha256, rebuild_id, log_index FROM attestations WHERE artifact_id = ? ORDER BY created_at DESC, sha256"));
-  at.bind(1, aid);
-  json atts = json::array(), att_details = json::array();
-  for (;;) {
-    KMR_ASSIGN_OR_RETURN(bool ar, at.step());
-    if (!ar) break;
-    std::string url = "/api/v1/attestations/" + at.text(0);
-    atts.push_back(url);
-    att_details.push_back({{"url", url}, {"sha256", at.text(0)}, {"build", at.i64(1)},
-                           {"log_index", at.opt_i64(2) ? json(*at.opt_i64(2)) : json(nullptr)}});
-  }
-  out["attestations"] = std::move(atts);
-  out["attestation_details"] = std::move(att_details);
+  KMR_TRY(add_history(db, aid, bi, rebuild_id, out));
+  KMR_TRY(add_attestations(db, aid, out));
   return std::optional<json>(std::move(out));
 }
 

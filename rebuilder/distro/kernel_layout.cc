@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "rebuilder/archive/decompress.h"
+#include "rebuilder/base/text.h"
 #include "rebuilder/distro/package_layout.h"
 #include "rebuilder/kmod/bzimage.h"
 #include "rebuilder/kmod/parallel.h"
@@ -27,22 +28,18 @@ constexpr std::uint64_t kMaxModuleBytes = 512ull << 20;
 constexpr std::uint64_t kMaxImageBytes = 1ull << 30;
 constexpr std::uint64_t kMaxMetadataBytes = 64ull << 20;
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // "zst"/"xz"/"gz"/"none" when `name` is a module file name, else "".
 std::string module_compression(std::string_view name) {
-  if (ends_with(name, ".ko")) return "none";
-  if (ends_with(name, ".ko.zst")) return "zst";
-  if (ends_with(name, ".ko.xz")) return "xz";
-  if (ends_with(name, ".ko.gz")) return "gz";
+  if (name.ends_with(".ko")) return "none";
+  if (name.ends_with(".ko.zst")) return "zst";
+  if (name.ends_with(".ko.xz")) return "xz";
+  if (name.ends_with(".ko.gz")) return "gz";
   return "";
 }
 
 std::string strip_compression(std::string_view p) {
   for (std::string_view s : {".zst", ".xz", ".gz"}) {
-    if (ends_with(p, s)) return std::string(p.substr(0, p.size() - s.size()));
+    if (p.ends_with(s)) return std::string(p.substr(0, p.size() - s.size()));
   }
   return std::string(p);
 }
@@ -448,33 +445,87 @@ archive::Visitor LayoutCollector::visitor(std::string what) {
   };
 }
 
-Result<void> LayoutCollector::visit(const std::string& what, const archive::Entry& e, archive::MemberStream& s) {
-  using archive::EntryType;
-  if (e.type != EntryType::kFile) return ok();
-  KernelLayout& L = impl_->layout;
-  const std::string& p = e.path;
-  const std::string base = p.substr(p.rfind('/') == std::string::npos ? 0 : p.rfind('/') + 1);
-
-  auto start_image = [&](std::shared_ptr<ByteVector>& slot, std::string& slot_path, const std::string& kind) -> Result<void> {
-    if (slot) {
-      L.warnings.push_back(what + ": second " + kind + " '" + p + "' ignored");
-      return ok();
-    }
-    ++kernel_members_;
-    auto r = s.read_all(kMaxImageBytes);
-    if (!r) return Error(r.error().code(), what + ": " + p + ": " + r.error().message());
-    slot = std::make_shared<ByteVector>(std::move(*r));
-    slot_path = p;
-    // Analysed at once, on its own thread, while the package streams on.
-    Impl* impl = impl_.get();
-    auto job = std::async(std::launch::async, [impl, d = slot, path = p]() {
-      ImageInfo info = analyse_image(path, *d, true, &impl->keyring);
-      if (d == impl->image_data) impl->publish_certificates(info);
-      return info;
-    });
-    (slot == impl_->image_data ? impl_->image_job : impl_->vmlinux_job) = std::move(job);
+Result<void> LayoutCollector::start_image(const std::string& what, const std::string& path, archive::MemberStream& s,
+                                          bool vmlinux) {
+  std::shared_ptr<ByteVector>& slot = vmlinux ? impl_->vmlinux_data : impl_->image_data;
+  if (slot) {
+    impl_->layout.warnings.push_back(what + ": second " + (vmlinux ? "vmlinux" : "image") + " '" + path + "' ignored");
     return ok();
-  };
+  }
+  ++kernel_members_;
+  auto r = s.read_all(kMaxImageBytes);
+  if (!r) return Error(r.error().code(), what + ": " + path + ": " + r.error().message());
+  slot = std::make_shared<ByteVector>(std::move(*r));
+  (vmlinux ? impl_->layout.vmlinux_path : impl_->image_path) = path;
+  // Analysed at once, on its own thread, while the package streams on.
+  Impl* impl = impl_.get();
+  auto job = std::async(std::launch::async, [impl, d = slot, path]() {
+    ImageInfo info = analyse_image(path, *d, true, &impl->keyring);
+    if (d == impl->image_data) impl->publish_certificates(info);
+    return info;
+  });
+  (vmlinux ? impl_->vmlinux_job : impl_->image_job) = std::move(job);
+  return ok();
+}
+
+Result<void> LayoutCollector::read_modules_order(const std::string& what, const std::string& path, const ModulesPath& m,
+                                                 archive::MemberStream& s) {
+  KernelLayout& L = impl_->layout;
+  auto r = s.read_all(kMaxMetadataBytes);
+  if (!r) return Error(r.error().code(), what + ": " + path + ": " + r.error().message());
+  L.has_modules_order = true;
+  ++kernel_members_;
+  L.modules_order.clear();
+  impl_->order_pos.clear();
+  impl_->order_dir = m.dir;
+  std::string_view text = as_string_view(*r);
+  while (!text.empty()) {
+    const std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (line.empty()) continue;
+    impl_->order_pos.emplace(std::string(line), static_cast<std::uint32_t>(L.modules_order.size()));
+    L.modules_order.emplace_back(line);
+  }
+  if (L.modules_dir.empty()) L.modules_dir = m.dir;
+  return ok();
+}
+
+Result<void> LayoutCollector::collect_module(const std::string& what, const archive::Entry& e, const ModulesPath& m,
+                                             const std::string& compression, archive::MemberStream& s) {
+  KernelLayout& L = impl_->layout;
+  ++impl_->release_modules[m.release];
+  ++kernel_members_;
+  if (L.modules_dir.empty() || L.modules_dir.size() > m.dir.size()) L.modules_dir = m.dir;
+  ModuleWork& w = impl_->work.emplace_back();
+  w.info.path = e.path;
+  w.info.compression = compression;
+  w.dir = m.dir;
+  w.what = what;
+  w.rel = strip_compression(m.rest);
+  if (L.has_modules_order && m.dir == impl_->order_dir) {
+    auto it = impl_->order_pos.find(w.rel);
+    if (it != impl_->order_pos.end()) w.pos = it->second;
+  }
+  ByteVector raw;
+  raw.reserve(std::min<std::uint64_t>(e.size, kMaxModuleBytes));
+  for (;;) {
+    auto b = s.next();
+    if (!b) return Error(b.error().code(), what + ": " + e.path + ": " + b.error().message());
+    if (b->empty()) break;
+    if (raw.size() + b->size() > kMaxModuleBytes) {
+      return limit_exceeded(what + ": " + e.path + ": module larger than " + std::to_string(kMaxModuleBytes) + " bytes");
+    }
+    raw.insert(raw.end(), b->begin(), b->end());
+  }
+  impl_->submit(&w, std::move(raw));
+  return ok();
+}
+
+Result<void> LayoutCollector::visit(const std::string& what, const archive::Entry& e, archive::MemberStream& s) {
+  if (e.type != archive::EntryType::kFile) return ok();
+  const std::string& p = e.path;
+  const std::string base = path_basename(p);
 
   KMR_TRY(require_layouts(what + ": " + p));
   if (auto c = classify_member(p)) {
@@ -487,67 +538,20 @@ Result<void> LayoutCollector::visit(const std::string& what, const archive::Entr
       }
       case MemberRole::kImage:
         if (c->member.release) impl_->image_release = *c->member.release;
-        return start_image(impl_->image_data, impl_->image_path, "image");
+        return start_image(what, p, s, false);
       case MemberRole::kVmlinux:
-        L.vmlinux_path = p;
-        return start_image(impl_->vmlinux_data, L.vmlinux_path, "vmlinux");
+        return start_image(what, p, s, true);
     }
   }
 
   // The kernel's own modules directory: modules.order and the modules; the
   // build/ and source/ trees below it are not the installed kernel.
   if (auto m = split_modules_path(p)) {
-    if (m->rest.rfind("build/", 0) == 0 || m->rest.rfind("source/", 0) == 0) return ok();
-    if (m->rest == "modules.order") {
-      auto r = s.read_all(kMaxMetadataBytes);
-      if (!r) return Error(r.error().code(), what + ": " + p + ": " + r.error().message());
-      L.has_modules_order = true;
-      ++kernel_members_;
-      L.modules_order.clear();
-      impl_->order_pos.clear();
-      impl_->order_dir = m->dir;
-      std::string_view text = as_string_view(*r);
-      while (!text.empty()) {
-        const std::size_t nl = text.find('\n');
-        std::string_view line = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-        if (line.empty()) continue;
-        impl_->order_pos.emplace(std::string(line), static_cast<std::uint32_t>(L.modules_order.size()));
-        L.modules_order.emplace_back(line);
-      }
-      if (L.modules_dir.empty()) L.modules_dir = m->dir;
-      return ok();
-    }
+    if (m->rest.starts_with("build/") || m->rest.starts_with("source/")) return ok();
+    if (m->rest == "modules.order") return read_modules_order(what, p, *m, s);
     const std::string comp = module_compression(base);
-    if (comp.empty()) return ok();
-    ++impl_->release_modules[m->release];
-    ++kernel_members_;
-    if (L.modules_dir.empty() || L.modules_dir.size() > m->dir.size()) L.modules_dir = m->dir;
-    ModuleWork& w = impl_->work.emplace_back();
-    w.info.path = p;
-    w.info.compression = comp;
-    w.dir = m->dir;
-    w.what = what;
-    w.rel = strip_compression(m->rest);
-    if (L.has_modules_order && m->dir == impl_->order_dir) {
-      auto it = impl_->order_pos.find(w.rel);
-      if (it != impl_->order_pos.end()) w.pos = it->second;
-    }
-    ByteVector raw;
-    raw.reserve(std::min<std::uint64_t>(e.size, kMaxModuleBytes));
-    for (;;) {
-      auto b = s.next();
-      if (!b) return Error(b.error().code(), what + ": " + p + ": " + b.error().message());
-      if (b->empty()) break;
-      if (raw.size() + b->size() > kMaxModuleBytes) {
-        return limit_exceeded(what + ": " + p + ": module larger than " + std::to_string(kMaxModuleBytes) + " bytes");
-      }
-      raw.insert(raw.end(), b->begin(), b->end());
-    }
-    impl_->submit(&w, std::move(raw));
-    return ok();
+    if (!comp.empty()) return collect_module(what, e, *m, comp, s);
   }
-
   return ok();
 }
 

@@ -113,6 +113,8 @@ struct KernelLayout {
 
 // Collects the layout from members of any number of packages. The image is
 // analysed on a worker thread while the package streams on.
+struct ModulesPath;  // package_layout.h
+
 class LayoutCollector {
  public:
   LayoutCollector();
@@ -140,6 +142,12 @@ class LayoutCollector {
 
  private:
   Result<void> visit(const std::string& what, const archive::Entry& e, archive::MemberStream& s);
+  // The parts of visit(), one per kind of kernel member.
+  Result<void> start_image(const std::string& what, const std::string& path, archive::MemberStream& s, bool vmlinux);
+  Result<void> read_modules_order(const std::string& what, const std::string& path, const ModulesPath& m,
+                                  archive::MemberStream& s);
+  Result<void> collect_module(const std::string& what, const archive::Entry& e, const ModulesPath& m,
+                              const std::string& compression, archive::MemberStream& s);
   Result<void> finish_modules(KernelLayout& L);
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -59,6 +59,30 @@ bool copy_rebuilt(const RebuildReport& rep, const std::string& dir) {
   return true;
 }
 
+// The report as text, one "key: value" line per fact.
+void print_report(const RebuildReport& rep) {
+  std::printf("backend:      %s\n", rep.backend.c_str());
+  if (rep.status == RebuildStatus::kVerdict) {
+    std::printf("files:        %s\n", std::string(files_tier_name(rep.files.tier)).c_str());
+    for (const auto& d : rep.files.differing) std::printf("  differs:    %s\n", d.c_str());
+  } else {
+    std::printf("status:       %s\nreason:       %s\n", std::string(rebuild_status_name(rep.status)).c_str(), rep.reason.c_str());
+    for (const auto& m : rep.missing) std::printf("  missing:    %s\n", m.c_str());
+  }
+  if (rep.status == RebuildStatus::kVerdict || rep.module_root.verdict == ModuleRoot::kInvalid) {
+    std::printf("module_root:  %s\n", std::string(module_root_name(rep.module_root.verdict)).c_str());
+    if (rep.module_root.shipped) std::printf("  shipped:    %s (levels %u)\n", root_hex(rep.module_root.shipped).c_str(), rep.module_root.shipped->levels);
+    if (rep.module_root.rebuilt) std::printf("  rebuilt:    %s\n", root_hex(rep.module_root.rebuilt).c_str());
+    if (!rep.module_root.note.empty()) std::printf("  note:       %s\n", rep.module_root.note.c_str());
+    for (const auto& i : rep.module_root.invalid) std::printf("  invalid:    %s: %s\n", i.module.c_str(), i.reason.c_str());
+  }
+  std::printf("environment:  %s\n", rep.environment.digest().c_str());
+  if (!rep.log.empty()) std::printf("log:          %s\n", rep.log.c_str());
+  if (!rep.work_dir.empty()) std::printf("work dir:     %s\n", rep.work_dir.c_str());
+  std::printf("duration:     %lld ms (build %lld ms)\n", static_cast<long long>(rep.duration.count()),
+              static_cast<long long>(rep.build_duration.count()));
+}
+
 int run(const std::vector<std::string>& args) {
   RebuildOptions o;
   bool json = false;
@@ -129,26 +153,7 @@ int run(const std::vector<std::string>& args) {
     std::cout << rep.to_json().dump(2) << "\n";
     return rep.exit_code();
   }
-  std::printf("backend:      %s\n", rep.backend.c_str());
-  if (rep.status == RebuildStatus::kVerdict) {
-    std::printf("files:        %s\n", std::string(files_tier_name(rep.files.tier)).c_str());
-    for (const auto& d : rep.files.differing) std::printf("  differs:    %s\n", d.c_str());
-  } else {
-    std::printf("status:       %s\nreason:       %s\n", std::string(rebuild_status_name(rep.status)).c_str(), rep.reason.c_str());
-    for (const auto& m : rep.missing) std::printf("  missing:    %s\n", m.c_str());
-  }
-  if (rep.status == RebuildStatus::kVerdict || rep.module_root.verdict == ModuleRoot::kInvalid) {
-    std::printf("module_root:  %s\n", std::string(module_root_name(rep.module_root.verdict)).c_str());
-    if (rep.module_root.shipped) std::printf("  shipped:    %s (levels %u)\n", root_hex(rep.module_root.shipped).c_str(), rep.module_root.shipped->levels);
-    if (rep.module_root.rebuilt) std::printf("  rebuilt:    %s\n", root_hex(rep.module_root.rebuilt).c_str());
-    if (!rep.module_root.note.empty()) std::printf("  note:       %s\n", rep.module_root.note.c_str());
-    for (const auto& i : rep.module_root.invalid) std::printf("  invalid:    %s: %s\n", i.module.c_str(), i.reason.c_str());
-  }
-  std::printf("environment:  %s\n", rep.environment.digest().c_str());
-  if (!rep.log.empty()) std::printf("log:          %s\n", rep.log.c_str());
-  if (!rep.work_dir.empty()) std::printf("work dir:     %s\n", rep.work_dir.c_str());
-  std::printf("duration:     %lld ms (build %lld ms)\n", static_cast<long long>(rep.duration.count()),
-              static_cast<long long>(rep.build_duration.count()));
+  print_report(rep);
   return rep.exit_code();
 }
 

@@ -73,15 +73,51 @@ std::string PinnedRpm::nevra() const { return name + "-" + evr() + "." + arch; }
 
 // ---- parsers -------------------------------------------------------------------
 
+namespace {
+
+Result<std::string> bounded_field(const std::string& v, const char* name, const std::string& what) {
+  if (v.size() > kMaxField) return limit_exceeded(what + ": " + name + " longer than 4096 bytes");
+  return v;
+}
+
+// One <rpm:entry> of a package's provides or requires.
+Result<RpmDep> parse_rpm_dep(const std::map<std::string, std::string>& a, const std::string& what) {
+  RpmDep d;
+  KMR_ASSIGN_OR_RETURN(d.name, bounded_field(attr(a, "name"), "dependency name", what));
+  d.flags = attr(a, "flags");
+  if (!(d.flags.empty() || d.flags == "EQ" || d.flags == "LT" || d.flags == "LE" || d.flags == "GT" || d.flags == "GE")) {
+    return malformed(what + ": dependency flags '" + d.flags.substr(0, 16) + "'");
+  }
+  KMR_ASSIGN_OR_RETURN(d.epoch, bounded_field(attr(a, "epoch"), "epoch", what));
+  KMR_ASSIGN_OR_RETURN(d.version, bounded_field(attr(a, "ver"), "version", what));
+  KMR_ASSIGN_OR_RETURN(d.release, bounded_field(attr(a, "rel"), "release", what));
+  if (d.name.empty()) return malformed(what + ": dependency without a name");
+  return d;
+}
+
+// A package is kept only with a well-formed NEVRA, a sha256 and a relative location.
+Result<void> check_repo_package(const RepoPackage& p, const std::string& what) {
+  const std::string who = what + ": package '" + p.name.substr(0, 64) + "'";
+  if (!rpm_name_ok(p.name)) return malformed(who + ": bad name");
+  if (!rpm_name_ok(p.arch)) return malformed(who + ": bad arch");
+  if (!epoch_ok(p.epoch) || !rpm_ver_ok(p.version) || !rpm_ver_ok(p.release)) return malformed(who + ": bad epoch/version/release");
+  if (!is_sha256_hex(p.sha256)) return malformed(who + ": no sha256 checksum");
+  const std::string& l = p.location;
+  if (l.empty() || l.front() == '/' || l.find("..") != std::string::npos || l.find("//") != std::string::npos ||
+      !chars_in(l, "._+-/~^")) {
+    return malformed(who + ": bad location '" + l.substr(0, 128) + "'");
+  }
+  return ok();
+}
+
+}  // namespace
+
 Result<std::vector<RepoPackage>> parse_primary_packages(std::string_view xml, const std::string& what) {
   std::vector<RepoPackage> out;
   std::vector<std::string> path;
   std::string text;
   archive::XmlHandler h;
-  auto field = [&](const std::string& v, const char* name) -> Result<std::string> {
-    if (v.size() > kMaxField) return limit_exceeded(what + ": " + name + " longer than 4096 bytes");
-    return v;
-  };
+  auto field = [&](const std::string& v, const char* name) { return bounded_field(v, name, what); };
   h.start = [&](const std::string& n, const std::map<std::string, std::string>& a) -> Result<void> {
     path.push_back(n);
     text.clear();
@@ -108,16 +144,7 @@ Result<std::vector<RepoPackage>> parse_primary_packages(std::string_view xml, co
     } else if (path.size() == 5 && path[2] == "format" && n == "rpm:entry" && (path[3] == "rpm:provides" || path[3] == "rpm:requires")) {
       auto& list = path[3] == "rpm:provides" ? p.provides : p.requirements;
       if (list.size() >= kMaxDeps) return limit_exceeded(what + ": more than 100000 dependencies in one package");
-      RpmDep d;
-      KMR_ASSIGN_OR_RETURN(d.name, field(attr(a, "name"), "dependency name"));
-      d.flags = attr(a, "flags");
-      if (!(d.flags.empty() || d.flags == "EQ" || d.flags == "LT" || d.flags == "LE" || d.flags == "GT" || d.flags == "GE")) {
-        return malformed(what + ": dependency flags '" + d.flags.substr(0, 16) + "'");
-      }
-      KMR_ASSIGN_OR_RETURN(d.epoch, field(attr(a, "epoch"), "epoch"));
-      KMR_ASSIGN_OR_RETURN(d.version, field(attr(a, "ver"), "version"));
-      KMR_ASSIGN_OR_RETURN(d.release, field(attr(a, "rel"), "release"));
-      if (d.name.empty()) return malformed(what + ": dependency without a name");
+      KMR_ASSIGN_OR_RETURN(RpmDep d, parse_rpm_dep(a, what));
       list.push_back(std::move(d));
     }
     return ok();
@@ -143,18 +170,7 @@ Result<std::vector<RepoPackage>> parse_primary_packages(std::string_view xml, co
     return ok();
   };
   KMR_TRY(archive::scan_xml(xml, what, h));
-  for (const auto& p : out) {
-    const std::string who = what + ": package '" + p.name.substr(0, 64) + "'";
-    if (!rpm_name_ok(p.name)) return malformed(who + ": bad name");
-    if (!rpm_name_ok(p.arch)) return malformed(who + ": bad arch");
-    if (!epoch_ok(p.epoch) || !rpm_ver_ok(p.version) || !rpm_ver_ok(p.release)) return malformed(who + ": bad epoch/version/release");
-    if (!is_sha256_hex(p.sha256)) return malformed(who + ": no sha256 checksum");
-    const std::string& l = p.location;
-    if (l.empty() || l.front() == '/' || l.find("..") != std::string::npos || l.find("//") != std::string::npos ||
-        !chars_in(l, "._+-/~^")) {
-      return malformed(who + ": bad location '" + l.substr(0, 128) + "'");
-    }
-  }
+  for (const auto& p : out) KMR_TRY(check_repo_package(p, what));
   return out;
 }
 
