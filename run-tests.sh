@@ -13,7 +13,7 @@
 #                           harness on real-kernel jobs (KMR_EXTRA=1)
 #   KMR_REQUIRE_ALL=0 ./run-tests.sh   a missing tool or input is a skip, listed at the end
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 2
 # Root is needed (packages, build users, namespaces): as another user, run
 # again through sudo.
 if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then
