@@ -85,5 +85,19 @@ TEST(Layouts, CollectorReadsWhatTheLayoutsClaim) {
   EXPECT_EQ(L->warnings[0], "test.pkg: second image 'usr/lib/modules/6.8.12-4-pve/vmlinuz' ignored");
 }
 
+// The first vmlinux is the one analysed, and its path is the one reported: a
+// second one is ignored whole, path and bytes.
+TEST(Layouts, CollectorKeepsTheFirstVmlinux) {
+  distro::LayoutCollector c;
+  ASSERT_TRUE(feed(c, "usr/lib/modules/6.12.4-arch1-1/build/vmlinux", "first vmlinux"));
+  ASSERT_TRUE(feed(c, "vmlinux", "second vmlinux"));
+  EXPECT_EQ(c.kernel_members(), 1u);
+  auto L = c.finish();
+  ASSERT_TRUE(L) << L.error().to_string();
+  EXPECT_EQ(L->vmlinux_path, "usr/lib/modules/6.12.4-arch1-1/build/vmlinux");
+  ASSERT_FALSE(L->warnings.empty());
+  EXPECT_EQ(L->warnings[0], "test.pkg: second vmlinux 'vmlinux' ignored");
+}
+
 }  // namespace
 }  // namespace kmr::distros
