@@ -68,7 +68,8 @@ fi
 # earlier run, or from a shared disk cache, is not a pass of this run).
 bazel test //... "${tag_filter[@]}" --nocache_test_results --test_env=KMR_SLOW --test_env=KMR_EXTRA --test_summary=short 2>&1 | tee "$log_dir/test.log" | grep -vE '^(\[|INFO: From|Loading|Analyzing)' | tail -80
 p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log_dir/test.log")
-f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|INCOMPLETE)' "$log_dir/test.log")
+failed_re='^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|INCOMPLETE)'
+f=$(grep -cE "$failed_re" "$log_dir/test.log")
 passed=$((passed + p))
 failed=$((failed + f))
 
@@ -121,7 +122,7 @@ while read -r target; do
   echo "== last lines of $target"
   grep -E '^(FAIL|\[  FAILED|AssertionError|Traceback|Error|error:)' "$logf" | head -20 | sed 's/^/  /'
   tail -15 "$logf" | sed 's/^/  | /'
-done < <(grep -oE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT)' "$log_dir/test.log" | awk '{print $1}')
+done < <(grep -oE "$failed_re" "$log_dir/test.log" | awk '{print $1}')
 
 phase "done"
 echo "total time: $SECONDS s"

@@ -189,10 +189,6 @@ Result<MemberIndex> index_narinfo(const std::string& path, const std::string& wo
   return c.take();
 }
 
-bool all_hex(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0; });
-}
-
 }  // namespace
 
 bool is_kernel_member(const std::string& path) { return is_module(path) || is_image(path); }
@@ -265,7 +261,7 @@ std::string nar_hash_hex(const std::string& text) {
     auto raw = attest::base64_decode(t.substr(7));
     return raw && raw->size() == 32 ? to_hex(Bytes(raw->data(), raw->size())) : "";
   }
-  if (t.size() == 64 && all_hex(t)) return ascii_lower(t);
+  if (is_sha256_hex(t)) return ascii_lower(t);
   if (t.size() == 52) {
     auto raw = archive::nix32_decode(t, 32);
     if (raw) return to_hex(Bytes(raw->data(), raw->size()));

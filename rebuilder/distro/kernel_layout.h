@@ -111,10 +111,10 @@ struct KernelLayout {
   std::string content_root_problem;
 };
 
-// Collects the layout from members of any number of packages. The image is
-// analysed on a worker thread while the package streams on.
 struct ModulesPath;  // package_layout.h
 
+// Collects the layout from members of any number of packages. The image is
+// analysed on a worker thread while the package streams on.
 class LayoutCollector {
  public:
   LayoutCollector();

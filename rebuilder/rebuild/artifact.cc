@@ -320,8 +320,8 @@ Result<Artifact> read_artifact(const std::string& path, const Limits& limits) {
   Collector c{limits, art, {}, {}};
   archive::ReaderOptions opts;
   opts.limits = limits;
-  opts.name = path_basename(path);
   const std::string base = path_basename(path);
+  opts.name = base;
   Result<void> r = ok();
   if (base.find(".pkg.tar") != std::string::npos) {
     art.format = "pkg.tar";
